@@ -1,0 +1,3 @@
+//! edgetls-certstore
+pub mod sort;
+mod name;
