@@ -4,7 +4,7 @@
 //! `*.example.com` matches `a.example.com`, but neither `example.com` nor `a.b.example.com`.
 
 /// The longest DNS name (RFC 1035), without the trailing dot.
-pub const MAX_NAME_LEN: usize = 253;
+pub(crate) const MAX_NAME_LEN: usize = 253;
 
 /// What a configured name turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +86,10 @@ mod tests {
 
     #[test]
     fn exact_names_are_lowercased_and_lose_one_trailing_dot() {
-        assert_eq!(parse_pattern("WWW.Example.COM."), Some(NamePattern::Exact("www.example.com".into())));
+        assert_eq!(
+            parse_pattern("WWW.Example.COM."),
+            Some(NamePattern::Exact("www.example.com".into()))
+        );
         assert_eq!(parse_pattern("example.com.."), None);
         assert_eq!(parse_pattern(""), None);
         assert_eq!(parse_pattern("."), None);
@@ -94,7 +97,10 @@ mod tests {
 
     #[test]
     fn wildcards_must_be_a_whole_leftmost_label() {
-        assert_eq!(parse_pattern("*.Example.com"), Some(NamePattern::Wildcard("example.com".into())));
+        assert_eq!(
+            parse_pattern("*.Example.com"),
+            Some(NamePattern::Wildcard("example.com".into()))
+        );
         assert_eq!(parse_pattern("w*.example.com"), None);
         assert_eq!(parse_pattern("a.*.example.com"), None);
         assert_eq!(parse_pattern("*.*.example.com"), None);
@@ -113,7 +119,10 @@ mod tests {
     #[test]
     fn lookup_normalization_matches_insert_normalization() {
         let mut buf = [0u8; MAX_NAME_LEN];
-        assert_eq!(normalize_lookup("WwW.Example.Com.", &mut buf), Some(&b"www.example.com"[..]));
+        assert_eq!(
+            normalize_lookup("WwW.Example.Com.", &mut buf),
+            Some(&b"www.example.com"[..])
+        );
         assert_eq!(normalize_lookup("", &mut buf), None);
         assert_eq!(normalize_lookup("é.com", &mut buf), None);
     }

@@ -36,7 +36,13 @@ pub fn introsort_by_key<T: Copy, K: Ord>(v: &mut [T], mut key: impl FnMut(&T) ->
 /// An `is_less` that is not a strict weak order leaves `v` in some permutation of its keys;
 /// it never panics or loops forever.
 pub fn introsort_by<T: Copy>(v: &mut [T], mut is_less: impl FnMut(&T, &T) -> bool) {
-    sort_range(v, &mut is_less, Limits::new(v.len()), None, &mut Stats::default());
+    sort_range(
+        v,
+        &mut is_less,
+        Limits::new(v.len()),
+        None,
+        &mut Stats::default(),
+    );
 }
 
 /// What a sort did, for tests that check the depth bounds hold.
@@ -52,7 +58,13 @@ pub(crate) struct Stats {
 #[cfg(test)]
 pub(crate) fn introsort_stats<T: Copy + Ord>(v: &mut [T]) -> Stats {
     let mut stats = Stats::default();
-    sort_range(v, &mut |a: &T, b: &T| a < b, Limits::new(v.len()), None, &mut stats);
+    sort_range(
+        v,
+        &mut |a: &T, b: &T| a < b,
+        Limits::new(v.len()),
+        None,
+        &mut stats,
+    );
     stats
 }
 
@@ -69,7 +81,10 @@ struct Limits {
 
 impl Limits {
     fn new(n: usize) -> Self {
-        Limits { depth: 2 * log2(n), bad: log2(n) }
+        Limits {
+            depth: 2 * log2(n),
+            bad: log2(n),
+        }
     }
 }
 
@@ -101,7 +116,11 @@ fn sort_range<T: Copy, F: FnMut(&T, &T) -> bool>(
         // `ancestor` is the pivot that bounded this range from the left: every key here is >= it.
         // A pivot equal to it starts a run of equal keys: move them all left and drop them.
         let equal_to_ancestor = ancestor.is_some_and(|a| !is_less(&a, &pivot));
-        let split = if equal_to_ancestor { 0 } else { partition(v, &mut |x| is_less(x, &pivot)) };
+        let split = if equal_to_ancestor {
+            0
+        } else {
+            partition(v, &mut |x| is_less(x, &pivot))
+        };
         if split == 0 {
             // No key is below the pivot: set aside the keys equal to it (at least the pivot).
             let equal = partition(v, &mut |x| !is_less(&pivot, x));
@@ -171,7 +190,10 @@ fn partition<T: Copy>(v: &mut [T], goes_left: &mut impl FnMut(&T) -> bool) -> us
             }
         }
         let k = num_l.min(num_r);
-        for (&a, &b) in offs_l[start_l..start_l + k].iter().zip(&offs_r[start_r..start_r + k]) {
+        for (&a, &b) in offs_l[start_l..start_l + k]
+            .iter()
+            .zip(&offs_r[start_r..start_r + k])
+        {
             v.swap(l + usize::from(a), r - 1 - usize::from(b));
         }
         (num_l, num_r, start_l, start_r) = (num_l - k, num_r - k, start_l + k, start_r + k);

@@ -49,7 +49,10 @@ fn random_input_never_falls_back() {
 fn median_of_3_killer_hits_the_depth_limit_and_heapsort_finishes() {
     let stats = check(median_of_3_killer(BIG));
     // The adversarial input really does defeat median-of-three: only the fallback saves it.
-    assert!(stats.heapsorts > 0, "killer input did not reach the depth limit: {stats:?}");
+    assert!(
+        stats.heapsorts > 0,
+        "killer input did not reach the depth limit: {stats:?}"
+    );
 }
 
 #[test]
@@ -115,7 +118,10 @@ fn network_sorts_every_zero_one_input_of_every_length() {
         for bits in 0u32..(1 << n) {
             let mut v: Vec<u8> = (0..n).map(|i| ((bits >> i) & 1) as u8).collect();
             small_sort(&mut v, &mut |a: &u8, b: &u8| a < b);
-            assert!(v.windows(2).all(|w| w[0] <= w[1]), "n = {n}, bits = {bits:b}");
+            assert!(
+                v.windows(2).all(|w| w[0] <= w[1]),
+                "n = {n}, bits = {bits:b}"
+            );
         }
     }
 }

@@ -1,0 +1,109 @@
+//! A loaded entry: its chains (RSA and/or ECDSA) as compact DER, its names and its metadata.
+
+use crate::cert::KeyType;
+use crate::key::KeyMaterial;
+use crate::source::EntrySpec;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One certificate chain with its key.
+#[derive(Debug)]
+pub struct Chain {
+    pub(crate) key_type: KeyType,
+    pub(crate) path: PathBuf,
+    /// DER, leaf first. Identical intermediates are shared between entries.
+    pub(crate) certs: Vec<Arc<[u8]>>,
+    pub(crate) key: KeyMaterial,
+    pub(crate) not_after: i64,
+}
+
+impl Chain {
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
+    }
+
+    /// The certificate file this chain was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The leaf certificate, DER.
+    pub fn leaf_der(&self) -> &[u8] {
+        &self.certs[0]
+    }
+
+    /// Unix time after which the leaf is expired.
+    pub fn not_after(&self) -> i64 {
+        self.not_after
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.path.capacity()
+            + self.certs[0].len()
+            + self.certs.capacity() * 16
+            + self.key.heap_bytes()
+    }
+}
+
+/// A configured entry as loaded: what a lookup returns.
+#[derive(Debug)]
+pub struct Entry {
+    /// Unique per loaded version; a reload that reuses the entry keeps it.
+    pub(crate) id: u64,
+    pub(crate) spec: EntrySpec,
+    pub(crate) chains: Vec<Chain>,
+    /// Normalized exact names and wildcard suffixes (`*.` stripped).
+    pub(crate) names: Vec<Box<str>>,
+    pub(crate) wildcards: Vec<Box<str>>,
+    pub(crate) exclusions: Vec<Box<str>>,
+    pub(crate) san_ips: Vec<IpAddr>,
+    pub(crate) content_hash: [u8; 32],
+}
+
+impl Entry {
+    /// How the entry was configured (files, line, options, dest_ip, ticket settings, …).
+    pub fn spec(&self) -> &EntrySpec {
+        &self.spec
+    }
+
+    /// The chains: one, or an RSA and an ECDSA one. Empty for `action=tunnel`.
+    pub fn chains(&self) -> &[Chain] {
+        &self.chains
+    }
+
+    /// The first certificate file: how reports and `certs lookup` name the entry.
+    pub fn path(&self) -> &Path {
+        self.spec.display_path()
+    }
+
+    /// Exact names this entry serves.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(|n| &**n)
+    }
+
+    /// Wildcard names this entry serves, as `*.suffix`.
+    pub fn wildcards(&self) -> impl Iterator<Item = String> + '_ {
+        self.wildcards.iter().map(|w| format!("*.{w}"))
+    }
+
+    /// Whether TLS is passed through untouched for this entry (ATS `action=tunnel`).
+    pub fn is_tunnel(&self) -> bool {
+        self.spec.tunnel
+    }
+
+    /// The earliest expiry of its chains (Unix time).
+    pub fn not_after(&self) -> Option<i64> {
+        self.chains.iter().map(|c| c.not_after).min()
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let names: usize = self
+            .names
+            .iter()
+            .chain(&self.wildcards)
+            .map(|n| n.len() + 16)
+            .sum();
+        self.chains.iter().map(Chain::heap_bytes).sum::<usize>() + names + size_of::<Self>()
+    }
+}

@@ -1,0 +1,153 @@
+//! The crate's one error type, and the per-entry problems a load reports.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Everything that can go wrong in this crate. Each variant names the file (and line) it is about.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertStoreError {
+    /// A source (directory, ssl_multicert.config, crt-list) could not be read at all.
+    #[error("{}: cannot use this source: {source}", path.display())]
+    SourceUnusable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A file named by a source could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A line of a configuration file is malformed.
+    #[error("{}:{line}: {message}", path.display())]
+    Config {
+        path: PathBuf,
+        line: u32,
+        message: String,
+    },
+    /// A PEM file is malformed (truncated block, bad base64, no blocks at all).
+    #[error("{}:{line}: {message}", path.display())]
+    Pem {
+        path: PathBuf,
+        line: u32,
+        message: String,
+    },
+    /// A certificate does not parse or is unusable.
+    #[error("{}: certificate {index}: {message}", path.display())]
+    Certificate {
+        path: PathBuf,
+        index: usize,
+        message: String,
+    },
+    /// A private key does not parse, is of an unsupported type, or needs a passphrase.
+    #[error("{}: private key: {message}", path.display())]
+    Key { path: PathBuf, message: String },
+    /// The private key is not the one of the leaf certificate.
+    #[error("{}: private key does not match the certificate in {}", key.display(), cert.display())]
+    KeyMismatch { cert: PathBuf, key: PathBuf },
+    /// A name is claimed by an earlier entry, which keeps it.
+    #[error("{}: name {name} is already served by {}; the earlier entry keeps it", path.display(), winner.display())]
+    NameConflict {
+        path: PathBuf,
+        name: String,
+        winner: PathBuf,
+    },
+    /// The entry's new files are broken; its previous version keeps serving.
+    #[error("{}: kept the previous version: {reason}", path.display())]
+    KeptPrevious {
+        path: PathBuf,
+        reason: Box<CertStoreError>,
+    },
+    /// An entry that loaded but deserves attention (expired, no usable name, odd chain order).
+    #[error("{}: {message}", path.display())]
+    Warning { path: PathBuf, message: String },
+    /// OpenSSL refused an object when it was materialized for a handshake.
+    #[error("{}: OpenSSL: {source}", path.display())]
+    OpenSsl {
+        path: PathBuf,
+        source: openssl::error::ErrorStack,
+    },
+}
+
+impl CertStoreError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        CertStoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub(crate) fn key(path: &Path, message: impl Into<String>) -> Self {
+        CertStoreError::Key {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn cert(path: &Path, index: usize, message: impl Into<String>) -> Self {
+        CertStoreError::Certificate {
+            path: path.to_path_buf(),
+            index,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn config(path: &Path, line: u32, message: impl Into<String>) -> Self {
+        CertStoreError::Config {
+            path: path.to_path_buf(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+/// How bad a [`Problem`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The entry (or line) is not served.
+    Error,
+    /// The entry is served; something about it deserves attention.
+    Warning,
+}
+
+/// One thing a load found wrong, located at the configuration line that asked for it.
+#[derive(Debug)]
+pub struct Problem {
+    pub severity: Severity,
+    /// The source file and line that configured the entry (for a directory: the entry's file).
+    pub origin: PathBuf,
+    pub line: Option<u32>,
+    pub error: CertStoreError,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        match self.line {
+            Some(line) => write!(
+                f,
+                "{level}: {}:{line}: {}",
+                self.origin.display(),
+                self.error
+            ),
+            None => write!(f, "{level}: {}", self.error),
+        }
+    }
+}
+
+impl serde::Serialize for Problem {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Problem", 4)?;
+        st.serialize_field("severity", &self.severity)?;
+        st.serialize_field("origin", &self.origin)?;
+        st.serialize_field("line", &self.line)?;
+        st.serialize_field("message", &self.error.to_string())?;
+        st.end()
+    }
+}

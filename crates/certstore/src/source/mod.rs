@@ -1,0 +1,197 @@
+//! Where entries come from: a directory, an ATS `ssl_multicert.config`, or a HAProxy crt-list.
+//! Each source becomes a list of [`EntrySpec`]s in source order; a malformed line becomes a
+//! problem naming its file and line, and the other lines still load.
+
+mod crtlist;
+mod dir;
+mod multicert;
+
+use crate::error::{CertStoreError, Problem, Severity};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// A place certificates are configured.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// A directory of `.pem` bundles (chain + key) or `name.crt`/`name.pem` + `name.key` pairs,
+    /// taken in file-name order. HAProxy-style `name.pem.rsa` / `name.pem.ecdsa` files form one
+    /// entry with two chains.
+    Dir(PathBuf),
+    /// An Apache Traffic Server `ssl_multicert.config`.
+    Multicert(PathBuf),
+    /// A HAProxy crt-list.
+    CrtList(PathBuf),
+}
+
+impl Source {
+    /// Decides what `path` is: a directory, an `ssl_multicert.config` (by name, or because its
+    /// lines use `ssl_cert_name=` / `dest_ip=`), or else a crt-list.
+    pub fn detect(path: impl Into<PathBuf>) -> Result<Source, CertStoreError> {
+        let path = path.into();
+        let meta = std::fs::metadata(&path).map_err(|source| CertStoreError::SourceUnusable {
+            path: path.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
+            return Ok(Source::Dir(path));
+        }
+        if path
+            .file_name()
+            .is_some_and(|n| n == "ssl_multicert.config")
+        {
+            return Ok(Source::Multicert(path));
+        }
+        let text =
+            std::fs::read_to_string(&path).map_err(|source| CertStoreError::SourceUnusable {
+                path: path.clone(),
+                source,
+            })?;
+        let multicert = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .any(|l| l.contains("ssl_cert_name=") || l.starts_with("dest_ip="));
+        Ok(if multicert {
+            Source::Multicert(path)
+        } else {
+            Source::CrtList(path)
+        })
+    }
+
+    /// The directory or file this source reads.
+    pub fn path(&self) -> &Path {
+        match self {
+            Source::Dir(p) | Source::Multicert(p) | Source::CrtList(p) => p,
+        }
+    }
+
+    /// Reads the source into entry specs, reporting bad lines as problems.
+    pub(crate) fn specs(
+        &self,
+        opts: &SourceOptions,
+    ) -> Result<(Vec<EntrySpec>, Vec<Problem>), CertStoreError> {
+        match self {
+            Source::Dir(p) => dir::specs(p),
+            Source::Multicert(p) => multicert::specs(p, opts),
+            Source::CrtList(p) => crtlist::specs(p),
+        }
+    }
+}
+
+/// Path settings for sources whose entries name files relatively.
+#[derive(Debug, Clone, Default)]
+pub struct SourceOptions {
+    /// Where relative `ssl_cert_name`/`ssl_ca_name` paths of an ssl_multicert.config point
+    /// (ATS `proxy.config.ssl.server.cert.path`); default: the config file's directory.
+    pub cert_dir: Option<PathBuf>,
+    /// Where relative `ssl_key_name` paths point (ATS `proxy.config.ssl.server.private_key.path`);
+    /// default: `cert_dir`.
+    pub key_dir: Option<PathBuf>,
+}
+
+/// How an entry's encrypted keys get their passphrase.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KeyDialog {
+    /// Use the passphrase given to the loader ([`LoadOptions::passphrase`](crate::LoadOptions)).
+    Builtin,
+    /// Run this command (`ssl_key_dialog="exec:/path args"`); its first line of output is the passphrase.
+    Exec(String),
+}
+
+/// The local address an entry is selected by (`dest_ip`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DestIp {
+    pub addr: IpAddr,
+    /// `None`: any port.
+    pub port: Option<u16>,
+}
+
+/// One configured entry, before its files are read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct EntrySpec {
+    /// The configuration file (or, for a directory, the certificate file) and line.
+    pub origin: PathBuf,
+    pub line: Option<u32>,
+    /// One certificate file per chain (RSA and/or ECDSA); a chain may follow the leaf in the file.
+    pub certs: Vec<PathBuf>,
+    /// The key file of each chain, in the same order; `None`: the key is in the certificate file.
+    pub keys: Vec<Option<PathBuf>>,
+    /// Files with more chain (intermediate) certificates, appended to every chain.
+    pub ca: Vec<PathBuf>,
+    /// Names to serve instead of the certificate's names (crt-list SNI filters).
+    pub sni_filters: Vec<String>,
+    /// Names this entry's wildcards must not cover (crt-list `!name`).
+    pub exclusions: Vec<String>,
+    pub dest_ip: Option<DestIp>,
+    /// The entry for connections nothing else matches (`dest_ip=*`, crt-list filter `*`).
+    pub default: bool,
+    /// Do not terminate TLS for this entry's addresses (ATS `action=tunnel`).
+    pub tunnel: bool,
+    pub key_dialog: Option<KeyDialog>,
+    pub ticket_enabled: Option<bool>,
+    pub ticket_number: Option<u32>,
+    pub ocsp: Option<PathBuf>,
+    /// crt-list `[ … ]` options, kept word by word for the policy crate.
+    pub options: Vec<String>,
+}
+
+impl EntrySpec {
+    /// The file that names this entry in reports: its first certificate, or its origin.
+    pub fn display_path(&self) -> &Path {
+        self.certs.first().map_or(&self.origin, PathBuf::as_path)
+    }
+}
+
+pub(crate) fn line_problem(path: &Path, line: u32, message: impl Into<String>) -> Problem {
+    Problem {
+        severity: Severity::Error,
+        origin: path.to_path_buf(),
+        line: Some(line),
+        error: CertStoreError::config(path, line, message),
+    }
+}
+
+pub(crate) fn read_config(path: &Path) -> Result<String, CertStoreError> {
+    let bytes = std::fs::read(path).map_err(|source| CertStoreError::SourceUnusable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|_| CertStoreError::SourceUnusable {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"),
+    })
+}
+
+/// Resolves `p` against `base` unless it is absolute.
+pub(crate) fn resolve(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// Parses `addr`, `addr:port`, `[v6]`, `[v6]:port` or a bare IPv6 address.
+pub(crate) fn parse_dest_ip(s: &str) -> Option<DestIp> {
+    if let Ok(addr) = s.parse::<IpAddr>() {
+        return Some(DestIp {
+            addr: crate::index::canonical_ip(addr),
+            port: None,
+        });
+    }
+    if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
+        return Some(DestIp {
+            addr: crate::index::canonical_ip(sa.ip()),
+            port: Some(sa.port()),
+        });
+    }
+    let inner = s.strip_prefix('[')?.strip_suffix(']')?;
+    Some(DestIp {
+        addr: crate::index::canonical_ip(inner.parse().ok()?),
+        port: None,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,206 @@
+//! OpenSSL glue: turn an entry into OpenSSL objects only when a handshake needs it, keep a
+//! bounded number of them per thread, and apply them to a connection.
+//!
+//! No `SSL_CTX` is built per certificate (≈110 µs and ≈14 KiB each). The handshake's base
+//! context holds no certificate; the SNI (or client-hello) callback looks the entry up and sets
+//! its chains and keys on the `SSL` itself. When an entry has an RSA and an ECDSA chain, both
+//! are set, and OpenSSL serves the one that fits the client's signature algorithms.
+
+use crate::entry::Entry;
+use crate::error::CertStoreError;
+use crate::store::CertStore;
+use lru::LruCache;
+use openssl::error::ErrorStack;
+use openssl::ex_data::Index;
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{NameType, SniError, Ssl, SslAlert, SslRef};
+use openssl::x509::X509;
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, OnceLock};
+
+struct ReadyChain {
+    leaf: X509,
+    intermediates: Vec<X509>,
+    key: PKey<Private>,
+}
+
+/// An entry's chains and keys as OpenSSL objects, ready to set on a connection.
+pub struct Materialized {
+    chains: Vec<ReadyChain>,
+}
+
+impl std::fmt::Debug for Materialized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Materialized")
+            .field("chains", &self.chains.len())
+            .finish()
+    }
+}
+
+impl Materialized {
+    /// Sets every chain (leaf, intermediates, key) on the connection. The connection's context
+    /// must not carry certificates of its own, or a slot the entry does not fill keeps the
+    /// context's certificate.
+    pub fn apply(&self, ssl: &mut SslRef) -> Result<(), ErrorStack> {
+        for chain in &self.chains {
+            ssl.set_certificate(&chain.leaf)?;
+            ssl.set_private_key(&chain.key)?;
+            for cert in &chain.intermediates {
+                ssl.add_chain_cert(cert.clone())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An intermediate certificate shared between entries, keyed by its allocation. The cache holds
+/// the `Arc`, so the address cannot be reused by another certificate while the key exists.
+struct SharedDer(Arc<[u8]>);
+
+impl PartialEq for SharedDer {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for SharedDer {}
+impl std::hash::Hash for SharedDer {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        (Arc::as_ptr(&self.0) as *const u8 as usize).hash(h);
+    }
+}
+
+/// A bounded cache of materialized entries, meant to be owned by one worker thread (no lock).
+/// Entries are keyed by their load id, which a reload keeps for unchanged entries.
+pub struct SslCache {
+    entries: LruCache<u64, Arc<Materialized>>,
+    intermediates: LruCache<SharedDer, X509>,
+}
+
+impl std::fmt::Debug for SslCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SslCache")
+            .field("entries", &self.entries.len())
+            .field("cap", &self.entries.cap())
+            .finish()
+    }
+}
+
+impl SslCache {
+    /// A cache holding at most `capacity` entries (and as many intermediates).
+    pub fn new(capacity: NonZeroUsize) -> Self {
+        SslCache {
+            entries: LruCache::new(capacity),
+            intermediates: LruCache::new(capacity),
+        }
+    }
+
+    /// The entry's OpenSSL objects, parsed now if they are not cached.
+    pub fn get(&mut self, entry: &Entry) -> Result<Arc<Materialized>, CertStoreError> {
+        if let Some(hit) = self.entries.get(&entry.id) {
+            return Ok(Arc::clone(hit));
+        }
+        let mut chains = Vec::with_capacity(entry.chains.len());
+        for chain in &entry.chains {
+            let err = |source| CertStoreError::OpenSsl {
+                path: chain.path.clone(),
+                source,
+            };
+            let leaf = X509::from_der(&chain.certs[0]).map_err(err)?;
+            let mut intermediates = Vec::with_capacity(chain.certs.len() - 1);
+            for der in &chain.certs[1..] {
+                let key = SharedDer(Arc::clone(der));
+                let x509 = match self.intermediates.get(&key) {
+                    Some(x) => x.clone(),
+                    None => {
+                        let x = X509::from_der(der).map_err(err)?;
+                        self.intermediates.put(key, x.clone());
+                        x
+                    }
+                };
+                intermediates.push(x509);
+            }
+            let key = chain.key.to_pkey().map_err(err)?;
+            chains.push(ReadyChain {
+                leaf,
+                intermediates,
+                key,
+            });
+        }
+        let ready = Arc::new(Materialized { chains });
+        self.entries.put(entry.id, Arc::clone(&ready));
+        Ok(ready)
+    }
+
+    /// Entries currently cached.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// The ex_data slot where a server stores a connection's local address (`SocketAddr`) before
+/// the handshake, so address-based entries (`dest_ip`) can be selected.
+/// Fails only if OpenSSL cannot allocate the index (out of memory).
+pub fn local_addr_index() -> Result<Index<Ssl, SocketAddr>, ErrorStack> {
+    static INDEX: OnceLock<Result<Index<Ssl, SocketAddr>, ErrorStack>> = OnceLock::new();
+    INDEX.get_or_init(Ssl::new_ex_index).clone()
+}
+
+/// Per-thread cache used by [`servername_callback`].
+const THREAD_CACHE: usize = 4096;
+
+thread_local! {
+    static CACHE: RefCell<SslCache> = RefCell::new(SslCache::new(NonZeroUsize::new(THREAD_CACHE).unwrap_or(NonZeroUsize::MIN)));
+}
+
+/// An SNI callback for `SslContextBuilder::set_servername_callback` that selects the entry for
+/// each connection from the store's current snapshot and sets its certificates. Each thread
+/// keeps its own cache of the last 4096 entries it served, so the hot path takes no lock.
+/// No match (and no default) ends the handshake with `unrecognized_name`.
+pub fn servername_callback(
+    store: Arc<CertStore>,
+) -> impl Fn(&mut SslRef, &mut SslAlert) -> Result<(), SniError> + Send + Sync + 'static {
+    move |ssl, alert| {
+        // Nothing may unwind into OpenSSL: a panic here becomes an internal-error alert.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| select(&store, ssl, alert)))
+            .unwrap_or_else(|_| {
+                *alert = SslAlert::INTERNAL_ERROR;
+                Err(SniError::ALERT_FATAL)
+            })
+    }
+}
+
+fn select(store: &CertStore, ssl: &mut SslRef, alert: &mut SslAlert) -> Result<(), SniError> {
+    let snapshot = store.snapshot();
+    let local = local_addr_index()
+        .ok()
+        .and_then(|i| ssl.ex_data(i).copied());
+    let sni = ssl.servername(NameType::HOST_NAME);
+    let Some(selected) = snapshot.lookup(sni, local) else {
+        *alert = SslAlert::UNRECOGNIZED_NAME;
+        return Err(SniError::ALERT_FATAL);
+    };
+    if selected.entry.is_tunnel() {
+        // Tunnelled names are passed through before TLS is terminated; reaching here means
+        // the caller terminated one anyway.
+        *alert = SslAlert::UNRECOGNIZED_NAME;
+        return Err(SniError::ALERT_FATAL);
+    }
+    let applied = CACHE.with(|cache| {
+        let mut cache = cache.try_borrow_mut().ok()?;
+        let ready = cache.get(selected.entry).ok()?;
+        ready.apply(ssl).ok()
+    });
+    match applied {
+        Some(()) => Ok(()),
+        None => {
+            *alert = SslAlert::INTERNAL_ERROR;
+            Err(SniError::ALERT_FATAL)
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! The store: the current snapshot behind an atomic pointer, reload and watch.
+
+use crate::error::CertStoreError;
+use crate::load::{LoadOptions, Report, load};
+use crate::snapshot::Snapshot;
+use crate::source::Source;
+use arc_swap::ArcSwap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+/// Certificates from one or more sources, served through atomically swapped snapshots.
+///
+/// Readers call [`snapshot`](Self::snapshot) (a lock-free atomic load) and never wait for a
+/// reload; [`reload`](Self::reload) builds a complete new snapshot aside and publishes it in
+/// one pointer swap.
+pub struct CertStore {
+    sources: Vec<Source>,
+    options: LoadOptions,
+    current: ArcSwap<Snapshot>,
+    /// Serializes reloads (a watch and a SIGHUP may race); readers never take it.
+    reloading: Mutex<()>,
+}
+
+impl std::fmt::Debug for CertStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertStore")
+            .field("sources", &self.sources)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertStore {
+    /// Loads every source. Fails only when a source is unusable (missing directory or config
+    /// file); bad entries are in the report and the good ones are served.
+    pub fn load(
+        sources: Vec<Source>,
+        options: LoadOptions,
+    ) -> Result<(CertStore, Report), CertStoreError> {
+        let (snapshot, report) = load(&sources, &options, None)?;
+        let store = CertStore {
+            sources,
+            options,
+            current: ArcSwap::from_pointee(snapshot),
+            reloading: Mutex::new(()),
+        };
+        Ok((store, report))
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Re-reads the sources. Entries whose files and configuration are unchanged are reused as
+    /// they are; an entry whose new files are broken keeps its previous version (the report
+    /// says so); then the new snapshot replaces the old in one atomic swap. If a source is
+    /// unusable, nothing changes and the error is returned.
+    pub fn reload(&self) -> Result<Report, CertStoreError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.current.load_full();
+        let (snapshot, report) = load(&self.sources, &self.options, Some(&old))?;
+        self.current.store(Arc::new(snapshot));
+        Ok(report)
+    }
+
+    /// The sources this store reads.
+    pub fn sources(&self) -> &[Source] {
+        &self.sources
+    }
+
+    /// Starts a thread that checks every `interval` whether any file behind the store changed
+    /// (size, modification time, inode, or a directory's list of files) and reloads when one
+    /// did. `on_reload` receives each reload's outcome. Dropping the [`Watcher`] stops it.
+    pub fn watch(
+        self: &Arc<Self>,
+        interval: Duration,
+        on_reload: impl Fn(Result<Report, CertStoreError>) + Send + 'static,
+    ) -> Watcher {
+        let stop = Arc::new(AtomicBool::new(false));
+        let store = Arc::clone(self);
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("certstore-watch".into())
+            .spawn(move || {
+                let mut seen = store.fingerprint();
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(interval);
+                    if flag.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let now = store.fingerprint();
+                    if now != seen {
+                        seen = now;
+                        on_reload(store.reload());
+                    }
+                }
+            })
+            .ok();
+        Watcher { stop, thread }
+    }
+
+    /// A digest of the metadata of every file the store depends on.
+    fn fingerprint(&self) -> [u8; 32] {
+        let mut h = openssl::sha::Sha256::new();
+        let mut add = |path: &std::path::Path| {
+            h.update(path.as_os_str().as_encoded_bytes());
+            if let Ok(m) = std::fs::metadata(path) {
+                use std::os::unix::fs::MetadataExt;
+                let mtime = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                    .unwrap_or_default();
+                for v in [
+                    m.len(),
+                    mtime.as_nanos() as u64,
+                    m.ino(),
+                    m.ctime_nsec() as u64,
+                ] {
+                    h.update(&v.to_le_bytes());
+                }
+            }
+        };
+        for source in &self.sources {
+            add(source.path());
+            if let Source::Dir(dir) = source {
+                if let Ok(list) = std::fs::read_dir(dir) {
+                    let mut names: Vec<_> = list.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                    names.sort_unstable();
+                    names.iter().for_each(|p| add(p));
+                }
+            }
+        }
+        let snapshot = self.snapshot();
+        for e in snapshot.entries() {
+            let spec = e.spec();
+            spec.certs
+                .iter()
+                .chain(spec.keys.iter().flatten())
+                .chain(&spec.ca)
+                .for_each(|p| add(p));
+        }
+        h.finish()
+    }
+}
+
+/// Stops the watch thread when dropped.
+#[derive(Debug)]
+pub struct Watcher {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! `cargo xtask <task>`: developer tasks for edgetls.
+
+mod bench;
+mod gen_certs;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "edgetls developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Generate a test PKI and certificate sets, with a matching ssl_multicert.config and crt-list.
+    GenCerts(gen_certs::Args),
+    /// Run the measurements behind docs/benchmarks.md.
+    Bench(bench::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::GenCerts(args) => gen_certs::run(&args).map(|summary| println!("{summary}")),
+        Task::Bench(args) => bench::run(&args),
+    }
+}
