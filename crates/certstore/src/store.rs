@@ -81,10 +81,12 @@ impl CertStore {
         let stop = Arc::new(AtomicBool::new(false));
         let store = Arc::clone(self);
         let flag = Arc::clone(&stop);
+        // The baseline is taken before returning, so a change made right after `watch` returns
+        // is always seen as a change.
+        let mut seen = store.fingerprint();
         let thread = std::thread::Builder::new()
             .name("certstore-watch".into())
             .spawn(move || {
-                let mut seen = store.fingerprint();
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::park_timeout(interval);
                     if flag.load(Ordering::Relaxed) {

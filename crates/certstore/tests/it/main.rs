@@ -1,0 +1,6 @@
+//! Integration tests: real files, real OpenSSL handshakes, the `openssl s_client` CLI.
+
+mod bad_input;
+mod common;
+mod handshake;
+mod reload;

@@ -1,0 +1,150 @@
+//! Reload: unchanged entries are reused, changed ones re-read, broken ones keep serving their
+//! previous version, and snapshots held by readers stay valid.
+
+use crate::common::{Leaf, Pki};
+use edgetls_certstore::{CertStore, LoadOptions, Severity, Source};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn leaf_of(store: &CertStore, name: &str) -> Option<Vec<u8>> {
+    store
+        .snapshot()
+        .lookup(Some(name), None)
+        .map(|h| h.entry.chains()[0].leaf_der().to_vec())
+}
+
+fn der(leaf: &Leaf) -> Vec<u8> {
+    openssl::x509::X509::from_pem(leaf.cert.as_bytes())
+        .unwrap()
+        .to_der()
+        .unwrap()
+}
+
+#[test]
+fn reload_reuses_replaces_and_keeps_previous_on_breakage() {
+    let pki = Pki::new();
+    let a1 = pki.ecdsa(&["a.example.com"]);
+    pki.bundle("a.pem", &a1);
+    pki.bundle("b.pem", &pki.ecdsa(&["b.example.com"]));
+    let c1 = pki.ecdsa(&["c.example.com"]);
+    pki.bundle("c.pem", &c1);
+    let (store, report) = CertStore::load(
+        vec![Source::Dir(pki.dir.path().to_path_buf())],
+        LoadOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(report.loaded, 3);
+    let before = store.snapshot();
+
+    // a changes to a new certificate; c is broken; b is untouched; d is new.
+    let a2 = pki.ecdsa(&["a.example.com"]);
+    pki.bundle("a.pem", &a2);
+    pki.write("c.pem", "-----BEGIN CERTIFICATE-----\ntruncated");
+    pki.bundle("d.pem", &pki.ecdsa(&["d.example.com"]));
+    let report = store.reload().unwrap();
+    assert_eq!(
+        (
+            report.loaded,
+            report.reused,
+            report.kept_previous,
+            report.failed
+        ),
+        (4, 1, 1, 0),
+        "{:#?}",
+        report.problems
+    );
+    let kept = report
+        .problems
+        .iter()
+        .find(|p| p.severity == Severity::Error)
+        .unwrap()
+        .to_string();
+    assert!(
+        kept.contains("c.pem")
+            && kept.contains("kept the previous version")
+            && kept.contains("truncated"),
+        "{kept}"
+    );
+
+    assert_eq!(leaf_of(&store, "a.example.com"), Some(der(&a2)));
+    assert_eq!(
+        leaf_of(&store, "c.example.com"),
+        Some(der(&c1)),
+        "broken c keeps serving its previous version"
+    );
+    assert!(leaf_of(&store, "d.example.com").is_some());
+    // The snapshot taken before the reload is untouched.
+    let old = before.lookup(Some("a.example.com"), None).unwrap();
+    assert_eq!(old.entry.chains()[0].leaf_der(), der(&a1).as_slice());
+    assert!(
+        before.lookup(Some("d.example.com"), None).unwrap().how
+            != edgetls_certstore::MatchKind::Exact
+    );
+
+    // Fixing c picks up the new file; deleting b drops it.
+    let c2 = pki.ecdsa(&["c.example.com"]);
+    pki.bundle("c.pem", &c2);
+    std::fs::remove_file(pki.path("b.pem")).unwrap();
+    let report = store.reload().unwrap();
+    assert_eq!((report.loaded, report.kept_previous), (3, 0));
+    assert_eq!(leaf_of(&store, "c.example.com"), Some(der(&c2)));
+    assert_ne!(
+        store
+            .snapshot()
+            .lookup(Some("b.example.com"), None)
+            .unwrap()
+            .how,
+        edgetls_certstore::MatchKind::Exact
+    );
+}
+
+#[test]
+fn an_unusable_source_on_reload_changes_nothing() {
+    let pki = Pki::new();
+    pki.bundle("a.pem", &pki.ecdsa(&["a.example.com"]));
+    let config = pki.write("ssl_multicert.config", "ssl_cert_name=a.pem\n");
+    let (store, _) = CertStore::load(
+        vec![Source::Multicert(config.clone())],
+        LoadOptions::default(),
+    )
+    .unwrap();
+    std::fs::remove_file(&config).unwrap();
+    assert!(store.reload().is_err());
+    assert!(leaf_of(&store, "a.example.com").is_some());
+}
+
+#[test]
+fn watch_reloads_by_itself_when_a_file_changes() {
+    let pki = Pki::new();
+    pki.bundle("a.pem", &pki.ecdsa(&["a.example.com"]));
+    let (store, _) = CertStore::load(
+        vec![Source::Dir(pki.dir.path().to_path_buf())],
+        LoadOptions::default(),
+    )
+    .unwrap();
+    let store = Arc::new(store);
+    let (tx, rx) = mpsc::channel();
+    let _watcher = store.watch(Duration::from_millis(50), move |r| {
+        let _ = tx.send(r.map(|r| r.loaded));
+    });
+    let a2 = pki.ecdsa(&["a.example.com"]);
+    pki.bundle("a.pem", &a2);
+    pki.bundle("new.pem", &pki.ecdsa(&["new.example.com"]));
+    let loaded = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the watcher reloaded")
+        .unwrap();
+    assert!(loaded >= 1);
+    // The two writes may land in one reload or two; wait until both are visible.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while leaf_of(&store, "new.example.com").is_none()
+        || leaf_of(&store, "a.example.com") != Some(der(&a2))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "watcher did not pick up both changes"
+        );
+        let _ = rx.recv_timeout(Duration::from_millis(200));
+    }
+}
