@@ -108,11 +108,32 @@ fn equal_hashes_of_different_names_are_told_apart() {
     // over it by comparing the name bytes, and b.com must no longer be found under its own hash.
     let (mut t, _) = NameTable::build([("a.com", 1), ("b.com", 2)], true);
     let ha = hash(b"a.com");
-    let b_pos = t.slots.iter().position(|s| s.entry == 2).unwrap();
-    let a_pos = 1 - b_pos;
-    t.slots = vec![t.slots[b_pos], t.slots[a_pos]];
-    t.hashes = vec![ha, ha];
+    let b_key = *t.keys.iter().find(|k| k.entry == 2).unwrap();
+    let a_key = *t.keys.iter().find(|k| k.entry == 1).unwrap();
+    t.keys = vec![Key { hash: ha, ..b_key }, a_key];
+    t.shift = 64;
+    t.starts = vec![0, 2];
     assert_eq!(t.first(b"a.com"), Some(1));
     assert_eq!(t.find(b"a.com").count(), 1);
     assert_eq!(t.first(b"b.com"), None);
+}
+
+#[test]
+fn empty_and_tiny_tables() {
+    let (t, _) = NameTable::build(std::iter::empty(), true);
+    assert_eq!(t.first(b"a.com"), None);
+    for n in 1..40 {
+        let names: Vec<String> = (0..n).map(|i| format!("n{i}.com")).collect();
+        let (t, _) = NameTable::build(
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.as_str(), i as u32)),
+            true,
+        );
+        for (i, s) in names.iter().enumerate() {
+            assert_eq!(t.first(s.as_bytes()), Some(i as u32));
+        }
+        assert_eq!(t.first(b"zz.com"), None);
+    }
 }
