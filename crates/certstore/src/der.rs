@@ -64,8 +64,17 @@ pub(crate) fn pkcs8(der: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     Some((alg_oid, params, private))
 }
 
-/// SEC1 ECPrivateKey: (private scalar, curve OID if present, public point if present).
-pub(crate) fn sec1(der: &[u8]) -> Option<(&[u8], Option<&[u8]>, Option<&[u8]>)> {
+/// The parts of a SEC1 ECPrivateKey.
+pub(crate) struct Sec1<'a> {
+    pub(crate) scalar: &'a [u8],
+    /// The named curve's OID, when the key carries its parameters.
+    pub(crate) curve: Option<&'a [u8]>,
+    /// The encoded public point, when present.
+    pub(crate) public: Option<&'a [u8]>,
+}
+
+/// Reads a SEC1 ECPrivateKey.
+pub(crate) fn sec1(der: &[u8]) -> Option<Sec1<'_>> {
     let (seq, _) = expect(der, SEQUENCE)?;
     let (_version, rest) = expect(seq, INTEGER)?;
     let (scalar, mut rest) = expect(rest, OCTET_STRING)?;
@@ -82,7 +91,11 @@ pub(crate) fn sec1(der: &[u8]) -> Option<(&[u8], Option<&[u8]>, Option<&[u8]>)> 
         }
         rest = r;
     }
-    Some((scalar, curve, public))
+    Some(Sec1 {
+        scalar,
+        curve,
+        public,
+    })
 }
 
 #[cfg(test)]

@@ -172,7 +172,11 @@ fn uncompressed(
 
 /// Re-encodes a SEC1 key (PKCS#8 usually omits its curve) with the curve from the PKCS#8 header.
 fn with_curve(sec1: &[u8], curve: &[u8]) -> Option<Vec<u8>> {
-    let (scalar, own_curve, public) = der::sec1(sec1)?;
+    let der::Sec1 {
+        scalar,
+        curve: own_curve,
+        public,
+    } = der::sec1(sec1)?;
     if own_curve.is_some_and(|c| c != curve) {
         return None;
     }

@@ -29,6 +29,8 @@ mod cert;
 mod der;
 mod entry;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod index;
 mod key;
 mod load;

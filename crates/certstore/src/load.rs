@@ -28,7 +28,9 @@ pub struct LoadOptions {
     /// directory or crt-list).
     pub passphrase: Option<Zeroizing<String>>,
     /// Without an explicit default (`dest_ip=*`, crt-list `*`), make the first loaded entry the
-    /// default, as HAProxy does with the first certificate. On unless set to `Some(false)`.
+    /// default. `None` follows the servers whose files these are: on for directories and
+    /// crt-lists (HAProxy serves its first certificate), off when every source is an
+    /// ssl_multicert.config (Traffic Server has a default only with `dest_ip=*`).
     pub implicit_default: Option<bool>,
     /// Unix time to judge expiry by (default: now).
     pub now: Option<i64>,
@@ -88,7 +90,7 @@ impl Report {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 enum Outcome {
-    Loaded(Entry, Vec<Problem>),
+    Loaded(Box<Entry>, Vec<Problem>),
     Reused(Arc<Entry>),
     Kept(Arc<Entry>, Vec<Problem>),
     Failed(Vec<Problem>),
@@ -147,7 +149,7 @@ pub(crate) fn load(
             Outcome::Loaded(mut entry, problems) => {
                 share_intermediates(&mut entry, &mut shared);
                 report.problems.extend(problems);
-                entries.push(Arc::new(entry));
+                entries.push(Arc::from(entry));
             }
             Outcome::Reused(entry) => {
                 report.reused += 1;
@@ -164,7 +166,9 @@ pub(crate) fn load(
             }
         }
     }
-    let implicit_default = opts.implicit_default.unwrap_or(true);
+    let implicit_default = opts
+        .implicit_default
+        .unwrap_or_else(|| !sources.iter().all(|s| matches!(s, Source::Multicert(_))));
     let (snapshot, conflicts) = build_snapshot(entries, implicit_default);
     report.problems.extend(conflicts);
     report.loaded = snapshot.entries().len();
@@ -308,7 +312,7 @@ impl Ctx<'_> {
             }
         }
         match self.build_entry(spec.clone(), &files, content_hash) {
-            Ok((entry, warnings)) => Outcome::Loaded(entry, warnings),
+            Ok((entry, warnings)) => Outcome::Loaded(Box::new(entry), warnings),
             Err(e) => fail(e),
         }
     }
@@ -470,16 +474,14 @@ impl Ctx<'_> {
         } else {
             dns
         };
-        let mut names = Vec::new();
-        let mut wildcards = Vec::new();
+        let mut names: Vec<Box<str>> = Vec::new();
+        let mut wildcards: Vec<Box<str>> = Vec::new();
         for raw in &raw_names {
             match parse_pattern(raw) {
-                Some(NamePattern::Exact(n)) if !names.iter().any(|x: &Box<str>| **x == *n) => {
+                Some(NamePattern::Exact(n)) if !names.iter().any(|x| **x == *n) => {
                     names.push(n.into_boxed_str())
                 }
-                Some(NamePattern::Wildcard(w))
-                    if !wildcards.iter().any(|x: &Box<str>| **x == *w) =>
-                {
+                Some(NamePattern::Wildcard(w)) if !wildcards.iter().any(|x| **x == *w) => {
                     wildcards.push(w.into_boxed_str())
                 }
                 Some(_) => {}
@@ -583,6 +585,33 @@ fn run_dialog(cmd: &str) -> Result<Zeroizing<String>, String> {
     Ok(Zeroizing::new(
         text.lines().next().unwrap_or("").to_string(),
     ))
+}
+
+/// Validates one bundle held in memory (certificates and key in one PEM text) exactly as the
+/// loader validates a `.pem` file. For the fuzzers.
+pub(crate) fn check_bundle(bytes: &[u8]) -> Result<usize, CertStoreError> {
+    let path = PathBuf::from("bundle.pem");
+    let spec = EntrySpec {
+        origin: path.clone(),
+        certs: vec![path.clone()],
+        keys: vec![None],
+        ..Default::default()
+    };
+    let opts = LoadOptions {
+        passphrase: Some(Zeroizing::new("fuzz".into())),
+        ..Default::default()
+    };
+    let ctx = Ctx {
+        opts: &opts,
+        now: 0,
+        prev: HashMap::new(),
+        passphrases: Mutex::new(HashMap::new()),
+        done: AtomicUsize::new(0),
+        total: 1,
+    };
+    let files = Files(vec![(path, bytes.to_vec())]);
+    let (entry, _) = ctx.build_entry(spec, &files, [0; 32])?;
+    Ok(entry.names.len() + entry.wildcards.len())
 }
 
 fn problem(spec: &EntrySpec, severity: Severity, error: CertStoreError) -> Problem {

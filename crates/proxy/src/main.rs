@@ -1,6 +1,7 @@
 //! `edgetls`: the operator's command line.
 
 mod certs;
+mod demo;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -21,10 +22,13 @@ enum Command {
     /// Certificate sources: check them, look names up.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
+    /// Generate a throwaway PKI with many names, load it, and serve TLS with it.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Certs(cmd) => certs::run(cmd),
+        Command::Demo(args) => demo::run(&args),
     }
 }

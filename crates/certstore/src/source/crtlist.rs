@@ -11,7 +11,11 @@ use crate::error::{CertStoreError, Problem};
 use std::path::{Path, PathBuf};
 
 pub(super) fn specs(path: &Path) -> Result<(Vec<EntrySpec>, Vec<Problem>), CertStoreError> {
-    let text = read_config(path)?;
+    Ok(parse(path, &read_config(path)?))
+}
+
+/// Parses the text of `path`.
+pub(crate) fn parse(path: &Path, text: &str) -> (Vec<EntrySpec>, Vec<Problem>) {
     let base = path.parent().unwrap_or(Path::new("."));
     let mut specs = Vec::new();
     let mut problems = Vec::new();
@@ -30,7 +34,7 @@ pub(super) fn specs(path: &Path) -> Result<(Vec<EntrySpec>, Vec<Problem>), CertS
             Err(msg) => problems.push(line_problem(path, line, msg)),
         }
     }
-    Ok((specs, problems))
+    (specs, problems)
 }
 
 fn parse_line(content: &str, base: &Path) -> Result<EntrySpec, String> {

@@ -2,9 +2,9 @@
 //! Each source becomes a list of [`EntrySpec`]s in source order; a malformed line becomes a
 //! problem naming its file and line, and the other lines still load.
 
-mod crtlist;
+pub(crate) mod crtlist;
 mod dir;
-mod multicert;
+pub(crate) mod multicert;
 
 use crate::error::{CertStoreError, Problem, Severity};
 use std::net::IpAddr;

@@ -17,7 +17,15 @@ pub(super) fn specs(
     path: &Path,
     opts: &SourceOptions,
 ) -> Result<(Vec<EntrySpec>, Vec<Problem>), CertStoreError> {
-    let text = read_config(path)?;
+    Ok(parse(path, &read_config(path)?, opts))
+}
+
+/// Parses the text of `path`.
+pub(crate) fn parse(
+    path: &Path,
+    text: &str,
+    opts: &SourceOptions,
+) -> (Vec<EntrySpec>, Vec<Problem>) {
     let base = path.parent().unwrap_or(Path::new("."));
     let cert_dir = opts.cert_dir.as_deref().unwrap_or(base);
     let key_dir = opts.key_dir.as_deref().unwrap_or(cert_dir);
@@ -36,7 +44,7 @@ pub(super) fn specs(
             Err(msg) => problems.push(line_problem(path, line, msg)),
         }
     }
-    Ok((specs, problems))
+    (specs, problems)
 }
 
 /// Splits a line into `(key, value)` pairs; `None` for blank and comment lines.

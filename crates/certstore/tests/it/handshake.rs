@@ -163,12 +163,11 @@ fn dual_chains_follow_the_clients_signature_algorithms() {
 #[test]
 fn no_match_and_no_default_ends_the_handshake() {
     let pki = edge_pki();
+    // An ssl_multicert.config has a default only with dest_ip=* (as in Traffic Server).
     let path = pki.write("only.config", "ssl_cert_name=www.pem\n");
-    let opts = LoadOptions {
-        implicit_default: Some(false),
-        ..Default::default()
-    };
-    let (store, _) = CertStore::load(vec![Source::Multicert(path)], opts).unwrap();
+    let (store, report) =
+        CertStore::load(vec![Source::Multicert(path)], LoadOptions::default()).unwrap();
+    assert_eq!(report.default, None);
     let addr = serve(Arc::new(store), "127.0.0.1:0");
     assert!(s_client(addr, Some("www.example.com"), &[]).is_some());
     assert_eq!(s_client(addr, Some("other.example.com"), &[]), None);

@@ -1,0 +1,25 @@
+//! Entry points for `fuzz/` (cargo-fuzz). Not a stable API.
+
+use crate::source::{SourceOptions, crtlist, multicert};
+use std::path::Path;
+
+/// Parses `text` as an ssl_multicert.config; returns (entries, problems).
+pub fn multicert(text: &str) -> (usize, usize) {
+    let (specs, problems) = multicert::parse(
+        Path::new("/fuzz/ssl_multicert.config"),
+        text,
+        &SourceOptions::default(),
+    );
+    (specs.len(), problems.len())
+}
+
+/// Parses `text` as a crt-list; returns (entries, problems).
+pub fn crt_list(text: &str) -> (usize, usize) {
+    let (specs, problems) = crtlist::parse(Path::new("/fuzz/crt-list"), text);
+    (specs.len(), problems.len())
+}
+
+/// Validates `bytes` as a PEM bundle (chain + key) into an entry; returns its name count.
+pub fn bundle(bytes: &[u8]) -> Result<usize, String> {
+    crate::load::check_bundle(bytes).map_err(|e| e.to_string())
+}

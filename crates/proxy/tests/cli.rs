@@ -1,0 +1,317 @@
+//! The `edgetls` binary as an operator runs it: `certs check`, `certs lookup`, and `demo`
+//! answering real `curl` and `openssl s_client` clients.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+
+fn edgetls(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edgetls"))
+        .args(args)
+        .output()
+        .expect("run edgetls")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A generated PKI: `names` sites, a wildcard, a dual RSA+ECDSA name and a dest_ip=* default.
+fn pki(names: usize) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = edgetls(&[
+        "demo",
+        "--generate-only",
+        "--names",
+        &names.to_string(),
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let config = dir.path().join("ssl_multicert.config");
+    (dir, config)
+}
+
+#[test]
+fn check_exits_0_when_all_load_1_when_some_fail_2_when_the_source_is_unusable() {
+    let (dir, config) = pki(30);
+    let out = edgetls(&["certs", "check", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("entries: 33 loaded, 0 failed (of 33 configured)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("names: 62 exact, 1 wildcard"), "{stdout}");
+
+    // Break one file: that entry fails, is named on stderr, and the 32 others still load.
+    let broken = dir.path().join("certs/site000004.demo.test.pem");
+    std::fs::write(&broken, "-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap();
+    let out = edgetls(&["certs", "check", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("site000004.demo.test.pem") && stderr.contains("truncated"),
+        "{stderr}"
+    );
+    assert!(text(&out.stdout).contains("32 loaded, 1 failed"));
+
+    let out = edgetls(&[
+        "certs",
+        "check",
+        dir.path().join("nope.config").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("nope.config"));
+}
+
+#[test]
+fn check_json_is_machine_readable() {
+    let (_dir, config) = pki(5);
+    let out = edgetls(&["certs", "check", "--json", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(v["loaded"], 8);
+    assert_eq!(v["failed"], 0);
+    assert!(v["elapsed"].as_f64().unwrap() > 0.0);
+    assert!(v["peak_rss_kib"].as_u64().unwrap() > 0);
+    assert!(
+        v["default"]
+            .as_str()
+            .unwrap()
+            .ends_with("default.demo.test.pem")
+    );
+}
+
+#[test]
+fn lookup_prints_name_file_and_how_for_each_name() {
+    let (dir, config) = pki(10);
+    let out = edgetls(&[
+        "certs",
+        "lookup",
+        config.to_str().unwrap(),
+        "SITE000003.demo.test.",
+        "x.wild.demo.test",
+        "a.b.wild.demo.test",
+        "unknown.example",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let certs = dir.path().join("certs");
+    let want = format!(
+        "SITE000003.demo.test. {c}/site000003.demo.test.pem exact\n\
+         x.wild.demo.test {c}/wild.demo.test.pem wildcard\n\
+         a.b.wild.demo.test {c}/default.demo.test.pem default\n\
+         unknown.example {c}/default.demo.test.pem default\n",
+        c = certs.display()
+    );
+    assert_eq!(text(&out.stdout), want);
+
+    // Without a default: a crt-list filtered to one name, no implicit default in the config.
+    let list = dir.path().join("list");
+    std::fs::write(
+        &list,
+        "certs/site000001.demo.test.pem [alpn h2] only.demo.test\n",
+    )
+    .unwrap();
+    let out = edgetls(&[
+        "certs",
+        "lookup",
+        "--crt-list",
+        list.to_str().unwrap(),
+        "only.demo.test",
+        "site000001.demo.test",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with(&format!(
+            "only.demo.test {}/site000001.demo.test.pem exact\n",
+            certs.display()
+        )),
+        "{stdout}"
+    );
+    // The filter replaces the certificate's own names; the single entry is the implicit default.
+    assert!(
+        stdout.contains("site000001.demo.test") && stdout.ends_with(" default\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn lookup_by_local_address() {
+    let (dir, _) = pki(3);
+    let cfg = dir.path().join("ip.config");
+    std::fs::write(&cfg, "dest_ip=192.0.2.10:443 ssl_cert_name=certs/site000001.demo.test.pem\ndest_ip=192.0.2.10 ssl_cert_name=certs/site000002.demo.test.pem\n").unwrap();
+    let lookup = |ip: &str| {
+        text(
+            &edgetls(&[
+                "certs",
+                "lookup",
+                "--ip",
+                ip,
+                cfg.to_str().unwrap(),
+                "other.example",
+            ])
+            .stdout,
+        )
+    };
+    assert!(lookup("192.0.2.10:443").contains("site000001.demo.test.pem ip"));
+    assert!(lookup("192.0.2.10:8443").contains("site000002.demo.test.pem ip"));
+    assert_eq!(lookup("192.0.2.99"), "other.example none\n");
+}
+
+struct Demo {
+    child: Child,
+    port: u16,
+    ca: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_demo() -> Demo {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edgetls"))
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--names",
+            "20",
+            "--exit-after",
+            "300",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let port = loop {
+        let line = lines.next().expect("demo printed its address").unwrap();
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            break addr.rsplit(':').next().unwrap().parse().unwrap();
+        }
+    };
+    // Keep draining stdout so the demo never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Demo {
+        child,
+        port,
+        ca: dir.path().join("ca.pem"),
+        _dir: dir,
+    }
+}
+
+fn curl(demo: &Demo, name: &str, extra: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "--cacert",
+            demo.ca.to_str().unwrap(),
+        ])
+        .args(["--resolve", &format!("{name}:{}:127.0.0.1", demo.port)])
+        .args(extra)
+        .arg(format!("https://{name}:{}/", demo.port))
+        .output()
+        .expect("curl is installed");
+    assert!(out.status.success(), "curl {name}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[test]
+fn demo_serves_curl_by_exact_name_wildcard_and_default() {
+    let demo = start_demo();
+    // curl verifies the chain against the demo CA and the name against the certificate.
+    let body = curl(&demo, "site000007.demo.test", &[]);
+    assert!(
+        body.contains("entry site000007.demo.test.pem (exact), ECDSA certificate"),
+        "{body}"
+    );
+    let body = curl(
+        &demo,
+        "www.site000011.demo.test",
+        &["--http1.1", "--tlsv1.2", "--tls-max", "1.2"],
+    );
+    assert!(
+        body.contains("site000011.demo.test.pem (exact)") && body.contains("TLSv1.2"),
+        "{body}"
+    );
+    let body = curl(&demo, "api.wild.demo.test", &[]);
+    assert!(
+        body.contains("entry wild.demo.test.pem (wildcard)"),
+        "{body}"
+    );
+    // An unknown name gets the default certificate, which does not name it: curl must say so.
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "--cacert",
+            demo.ca.to_str().unwrap(),
+        ])
+        .args([
+            "--resolve",
+            &format!("unknown.demo.test:{}:127.0.0.1", demo.port),
+        ])
+        .arg(format!("https://unknown.demo.test:{}/", demo.port))
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "curl accepted a certificate for another name"
+    );
+    let body = curl(&demo, "unknown.demo.test", &["--insecure"]);
+    assert!(
+        body.contains("entry default.demo.test.pem (default)"),
+        "{body}"
+    );
+}
+
+#[test]
+fn demo_dual_name_serves_rsa_or_ecdsa_by_signature_algorithms() {
+    let demo = start_demo();
+    let fetch = |sigalgs: &str| {
+        let mut child = Command::new("openssl")
+            .args([
+                "s_client",
+                "-quiet",
+                "-ign_eof",
+                "-connect",
+                &format!("127.0.0.1:{}", demo.port),
+            ])
+            .args([
+                "-servername",
+                "dual.demo.test",
+                "-sigalgs",
+                sigalgs,
+                "-CAfile",
+                demo.ca.to_str().unwrap(),
+                "-verify_return_error",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"GET / HTTP/1.0\r\n\r\n")
+            .unwrap();
+        text(&child.wait_with_output().unwrap().stdout)
+    };
+    assert!(
+        fetch("rsa_pss_rsae_sha256").contains("dual.demo.test.rsa.pem (exact), RSA certificate")
+    );
+    assert!(fetch("ecdsa_secp256r1_sha256").contains("(exact), ECDSA certificate"));
+}
