@@ -1,6 +1,413 @@
-//! `cargo xtask bench` (filled in below).
+//! `cargo xtask bench`: the measurements behind docs/benchmarks.md, side by side in one run.
+//!
+//! * `edgetls certs check` on generated sets (10k and 100k ECDSA P-256 pairs, each its own key;
+//!   100k also through ascending and descending ssl_multicert.config): median wall of N runs and
+//!   peak resident memory, per entry above a one-entry baseline.
+//! * HAProxy (`haproxy -c`) and nginx (`nginx -t`) loading the same 10k certificates, when installed.
+//! * The criterion benches (`cargo bench -p edgetls-benches`): medians from target/criterion.
+//!
+//! Data sets live in `bench-data/` (git-ignored) and are generated once.
+
+use crate::gen_certs;
+use anyhow::{Context, Result, bail};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
 #[derive(clap::Args, Debug)]
-pub struct Args {}
-pub fn run(_args: &Args) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+pub(crate) struct Args {
+    /// Runs per scenario (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Skip the 100k sets (generating them takes ~10 s and ~400 MB of disk).
+    #[arg(long)]
+    no_100k: bool,
+    /// Skip HAProxy and nginx even when installed.
+    #[arg(long)]
+    no_compare: bool,
+    /// Skip the criterion benches.
+    #[arg(long)]
+    no_criterion: bool,
+    /// Where the data sets are kept.
+    #[arg(long, default_value = "bench-data")]
+    data: PathBuf,
+}
+
+/// One measured process run.
+struct Run {
+    wall: Duration,
+    max_rss_kib: u64,
+    ok: bool,
+}
+
+pub(crate) fn run(args: &Args) -> Result<()> {
+    let root = workspace_root()?;
+    let data = root.join(&args.data);
+    status(
+        Command::new("cargo")
+            .args(["build", "--release", "--quiet", "-p", "edgetls-proxy"])
+            .current_dir(&root),
+    )?;
+    let edgetls = root.join("target/release/edgetls");
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "## Certificate loading (`edgetls certs check`, median of {} runs)\n",
+        args.runs
+    );
+    let _ = writeln!(report, "Machine: {}\n", machine());
+    let _ = writeln!(
+        report,
+        "| set | source | entries | wall (median) | peak RSS | RSS per entry above 1-entry baseline |"
+    );
+    let _ = writeln!(report, "|---|---|---:|---:|---:|---:|");
+
+    let one = ensure_set(&data, "ec1", 1)?;
+    let base = median_run(args.runs, || {
+        measure(
+            Command::new(&edgetls)
+                .args(["certs", "check", "--json"])
+                .arg(one.join("certs")),
+        )
+    })?;
+    row(&mut report, "ec1", "directory", 1, &base, None);
+    let mut sets = vec![("ec10k", 10_000usize)];
+    if !args.no_100k {
+        sets.push(("ec100k", 100_000));
+    }
+    for (name, n) in &sets {
+        let dir = ensure_set(&data, name, *n)?;
+        let mut sources = vec![("directory", dir.join("certs"))];
+        if *n >= 100_000 {
+            sources.push((
+                "ssl_multicert.config, ascending",
+                dir.join("ssl_multicert.config"),
+            ));
+            sources.push(("ssl_multicert.config, descending", descending(&dir)?));
+        }
+        for (label, src) in sources {
+            let r = median_run(args.runs, || {
+                measure(
+                    Command::new(&edgetls)
+                        .args(["certs", "check", "--json"])
+                        .arg(&src),
+                )
+            })?;
+            if !r.ok {
+                bail!("edgetls certs check {} failed", src.display());
+            }
+            row(&mut report, name, label, *n, &r, Some((&base, *n)));
+        }
+    }
+
+    if !args.no_compare {
+        let dir = ensure_set(&data, "ec10k", 10_000)?;
+        let _ = writeln!(
+            report,
+            "\n## Side by side: loading the same 10,000 ECDSA certificates\n"
+        );
+        let _ = writeln!(
+            report,
+            "| server | command | wall (median) | peak RSS |\n|---|---|---:|---:|"
+        );
+        let edge = median_run(args.runs, || {
+            measure(
+                Command::new(&edgetls)
+                    .args(["certs", "check", "--json"])
+                    .arg(dir.join("certs")),
+            )
+        })?;
+        let _ = writeln!(
+            report,
+            "| edgetls | `edgetls certs check DIR` | {:.3} s | {} MB |",
+            edge.wall.as_secs_f64(),
+            edge.max_rss_kib / 1024
+        );
+        if which("haproxy") {
+            let cfg = haproxy_config(&dir)?;
+            let r = median_run(args.runs.min(3), || {
+                measure(Command::new("haproxy").args(["-c", "-q", "-f"]).arg(&cfg))
+            })?;
+            let _ = writeln!(
+                report,
+                "| HAProxy {} | `haproxy -c -f cfg` (bind … crt DIR) | {:.3} s ({:.1}x edgetls) | {} MB |",
+                version("haproxy", &["-v"]),
+                r.wall.as_secs_f64(),
+                r.wall.as_secs_f64() / edge.wall.as_secs_f64(),
+                r.max_rss_kib / 1024
+            );
+        }
+        if which("nginx") {
+            let prefix = nginx_config(&dir)?;
+            let r = median_run(args.runs.min(3), || {
+                measure(
+                    Command::new("nginx")
+                        .args(["-t", "-q", "-p"])
+                        .arg(&prefix)
+                        .args(["-c", "nginx.conf"]),
+                )
+            })?;
+            let _ = writeln!(
+                report,
+                "| nginx {} | `nginx -t` (one server block per name) | {:.3} s ({:.1}x edgetls) | {} MB |",
+                version("nginx", &["-v"]),
+                r.wall.as_secs_f64(),
+                r.wall.as_secs_f64() / edge.wall.as_secs_f64(),
+                r.max_rss_kib / 1024
+            );
+        }
+    }
+
+    if !args.no_criterion {
+        status(
+            Command::new("cargo")
+                .args(["bench", "--quiet", "-p", "edgetls-benches"])
+                .current_dir(&root),
+        )?;
+        let _ = writeln!(
+            report,
+            "\n## Criterion medians (`cargo bench -p edgetls-benches`)\n"
+        );
+        let _ = writeln!(report, "| bench | median | ratio |\n|---|---:|---:|");
+        let crit = root.join("target/criterion");
+        let med = |group: &str, bench: &str| criterion_median(&crit, group, bench);
+        for (bench, label) in [
+            ("exact_hit", "lookup, exact hit"),
+            ("wildcard_hit", "lookup, wildcard hit"),
+            ("miss_to_default", "lookup, miss"),
+        ] {
+            if let Some(ns) = med("certstore_lookup_100k", bench) {
+                let _ = writeln!(report, "| {label} (100k index) | {ns:.1} ns | |");
+            }
+        }
+        if let Some(ns) = med("certstore_load", "dir_10k_ecdsa") {
+            let _ = writeln!(
+                report,
+                "| load 10k ECDSA from a directory (library) | {:.1} ms | |",
+                ns / 1e6
+            );
+        }
+        let unstable = med("sort_1m", "sort_unstable_random");
+        let random = med("sort_1m", "introsort_random");
+        if let (Some(u), Some(r)) = (unstable, random) {
+            let _ = writeln!(
+                report,
+                "| sort_unstable, 1M random u64 | {:.2} ms | 1.00 |",
+                u / 1e6
+            );
+            for input in [
+                "random",
+                "sorted",
+                "reversed",
+                "organ_pipe",
+                "all_equal",
+                "median_of_3_killer",
+            ] {
+                if let Some(t) = med("sort_1m", &format!("introsort_{input}")) {
+                    let _ = writeln!(
+                        report,
+                        "| introsort, 1M {input} | {:.2} ms | {:.2}x sort_unstable random, {:.2}x introsort random |",
+                        t / 1e6,
+                        t / u,
+                        t / r
+                    );
+                }
+            }
+        }
+    }
+    let out = root.join("target/benchmarks-certstore.md");
+    std::fs::write(&out, &report)?;
+    println!("{report}\n(written to {})", out.display());
+    Ok(())
+}
+
+fn row(
+    report: &mut String,
+    set: &str,
+    source: &str,
+    n: usize,
+    r: &Run,
+    base: Option<(&Run, usize)>,
+) {
+    let per_entry = base.map_or("—".to_string(), |(b, n)| {
+        format!(
+            "{:.2} KiB",
+            (r.max_rss_kib as f64 - b.max_rss_kib as f64) / n as f64
+        )
+    });
+    let _ = writeln!(
+        report,
+        "| {set} | {source} | {n} | {:.3} s | {:.1} MB | {per_entry} |",
+        r.wall.as_secs_f64(),
+        r.max_rss_kib as f64 / 1024.0
+    );
+}
+
+fn ensure_set(data: &Path, name: &str, n: usize) -> Result<PathBuf> {
+    let dir = data.join(name);
+    if !dir.join("ssl_multicert.config").exists() {
+        let args = gen_certs::Args {
+            out: dir.clone(),
+            count: n,
+            rsa: 0,
+            rsa_keys: 1,
+            wildcards: 0,
+            dual: 0,
+            chain: false,
+            separate_keys: false,
+            descending: false,
+        };
+        println!("{}", gen_certs::run(&args)?);
+    }
+    Ok(dir)
+}
+
+/// The set's ssl_multicert.config with its entries in descending order.
+fn descending(dir: &Path) -> Result<PathBuf> {
+    let text = std::fs::read_to_string(dir.join("ssl_multicert.config"))?;
+    let mut lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    lines.reverse();
+    let path = dir.join("descending.config");
+    std::fs::write(&path, lines.join("\n") + "\n")?;
+    Ok(path)
+}
+
+fn haproxy_config(dir: &Path) -> Result<PathBuf> {
+    let cfg = dir.join("haproxy.cfg");
+    let text = format!(
+        "global\n    tune.ssl.default-dh-param 2048\ndefaults\n    mode http\n    timeout client 5s\n    timeout server 5s\n    timeout connect 5s\nfrontend edge\n    bind 127.0.0.1:18443 ssl crt {}\n    default_backend none\nbackend none\n",
+        dir.join("certs").display()
+    );
+    std::fs::write(&cfg, text)?;
+    Ok(cfg)
+}
+
+fn nginx_config(dir: &Path) -> Result<PathBuf> {
+    let prefix = dir.join("nginx");
+    std::fs::create_dir_all(prefix.join("logs"))?;
+    let mut text =
+        String::from("error_log stderr;\npid nginx.pid;\nevents {}\nhttp {\n    access_log off;\n");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir.join("certs"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    names.sort();
+    for cert in names {
+        let name = cert
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let _ = writeln!(
+            text,
+            "    server {{ listen 127.0.0.1:18444 ssl; server_name {name}; ssl_certificate {c}; ssl_certificate_key {c}; }}",
+            c = cert.display()
+        );
+    }
+    text.push_str("}\n");
+    std::fs::write(prefix.join("nginx.conf"), text)?;
+    Ok(prefix)
+}
+
+fn median_run(n: usize, mut f: impl FnMut() -> Result<Run>) -> Result<Run> {
+    let mut runs = (0..n.max(1)).map(|_| f()).collect::<Result<Vec<_>>>()?;
+    runs.sort_by_key(|r| r.wall);
+    let mid = runs.len() / 2;
+    let mut rss: Vec<u64> = runs.iter().map(|r| r.max_rss_kib).collect();
+    rss.sort_unstable();
+    let ok = runs.iter().all(|r| r.ok);
+    let r = runs.swap_remove(mid);
+    Ok(Run {
+        max_rss_kib: rss[mid],
+        ok,
+        ..r
+    })
+}
+
+/// Runs the command to completion, timing it and reading its peak RSS with wait4.
+fn measure(cmd: &mut Command) -> Result<Run> {
+    let started = Instant::now();
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: zeroed rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not yet waited for; status and usage are valid pointers.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    if rc != pid {
+        bail!("wait4: {}", std::io::Error::last_os_error());
+    }
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    Ok(Run {
+        wall,
+        max_rss_kib: usage.ru_maxrss as u64,
+        ok,
+    })
+}
+
+fn criterion_median(dir: &Path, group: &str, bench: &str) -> Option<f64> {
+    let path = dir.join(group).join(bench).join("new/estimates.json");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    v["median"]["point_estimate"].as_f64()
+}
+
+fn status(cmd: &mut Command) -> Result<()> {
+    let s = cmd.status().with_context(|| format!("{cmd:?}"))?;
+    if !s.success() {
+        bail!("{cmd:?} failed: {s}");
+    }
+    Ok(())
+}
+
+fn which(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn version(tool: &str, args: &[&str]) -> String {
+    let out = Command::new(tool).args(args).output().ok();
+    let text = out
+        .map(|o| {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
+        .unwrap_or_default();
+    text.split_whitespace()
+        .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()) || w.contains('/'))
+        .map(|w| w.rsplit('/').next().unwrap_or(w).to_string())
+        .unwrap_or_default()
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let ossl = Command::new("openssl")
+        .arg("version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    format!("{cores} cores ({cpu}), {ossl}")
+}
+
+fn workspace_root() -> Result<PathBuf> {
+    let out = Command::new("cargo")
+        .args(["locate-project", "--workspace", "--message-format", "plain"])
+        .output()?;
+    let manifest = PathBuf::from(String::from_utf8(out.stdout)?.trim());
+    Ok(manifest.parent().context("workspace root")?.to_path_buf())
 }

@@ -14,34 +14,34 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct Args {
+pub(crate) struct Args {
     /// Output directory (created; existing files with the same names are overwritten).
     #[arg(long)]
-    pub out: PathBuf,
+    pub(crate) out: PathBuf,
     /// ECDSA P-256 entries, each with its own key: site000000.example.com, …
     #[arg(long, default_value_t = 100)]
-    pub count: usize,
+    pub(crate) count: usize,
     /// RSA-2048 entries (rsa000000.example.com, …).
     #[arg(long, default_value_t = 0)]
-    pub rsa: usize,
+    pub(crate) rsa: usize,
     /// Distinct RSA keys shared by the RSA entries.
     #[arg(long, default_value_t = 4)]
-    pub rsa_keys: usize,
+    pub(crate) rsa_keys: usize,
     /// Wildcard entries: *.wild000000.example.com, …
     #[arg(long, default_value_t = 0)]
-    pub wildcards: usize,
+    pub(crate) wildcards: usize,
     /// Names with both an RSA and an ECDSA chain (dual000000.example.com: files .pem.rsa and .pem.ecdsa).
     #[arg(long, default_value_t = 0)]
-    pub dual: usize,
+    pub(crate) dual: usize,
     /// Sign leaves with an intermediate CA and append it to each chain.
     #[arg(long)]
-    pub chain: bool,
+    pub(crate) chain: bool,
     /// Write keys to separate `.key` files instead of into the `.pem` bundle.
     #[arg(long)]
-    pub separate_keys: bool,
+    pub(crate) separate_keys: bool,
     /// List entries in the config files in descending name order (ascending by default).
     #[arg(long)]
-    pub descending: bool,
+    pub(crate) descending: bool,
 }
 
 struct Ca {
@@ -83,7 +83,7 @@ struct Job {
 }
 
 /// Generates the set; returns a one-line summary.
-pub fn run(args: &Args) -> Result<String> {
+pub(crate) fn run(args: &Args) -> Result<String> {
     let started = std::time::Instant::now();
     let certs_dir = args.out.join("certs");
     std::fs::create_dir_all(&certs_dir)

@@ -132,6 +132,8 @@ fn sort_range<T: Copy, F: FnMut(&T, &T) -> bool>(
         let (left, right) = v.split_at_mut(split);
         if left.len().min(right.len()) < (left.len() + right.len()) / 8 {
             limits.bad -= 1;
+            break_patterns(left);
+            break_patterns(right);
         }
         if left.len() < right.len() {
             sort_range(left, is_less, limits, ancestor, stats);
@@ -143,6 +145,25 @@ fn sort_range<T: Copy, F: FnMut(&T, &T) -> bool>(
         }
     }
     stats.frames -= 1;
+}
+
+/// After an unbalanced partition, moves keys from pseudo-random places into the slots the next
+/// pivot choice samples (pdqsort's remedy). Inputs whose *shape* fools median-of-three, like
+/// organ pipes, then get good pivots again; inputs built against this exact algorithm still
+/// reach the heapsort fallback, which bounds them.
+fn break_patterns<T: Copy>(v: &mut [T]) {
+    let len = v.len();
+    if len <= SMALL {
+        return;
+    }
+    let mut seed = len as u64 | 1;
+    let (m, last) = (len / 2, len - 1);
+    for slot in [0, 1, 2, m - 1, m, m + 1, last - 2, last - 1, last] {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        v.swap(slot, (seed % len as u64) as usize);
+    }
 }
 
 /// Orders v[a], v[b], v[c] in place (conditional moves, no branches) so v[b] is their median.
