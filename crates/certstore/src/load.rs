@@ -351,40 +351,40 @@ impl Ctx<'_> {
             let blocks = parse_pem(cert_path, files.get(cert_path))?;
             let mut ders: Vec<Vec<u8>> = Vec::new();
             let mut key_blocks = Vec::new();
-            for b in &blocks {
+            for b in blocks {
                 if b.label == "CERTIFICATE" {
-                    ders.push(b.der.clone());
+                    ders.push(b.der);
                 } else if key::is_key_label(b.label) {
                     key_blocks.push(b);
                 }
             }
-            if ders.is_empty() {
+            let own_certs = ders.len();
+            ders.extend(extra.iter().cloned());
+            // Parse every certificate once: the leaf's facts, and each link of the chain.
+            let mut leaf = None;
+            let mut prev_issuer: Option<Vec<u8>> = None;
+            for (i, der) in ders.iter().enumerate() {
+                let (facts, subject, issuer) =
+                    cert::parse(der).map_err(|m| CertStoreError::cert(cert_path, i + 1, m))?;
+                if prev_issuer.take().is_some_and(|want| want != subject) {
+                    warn(
+                        cert_path,
+                        format!(
+                            "chain out of order: certificate {} did not issue certificate {i}",
+                            i + 1
+                        ),
+                    );
+                }
+                prev_issuer = Some(issuer);
+                leaf.get_or_insert(facts);
+            }
+            let Some(leaf) = leaf.filter(|_| own_certs > 0) else {
                 return Err(CertStoreError::cert(
                     cert_path,
                     0,
                     "no CERTIFICATE block in this file",
                 ));
-            }
-            ders.extend(extra.iter().cloned());
-            let (leaf, _, _) =
-                cert::parse(&ders[0]).map_err(|m| CertStoreError::cert(cert_path, 1, m))?;
-            let mut prev_issuer = None;
-            for (i, der) in ders.iter().enumerate() {
-                let (_, subject, issuer) =
-                    cert::parse(der).map_err(|m| CertStoreError::cert(cert_path, i + 1, m))?;
-                if let Some(want) = prev_issuer.take() {
-                    if want != subject {
-                        warn(
-                            cert_path,
-                            format!(
-                                "chain out of order: certificate {} did not issue certificate {i}",
-                                i + 1
-                            ),
-                        );
-                    }
-                }
-                prev_issuer = Some(issuer);
-            }
+            };
             // The key: from its own file, or from the certificate file.
             let key_blocks_owned;
             let (key_file, key_block) = match key_path {
@@ -405,7 +405,7 @@ impl Ctx<'_> {
                     (kp.as_path(), first)
                 }
                 None => match key_blocks.as_slice() {
-                    [one] => (cert_path.as_path(), *one),
+                    [one] => (cert_path.as_path(), one),
                     [] => {
                         return Err(CertStoreError::key(
                             cert_path,

@@ -2,5 +2,6 @@
 
 mod bad_input;
 mod common;
+mod fuzz_seeds;
 mod handshake;
 mod reload;
