@@ -2,6 +2,7 @@
 //! served over TLS, with the commands to try printed. Each response says which entry served
 //! the connection and how it was chosen.
 
+use crate::error::CliError;
 use clap::Args;
 use edgetls_certstore::{CertStore, LoadOptions, Source, local_addr_index, servername_callback};
 use openssl::pkey::{Id, PKey};
@@ -46,17 +47,17 @@ pub(crate) fn run(args: &DemoArgs) -> ExitCode {
     }
 }
 
-type Res<T> = Result<T, Box<dyn std::error::Error>>;
+type Res<T> = Result<T, CliError>;
 
 fn demo(args: &DemoArgs) -> Res<()> {
     let temp;
     let dir = match &args.dir {
         Some(d) => {
-            std::fs::create_dir_all(d)?;
+            std::fs::create_dir_all(d).map_err(CliError::io(d))?;
             d.clone()
         }
         None => {
-            temp = tempfile::tempdir()?;
+            temp = tempfile::tempdir().map_err(CliError::io(std::env::temp_dir()))?;
             temp.path().to_path_buf()
         }
     };
@@ -94,8 +95,12 @@ fn demo(args: &DemoArgs) -> Res<()> {
         ),
         Err(e) => eprintln!("reload failed, still serving the previous certificates: {e}"),
     });
-    let listener = TcpListener::bind(&args.listen)?;
-    let addr = listener.local_addr()?;
+    let listen_err = |source| CliError::Listen {
+        addr: args.listen.clone(),
+        source,
+    };
+    let listener = TcpListener::bind(&args.listen).map_err(listen_err)?;
+    let addr = listener.local_addr().map_err(listen_err)?;
     let mut ctx = SslContext::builder(SslMethod::tls_server())?;
     ctx.set_servername_callback(servername_callback(Arc::clone(&store)));
     let ctx = ctx.build();
@@ -118,7 +123,7 @@ fn demo(args: &DemoArgs) -> Res<()> {
         let (ctx, store, active) = (ctx.clone(), Arc::clone(&store), Arc::clone(&active));
         std::thread::spawn(move || {
             if let Err(e) = serve(&ctx, &store, stream) {
-                eprintln!("connection: {e}");
+                eprintln!("{e}");
             }
             active.fetch_sub(1, Ordering::Relaxed);
         });
@@ -127,12 +132,25 @@ fn demo(args: &DemoArgs) -> Res<()> {
 }
 
 fn serve(ctx: &SslContext, store: &CertStore, stream: TcpStream) -> Res<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let peer = stream
+        .peer_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string());
+    let fail = |message: String| CliError::Connection {
+        peer: peer.clone(),
+        message,
+    };
+    let io = |e: std::io::Error| fail(e.to_string());
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(io)?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .map_err(io)?;
     let mut ssl = Ssl::new(ctx)?;
-    ssl.set_ex_data(local_addr_index()?, stream.local_addr()?);
-    let mut tls: SslStream<TcpStream> =
-        ssl.accept(stream).map_err(|e| format!("handshake: {e}"))?;
+    ssl.set_ex_data(local_addr_index()?, stream.local_addr().map_err(io)?);
+    let mut tls: SslStream<TcpStream> = ssl
+        .accept(stream)
+        .map_err(|e| fail(format!("handshake: {e}")))?;
     let sni = tls
         .ssl()
         .servername(NameType::HOST_NAME)
@@ -177,7 +195,7 @@ fn serve(ctx: &SslContext, store: &CertStore, stream: TcpStream) -> Res<()> {
         "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    tls.write_all(response.as_bytes())?;
+    tls.write_all(response.as_bytes()).map_err(io)?;
     let _ = tls.shutdown();
     Ok(())
 }
@@ -216,17 +234,19 @@ fn print_help(dir: &Path, port: u16) {
 /// Writes ca.pem, certs/ and ssl_multicert.config; returns the config's path.
 pub(crate) fn generate(dir: &Path, names: usize) -> Res<PathBuf> {
     let certs = dir.join("certs");
-    std::fs::create_dir_all(&certs)?;
+    std::fs::create_dir_all(&certs).map_err(CliError::io(&certs))?;
+    let write =
+        |path: PathBuf, text: String| std::fs::write(&path, text).map_err(CliError::io(path));
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params
         .distinguished_name
         .push(DnType::CommonName, "edgetls demo root");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca_key = KeyPair::generate()?;
-    std::fs::write(dir.join("ca.pem"), params.self_signed(&ca_key)?.pem())?;
+    write(dir.join("ca.pem"), params.self_signed(&ca_key)?.pem())?;
     let ca = Issuer::new(params, ca_key);
-    let rsa_pem =
-        String::from_utf8(PKey::from_rsa(Rsa::generate(2048)?)?.private_key_to_pem_pkcs8()?)?;
+    let rsa_der = PKey::from_rsa(Rsa::generate(2048)?)?.private_key_to_pem_pkcs8()?;
+    let rsa_pem = String::from_utf8_lossy(&rsa_der).into_owned();
     let rsa = KeyPair::from_pkcs8_pem_and_sign_algo(&rsa_pem, &rcgen::PKCS_RSA_SHA256)?;
     let issue = |file: &str, names: &[String], key: Option<&KeyPair>| -> Res<()> {
         let mut p = CertificateParams::new(names.to_vec())?;
@@ -239,7 +259,7 @@ pub(crate) fn generate(dir: &Path, names: usize) -> Res<PathBuf> {
                 (p.signed_by(&k, &ca)?, k.serialize_pem())
             }
         };
-        std::fs::write(certs.join(file), format!("{}{key_pem}", cert.pem()))?;
+        write(certs.join(file), format!("{}{key_pem}", cert.pem()))?;
         Ok(())
     };
     let mut config = String::from("# edgetls demo: generated\n");
@@ -264,6 +284,6 @@ pub(crate) fn generate(dir: &Path, names: usize) -> Res<PathBuf> {
     config.push_str("ssl_cert_name=certs/dual.demo.test.rsa.pem,certs/dual.demo.test.ecdsa.pem\n");
     config.push_str("dest_ip=* ssl_cert_name=certs/default.demo.test.pem\n");
     let path = dir.join("ssl_multicert.config");
-    std::fs::write(&path, config)?;
+    write(path.clone(), config)?;
     Ok(path)
 }

@@ -2,6 +2,7 @@
 
 mod certs;
 mod demo;
+mod error;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -1,0 +1,33 @@
+//! The `edgetls` binary's one error type.
+
+use std::path::PathBuf;
+
+/// What can stop an `edgetls` command.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    #[error(transparent)]
+    Store(#[from] edgetls_certstore::CertStoreError),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("OpenSSL: {0}")]
+    OpenSsl(#[from] openssl::error::ErrorStack),
+    #[error("generating demo certificates: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("connection from {peer}: {message}")]
+    Connection { peer: String, message: String },
+}
+
+impl CliError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> CliError {
+        let path = path.into();
+        move |source| CliError::Io { path, source }
+    }
+}
