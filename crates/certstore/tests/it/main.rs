@@ -5,3 +5,4 @@ mod common;
 mod fuzz_seeds;
 mod handshake;
 mod reload;
+mod servable;
