@@ -124,19 +124,22 @@ pub(crate) fn run(args: &Args) -> Result<()> {
             edge.wall.as_secs_f64(),
             edge.max_rss_kib / 1024
         );
+        let mut compare = |name: &str, how: &str, r: Run| {
+            let _ = writeln!(
+                report,
+                "| {name} | {how} | {:.3} s ({:.1}x edgetls) | {} MB |",
+                r.wall.as_secs_f64(),
+                r.wall.as_secs_f64() / edge.wall.as_secs_f64(),
+                r.max_rss_kib / 1024
+            );
+        };
         if which("haproxy") {
             let cfg = haproxy_config(&dir)?;
             let r = median_run(args.runs.min(3), || {
                 measure(Command::new("haproxy").args(["-c", "-q", "-f"]).arg(&cfg))
             })?;
-            let _ = writeln!(
-                report,
-                "| HAProxy {} | `haproxy -c -f cfg` (bind … crt DIR) | {:.3} s ({:.1}x edgetls) | {} MB |",
-                version("haproxy", &["-v"]),
-                r.wall.as_secs_f64(),
-                r.wall.as_secs_f64() / edge.wall.as_secs_f64(),
-                r.max_rss_kib / 1024
-            );
+            let name = format!("HAProxy {}", version("haproxy", &["-v"]));
+            compare(&name, "`haproxy -c -f cfg` (bind … crt DIR)", r);
         }
         if which("nginx") {
             let prefix = nginx_config(&dir)?;
@@ -148,14 +151,8 @@ pub(crate) fn run(args: &Args) -> Result<()> {
                         .args(["-c", "nginx.conf"]),
                 )
             })?;
-            let _ = writeln!(
-                report,
-                "| nginx {} | `nginx -t` (one server block per name) | {:.3} s ({:.1}x edgetls) | {} MB |",
-                version("nginx", &["-v"]),
-                r.wall.as_secs_f64(),
-                r.wall.as_secs_f64() / edge.wall.as_secs_f64(),
-                r.max_rss_kib / 1024
-            );
+            let name = format!("nginx {}", version("nginx", &["-v"]));
+            compare(&name, "`nginx -t` (one server block per name)", r);
         }
     }
 

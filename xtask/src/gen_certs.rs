@@ -213,17 +213,13 @@ pub(crate) fn run(args: &Args) -> Result<String> {
                         format!("certs/{}.pem", job.file),
                     ))
                 }
-                Kind::Rsa(k) => {
+                Kind::Rsa(_) | Kind::Ecdsa | Kind::Wildcard => {
+                    let rsa = match job.kind {
+                        Kind::Rsa(k) => Some(k),
+                        _ => None,
+                    };
                     let file = format!("{}.pem", job.file);
-                    write(&file, leaf(&job.names, Some(k))?)?;
-                    Ok((
-                        format!("ssl_cert_name=certs/{file}{}", key_field(&file)),
-                        format!("certs/{file}"),
-                    ))
-                }
-                Kind::Ecdsa | Kind::Wildcard => {
-                    let file = format!("{}.pem", job.file);
-                    write(&file, leaf(&job.names, None)?)?;
+                    write(&file, leaf(&job.names, rsa)?)?;
                     Ok((
                         format!("ssl_cert_name=certs/{file}{}", key_field(&file)),
                         format!("certs/{file}"),

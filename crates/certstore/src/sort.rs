@@ -159,11 +159,16 @@ fn break_patterns<T: Copy>(v: &mut [T]) {
     let mut seed = len as u64 | 1;
     let (m, last) = (len / 2, len - 1);
     for slot in [0, 1, 2, m - 1, m, m + 1, last - 2, last - 1, last] {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        v.swap(slot, (seed % len as u64) as usize);
+        v.swap(slot, (xorshift64(&mut seed) % len as u64) as usize);
     }
+}
+
+/// Marsaglia's xorshift64: the next state. Deterministic, so runs are repeatable.
+fn xorshift64(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
 }
 
 /// Orders v[a], v[b], v[c] in place (conditional moves, no branches) so v[b] is their median.
@@ -388,12 +393,7 @@ pub mod patterns {
     pub fn random(n: usize, seed: u64) -> Vec<u64> {
         let mut s = seed | 1;
         (0..n)
-            .map(|_| {
-                s ^= s >> 12;
-                s ^= s << 25;
-                s ^= s >> 27;
-                s.wrapping_mul(0x2545_f491_4f6c_dd1d)
-            })
+            .map(|_| super::xorshift64(&mut s).wrapping_mul(0x2545_f491_4f6c_dd1d))
             .collect()
     }
 
