@@ -1,0 +1,161 @@
+//! Opcodes, tags and error codes: newtypes over the wire byte, so unknown values survive a
+//! round trip and are reported rather than lost.
+
+use std::fmt;
+
+macro_rules! wire_byte {
+    ($(#[$doc:meta])* $name:ident { $($(#[$cdoc:meta])* $konst:ident = $val:expr, $text:expr;)* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+        pub struct $name(pub u8);
+
+        impl $name {
+            $($(#[$cdoc])* pub const $konst: $name = $name($val);)*
+
+            /// The protocol's name for this value, if it has one.
+            pub fn name(self) -> Option<&'static str> {
+                match self.0 {
+                    $($val => Some($text),)*
+                    _ => None,
+                }
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self.name() {
+                    Some(n) => write!(f, "{}({n})", stringify!($name)),
+                    None => write!(f, "{}(0x{:02x})", stringify!($name), self.0),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self.name() {
+                    Some(n) => f.write_str(n),
+                    None => write!(f, "unknown 0x{:02x}", self.0),
+                }
+            }
+        }
+    };
+}
+
+wire_byte! {
+    /// What a request asks for, or what a response is (item 0x11).
+    Opcode {
+        /// RSA decrypt (PKCS#1 v1.5 encrypted premaster secret).
+        RSA_DECRYPT = 0x01, "RSA decrypt";
+        RSA_SIGN_MD5SHA1 = 0x02, "RSA sign MD5SHA1";
+        RSA_SIGN_SHA1 = 0x03, "RSA sign SHA1";
+        RSA_SIGN_SHA224 = 0x04, "RSA sign SHA224";
+        RSA_SIGN_SHA256 = 0x05, "RSA sign SHA256";
+        RSA_SIGN_SHA384 = 0x06, "RSA sign SHA384";
+        RSA_SIGN_SHA512 = 0x07, "RSA sign SHA512";
+        /// Raw RSA decrypt: the block c^d mod n, no padding removed.
+        RSA_DECRYPT_RAW = 0x08, "RSA raw decrypt";
+        ECDSA_SIGN_MD5SHA1 = 0x12, "ECDSA sign MD5SHA1";
+        ECDSA_SIGN_SHA1 = 0x13, "ECDSA sign SHA1";
+        ECDSA_SIGN_SHA224 = 0x14, "ECDSA sign SHA224";
+        ECDSA_SIGN_SHA256 = 0x15, "ECDSA sign SHA256";
+        ECDSA_SIGN_SHA384 = 0x16, "ECDSA sign SHA384";
+        ECDSA_SIGN_SHA512 = 0x17, "ECDSA sign SHA512";
+        ED25519_SIGN = 0x18, "Ed25519 sign";
+        /// RSASSA-PSS, salt length = hash length.
+        RSA_PSS_SIGN_SHA256 = 0x35, "RSA-PSS sign SHA256";
+        RSA_PSS_SIGN_SHA384 = 0x36, "RSA-PSS sign SHA384";
+        RSA_PSS_SIGN_SHA512 = 0x37, "RSA-PSS sign SHA512";
+        /// A successful response; the payload is the result.
+        RESPONSE = 0xF0, "response";
+        /// A test message the server echoes back as [`Opcode::PONG`].
+        PING = 0xF1, "ping";
+        PONG = 0xF2, "pong";
+        /// An error response; the payload is one [`ErrorCode`] byte.
+        ERROR = 0xFF, "error";
+    }
+}
+
+impl Opcode {
+    /// Whether only a server sends this opcode (a request carrying it is an "unexpected opcode").
+    pub fn is_response(self) -> bool {
+        matches!(self, Opcode::RESPONSE | Opcode::PONG | Opcode::ERROR)
+    }
+
+    /// The hash a sign opcode's payload is a digest of, and its length in bytes.
+    pub fn sign_hash(self) -> Option<(Hash, usize)> {
+        let hash = match self.0 {
+            0x02 | 0x12 => Hash::Md5Sha1,
+            0x03 | 0x13 => Hash::Sha1,
+            0x04 | 0x14 => Hash::Sha224,
+            0x05 | 0x15 | 0x35 => Hash::Sha256,
+            0x06 | 0x16 | 0x36 => Hash::Sha384,
+            0x07 | 0x17 | 0x37 => Hash::Sha512,
+            _ => return None,
+        };
+        Some((hash, hash.digest_len()))
+    }
+}
+
+/// The digest algorithms sign opcodes name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Hash {
+    /// TLS 1.0/1.1's MD5 ‖ SHA-1 concatenation (36 bytes).
+    Md5Sha1,
+    Sha1,
+    Sha224,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl Hash {
+    /// Digest length in bytes.
+    pub fn digest_len(self) -> usize {
+        match self {
+            Hash::Md5Sha1 => 36,
+            Hash::Sha1 => 20,
+            Hash::Sha224 => 28,
+            Hash::Sha256 => 32,
+            Hash::Sha384 => 48,
+            Hash::Sha512 => 64,
+        }
+    }
+}
+
+wire_byte! {
+    /// The type of an item in a message body.
+    Tag {
+        /// SHA-256 of the RSA modulus in uppercase hex (the legacy key id), 32 bytes.
+        CERTIFICATE_DIGEST = 0x01, "certificate digest";
+        SERVER_NAME = 0x02, "server name";
+        CLIENT_IP = 0x03, "client IP";
+        /// SHA-1 of the key's subjectPublicKey bits, 20 bytes.
+        SUBJECT_KEY_IDENTIFIER = 0x04, "subject key identifier";
+        SERVER_IP = 0x05, "server IP";
+        CERTIFICATE_ID = 0x06, "certificate id";
+        OPCODE = 0x11, "opcode";
+        PAYLOAD = 0x12, "payload";
+        CUSTOM_FUNCTION_NAME = 0x13, "custom function name";
+        EXTRA = 0x14, "extra";
+        REQUEST_CONTEXT = 0x16, "request context";
+        PADDING = 0x20, "padding";
+    }
+}
+
+wire_byte! {
+    /// The one-byte payload of an [`Opcode::ERROR`] response.
+    ErrorCode {
+        NONE = 0x00, "no error";
+        CRYPTO = 0x01, "cryptography failure";
+        KEY_NOT_FOUND = 0x02, "key not found";
+        READ = 0x03, "read error";
+        VERSION_MISMATCH = 0x04, "version mismatch";
+        BAD_OPCODE = 0x05, "bad opcode";
+        UNEXPECTED_OPCODE = 0x06, "unexpected opcode";
+        FORMAT = 0x07, "format error";
+        INTERNAL = 0x08, "internal error";
+        CERT_NOT_FOUND = 0x09, "certificate not found";
+        EXPIRED = 0x0A, "expired";
+        REMOTE_CONFIGURATION = 0x0B, "remote configuration error";
+    }
+}
