@@ -1,0 +1,146 @@
+//! The private keys this server holds, found by SKI (or by the legacy RSA digest).
+
+use crate::error::KeyServerError;
+use edgetls_keyless_proto::{Digest, Operation, Ski};
+use openssl::nid::Nid;
+use openssl::pkey::{Id, PKey, Private};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What kind of key, for choosing and checking operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Rsa { bits: u32 },
+    Ecdsa { curve: Nid },
+    Ed25519,
+}
+
+/// One private key.
+pub struct Key {
+    pub ski: Ski,
+    pub kind: KeyKind,
+    pub path: PathBuf,
+    pub(crate) pkey: PKey<Private>,
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key")
+            .field("ski", &self.ski)
+            .field("kind", &self.kind)
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+/// Every key, by SKI and (for RSA) by the legacy digest.
+#[derive(Debug, Default)]
+pub struct KeyStore {
+    by_ski: HashMap<Ski, Arc<Key>>,
+    by_digest: HashMap<Digest, Arc<Key>>,
+}
+
+impl KeyStore {
+    /// Loads every `.key`, `.pem` and `.der` file of `dir` (PEM or DER; PKCS#1, PKCS#8, SEC1;
+    /// RSA 2048–4096, ECDSA P-256/P-384, Ed25519). A file that is not such a key is reported
+    /// and skipped; the others are served. Fails only if the directory cannot be read.
+    pub fn load_dir(dir: &Path) -> Result<(KeyStore, Vec<KeyServerError>), KeyServerError> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(KeyServerError::io(dir))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                !name.starts_with('.')
+                    && ["key", "pem", "der"]
+                        .iter()
+                        .any(|ext| name.ends_with(&format!(".{ext}")))
+            })
+            .collect();
+        paths.sort();
+        let mut store = KeyStore::default();
+        let mut problems = Vec::new();
+        for path in paths {
+            match load_key(&path) {
+                Ok(key) => store.insert(key),
+                Err(e) => problems.push(e),
+            }
+        }
+        Ok((store, problems))
+    }
+
+    /// Adds a key (a later key with the same SKI replaces the earlier one).
+    pub fn insert(&mut self, key: Key) {
+        let key = Arc::new(key);
+        if let Ok(rsa) = key.pkey.rsa() {
+            self.by_digest
+                .insert(Digest::of_rsa_modulus(&rsa.n().to_vec()), Arc::clone(&key));
+        }
+        self.by_ski.insert(key.ski, key);
+    }
+
+    /// The key a request names: by SKI, else by digest.
+    pub fn find(&self, op: &Operation) -> Option<&Arc<Key>> {
+        op.ski
+            .and_then(|ski| self.by_ski.get(&ski))
+            .or_else(|| op.digest.and_then(|d| self.by_digest.get(&d)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_ski.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_ski.is_empty()
+    }
+}
+
+/// Reads one key file.
+pub fn load_key(path: &Path) -> Result<Key, KeyServerError> {
+    let bad = |message: String| KeyServerError::Key {
+        path: path.to_path_buf(),
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(KeyServerError::io(path))?;
+    let pkey = if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+        PKey::private_key_from_pem(&bytes)
+    } else {
+        PKey::private_key_from_der(&bytes)
+    }
+    .map_err(|e| {
+        bad(format!(
+            "not a private key (PEM or DER: PKCS#1, PKCS#8, SEC1): {e}"
+        ))
+    })?;
+    let kind = match pkey.id() {
+        Id::RSA => {
+            let bits = pkey.bits();
+            if !(2048..=4096).contains(&bits) {
+                return Err(bad(format!(
+                    "RSA-{bits} is not supported (2048 to 4096 bits are)"
+                )));
+            }
+            KeyKind::Rsa { bits }
+        }
+        Id::EC => {
+            let curve = pkey.ec_key().ok().and_then(|ec| ec.group().curve_name());
+            match curve {
+                Some(c @ (Nid::X9_62_PRIME256V1 | Nid::SECP384R1)) => KeyKind::Ecdsa { curve: c },
+                _ => return Err(bad("unsupported curve (P-256 and P-384 are)".into())),
+            }
+        }
+        Id::ED25519 => KeyKind::Ed25519,
+        other => return Err(bad(format!("unsupported key type {other:?}"))),
+    };
+    let spki = pkey.public_key_to_der().map_err(|e| bad(e.to_string()))?;
+    let ski = Ski::from_spki_der(&spki).map_err(|e| bad(e.to_string()))?;
+    Ok(Key {
+        ski,
+        kind,
+        path: path.to_path_buf(),
+        pkey,
+    })
+}

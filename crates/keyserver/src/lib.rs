@@ -1,0 +1,34 @@
+//! edgetls-keyserver: a keyless key server. Private keys stay on this machine; TLS terminators
+//! send it signing and decryption requests in Cloudflare's keyless protocol (see
+//! `edgetls-keyless-proto`) over TLS with a mandatory client certificate.
+//!
+//! ```no_run
+//! use edgetls_keyserver::{tls_acceptor, Authz, KeyServer, KeyStore, ServerOptions};
+//! use std::path::Path;
+//! use std::sync::Arc;
+//!
+//! # async fn run() -> Result<(), edgetls_keyserver::KeyServerError> {
+//! let (keys, problems) = KeyStore::load_dir(Path::new("/etc/keyless/keys"))?;
+//! problems.iter().for_each(|p| eprintln!("skipped: {p}"));
+//! let tls = tls_acceptor(Path::new("server.pem"), Path::new("server.key"), Path::new("edge-ca.pem"))?;
+//! let server = Arc::new(KeyServer::new(keys, Authz::open(), tls, ServerOptions::default())?);
+//! let listener = tokio::net::TcpListener::bind("0.0.0.0:2407").await.map_err(|source| {
+//!     edgetls_keyserver::KeyServerError::Listen { addr: "0.0.0.0:2407".into(), source }
+//! })?;
+//! let (_stop, stopped) = tokio::sync::watch::channel(false);
+//! server.serve(listener, stopped).await;
+//! # Ok(()) }
+//! ```
+
+mod authz;
+mod error;
+mod keys;
+mod metrics;
+pub mod ops;
+mod server;
+
+pub use authz::{Allowed, Authz, ClientId};
+pub use error::KeyServerError;
+pub use keys::{Key, KeyKind, KeyStore, load_key};
+pub use metrics::Metrics;
+pub use server::{KeyServer, ServerOptions, serve_metrics, tls_acceptor};

@@ -1,0 +1,343 @@
+//! Serving: mutual TLS, many requests per connection answered out of order, crypto on a bounded
+//! pool, limits and timeouts, graceful shutdown.
+//!
+//! Per connection: a reader decodes frames and starts one task per request (at most
+//! `max_in_flight` at once: past that the reader stops reading, which pushes back on the client);
+//! each task finds the key, checks the client may use it, runs the operation on the crypto pool
+//! and queues the answer; a writer task sends queued answers, flushing once per batch.
+
+use crate::authz::{Allowed, Authz, ClientId};
+use crate::error::KeyServerError;
+use crate::keys::KeyStore;
+use crate::metrics::Metrics;
+use crate::ops;
+use edgetls_keyless_proto::{Decoder, ErrorCode, Opcode, Operation, Packet};
+use openssl::ssl::{Ssl, SslAcceptor, SslFiletype, SslMethod, SslVerifyMode, SslVersion};
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio_openssl::SslStream;
+
+/// Tunables; `Default` gives what the binary uses without flags.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Threads doing private-key operations (default: the number of cores).
+    pub workers: usize,
+    /// Requests one connection may have in flight before the server stops reading from it.
+    pub max_in_flight: usize,
+    /// Close a connection that sends nothing for this long.
+    pub idle_timeout: Duration,
+    /// Close a connection whose TLS handshake or partly received frame stalls this long.
+    pub read_timeout: Duration,
+    /// Hold every answer this long (plus up to `jitter`), to emulate a distant server.
+    pub delay: Duration,
+    pub jitter: Duration,
+    /// Answer RSA decrypt (0x01) with the PKCS#1-unpadded message, as the older C key server
+    /// did, instead of the raw c^d mod n that gokeyless returns.
+    pub strip_rsa_padding: bool,
+    /// How long a graceful shutdown waits for in-flight requests.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_in_flight: 1024,
+            idle_timeout: Duration::from_secs(300),
+            read_timeout: Duration::from_secs(30),
+            delay: Duration::ZERO,
+            jitter: Duration::ZERO,
+            strip_rsa_padding: false,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A TLS acceptor that requires a client certificate issued by `client_ca` (TLS 1.2+).
+pub fn tls_acceptor(
+    cert: &Path,
+    key: &Path,
+    client_ca: &Path,
+) -> Result<SslAcceptor, KeyServerError> {
+    let exists = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|_| ())
+            .map_err(KeyServerError::io(p))
+    };
+    exists(cert)?;
+    exists(key)?;
+    exists(client_ca)?;
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
+    b.set_min_proto_version(Some(SslVersion::TLS1_2))?;
+    b.set_certificate_chain_file(cert)?;
+    b.set_private_key_file(key, SslFiletype::PEM)?;
+    b.check_private_key()?;
+    b.set_ca_file(client_ca)?;
+    b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    Ok(b.build())
+}
+
+/// The key server.
+pub struct KeyServer {
+    keys: Arc<KeyStore>,
+    authz: Authz,
+    acceptor: SslAcceptor,
+    opts: ServerOptions,
+    metrics: Arc<Metrics>,
+    pool: rayon::ThreadPool,
+    jitter_state: AtomicU64,
+}
+
+impl std::fmt::Debug for KeyServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyServer")
+            .field("keys", &self.keys.len())
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyServer {
+    pub fn new(
+        keys: KeyStore,
+        authz: Authz,
+        acceptor: SslAcceptor,
+        opts: ServerOptions,
+    ) -> Result<KeyServer, KeyServerError> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.workers.max(1))
+            .thread_name(|i| format!("keyless-crypto-{i}"))
+            .build()
+            .map_err(|e| KeyServerError::Invalid(format!("crypto pool: {e}")))?;
+        Ok(KeyServer {
+            keys: Arc::new(keys),
+            authz,
+            acceptor,
+            opts,
+            metrics: Arc::new(Metrics::default()),
+            pool,
+            jitter_state: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
+        })
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// Accepts connections until `shutdown` turns true, then stops accepting, lets every
+    /// connection finish the requests it has (up to `drain_timeout`) and returns.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            let for_conn = shutdown.clone();
+            tokio::select! {
+                accepted = listener.accept() => {
+                    if let Ok((tcp, _)) = accepted {
+                        let _ = tcp.set_nodelay(true);
+                        conns.spawn(Arc::clone(&self).connection(tcp, for_conn));
+                    }
+                }
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            }
+            // Reap finished connections so the set does not grow.
+            while conns.try_join_next().is_some() {}
+        }
+        drop(listener);
+        let _ = tokio::time::timeout(self.opts.drain_timeout, async {
+            while conns.join_next().await.is_some() {}
+        })
+        .await;
+    }
+
+    async fn connection(self: Arc<Self>, tcp: TcpStream, mut shutdown: watch::Receiver<bool>) {
+        self.metrics.connections_total.fetch_add(1, Relaxed);
+        let Some(tls) = self.handshake(tcp).await else {
+            self.metrics.tls_failures.fetch_add(1, Relaxed);
+            return;
+        };
+        self.metrics.connections_open.fetch_add(1, Relaxed);
+        let allowed = match tls.ssl().peer_certificate() {
+            Some(cert) => Arc::new(self.authz.allowed(&ClientId::of(&cert))),
+            None => Arc::new(Allowed::Keys(Default::default())),
+        };
+        let (mut reader, mut writer) = tokio::io::split(tls);
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(self.opts.max_in_flight + 16);
+        let write_task = tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                if writer.write_all(&first).await.is_err() {
+                    return;
+                }
+                while let Ok(more) = rx.try_recv() {
+                    if writer.write_all(&more).await.is_err() {
+                        return;
+                    }
+                }
+                if writer.flush().await.is_err() {
+                    return;
+                }
+            }
+            let _ = writer.shutdown().await;
+        });
+        let limit = Arc::new(Semaphore::new(self.opts.max_in_flight));
+        let mut decoder = Decoder::new();
+        let mut buf = vec![0u8; 16 * 1024];
+        'read: loop {
+            let wait = if decoder.buffered() > 0 {
+                self.opts.read_timeout
+            } else {
+                self.opts.idle_timeout
+            };
+            let n = tokio::select! {
+                r = tokio::time::timeout(wait, reader.read(&mut buf)) => match r {
+                    Ok(Ok(n)) if n > 0 => n,
+                    _ => break 'read, // closed, failed, idle or stalled
+                },
+                _ = shutdown.wait_for(|stop| *stop) => break 'read,
+            };
+            decoder.extend(&buf[..n]);
+            while let Some(frame) = decoder.next() {
+                let packet = match frame {
+                    Ok(p) => p,
+                    Err(e) => match e.reply() {
+                        Some((id, code)) => {
+                            self.metrics
+                                .record(Opcode::ERROR, Duration::ZERO, Some(code));
+                            let _ = tx.send(encode(id, Operation::error(code))).await;
+                            continue;
+                        }
+                        None => break 'read,
+                    },
+                };
+                let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
+                    break 'read;
+                };
+                let (server, tx, allowed) = (Arc::clone(&self), tx.clone(), Arc::clone(&allowed));
+                self.metrics.in_flight.fetch_add(1, Relaxed);
+                tokio::spawn(async move {
+                    let answer = server.answer(packet, &allowed).await;
+                    let _ = tx.send(answer).await;
+                    server.metrics.in_flight.fetch_sub(1, Relaxed);
+                    drop(permit);
+                });
+            }
+        }
+        // Let the requests already started finish, then close.
+        let all = u32::try_from(self.opts.max_in_flight).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(self.opts.drain_timeout, limit.acquire_many(all)).await;
+        drop(tx);
+        let _ = write_task.await;
+        self.metrics.connections_open.fetch_sub(1, Relaxed);
+    }
+
+    async fn handshake(&self, tcp: TcpStream) -> Option<SslStream<TcpStream>> {
+        let ssl = Ssl::new(self.acceptor.context()).ok()?;
+        let mut tls = SslStream::new(ssl, tcp).ok()?;
+        match tokio::time::timeout(self.opts.read_timeout, Pin::new(&mut tls).accept()).await {
+            Ok(Ok(())) => Some(tls),
+            _ => None,
+        }
+    }
+
+    /// The encoded answer to one request.
+    async fn answer(&self, packet: Packet, allowed: &Allowed) -> Vec<u8> {
+        let started = Instant::now();
+        let Packet { id, op } = packet;
+        let opcode = op.opcode;
+        let result = match opcode {
+            Opcode::PING => Ok(Operation::pong(op.payload)),
+            o if o.is_response() => Err(ErrorCode::UNEXPECTED_OPCODE),
+            o if !is_key_operation(o) => Err(ErrorCode::BAD_OPCODE),
+            _ => match self.keys.find(&op) {
+                Some(key) if allowed.permits(&key.ski) => {
+                    let (key, strip) = (Arc::clone(key), self.opts.strip_rsa_padding);
+                    let (done, result) = oneshot::channel();
+                    self.pool.spawn(move || {
+                        let _ = done.send(ops::perform(&key, opcode, &op.payload, strip));
+                    });
+                    result
+                        .await
+                        .unwrap_or(Err(ErrorCode::INTERNAL))
+                        .map(Operation::response)
+                }
+                // Unknown, or not this client's to use: the same answer either way.
+                _ => Err(ErrorCode::KEY_NOT_FOUND),
+            },
+        };
+        if !self.opts.delay.is_zero() || !self.opts.jitter.is_zero() {
+            tokio::time::sleep(self.opts.delay + self.jitter()).await;
+        }
+        let error = result.as_ref().err().copied();
+        self.metrics.record(opcode, started.elapsed(), error);
+        encode(id, result.unwrap_or_else(Operation::error))
+    }
+
+    /// A pseudo-random duration in [0, jitter].
+    fn jitter(&self) -> Duration {
+        let max = self.opts.jitter.as_nanos() as u64;
+        if max == 0 {
+            return Duration::ZERO;
+        }
+        let mut x = self.jitter_state.load(Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.jitter_state.store(x, Relaxed);
+        Duration::from_nanos(x % (max + 1))
+    }
+}
+
+fn is_key_operation(op: Opcode) -> bool {
+    matches!(
+        op,
+        Opcode::RSA_DECRYPT | Opcode::RSA_DECRYPT_RAW | Opcode::ED25519_SIGN
+    ) || op.sign_hash().is_some()
+}
+
+fn encode(id: u32, op: Operation) -> Vec<u8> {
+    Packet::new(id, op)
+        .to_bytes()
+        // Only an over-long payload fails to encode, and no operation produces one.
+        .unwrap_or_else(|_| {
+            Packet::new(id, Operation::error(ErrorCode::INTERNAL))
+                .to_bytes()
+                .unwrap_or_default()
+        })
+}
+
+/// Serves the metrics in the Prometheus text format on every HTTP request to `listener`.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        let Ok((mut tcp, _)) = accepted else { continue };
+        let metrics = Arc::clone(&metrics);
+        tokio::spawn(async move {
+            let mut req = [0u8; 2048];
+            let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut req)).await;
+            let body = metrics.render();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = tcp.write_all(head.as_bytes()).await;
+            let _ = tcp.write_all(body.as_bytes()).await;
+            let _ = tcp.shutdown().await;
+        });
+    }
+}

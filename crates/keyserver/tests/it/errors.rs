@@ -1,0 +1,140 @@
+//! Errors answered with the right code; clients refused at the TLS layer; authorization.
+
+use crate::common::{connect, setup, ski, start};
+use edgetls_keyless_proto::{ErrorCode, Opcode, Operation, Ski};
+use edgetls_keyserver::{Authz, ServerOptions};
+use std::path::Path;
+
+#[test]
+fn errors_carry_the_right_codes() {
+    let (pki, keys) = setup();
+    let server = start(&pki, Authz::open(), ServerOptions::default());
+    let mut c = connect(&pki, server.addr, Some("edge-1")).unwrap();
+    let code = |c: &mut crate::common::Client, id, op| c.call(id, op).error_code();
+    let digest = vec![0u8; 32];
+    assert_eq!(
+        code(
+            &mut c,
+            1,
+            Operation::request(Opcode::ECDSA_SIGN_SHA256, Ski([9; 20]), digest.clone())
+        ),
+        Some(ErrorCode::KEY_NOT_FOUND)
+    );
+    assert_eq!(
+        code(
+            &mut c,
+            2,
+            Operation::request(Opcode(0x99), ski(&keys.p256), digest.clone())
+        ),
+        Some(ErrorCode::BAD_OPCODE)
+    );
+    assert_eq!(
+        code(
+            &mut c,
+            3,
+            Operation::request(Opcode::RESPONSE, ski(&keys.p256), digest.clone())
+        ),
+        Some(ErrorCode::UNEXPECTED_OPCODE)
+    );
+    assert_eq!(
+        code(
+            &mut c,
+            4,
+            Operation::request(Opcode::ECDSA_SIGN_SHA256, ski(&keys.p256), vec![0; 31])
+        ),
+        Some(ErrorCode::FORMAT)
+    );
+    // An ECDSA operation on an RSA key, an RSA one on an EC key.
+    assert_eq!(
+        code(
+            &mut c,
+            5,
+            Operation::request(Opcode::ECDSA_SIGN_SHA256, ski(&keys.rsa), digest.clone())
+        ),
+        Some(ErrorCode::CRYPTO)
+    );
+    assert_eq!(
+        code(
+            &mut c,
+            6,
+            Operation::request(Opcode::RSA_PSS_SIGN_SHA256, ski(&keys.p256), digest.clone())
+        ),
+        Some(ErrorCode::CRYPTO)
+    );
+    assert_eq!(
+        code(
+            &mut c,
+            7,
+            Operation::request(Opcode::RSA_DECRYPT, ski(&keys.rsa), vec![1; 10])
+        ),
+        Some(ErrorCode::FORMAT)
+    );
+    // After all that, the connection still works.
+    assert_eq!(
+        c.call(
+            8,
+            Operation::request(Opcode::ECDSA_SIGN_SHA256, ski(&keys.p256), digest)
+        )
+        .opcode,
+        Opcode::RESPONSE
+    );
+    assert_eq!(server.metrics.errors(ErrorCode::KEY_NOT_FOUND), 1);
+    assert_eq!(server.metrics.requests(Opcode::ECDSA_SIGN_SHA256), 4);
+}
+
+#[test]
+fn clients_without_a_certificate_from_the_ca_are_refused_by_tls() {
+    let (pki, _) = setup();
+    let server = start(&pki, Authz::open(), ServerOptions::default());
+    assert!(connect(&pki, server.addr, Some("edge-1")).is_ok());
+    let none = connect(&pki, server.addr, None)
+        .err()
+        .expect("refused without a certificate");
+    let rogue = connect(&pki, server.addr, Some("rogue"))
+        .err()
+        .expect("refused with another CA's certificate");
+    assert!(!none.is_empty() && !rogue.is_empty());
+    assert!(
+        server
+            .metrics
+            .render()
+            .contains("keyless_tls_failures_total 2"),
+        "{}",
+        server.metrics.render()
+    );
+}
+
+#[test]
+fn a_client_may_use_only_the_keys_authorized_for_it() {
+    let (pki, keys) = setup();
+    let rules = format!("cn:edge-1 *\ncn:edge-2 {}\n", ski(&keys.p256));
+    let authz = Authz::parse(Path::new("authz"), &rules).unwrap();
+    let server = start(&pki, authz, ServerOptions::default());
+    let digest = vec![7u8; 32];
+    let mut edge2 = connect(&pki, server.addr, Some("edge-2")).unwrap();
+    assert_eq!(
+        edge2
+            .call(
+                1,
+                Operation::request(Opcode::ECDSA_SIGN_SHA256, ski(&keys.p256), digest.clone())
+            )
+            .opcode,
+        Opcode::RESPONSE
+    );
+    // Not authorized: answered like an unknown key.
+    let r = edge2.call(
+        2,
+        Operation::request(Opcode::ECDSA_SIGN_SHA384, ski(&keys.p384), vec![7; 48]),
+    );
+    assert_eq!(r.error_code(), Some(ErrorCode::KEY_NOT_FOUND));
+    let mut edge1 = connect(&pki, server.addr, Some("edge-1")).unwrap();
+    assert_eq!(
+        edge1
+            .call(
+                3,
+                Operation::request(Opcode::ECDSA_SIGN_SHA384, ski(&keys.p384), vec![7; 48])
+            )
+            .opcode,
+        Opcode::RESPONSE
+    );
+}

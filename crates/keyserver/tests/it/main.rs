@@ -1,0 +1,8 @@
+//! The key server over TCP with mutual TLS: every opcode checked against the public key,
+//! errors, authorization, bad frames, pipelining, shutdown, and the binary itself.
+
+mod binary;
+mod common;
+mod errors;
+mod ops;
+mod stream;
