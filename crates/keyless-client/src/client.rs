@@ -1,0 +1,398 @@
+//! The client: choose a connection, send, wait for the answer or the deadline, retry elsewhere
+//! when a connection dies.
+
+use crate::config::ClientConfig;
+use crate::conn::{Conn, LinkDown};
+use crate::error::ClientError;
+use crate::metrics::ClientMetrics;
+use edgetls_keyless_proto::{ErrorCode, Hash, Opcode, Operation, Packet, Ski};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, watch};
+
+/// Which signature a sign request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignAlgorithm {
+    /// RSA PKCS#1 v1.5 (`Md5Sha1`: TLS 1.0/1.1, no DigestInfo).
+    RsaPkcs1(Hash),
+    /// RSASSA-PSS, salt length = hash length (SHA-256/384/512 only).
+    RsaPss(Hash),
+    Ecdsa(Hash),
+    /// Ed25519 signs the message itself, not a digest.
+    Ed25519,
+}
+
+impl SignAlgorithm {
+    /// The keyless opcode for this algorithm.
+    pub fn opcode(self) -> Result<Opcode, ClientError> {
+        let index = |h: Hash| match h {
+            Hash::Md5Sha1 => 0,
+            Hash::Sha1 => 1,
+            Hash::Sha224 => 2,
+            Hash::Sha256 => 3,
+            Hash::Sha384 => 4,
+            Hash::Sha512 => 5,
+        };
+        Ok(match self {
+            SignAlgorithm::RsaPkcs1(h) => Opcode(0x02 + index(h)),
+            SignAlgorithm::Ecdsa(h) => Opcode(0x12 + index(h)),
+            SignAlgorithm::RsaPss(h @ (Hash::Sha256 | Hash::Sha384 | Hash::Sha512)) => {
+                Opcode(0x35 + index(h) - 3)
+            }
+            SignAlgorithm::RsaPss(h) => {
+                return Err(ClientError::BadRequest(format!(
+                    "RSA-PSS with {h:?} has no keyless opcode"
+                )));
+            }
+            SignAlgorithm::Ed25519 => Opcode::ED25519_SIGN,
+        })
+    }
+}
+
+struct Inner {
+    config: Arc<ClientConfig>,
+    conns: Vec<Arc<Conn>>,
+    ids: Arc<AtomicU32>,
+    metrics: Arc<ClientMetrics>,
+    healthy_now: Arc<Notify>,
+    in_flight: AtomicU64,
+}
+
+/// A keyless client with its own runtime thread(s); usable from any thread or runtime.
+pub struct KeylessClient {
+    inner: Arc<Inner>,
+    runtime: Option<tokio::runtime::Runtime>,
+    stop: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for KeylessClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeylessClient")
+            .field("servers", &self.inner.config.servers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeylessClient {
+    /// Starts the client: its runtime and a supervisor per connection, which connect in the
+    /// background. Fails only on bad configuration (missing or invalid files).
+    pub fn new(config: ClientConfig) -> Result<KeylessClient, ClientError> {
+        config.validate()?;
+        let connector = config.connector()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads)
+            .thread_name("keyless-client")
+            .enable_all()
+            .build()
+            .map_err(|e| ClientError::Invalid(format!("runtime: {e}")))?;
+        let config = Arc::new(config);
+        let conns: Vec<Arc<Conn>> = config
+            .servers
+            .iter()
+            .flat_map(|s| {
+                (0..config.connections_per_server).map(move |_| Arc::new(Conn::new(s.clone())))
+            })
+            .collect();
+        let inner = Arc::new(Inner {
+            config: Arc::clone(&config),
+            conns,
+            ids: Arc::new(AtomicU32::new(1)),
+            metrics: Arc::new(ClientMetrics::default()),
+            healthy_now: Arc::new(Notify::new()),
+            in_flight: AtomicU64::new(0),
+        });
+        let (stop, stopped) = watch::channel(false);
+        for conn in &inner.conns {
+            runtime.spawn(Arc::clone(conn).supervise(
+                Arc::clone(&config),
+                connector.clone(),
+                Arc::clone(&inner.ids),
+                Arc::clone(&inner.metrics),
+                Arc::clone(&inner.healthy_now),
+                stopped.clone(),
+            ));
+        }
+        Ok(KeylessClient {
+            inner,
+            runtime: Some(runtime),
+            stop,
+        })
+    }
+
+    fn runtime(&self) -> Result<&tokio::runtime::Runtime, ClientError> {
+        self.runtime.as_ref().ok_or(ClientError::Shutdown)
+    }
+
+    /// Sends one request and returns the answer. An error answer from the key server becomes
+    /// [`ClientError::Server`]. Runs on the client's runtime whatever runtime awaits it.
+    pub async fn call(&self, op: Operation) -> Result<Operation, ClientError> {
+        let inner = Arc::clone(&self.inner);
+        self.runtime()?
+            .spawn(execute(inner, op))
+            .await
+            .unwrap_or(Err(ClientError::Shutdown))
+    }
+
+    /// Signs `digest` (for Ed25519: the message) with the key named by `key`.
+    pub async fn sign(
+        &self,
+        key: Ski,
+        algorithm: SignAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, ClientError> {
+        Ok(self
+            .call(Operation::request(
+                algorithm.opcode()?,
+                key,
+                digest.to_vec(),
+            ))
+            .await?
+            .payload)
+    }
+
+    /// RSA decrypt (opcode 0x01). Standard key servers return c^d mod n with the PKCS#1 padding
+    /// still on; the caller removes it.
+    pub async fn decrypt(&self, key: Ski, ciphertext: &[u8]) -> Result<Vec<u8>, ClientError> {
+        Ok(self
+            .call(Operation::request(
+                Opcode::RSA_DECRYPT,
+                key,
+                ciphertext.to_vec(),
+            ))
+            .await?
+            .payload)
+    }
+
+    /// Raw RSA decrypt (opcode 0x08): c^d mod n.
+    pub async fn decrypt_raw(&self, key: Ski, ciphertext: &[u8]) -> Result<Vec<u8>, ClientError> {
+        Ok(self
+            .call(Operation::request(
+                Opcode::RSA_DECRYPT_RAW,
+                key,
+                ciphertext.to_vec(),
+            ))
+            .await?
+            .payload)
+    }
+
+    /// Starts a request from any thread and calls `done` with the result on a client thread.
+    pub fn submit(
+        &self,
+        op: Operation,
+        done: impl FnOnce(Result<Operation, ClientError>) + Send + 'static,
+    ) {
+        let inner = Arc::clone(&self.inner);
+        match self.runtime() {
+            Ok(rt) => {
+                rt.spawn(async move { done(execute(inner, op).await) });
+            }
+            Err(e) => done(Err(e)),
+        }
+    }
+
+    /// Starts a request from any thread; the returned [`Submitted`] has a file descriptor that
+    /// becomes readable once the result is stored (for poll/epoll loops and OpenSSL async jobs).
+    pub fn submit_fd(&self, op: Operation) -> Result<Submitted, ClientError> {
+        let (read, mut write) =
+            UnixStream::pair().map_err(|e| ClientError::Invalid(format!("socketpair: {e}")))?;
+        let slot = Arc::new(Mutex::new(None));
+        let result = Arc::clone(&slot);
+        self.submit(op, move |r| {
+            // Publish the result first, then signal: whoever wakes finds it.
+            *result.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            let _ = write.write_all(&[1]);
+        });
+        Ok(Submitted { read, slot })
+    }
+
+    /// Sends one request and blocks this thread until the answer. Do not call from a task of an
+    /// async runtime (it would block that runtime's thread).
+    pub fn call_blocking(&self, op: Operation) -> Result<Operation, ClientError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.submit(op, move |r| {
+            let _ = tx.send(r);
+        });
+        rx.recv().unwrap_or(Err(ClientError::Shutdown))
+    }
+
+    /// Waits (blocking) until at least `n` connections are up, or `timeout` passes.
+    pub fn wait_connected(&self, n: usize, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            if self.connected() >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    /// Connections currently up.
+    pub fn connected(&self) -> usize {
+        self.inner.conns.iter().filter(|c| c.is_healthy()).count()
+    }
+
+    pub fn metrics(&self) -> Arc<ClientMetrics> {
+        Arc::clone(&self.inner.metrics)
+    }
+}
+
+impl Drop for KeylessClient {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+/// A request started with [`KeylessClient::submit_fd`].
+#[derive(Debug)]
+pub struct Submitted {
+    read: UnixStream,
+    slot: Arc<Mutex<Option<Result<Operation, ClientError>>>>,
+}
+
+impl Submitted {
+    /// The result, if it has arrived (never blocks).
+    pub fn try_take(&self) -> Option<Result<Operation, ClientError>> {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Blocks until the result arrives.
+    pub fn wait(mut self) -> Result<Operation, ClientError> {
+        let mut byte = [0u8; 1];
+        let _ = self.read.read_exact(&mut byte);
+        self.try_take().unwrap_or(Err(ClientError::Shutdown))
+    }
+}
+
+impl AsRawFd for Submitted {
+    fn as_raw_fd(&self) -> RawFd {
+        self.read.as_raw_fd()
+    }
+}
+
+/// Decrements the in-flight counts when a request ends, however it ends.
+struct InFlight<'a>(&'a Inner);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Relaxed);
+        self.0.metrics.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+async fn execute(inner: Arc<Inner>, op: Operation) -> Result<Operation, ClientError> {
+    let started = Instant::now();
+    let config = &inner.config;
+    let limit = config.max_in_flight as u64;
+    if inner.in_flight.fetch_add(1, Relaxed) >= limit {
+        inner.in_flight.fetch_sub(1, Relaxed);
+        inner.metrics.queue_full.fetch_add(1, Relaxed);
+        return Err(ClientError::QueueFull {
+            limit: config.max_in_flight,
+        });
+    }
+    inner.metrics.in_flight.fetch_add(1, Relaxed);
+    let _guard = InFlight(&inner);
+    let deadline = tokio::time::Instant::from_std(started + config.request_timeout);
+    let mut tried: Vec<usize> = Vec::new();
+    let mut failures = 0;
+    loop {
+        let Some(index) = pick(&inner.conns, &tried) else {
+            // Nothing is up: wait for a connection to come up, until the deadline.
+            let notified = inner.healthy_now.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if pick(&inner.conns, &tried).is_some() {
+                continue;
+            }
+            tokio::select! {
+                _ = notified => continue,
+                _ = tokio::time::sleep_until(deadline) => {
+                    inner.metrics.no_server.fetch_add(1, Relaxed);
+                    let detail = inner.conns.iter().map(|c| c.describe()).collect::<Vec<_>>().join("; ");
+                    return Err(ClientError::NoServer { after: config.request_timeout, detail });
+                }
+            }
+        };
+        let conn = &inner.conns[index];
+        let id = inner.ids.fetch_add(1, Relaxed);
+        let frame = Packet::new(id, op.clone())
+            .to_bytes()
+            .map_err(|e| ClientError::BadRequest(e.to_string()))?;
+        let answer = match conn.send(id, frame) {
+            Ok(rx) => rx,
+            Err(LinkDown) => {
+                tried.push(index);
+                continue;
+            }
+        };
+        match tokio::time::timeout_at(deadline, answer).await {
+            Ok(Ok(Ok(reply))) => {
+                inner.metrics.observe(started.elapsed());
+                return match reply.error_code() {
+                    Some(code) => {
+                        inner.metrics.server_error(code);
+                        Err(ClientError::Server {
+                            server: conn.server.addr.clone(),
+                            code,
+                        })
+                    }
+                    None => Ok(reply),
+                };
+            }
+            // The connection died under the request: send it again elsewhere.
+            Ok(_) => {
+                failures += 1;
+                tried.push(index);
+                if failures > config.retries {
+                    inner.metrics.no_server.fetch_add(1, Relaxed);
+                    return Err(ClientError::NoServer {
+                        after: started.elapsed(),
+                        detail: format!(
+                            "{} connections failed under the request; last: {}",
+                            failures,
+                            conn.describe()
+                        ),
+                    });
+                }
+                inner.metrics.retries.fetch_add(1, Relaxed);
+            }
+            Err(_) => {
+                conn.forget(id);
+                inner.metrics.timeouts.fetch_add(1, Relaxed);
+                return Err(ClientError::Timeout {
+                    after: config.request_timeout,
+                    server: conn.server.addr.clone(),
+                });
+            }
+        }
+    }
+}
+
+/// The healthy connection with the fewest requests in flight, preferring ones not tried yet.
+fn pick(conns: &[Arc<Conn>], tried: &[usize]) -> Option<usize> {
+    conns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.is_healthy())
+        .min_by_key(|(i, c)| (tried.contains(i), c.in_flight()))
+        .map(|(i, _)| i)
+}
+
+/// Error codes that mean the request itself is wrong, for callers deciding what to log.
+pub fn is_caller_error(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::FORMAT
+            | ErrorCode::BAD_OPCODE
+            | ErrorCode::UNEXPECTED_OPCODE
+            | ErrorCode::KEY_NOT_FOUND
+    )
+}

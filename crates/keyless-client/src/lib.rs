@@ -1,0 +1,35 @@
+//! edgetls-keyless-client: sends private-key operations to keyless key servers.
+//!
+//! A few persistent mutual-TLS connections per key server carry every request pipelined with
+//! its own id. Each request goes to the healthy connection with the fewest requests in flight,
+//! has a deadline, and is sent again on another connection (or server) if its connection dies.
+//! Connections are pinged; a dead one is dropped and reconnected with randomized exponential
+//! backoff. The client runs on its own runtime thread(s): async callers on any runtime, plain
+//! threads ([`KeylessClient::call_blocking`], [`KeylessClient::submit`]) and poll loops
+//! ([`KeylessClient::submit_fd`]) all use it.
+//!
+//! ```no_run
+//! use edgetls_keyless_client::{ClientConfig, KeylessClient, ServerSpec, SignAlgorithm};
+//! use edgetls_keyless_proto::{Hash, Ski};
+//!
+//! let servers = vec![ServerSpec::new("10.0.0.5:2407", "keys.example.net")];
+//! let client = KeylessClient::new(ClientConfig::new(servers, "edge.pem", "edge.key", "keyserver-ca.pem"))?;
+//! let ski = Ski([0; 20]); // Ski::from_spki_der(certificate's SubjectPublicKeyInfo)
+//! let signature = client.call_blocking(edgetls_keyless_proto::Operation::request(
+//!     SignAlgorithm::Ecdsa(Hash::Sha256).opcode()?,
+//!     ski,
+//!     vec![0; 32],
+//! ))?;
+//! # Ok::<(), edgetls_keyless_client::ClientError>(())
+//! ```
+
+mod client;
+mod config;
+mod conn;
+mod error;
+mod metrics;
+
+pub use client::{KeylessClient, SignAlgorithm, Submitted, is_caller_error};
+pub use config::{ClientConfig, ServerSpec};
+pub use error::ClientError;
+pub use metrics::ClientMetrics;
