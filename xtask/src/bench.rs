@@ -17,6 +17,15 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
+    /// What to measure: certs, keyless, or all.
+    #[arg(long, default_value = "all")]
+    suite: String,
+    /// Keyless throughput runs: client connections to the key server.
+    #[arg(long, default_value_t = 2)]
+    connections: usize,
+    /// Keyless throughput runs: requests kept outstanding.
+    #[arg(long, default_value_t = 512)]
+    depth: usize,
     /// Runs per scenario (the median is reported).
     #[arg(long, default_value_t = 5)]
     runs: usize,
@@ -43,6 +52,14 @@ struct Run {
 
 pub(crate) fn run(args: &Args) -> Result<()> {
     let root = workspace_root()?;
+    if args.suite == "keyless" {
+        let mut report = String::new();
+        crate::bench_keyless::run(&root, shape(args), &mut report)?;
+        let out = root.join("target/benchmarks-keyless.md");
+        std::fs::write(&out, &report)?;
+        println!("{report}\n(written to {})", out.display());
+        return Ok(());
+    }
     let data = root.join(&args.data);
     status(
         Command::new("cargo")
@@ -212,6 +229,10 @@ pub(crate) fn run(args: &Args) -> Result<()> {
                 }
             }
         }
+    }
+    if args.suite == "all" {
+        report.push('\n');
+        crate::bench_keyless::run(&root, shape(args), &mut report)?;
     }
     let out = root.join("target/benchmarks-certstore.md");
     std::fs::write(&out, &report)?;
@@ -407,4 +428,11 @@ fn workspace_root() -> Result<PathBuf> {
         .output()?;
     let manifest = PathBuf::from(String::from_utf8(out.stdout)?.trim());
     Ok(manifest.parent().context("workspace root")?.to_path_buf())
+}
+
+fn shape(args: &Args) -> crate::bench_keyless::LoadShape {
+    crate::bench_keyless::LoadShape {
+        connections: args.connections,
+        depth: args.depth,
+    }
 }

@@ -2,8 +2,10 @@
 
 use crate::error::KeyServerError;
 use edgetls_keyless_proto::{Digest, Operation, Ski};
+use openssl::ec::EcKey;
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Private};
+use openssl::rsa::Rsa;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,6 +24,10 @@ pub struct Key {
     pub kind: KeyKind,
     pub path: PathBuf,
     pub(crate) pkey: PKey<Private>,
+    /// Typed handles made once at load: OpenSSL 3.0 builds a legacy key object (and looks up
+    /// providers) every time one is asked of a `PKey`, which cost more than the signature.
+    pub(crate) ec: Option<EcKey<Private>>,
+    pub(crate) rsa: Option<Rsa<Private>>,
 }
 
 impl std::fmt::Debug for Key {
@@ -75,7 +81,7 @@ impl KeyStore {
     /// Adds a key (a later key with the same SKI replaces the earlier one).
     pub fn insert(&mut self, key: Key) {
         let key = Arc::new(key);
-        if let Ok(rsa) = key.pkey.rsa() {
+        if let Some(rsa) = &key.rsa {
             self.by_digest
                 .insert(Digest::of_rsa_modulus(&rsa.n().to_vec()), Arc::clone(&key));
         }
@@ -137,10 +143,14 @@ pub fn load_key(path: &Path) -> Result<Key, KeyServerError> {
     };
     let spki = pkey.public_key_to_der().map_err(|e| bad(e.to_string()))?;
     let ski = Ski::from_spki_der(&spki).map_err(|e| bad(e.to_string()))?;
+    let ec = pkey.ec_key().ok();
+    let rsa = pkey.rsa().ok();
     Ok(Key {
         ski,
         kind,
         path: path.to_path_buf(),
         pkey,
+        ec,
+        rsa,
     })
 }

@@ -48,7 +48,7 @@ struct Args {
     #[arg(long, value_parser = humantime::parse_duration)]
     #[serde(with = "humantime_opt", default)]
     jitter: Option<Duration>,
-    /// Threads for private-key operations (default: cores).
+    /// Worker threads, which also do the private-key operations (default: cores).
     #[arg(long)]
     workers: Option<usize>,
     /// Requests in flight per connection before reading pauses (default 1024).
@@ -179,6 +179,7 @@ fn run(args: Args) -> Result<(), KeyServerError> {
         .clone()
         .unwrap_or_else(|| format!("0.0.0.0:{}", edgetls_keyless_proto::DEFAULT_PORT));
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(opts.workers.max(1))
         .enable_all()
         .build()
         .map_err(|source| KeyServerError::Io {

@@ -12,6 +12,7 @@
 
 use crate::keys::{Key, KeyKind};
 use edgetls_keyless_proto::{ErrorCode, Hash, Opcode};
+use openssl::ecdsa::EcdsaSig;
 use openssl::md::{Md, MdRef};
 use openssl::pkey_ctx::PkeyCtx;
 use openssl::rsa::Padding;
@@ -28,7 +29,7 @@ pub fn perform(
     let crypto = |_| ErrorCode::CRYPTO;
     match (opcode, key.kind) {
         (Opcode::RSA_DECRYPT | Opcode::RSA_DECRYPT_RAW, KeyKind::Rsa { bits }) => {
-            let rsa = key.pkey.rsa().map_err(crypto)?;
+            let rsa = key.rsa.as_ref().ok_or(ErrorCode::CRYPTO)?;
             if payload.len() != (bits as usize).div_ceil(8) {
                 return Err(ErrorCode::FORMAT);
             }
@@ -65,7 +66,13 @@ fn sign_digest(key: &Key, opcode: Opcode, hash: Hash, digest: &[u8]) -> Result<V
     let ecdsa = (0x12..=0x17).contains(&opcode.0);
     match key.kind {
         KeyKind::Rsa { .. } if rsa_pkcs1 || rsa_pss => {}
-        KeyKind::Ecdsa { .. } if ecdsa => {}
+        KeyKind::Ecdsa { .. } if ecdsa => {
+            // ECDSA_do_sign on the cached EC_KEY: no per-request EVP context.
+            let ec = key.ec.as_ref().ok_or(ErrorCode::CRYPTO)?;
+            return EcdsaSig::sign(digest, ec)
+                .and_then(|s| s.to_der())
+                .map_err(crypto);
+        }
         // An operation the key cannot do: what gokeyless answers when its signer fails.
         _ => return Err(ErrorCode::CRYPTO),
     }

@@ -1,10 +1,12 @@
 //! Serving: mutual TLS, many requests per connection answered out of order, crypto on a bounded
-//! pool, limits and timeouts, graceful shutdown.
+//! set of workers, limits and timeouts, graceful shutdown.
 //!
-//! Per connection: a reader decodes frames and starts one task per request (at most
-//! `max_in_flight` at once: past that the reader stops reading, which pushes back on the client);
-//! each task finds the key, checks the client may use it, runs the operation on the crypto pool
-//! and queues the answer; a writer task sends queued answers, flushing once per batch.
+//! Per connection: a reader decodes frames. Cheap requests (ping, ECDSA, Ed25519, errors) are
+//! answered right there; slow (RSA) or delayed ones get a task each (at most `max_in_flight` at
+//! once: past that the reader stops reading, which pushes back on the client). Each answer finds
+//! the key, checks the client may use it, runs the operation and queues the result; a writer
+//! task sends queued answers, flushing once per batch. Everything runs on the runtime's workers,
+//! one per core by default: they are the bounded crypto pool.
 
 use crate::authz::{Allowed, Authz, ClientId};
 use crate::error::KeyServerError;
@@ -20,13 +22,14 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_openssl::SslStream;
 
 /// Tunables; `Default` gives what the binary uses without flags.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-    /// Threads doing private-key operations (default: the number of cores).
+    /// Runtime worker threads (default: the number of cores). Connections, and the private-key
+    /// operations of their requests, run on these: they are the bounded crypto pool.
     pub workers: usize,
     /// Requests one connection may have in flight before the server stops reading from it.
     pub max_in_flight: usize,
@@ -90,7 +93,6 @@ pub struct KeyServer {
     acceptor: SslAcceptor,
     opts: ServerOptions,
     metrics: Arc<Metrics>,
-    pool: rayon::ThreadPool,
     jitter_state: AtomicU64,
 }
 
@@ -110,18 +112,12 @@ impl KeyServer {
         acceptor: SslAcceptor,
         opts: ServerOptions,
     ) -> Result<KeyServer, KeyServerError> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(opts.workers.max(1))
-            .thread_name(|i| format!("keyless-crypto-{i}"))
-            .build()
-            .map_err(|e| KeyServerError::Invalid(format!("crypto pool: {e}")))?;
         Ok(KeyServer {
             keys: Arc::new(keys),
             authz,
             acceptor,
             opts,
             metrics: Arc::new(Metrics::default()),
-            pool,
             jitter_state: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
         })
     }
@@ -190,7 +186,7 @@ impl KeyServer {
         });
         let limit = Arc::new(Semaphore::new(self.opts.max_in_flight));
         let mut decoder = Decoder::new();
-        let mut buf = vec![0u8; 16 * 1024];
+        let mut buf = vec![0u8; 64 * 1024];
         'read: loop {
             let wait = if decoder.buffered() > 0 {
                 self.opts.read_timeout
@@ -218,6 +214,16 @@ impl KeyServer {
                         None => break 'read,
                     },
                 };
+                // Cheap answers (pings, ECDSA, Ed25519, errors) are computed right here: a task
+                // of their own costs a hand-off, often to the other core, worth more than the
+                // work. Slow ones (RSA) and delayed ones get a task, so they never hold up reading.
+                if self.answers_inline(&packet) {
+                    let answer = self.answer(packet, &allowed).await;
+                    if tx.send(answer).await.is_err() {
+                        break 'read;
+                    }
+                    continue;
+                }
                 let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
                     break 'read;
                 };
@@ -248,6 +254,18 @@ impl KeyServer {
         }
     }
 
+    /// Whether `packet` is answered in the reader itself (see `connection`).
+    fn answers_inline(&self, packet: &Packet) -> bool {
+        if !self.opts.delay.is_zero() || !self.opts.jitter.is_zero() {
+            return false;
+        }
+        let rsa = self
+            .keys
+            .find(&packet.op)
+            .is_some_and(|k| matches!(k.kind, crate::keys::KeyKind::Rsa { .. }));
+        !rsa
+    }
+
     /// The encoded answer to one request.
     async fn answer(&self, packet: Packet, allowed: &Allowed) -> Vec<u8> {
         let started = Instant::now();
@@ -259,14 +277,10 @@ impl KeyServer {
             o if !is_key_operation(o) => Err(ErrorCode::BAD_OPCODE),
             _ => match self.keys.find(&op) {
                 Some(key) if allowed.permits(&key.ski) => {
-                    let (key, strip) = (Arc::clone(key), self.opts.strip_rsa_padding);
-                    let (done, result) = oneshot::channel();
-                    self.pool.spawn(move || {
-                        let _ = done.send(ops::perform(&key, opcode, &op.payload, strip));
-                    });
-                    result
-                        .await
-                        .unwrap_or(Err(ErrorCode::INTERNAL))
+                    // Runs on this task's worker: the runtime has one worker per core, which
+                    // bounds the crypto like a pool, without a hand-off to another thread and
+                    // back (two wake-ups that cost more than an ECDSA signature here).
+                    ops::perform(key, opcode, &op.payload, self.opts.strip_rsa_padding)
                         .map(Operation::response)
                 }
                 // Unknown, or not this client's to use: the same answer either way.
