@@ -228,28 +228,40 @@ pub(crate) fn run(root: &Path, opts: LoadShape, report: &mut String) -> Result<(
         report,
         "## Keyless: key server and client (`cargo xtask bench --suite keyless`)\n"
     );
-    // Throughput, side by side with openssl speed.
-    let ossl_ec = openssl_speed("ecdsap256", 5)?;
-    let ossl_rsa = openssl_speed("rsa2048", 5)?;
+    // Throughput, side by side with openssl speed: three rounds, each measuring openssl speed
+    // and then the key server, so both see the same machine state; the median ratio counts.
     let server = start_keyserver(&bin, &pki, &[])?;
     let c = client(&pki, &server.addr, opts.connections)?;
-    let ks_ec = throughput(&c, ecdsa_op.clone(), opts.depth, 5.0)?;
-    let ks_rsa = throughput(&c, rsa_op.clone(), opts.depth, 5.0)?;
     let _ = writeln!(
         report,
-        "| signatures | `openssl speed -multi 2` | key server over loopback, client on the same 2 cores ({} connections, {} requests outstanding) | ratio | target |\n|---|---:|---:|---:|---:|",
+        "| signatures, round | `openssl speed -multi 2` | key server over loopback, client on the same 2 cores ({} connections, {} requests outstanding) | ratio |\n|---|---:|---:|---:|",
         opts.connections, opts.depth
     );
+    let mut summary = Vec::new();
+    for (label, alg, op, target) in [
+        ("ECDSA P-256", "ecdsap256", &ecdsa_op, 50.0),
+        ("RSA-2048 (PKCS#1 SHA-256)", "rsa2048", &rsa_op, 70.0),
+    ] {
+        let mut ratios = Vec::new();
+        for round in 1..=3 {
+            let ossl = openssl_speed(alg, 3)?;
+            let ks = throughput(&c, op.clone(), opts.depth, 4.0)?;
+            ratios.push(100.0 * ks / ossl);
+            let _ = writeln!(
+                report,
+                "| {label}, {round} | {ossl:.0}/s | {ks:.0}/s | {:.1}% |",
+                100.0 * ks / ossl
+            );
+        }
+        summary.push((label, median(ratios), target));
+    }
     let _ = writeln!(
         report,
-        "| ECDSA P-256 | {ossl_ec:.0}/s | {ks_ec:.0}/s | {:.0}% | ≥ 50% |",
-        100.0 * ks_ec / ossl_ec
+        "\n| signatures | median ratio of 3 rounds | target |\n|---|---:|---:|"
     );
-    let _ = writeln!(
-        report,
-        "| RSA-2048 (PKCS#1 SHA-256) | {ossl_rsa:.0}/s | {ks_rsa:.0}/s | {:.0}% | ≥ 70% |",
-        100.0 * ks_rsa / ossl_rsa
-    );
+    for (label, ratio, target) in summary {
+        let _ = writeln!(report, "| {label} | **{ratio:.1}%** | ≥ {target:.0}% |");
+    }
 
     // Latency, one request at a time. The key server's own work is what it reports spending on
     // each request (its request-duration histogram: lookup, signature, encoding), measured over

@@ -2,10 +2,10 @@
 //! when a connection dies.
 
 use crate::config::ClientConfig;
-use crate::conn::{Conn, LinkDown};
+use crate::conn::{Conn, SendError};
 use crate::error::ClientError;
 use crate::metrics::ClientMetrics;
-use edgetls_keyless_proto::{ErrorCode, Hash, Opcode, Operation, Packet, Ski};
+use edgetls_keyless_proto::{ErrorCode, Hash, Opcode, Operation, Ski};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -323,15 +323,13 @@ async fn execute(inner: Arc<Inner>, op: Operation) -> Result<Operation, ClientEr
         };
         let conn = &inner.conns[index];
         let id = inner.ids.fetch_add(1, Relaxed);
-        let frame = Packet::new(id, op.clone())
-            .to_bytes()
-            .map_err(|e| ClientError::BadRequest(e.to_string()))?;
-        let answer = match conn.send(id, frame) {
+        let answer = match conn.send(id, &op) {
             Ok(rx) => rx,
-            Err(LinkDown) => {
+            Err(SendError::Down) => {
                 tried.push(index);
                 continue;
             }
+            Err(SendError::Encode(e)) => return Err(ClientError::BadRequest(e.to_string())),
         };
         match tokio::time::timeout_at(deadline, answer).await {
             Ok(Ok(Ok(reply))) => {

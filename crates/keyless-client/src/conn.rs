@@ -3,7 +3,7 @@
 
 use crate::config::{ClientConfig, ServerSpec};
 use crate::metrics::ClientMetrics;
-use edgetls_keyless_proto::{Decoder, Operation, Packet};
+use edgetls_keyless_proto::{Decoder, Operation};
 use openssl::ssl::SslConnector;
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio_openssl::SslStream;
 
 /// What a request waiting on a link gets: the answer, or word that the link died (retryable).
@@ -29,10 +29,22 @@ struct Pending {
     waiting: HashMap<u32, oneshot::Sender<Reply>>,
 }
 
-/// A live connection: where to send frames and who waits for answers.
+/// A live connection: where requests are written and who waits for answers.
 struct Link {
-    frames: mpsc::UnboundedSender<Vec<u8>>,
+    /// Requests are encoded straight into this buffer; the writer swaps it out and sends it.
+    out: Arc<Mutex<Vec<u8>>>,
+    /// Wakes the writer when `out` goes from empty to not.
+    wake: Arc<Notify>,
     pending: Arc<Mutex<Pending>>,
+}
+
+/// Why a request could not be sent on a connection.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// No live link: try another connection.
+    Down,
+    /// The request cannot be encoded (too large): no connection will take it.
+    Encode(edgetls_keyless_proto::ProtoError),
 }
 
 /// One of the client's connections to a key server.
@@ -77,23 +89,41 @@ impl Conn {
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = e.into();
     }
 
-    /// Sends `frame` (request `id`) on the current link; the receiver yields the answer.
+    /// Sends `op` as request `id` on the current link; the receiver yields the answer.
     pub(crate) fn send(
         &self,
         id: u32,
-        frame: Vec<u8>,
-    ) -> Result<oneshot::Receiver<Reply>, LinkDown> {
+        op: &Operation,
+    ) -> Result<oneshot::Receiver<Reply>, SendError> {
         let link = self.link.lock().unwrap_or_else(|p| p.into_inner());
-        let link = link.as_ref().ok_or(LinkDown)?;
+        let link = link.as_ref().ok_or(SendError::Down)?;
         let (tx, rx) = oneshot::channel();
         {
             let mut pending = link.pending.lock().unwrap_or_else(|p| p.into_inner());
             if pending.closed {
-                return Err(LinkDown);
+                return Err(SendError::Down);
             }
             pending.waiting.insert(id, tx);
         }
-        link.frames.send(frame).map_err(|_| LinkDown)?;
+        let was_empty = {
+            let mut out = link.out.lock().unwrap_or_else(|p| p.into_inner());
+            let was_empty = out.is_empty();
+            let start = out.len();
+            if let Err(e) = op.encode_as(id, &mut out) {
+                out.truncate(start);
+                drop(out);
+                link.pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .waiting
+                    .remove(&id);
+                return Err(SendError::Encode(e));
+            }
+            was_empty
+        };
+        if was_empty {
+            link.wake.notify_one();
+        }
         self.in_flight.fetch_add(1, Relaxed);
         Ok(rx)
     }
@@ -179,23 +209,27 @@ impl Conn {
         shutdown: &mut watch::Receiver<bool>,
     ) -> String {
         let (mut reader, mut writer) = tokio::io::split(tls);
-        let (frames, mut queued) = mpsc::unbounded_channel::<Vec<u8>>();
+        let out = Arc::new(Mutex::new(Vec::with_capacity(64 * 1024)));
+        let wake = Arc::new(Notify::new());
         let pending = Arc::new(Mutex::new(Pending::default()));
-        *self.link.lock().unwrap_or_else(|p| p.into_inner()) = Some(Link {
-            frames,
+        let link = Link {
+            out: Arc::clone(&out),
+            wake: Arc::clone(&wake),
             pending: Arc::clone(&pending),
-        });
+        };
+        *self.link.lock().unwrap_or_else(|p| p.into_inner()) = Some(link);
 
         let write = async move {
-            let mut batch = Vec::with_capacity(64 * 1024);
-            while let Some(first) = queued.recv().await {
-                batch.clear();
-                batch.extend_from_slice(&first);
-                while batch.len() < 256 * 1024 {
-                    match queued.try_recv() {
-                        Ok(more) => batch.extend_from_slice(&more),
-                        Err(_) => break,
-                    }
+            // Two buffers swapped back and forth: no allocation once they have grown.
+            let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
+            loop {
+                wake.notified().await;
+                std::mem::swap(
+                    &mut batch,
+                    &mut *out.lock().unwrap_or_else(|p| p.into_inner()),
+                );
+                if batch.is_empty() {
+                    continue;
                 }
                 if let Err(e) = async {
                     writer.write_all(&batch).await?;
@@ -205,8 +239,8 @@ impl Conn {
                 {
                     return format!("write failed: {e}");
                 }
+                batch.clear();
             }
-            "writer stopped".to_string()
         };
         let read = async {
             let mut decoder = Decoder::new();
@@ -243,11 +277,8 @@ impl Conn {
                     tokio::time::sleep(config.health_interval).await;
                 }
                 let id = ids.fetch_add(1, Relaxed);
-                let Ok(frame) = Packet::new(id, Operation::ping(b"health".to_vec())).to_bytes()
-                else {
-                    return "cannot encode a ping".to_string();
-                };
-                let Ok(answer) = self.send(id, frame) else {
+                let ping = Operation::ping(b"health".to_vec());
+                let Ok(answer) = self.send(id, &ping) else {
                     return "link closed".to_string();
                 };
                 match tokio::time::timeout(config.health_timeout, answer).await {

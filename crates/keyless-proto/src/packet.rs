@@ -124,6 +124,56 @@ impl Operation {
     }
 }
 
+impl Operation {
+    /// The body length before padding.
+    fn unpadded_body_len(&self) -> usize {
+        self.items().map(|(_, v)| 3 + v.len()).sum()
+    }
+
+    /// Bytes this operation takes on the wire as a packet, header included.
+    pub fn wire_len(&self) -> usize {
+        let body = self.unpadded_body_len();
+        if body + HEADER_LEN < PADDED_LEN {
+            HEADER_LEN + body + 3 + (PADDED_LEN - (body + HEADER_LEN + 3).min(PADDED_LEN))
+        } else {
+            HEADER_LEN + body
+        }
+    }
+
+    /// Appends the wire form of this operation as packet `id` to `out`, without copying the
+    /// operation (what [`Packet::encode`] does).
+    pub fn encode_as(&self, id: u32, out: &mut Vec<u8>) -> Result<(), ProtoError> {
+        let total = self.wire_len();
+        let body_len = total - HEADER_LEN;
+        if body_len > MAX_BODY {
+            return Err(ProtoError::TooLong(body_len));
+        }
+        for (_, v) in self.items() {
+            if v.len() > MAX_BODY - 3 {
+                return Err(ProtoError::TooLong(v.len()));
+            }
+        }
+        out.reserve(total);
+        out.extend_from_slice(&[VERSION.0, VERSION.1]);
+        out.extend_from_slice(&(body_len as u16).to_be_bytes());
+        out.extend_from_slice(&id.to_be_bytes());
+        let body_start = out.len();
+        for (tag, value) in self.items() {
+            out.push(tag.0);
+            out.extend_from_slice(&(value.len() as u16).to_be_bytes());
+            value.write(out);
+        }
+        let written = out.len() - body_start;
+        if written + HEADER_LEN < PADDED_LEN {
+            let pad = PADDED_LEN.saturating_sub(written + HEADER_LEN + 3);
+            out.push(Tag::PADDING.0);
+            out.extend_from_slice(&(pad as u16).to_be_bytes());
+            out.resize(out.len() + pad, 0);
+        }
+        Ok(())
+    }
+}
+
 enum ItemValue<'a> {
     Byte(u8),
     Bytes(&'a [u8]),
@@ -172,51 +222,14 @@ impl Packet {
         Packet { id, op }
     }
 
-    /// The body length before padding.
-    fn unpadded_body_len(&self) -> usize {
-        self.op.items().map(|(_, v)| 3 + v.len()).sum()
-    }
-
     /// Bytes this packet takes on the wire, header included.
     pub fn encoded_len(&self) -> usize {
-        let body = self.unpadded_body_len();
-        if body + HEADER_LEN < PADDED_LEN {
-            HEADER_LEN + body + 3 + (PADDED_LEN - (body + HEADER_LEN + 3).min(PADDED_LEN))
-        } else {
-            HEADER_LEN + body
-        }
+        self.op.wire_len()
     }
 
     /// Appends the packet's wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), ProtoError> {
-        let total = self.encoded_len();
-        let body_len = total - HEADER_LEN;
-        if body_len > MAX_BODY {
-            return Err(ProtoError::TooLong(body_len));
-        }
-        for (_, v) in self.op.items() {
-            if v.len() > MAX_BODY - 3 {
-                return Err(ProtoError::TooLong(v.len()));
-            }
-        }
-        out.reserve(total);
-        out.extend_from_slice(&[VERSION.0, VERSION.1]);
-        out.extend_from_slice(&(body_len as u16).to_be_bytes());
-        out.extend_from_slice(&self.id.to_be_bytes());
-        let body_start = out.len();
-        for (tag, value) in self.op.items() {
-            out.push(tag.0);
-            out.extend_from_slice(&(value.len() as u16).to_be_bytes());
-            value.write(out);
-        }
-        let written = out.len() - body_start;
-        if written + HEADER_LEN < PADDED_LEN {
-            let pad = PADDED_LEN.saturating_sub(written + HEADER_LEN + 3);
-            out.push(Tag::PADDING.0);
-            out.extend_from_slice(&(pad as u16).to_be_bytes());
-            out.resize(out.len() + pad, 0);
-        }
-        Ok(())
+        self.op.encode_as(self.id, out)
     }
 
     /// The packet's wire form.

@@ -178,48 +178,55 @@ fn run(args: Args) -> Result<(), KeyServerError> {
         .listen
         .clone()
         .unwrap_or_else(|| format!("0.0.0.0:{}", edgetls_keyless_proto::DEFAULT_PORT));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(opts.workers.max(1))
+    let bind = |addr: &str| {
+        std::net::TcpListener::bind(addr).map_err(|source| KeyServerError::Listen {
+            addr: addr.to_string(),
+            source,
+        })
+    };
+    let listener = bind(&listen)?;
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let threads = opts.workers.max(1);
+    let server = Arc::new(KeyServer::new(keys, authz, tls, opts)?);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    // A small runtime of its own for signals and the metrics endpoint.
+    let side = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|source| KeyServerError::Io {
             path: PathBuf::from("tokio runtime"),
             source,
         })?;
-    runtime.block_on(async move {
-        let bind = |addr: String| async move {
-            tokio::net::TcpListener::bind(&addr)
-                .await
-                .map_err(|source| KeyServerError::Listen { addr, source })
-        };
-        let listener = bind(listen).await?;
-        let server = Arc::new(KeyServer::new(keys, authz, tls, opts)?);
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        if let Some(addr) = args.metrics.clone() {
-            let metrics_listener = bind(addr).await?;
-            tokio::spawn(serve_metrics(
-                metrics_listener,
-                server.metrics(),
-                stopped.clone(),
-            ));
-        }
-        println!(
-            "edgetls-keyserver: {} keys from {}, listening on {}",
-            key_count,
-            keys_dir.display(),
-            listener
-                .local_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default()
-        );
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            eprintln!("edgetls-keyserver: shutting down, finishing requests in flight");
-            let _ = stop.send(true);
-        });
-        server.serve(listener, stopped).await;
-        Ok(())
-    })
+    if let Some(addr) = args.metrics.clone() {
+        let metrics_listener = bind(&addr)?;
+        metrics_listener
+            .set_nonblocking(true)
+            .map_err(|source| KeyServerError::Listen {
+                addr: addr.clone(),
+                source,
+            })?;
+        let (metrics, stopped) = (server.metrics(), stopped.clone());
+        let _enter = side.enter();
+        let metrics_listener = tokio::net::TcpListener::from_std(metrics_listener)
+            .map_err(|source| KeyServerError::Listen { addr, source })?;
+        side.spawn(serve_metrics(metrics_listener, metrics, stopped));
+    }
+    side.spawn(async move {
+        wait_for_signal().await;
+        eprintln!("edgetls-keyserver: shutting down, finishing requests in flight");
+        let _ = stop.send(true);
+    });
+    let side_thread = std::thread::spawn(move || side.block_on(std::future::pending::<()>()));
+    println!(
+        "edgetls-keyserver: {key_count} keys from {}, listening on {local}",
+        keys_dir.display()
+    );
+    server.serve_per_core(listener, threads, stopped)?;
+    drop(side_thread);
+    Ok(())
 }
 
 async fn wait_for_signal() {

@@ -155,6 +155,80 @@ impl KeyServer {
         .await;
     }
 
+    /// Serves `listener` thread-per-core: `threads` threads each run a single-threaded runtime
+    /// and own the connections handed to them (round robin), so a connection's reading,
+    /// answering and writing never cross threads. Returns after `shutdown` turns true and every
+    /// thread has finished its connections' requests (up to `drain_timeout`).
+    pub fn serve_per_core(
+        self: Arc<Self>,
+        listener: std::net::TcpListener,
+        threads: usize,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(), KeyServerError> {
+        let io = |source| KeyServerError::Io {
+            path: "runtime".into(),
+            source,
+        };
+        listener.set_nonblocking(true).map_err(io)?;
+        let mut queues = Vec::new();
+        let mut handles = Vec::new();
+        for i in 0..threads.max(1) {
+            let (tx, mut rx) = mpsc::unbounded_channel::<std::net::TcpStream>();
+            queues.push(tx);
+            let (server, stop) = (Arc::clone(&self), shutdown.clone());
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(io)?;
+            let handle = std::thread::Builder::new()
+                .name(format!("keyless-core-{i}"))
+                .spawn(move || {
+                    rt.block_on(async move {
+                        let mut conns = tokio::task::JoinSet::new();
+                        while let Some(tcp) = rx.recv().await {
+                            if let Ok(tcp) = TcpStream::from_std(tcp) {
+                                conns.spawn(Arc::clone(&server).connection(tcp, stop.clone()));
+                            }
+                            while conns.try_join_next().is_some() {}
+                        }
+                        let drain = async { while conns.join_next().await.is_some() {} };
+                        let _ = tokio::time::timeout(server.opts.drain_timeout, drain).await;
+                    })
+                })
+                .map_err(io)?;
+            handles.push(handle);
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(io)?;
+        rt.block_on(async {
+            let listener = TcpListener::from_std(listener).map_err(io)?;
+            let mut shutdown = shutdown;
+            let mut next = 0;
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        if let Ok((tcp, _)) = accepted {
+                            let _ = tcp.set_nodelay(true);
+                            if let Ok(std_tcp) = tcp.into_std() {
+                                let _ = queues[next % queues.len()].send(std_tcp);
+                                next += 1;
+                            }
+                        }
+                    }
+                    _ = shutdown.wait_for(|stop| *stop) => break,
+                }
+            }
+            Ok::<(), KeyServerError>(())
+        })?;
+        drop(queues);
+        for h in handles {
+            let _ = h.join();
+        }
+        Ok(())
+    }
+
     async fn connection(self: Arc<Self>, tcp: TcpStream, mut shutdown: watch::Receiver<bool>) {
         self.metrics.connections_total.fetch_add(1, Relaxed);
         let Some(tls) = self.handshake(tcp).await else {
@@ -201,6 +275,9 @@ impl KeyServer {
                 _ = shutdown.wait_for(|stop| *stop) => break 'read,
             };
             decoder.extend(&buf[..n]);
+            // Answers computed here during this batch are encoded into one buffer and handed to
+            // the writer once, not one allocation and one queue entry per answer.
+            let mut batch = Vec::new();
             while let Some(frame) = decoder.next() {
                 let packet = match frame {
                     Ok(p) => p,
@@ -208,20 +285,18 @@ impl KeyServer {
                         Some((id, code)) => {
                             self.metrics
                                 .record(Opcode::ERROR, Duration::ZERO, Some(code));
-                            let _ = tx.send(encode(id, Operation::error(code))).await;
+                            encode_into(id, Operation::error(code), &mut batch);
                             continue;
                         }
                         None => break 'read,
                     },
                 };
                 // Cheap answers (pings, ECDSA, Ed25519, errors) are computed right here: a task
-                // of their own costs a hand-off, often to the other core, worth more than the
+                // of their own costs a hand-off, often to another thread, worth more than the
                 // work. Slow ones (RSA) and delayed ones get a task, so they never hold up reading.
                 if self.answers_inline(&packet) {
-                    let answer = self.answer(packet, &allowed).await;
-                    if tx.send(answer).await.is_err() {
-                        break 'read;
-                    }
+                    let (id, op) = self.answer(packet, &allowed).await;
+                    encode_into(id, op, &mut batch);
                     continue;
                 }
                 let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
@@ -230,11 +305,16 @@ impl KeyServer {
                 let (server, tx, allowed) = (Arc::clone(&self), tx.clone(), Arc::clone(&allowed));
                 self.metrics.in_flight.fetch_add(1, Relaxed);
                 tokio::spawn(async move {
-                    let answer = server.answer(packet, &allowed).await;
-                    let _ = tx.send(answer).await;
+                    let (id, op) = server.answer(packet, &allowed).await;
+                    let mut bytes = Vec::new();
+                    encode_into(id, op, &mut bytes);
+                    let _ = tx.send(bytes).await;
                     server.metrics.in_flight.fetch_sub(1, Relaxed);
                     drop(permit);
                 });
+            }
+            if !batch.is_empty() && tx.send(batch).await.is_err() {
+                break 'read;
             }
         }
         // Let the requests already started finish, then close.
@@ -266,8 +346,8 @@ impl KeyServer {
         !rsa
     }
 
-    /// The encoded answer to one request.
-    async fn answer(&self, packet: Packet, allowed: &Allowed) -> Vec<u8> {
+    /// The answer to one request.
+    async fn answer(&self, packet: Packet, allowed: &Allowed) -> (u32, Operation) {
         let started = Instant::now();
         let Packet { id, op } = packet;
         let opcode = op.opcode;
@@ -292,7 +372,7 @@ impl KeyServer {
         }
         let error = result.as_ref().err().copied();
         self.metrics.record(opcode, started.elapsed(), error);
-        encode(id, result.unwrap_or_else(Operation::error))
+        (id, result.unwrap_or_else(Operation::error))
     }
 
     /// A pseudo-random duration in [0, jitter].
@@ -317,15 +397,14 @@ fn is_key_operation(op: Opcode) -> bool {
     ) || op.sign_hash().is_some()
 }
 
-fn encode(id: u32, op: Operation) -> Vec<u8> {
-    Packet::new(id, op)
-        .to_bytes()
+/// Appends the wire form of an answer to `out`.
+fn encode_into(id: u32, op: Operation, out: &mut Vec<u8>) {
+    let start = out.len();
+    if Packet::new(id, op).encode(out).is_err() {
         // Only an over-long payload fails to encode, and no operation produces one.
-        .unwrap_or_else(|_| {
-            Packet::new(id, Operation::error(ErrorCode::INTERNAL))
-                .to_bytes()
-                .unwrap_or_default()
-        })
+        out.truncate(start);
+        let _ = Packet::new(id, Operation::error(ErrorCode::INTERNAL)).encode(out);
+    }
 }
 
 /// Serves the metrics in the Prometheus text format on every HTTP request to `listener`.
