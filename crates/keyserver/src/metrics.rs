@@ -28,11 +28,37 @@ impl Histogram {
     }
 }
 
-/// Everything the server counts. Shared by all connections; lock-free.
-pub struct Metrics {
+/// Per-request counters of one thread: each serving thread writes its own shard, so the
+/// counters of a busy server do not bounce between cores; rendering adds the shards up.
+struct Shard {
     requests: [AtomicU64; 256],
     latency: Box<[Histogram]>,
     errors: [AtomicU64; 256],
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard {
+            requests: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency: (0..256).map(|_| Histogram::default()).collect(),
+            errors: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+/// Shards: enough that threads rarely share one.
+const SHARDS: usize = 16;
+
+fn shard_index() -> usize {
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local!(static MINE: usize = NEXT.fetch_add(1, Relaxed) % SHARDS);
+    MINE.with(|m| *m)
+}
+
+/// Everything the server counts. Shared by all connections; lock-free.
+pub struct Metrics {
+    shards: Box<[Shard]>,
     pub(crate) connections_total: AtomicU64,
     pub(crate) connections_open: AtomicU64,
     pub(crate) tls_failures: AtomicU64,
@@ -42,9 +68,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
-            requests: std::array::from_fn(|_| AtomicU64::new(0)),
-            latency: (0..256).map(|_| Histogram::default()).collect(),
-            errors: std::array::from_fn(|_| AtomicU64::new(0)),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             connections_total: AtomicU64::new(0),
             connections_open: AtomicU64::new(0),
             tls_failures: AtomicU64::new(0),
@@ -62,21 +86,28 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     /// Records one answered request: its opcode, how long the server took, and its error.
     pub fn record(&self, opcode: Opcode, took: Duration, error: Option<ErrorCode>) {
-        self.requests[usize::from(opcode.0)].fetch_add(1, Relaxed);
-        self.latency[usize::from(opcode.0)].observe(took);
+        let shard = &self.shards[shard_index()];
+        shard.requests[usize::from(opcode.0)].fetch_add(1, Relaxed);
+        shard.latency[usize::from(opcode.0)].observe(took);
         if let Some(e) = error {
-            self.errors[usize::from(e.0)].fetch_add(1, Relaxed);
+            shard.errors[usize::from(e.0)].fetch_add(1, Relaxed);
         }
     }
 
     /// Requests answered for `opcode`.
     pub fn requests(&self, opcode: Opcode) -> u64 {
-        self.requests[usize::from(opcode.0)].load(Relaxed)
+        self.shards
+            .iter()
+            .map(|s| s.requests[usize::from(opcode.0)].load(Relaxed))
+            .sum()
     }
 
     /// Error responses sent with `code`.
     pub fn errors(&self, code: ErrorCode) -> u64 {
-        self.errors[usize::from(code.0)].load(Relaxed)
+        self.shards
+            .iter()
+            .map(|s| s.errors[usize::from(code.0)].load(Relaxed))
+            .sum()
     }
 
     /// The Prometheus text exposition.
@@ -92,7 +123,7 @@ impl Metrics {
             "# HELP keyless_requests_total Requests answered, by opcode.\n# TYPE keyless_requests_total counter"
         );
         for op in 0..=255u8 {
-            let n = self.requests[usize::from(op)].load(Relaxed);
+            let n = self.requests(Opcode(op));
             if n > 0 {
                 let _ = writeln!(
                     out,
@@ -106,14 +137,20 @@ impl Metrics {
             "# HELP keyless_request_duration_seconds Time from a request's arrival to its answer being queued.\n# TYPE keyless_request_duration_seconds histogram"
         );
         for op in 0..=255u8 {
-            let h = &self.latency[usize::from(op)];
-            let total: u64 = h.counts.iter().map(|c| c.load(Relaxed)).sum();
+            let hists: Vec<&Histogram> = self
+                .shards
+                .iter()
+                .map(|s| &s.latency[usize::from(op)])
+                .collect();
+            let count = |i: usize| -> u64 { hists.iter().map(|h| h.counts[i].load(Relaxed)).sum() };
+            let total: u64 = (0..=BUCKETS_US.len()).map(count).sum();
             if total == 0 {
                 continue;
             }
+            let sum_us: u64 = hists.iter().map(|h| h.sum_us.load(Relaxed)).sum();
             let mut cumulative = 0;
-            for (i, c) in h.counts.iter().enumerate() {
-                cumulative += c.load(Relaxed);
+            for i in 0..=BUCKETS_US.len() {
+                cumulative += count(i);
                 let le = BUCKETS_US
                     .get(i)
                     .map_or("+Inf".to_string(), |us| format!("{}", *us as f64 / 1e6));
@@ -127,7 +164,7 @@ impl Metrics {
                 out,
                 "keyless_request_duration_seconds_sum{{opcode=\"{}\"}} {}",
                 label(op),
-                h.sum_us.load(Relaxed) as f64 / 1e6
+                sum_us as f64 / 1e6
             );
             let _ = writeln!(
                 out,
@@ -140,7 +177,7 @@ impl Metrics {
             "# HELP keyless_errors_total Error responses, by code.\n# TYPE keyless_errors_total counter"
         );
         for code in 0..=255u8 {
-            let n = self.errors[usize::from(code)].load(Relaxed);
+            let n = self.errors(ErrorCode(code));
             if n > 0 {
                 let name = ErrorCode(code)
                     .name()
