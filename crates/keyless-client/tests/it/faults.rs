@@ -71,13 +71,7 @@ fn the_client_recovers_by_itself_when_its_only_server_restarts() {
     let c = client(&pki, &[addr], |cfg| {
         cfg.request_timeout = Duration::from_millis(300)
     });
-    let sign = || {
-        c.call_blocking(Operation::request(
-            Opcode::ECDSA_SIGN_SHA256,
-            ski(&keys.p256),
-            vec![1; 32],
-        ))
-    };
+    let sign = || c.call_blocking(crate::p256_sign(&keys, 1));
     assert!(sign().is_ok());
     server.kill();
     let down = sign().unwrap_err();
@@ -112,13 +106,7 @@ fn with_every_server_down_requests_fail_within_their_deadline() {
         cfg.request_timeout = Duration::from_millis(500)
     });
     let started = Instant::now();
-    let e = c
-        .call_blocking(Operation::request(
-            Opcode::ECDSA_SIGN_SHA256,
-            ski(&keys.p256),
-            vec![1; 32],
-        ))
-        .unwrap_err();
+    let e = c.call_blocking(crate::p256_sign(&keys, 1)).unwrap_err();
     let took = started.elapsed();
     assert!(
         took >= Duration::from_millis(500) && took < Duration::from_secs(3),
@@ -189,13 +177,7 @@ fn a_client_certificate_the_server_refuses_is_reported() {
     );
     cfg.request_timeout = Duration::from_millis(500);
     let c = edgetls_keyless_client::KeylessClient::new(cfg).unwrap();
-    let e = c
-        .call_blocking(Operation::request(
-            Opcode::ECDSA_SIGN_SHA256,
-            ski(&keys.p256),
-            vec![1; 32],
-        ))
-        .unwrap_err();
+    let e = c.call_blocking(crate::p256_sign(&keys, 1)).unwrap_err();
     assert!(matches!(e, ClientError::NoServer { .. }), "{e:?}");
     // Missing files are configuration errors naming the file.
     let mut cfg =

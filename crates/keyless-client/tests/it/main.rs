@@ -33,3 +33,15 @@ pub fn client(
     tweak(&mut c);
     KeylessClient::new(c).unwrap()
 }
+
+/// An ECDSA P-256 SHA-256 signature request for the test key set's P-256 key.
+pub fn p256_sign(
+    keys: &edgetls_keyless_testkit::Keys,
+    byte: u8,
+) -> edgetls_keyless_proto::Operation {
+    edgetls_keyless_proto::Operation::request(
+        edgetls_keyless_proto::Opcode::ECDSA_SIGN_SHA256,
+        edgetls_keyless_testkit::ski(&keys.p256),
+        vec![byte; 32],
+    )
+}
