@@ -1,7 +1,8 @@
 //! The store: the current snapshot behind an atomic pointer, reload and watch.
 
 use crate::error::CertStoreError;
-use crate::load::{LoadOptions, Report, load};
+use crate::load::{LoadOptions, load};
+use crate::report::Report;
 use crate::snapshot::Snapshot;
 use crate::source::Source;
 use arc_swap::ArcSwap;

@@ -1,0 +1,44 @@
+//! What a load reports.
+
+use crate::error::{Problem, Severity};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What a load (or reload) did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Report {
+    /// Entries configured (lines that parsed, certificate files found).
+    pub entries: usize,
+    /// Entries served by the new snapshot, including reused and kept ones.
+    pub loaded: usize,
+    /// Entries and configuration lines that are not served.
+    pub failed: usize,
+    /// Entries a reload took unchanged from the previous snapshot.
+    pub reused: usize,
+    /// Entries whose new files are broken and whose previous version keeps serving.
+    pub kept_previous: usize,
+    pub names: usize,
+    pub wildcards: usize,
+    pub ip_keys: usize,
+    /// The default entry's file.
+    pub default: Option<PathBuf>,
+    /// Unix time of the earliest expiry among served entries.
+    pub nearest_expiry: Option<i64>,
+    /// Heap bytes held by the entries and the index (certificates and keys as DER).
+    pub heap_bytes: usize,
+    #[serde(serialize_with = "secs")]
+    pub elapsed: Duration,
+    pub problems: Vec<Problem>,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl Report {
+    pub fn errors(&self) -> impl Iterator<Item = &Problem> {
+        self.problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+    }
+}
