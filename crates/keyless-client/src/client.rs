@@ -245,7 +245,13 @@ impl Drop for KeylessClient {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
         if let Some(rt) = self.runtime.take() {
-            rt.shutdown_timeout(Duration::from_secs(1));
+            if tokio::runtime::Handle::try_current().is_ok() {
+                // Dropped inside an async task: blocking here would stall (and tokio forbids
+                // it); the client's threads finish on their own.
+                rt.shutdown_background();
+            } else {
+                rt.shutdown_timeout(Duration::from_secs(1));
+            }
         }
     }
 }

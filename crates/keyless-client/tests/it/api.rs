@@ -186,3 +186,26 @@ fn a_full_queue_is_a_clear_error_not_a_wait() {
     let ok = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!((ok, full), (5, 5), "{results:?}");
 }
+
+#[test]
+fn the_client_can_be_dropped_inside_an_async_task() {
+    let (pki, keys) = setup();
+    let server = start(&pki, Authz::open(), ServerOptions::default());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = client(&pki, &[server.addr], |_| {});
+        let sig = c
+            .sign(
+                ski(&keys.p256),
+                SignAlgorithm::Ecdsa(Hash::Sha256),
+                &[1; 32],
+            )
+            .await;
+        assert!(sig.is_ok());
+        drop(c); // must not panic ("cannot drop a runtime in a context where blocking is not allowed")
+    });
+}
