@@ -137,12 +137,13 @@ impl KeyServer {
         loop {
             let for_conn = shutdown.clone();
             tokio::select! {
-                accepted = listener.accept() => {
-                    if let Ok((tcp, _)) = accepted {
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, _)) => {
                         let _ = tcp.set_nodelay(true);
                         conns.spawn(Arc::clone(&self).connection(tcp, for_conn));
                     }
-                }
+                    Err(e) => accept_failed(&e).await,
+                },
                 _ = shutdown.wait_for(|stop| *stop) => break,
             }
             // Reap finished connections so the set does not grow.
@@ -208,15 +209,16 @@ impl KeyServer {
             let mut next = 0;
             loop {
                 tokio::select! {
-                    accepted = listener.accept() => {
-                        if let Ok((tcp, _)) = accepted {
+                    accepted = listener.accept() => match accepted {
+                        Ok((tcp, _)) => {
                             let _ = tcp.set_nodelay(true);
                             if let Ok(std_tcp) = tcp.into_std() {
                                 let _ = queues[next % queues.len()].send(std_tcp);
                                 next += 1;
                             }
                         }
-                    }
+                        Err(e) => accept_failed(&e).await,
+                    },
                     _ = shutdown.wait_for(|stop| *stop) => break,
                 }
             }
@@ -388,6 +390,14 @@ impl KeyServer {
         self.jitter_state.store(x, Relaxed);
         Duration::from_nanos(x % (max + 1))
     }
+}
+
+/// After a failed accept (out of file descriptors, most often), pause instead of retrying at
+/// once: the error repeats until connections close, and retrying in a tight loop would burn a
+/// core exactly when the server is already short of resources.
+async fn accept_failed(e: &std::io::Error) {
+    eprintln!("edgetls-keyserver: accept failed: {e}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
 fn is_key_operation(op: Opcode) -> bool {

@@ -127,3 +127,55 @@ fn missing_settings_and_bad_files_are_clear_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn running_out_of_file_descriptors_does_not_spin() {
+    let (pki, _) = setup();
+    let bin = env!("CARGO_BIN_EXE_edgetls-keyserver");
+    let script = format!(
+        "ulimit -n 40; exec {bin} --listen 127.0.0.1:0 --keys {} --cert {} --key {} --client-ca {}",
+        pki.path("keys").display(),
+        pki.path("server.pem").display(),
+        pki.path("server.key").display(),
+        pki.path("ca.pem").display()
+    );
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.rsplit(' ').next().unwrap().trim().to_string();
+    // Hold more connections open than the server has descriptors for.
+    let held: Vec<_> = (0..60)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _ = child.wait();
+    drop(held);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let failures = err.lines().filter(|l| l.contains("accept failed")).count();
+    assert!(failures > 0, "the descriptor limit was never hit: {err}");
+    // Pausing 50 ms after each failure: about 20 a second. A tight retry loop logs thousands.
+    assert!(
+        failures < 200,
+        "{failures} accept failures in about a second: the accept loop spins"
+    );
+}
