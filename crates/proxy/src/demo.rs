@@ -114,7 +114,15 @@ fn demo(args: &DemoArgs) -> Res<()> {
     }
     let active = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of descriptors, most often: pause rather than retry in a tight loop.
+                eprintln!("accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
         // A demo, not the proxy: one thread per connection, at most 256 at once.
         if active.load(Ordering::Relaxed) >= 256 {
             continue;
