@@ -373,10 +373,15 @@ fn decode_body(id: u32, mut body: &[u8]) -> Result<Operation, ProtoError> {
     Ok(op)
 }
 
+/// An address item: 4 or 16 bytes. An IPv4-mapped IPv6 address reads as the IPv4 address it
+/// maps, the form the encoder writes (as gokeyless does), so decoding and encoding agree.
 fn ip(b: &[u8]) -> Option<IpAddr> {
     match b.len() {
         4 => Some(IpAddr::from(<[u8; 4]>::try_from(b).ok()?)),
-        16 => Some(IpAddr::from(<[u8; 16]>::try_from(b).ok()?)),
+        16 => {
+            let v6 = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(b).ok()?);
+            Some(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4))
+        }
         _ => None,
     }
 }

@@ -1,4 +1,6 @@
-//! Replays the committed keyless_frames fuzz inputs (seeds and any crash regressions).
+//! Replays the committed keyless_frames fuzz inputs. Hand-made seeds (`seed-*`) must decode
+//! cleanly; regression inputs from crashes (`seed-regression-*`) are replayed as the fuzz
+//! target runs them: bad frames may be rejected, every accepted packet must round-trip.
 
 use edgetls_keyless_proto::{Decoder, Opcode, Packet};
 use std::path::PathBuf;
@@ -6,35 +8,43 @@ use std::path::PathBuf;
 #[test]
 fn keyless_frame_seeds_decode_and_round_trip() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/keyless_frames");
-    let mut seen = Vec::new();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    for path in files.iter().filter(|p| {
-        p.file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("seed-")
-    }) {
-        let mut d = Decoder::new();
-        d.extend(&std::fs::read(path).unwrap());
-        while let Some(r) = d.next() {
-            let p = r.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            assert_eq!(Packet::decode(&p.to_bytes().unwrap()).unwrap(), p);
-            seen.push(p.op.opcode);
+    let mut seen = Vec::new();
+    for path in files {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("seed-") {
+            continue;
         }
-        assert_eq!(d.buffered(), 0, "{}", path.display());
+        let strict = !name.starts_with("seed-regression-");
+        let mut d = Decoder::new();
+        d.extend(&std::fs::read(&path).unwrap());
+        while let Some(r) = d.next() {
+            match r {
+                Ok(p) => {
+                    assert_eq!(
+                        Packet::decode(&p.to_bytes().unwrap()).unwrap(),
+                        p,
+                        "{name}: round trip"
+                    );
+                    seen.push(p.op.opcode);
+                }
+                Err(e) => assert!(!strict, "{name}: {e}"),
+            }
+        }
+        if strict {
+            assert_eq!(d.buffered(), 0, "{name}");
+        }
     }
-    seen.sort();
-    assert_eq!(
-        seen,
-        vec![
-            Opcode::ECDSA_SIGN_SHA256,
-            Opcode::RESPONSE,
-            Opcode::PING,
-            Opcode::ERROR
-        ]
-    );
+    for want in [
+        Opcode::ECDSA_SIGN_SHA256,
+        Opcode::RESPONSE,
+        Opcode::PING,
+        Opcode::ERROR,
+    ] {
+        assert!(seen.contains(&want), "{want:?} missing from {seen:?}");
+    }
 }

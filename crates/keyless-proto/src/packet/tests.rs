@@ -204,6 +204,21 @@ fn decoding_rules() {
 }
 
 #[test]
+fn ipv4_mapped_addresses_read_as_ipv4_both_ways() {
+    // Found by fuzzing: a 16-byte ::ffff:a.b.c.d decoded as IPv6 but re-encoded as 4 bytes.
+    let mapped = Ipv4Addr::new(255, 255, 0, 17).to_ipv6_mapped().octets();
+    let p = Packet::decode(&frame(7, 1, &[(0x11, &[0x53]), (0x03, &mapped)], &[])).unwrap();
+    assert_eq!(
+        p.op.client_ip,
+        Some(IpAddr::V4(Ipv4Addr::new(255, 255, 0, 17)))
+    );
+    assert_eq!(Packet::decode(&p.to_bytes().unwrap()).unwrap(), p);
+    let v6 = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+    let p = Packet::decode(&frame(8, 1, &[(0x11, &[0x53]), (0x05, &v6.octets())], &[])).unwrap();
+    assert_eq!(p.op.server_ip, Some(IpAddr::V6(v6)));
+}
+
+#[test]
 fn error_responses_carry_their_code() {
     let p = Packet::decode(
         &Packet::new(3, Operation::error(ErrorCode::KEY_NOT_FOUND))
