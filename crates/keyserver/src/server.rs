@@ -10,7 +10,7 @@
 
 use crate::authz::{Allowed, Authz, ClientId};
 use crate::error::KeyServerError;
-use crate::keys::KeyStore;
+use crate::keys::{Key, KeyKind, KeyStore};
 use crate::metrics::Metrics;
 use crate::ops;
 use edgetls_keyless_proto::{Decoder, ErrorCode, Opcode, Operation, Packet};
@@ -296,8 +296,10 @@ impl KeyServer {
                 // Cheap answers (pings, ECDSA, Ed25519, errors) are computed right here: a task
                 // of their own costs a hand-off, often to another thread, worth more than the
                 // work. Slow ones (RSA) and delayed ones get a task, so they never hold up reading.
-                if self.answers_inline(&packet) {
-                    let (id, op) = self.answer(packet, &allowed).await;
+                // The key is looked up once, here, for both the choice and the answer.
+                let key = self.keys.find(&packet.op).cloned();
+                if self.answers_inline(key.as_deref()) {
+                    let (id, op) = self.answer(packet, key.as_deref(), &allowed).await;
                     encode_into(id, op, &mut batch);
                     continue;
                 }
@@ -307,7 +309,7 @@ impl KeyServer {
                 let (server, tx, allowed) = (Arc::clone(&self), tx.clone(), Arc::clone(&allowed));
                 self.metrics.in_flight.fetch_add(1, Relaxed);
                 tokio::spawn(async move {
-                    let (id, op) = server.answer(packet, &allowed).await;
+                    let (id, op) = server.answer(packet, key.as_deref(), &allowed).await;
                     let mut bytes = Vec::new();
                     encode_into(id, op, &mut bytes);
                     let _ = tx.send(bytes).await;
@@ -337,19 +339,19 @@ impl KeyServer {
     }
 
     /// Whether `packet` is answered in the reader itself (see `connection`).
-    fn answers_inline(&self, packet: &Packet) -> bool {
-        if !self.opts.delay.is_zero() || !self.opts.jitter.is_zero() {
-            return false;
-        }
-        let rsa = self
-            .keys
-            .find(&packet.op)
-            .is_some_and(|k| matches!(k.kind, crate::keys::KeyKind::Rsa { .. }));
-        !rsa
+    fn answers_inline(&self, key: Option<&Key>) -> bool {
+        let delayed = !self.opts.delay.is_zero() || !self.opts.jitter.is_zero();
+        let rsa = key.is_some_and(|k| matches!(k.kind, KeyKind::Rsa { .. }));
+        !delayed && !rsa
     }
 
-    /// The answer to one request.
-    async fn answer(&self, packet: Packet, allowed: &Allowed) -> (u32, Operation) {
+    /// The answer to one request; `key` is the key it names, if this server holds it.
+    async fn answer(
+        &self,
+        packet: Packet,
+        key: Option<&Key>,
+        allowed: &Allowed,
+    ) -> (u32, Operation) {
         let started = Instant::now();
         let Packet { id, op } = packet;
         let opcode = op.opcode;
@@ -357,7 +359,7 @@ impl KeyServer {
             Opcode::PING => Ok(Operation::pong(op.payload)),
             o if o.is_response() => Err(ErrorCode::UNEXPECTED_OPCODE),
             o if !is_key_operation(o) => Err(ErrorCode::BAD_OPCODE),
-            _ => match self.keys.find(&op) {
+            _ => match key {
                 Some(key) if allowed.permits(&key.ski) => {
                     // Runs on this task's worker: the runtime has one worker per core, which
                     // bounds the crypto like a pool, without a hand-off to another thread and
