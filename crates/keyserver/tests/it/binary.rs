@@ -61,21 +61,8 @@ fn serves_with_flags_and_config_file_and_exposes_metrics() {
         "{body}"
     );
     // SIGTERM: graceful shutdown, exit 0.
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(child.wait().unwrap().success());
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (status, err) = stop(child, "-TERM");
+    assert!(status.success());
     assert!(
         err.contains("skipped") && err.contains("weak.key") && err.contains("garbage.key"),
         "{err}"
@@ -155,22 +142,8 @@ fn running_out_of_file_descriptors_does_not_spin() {
         .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
         .collect();
     std::thread::sleep(std::time::Duration::from_secs(1));
-    assert!(
-        Command::new("kill")
-            .args(["-KILL", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let _ = child.wait();
+    let (_, err) = stop(child, "-KILL");
     drop(held);
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
     let failures = err.lines().filter(|l| l.contains("accept failed")).count();
     assert!(failures > 0, "the descriptor limit was never hit: {err}");
     // Pausing 50 ms after each failure: about 20 a second. A tight retry loop logs thousands.
@@ -178,4 +151,22 @@ fn running_out_of_file_descriptors_does_not_spin() {
         failures < 200,
         "{failures} accept failures in about a second: the accept loop spins"
     );
+}
+
+/// Sends `signal` to the child, waits for it, and returns its exit status and stderr.
+fn stop(mut child: std::process::Child, signal: &str) -> (std::process::ExitStatus, String) {
+    let sent = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status, err)
 }
