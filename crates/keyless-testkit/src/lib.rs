@@ -6,11 +6,16 @@
 
 use edgetls_keyless_proto::{Decoder, Opcode, Operation, Packet, Ski};
 use edgetls_keyserver::{Authz, KeyServer, KeyStore, Metrics, ServerOptions, tls_acceptor};
+use openssl::asn1::Asn1Time;
+use openssl::bn::BigNum;
 use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
 use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslStream, SslVerifyMode};
+use openssl::x509::extension::SubjectAlternativeName;
+use openssl::x509::{X509, X509Builder, X509NameBuilder};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -28,13 +33,52 @@ impl Pki {
     }
 }
 
-fn ca(cn: &str) -> (Issuer<'static, KeyPair>, String) {
+fn ca(cn: &str) -> (Issuer<'static, KeyPair>, String, String) {
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
     p.distinguished_name.push(DnType::CommonName, cn);
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let k = KeyPair::generate().unwrap();
     let pem = p.self_signed(&k).unwrap().pem();
-    (Issuer::new(p, k), pem)
+    let key_pem = k.serialize_pem();
+    (Issuer::new(p, k), pem, key_pem)
+}
+
+/// A certificate for `names` (the first is the common name) over the public half of `key`,
+/// issued by the test CA: for serving TLS with a key the key server holds.
+pub fn site_cert(pki: &Pki, key: &PKey<Private>, names: &[&str]) -> X509 {
+    let ca = X509::from_pem(&std::fs::read(pki.path("ca.pem")).unwrap()).unwrap();
+    let ca_key = PKey::private_key_from_pem(&std::fs::read(pki.path("ca.key")).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_nid(Nid::COMMONNAME, names[0]).unwrap();
+    let name = name.build();
+    let mut b = X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    let serial = BigNum::from_u32(rand_serial())
+        .unwrap()
+        .to_asn1_integer()
+        .unwrap();
+    b.set_serial_number(&serial).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(ca.subject_name()).unwrap();
+    b.set_pubkey(key).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+        .unwrap();
+    let mut san = SubjectAlternativeName::new();
+    for n in names {
+        san.dns(n);
+    }
+    let ext = san.build(&b.x509v3_context(Some(&ca), None)).unwrap();
+    b.append_extension(ext).unwrap();
+    b.sign(&ca_key, MessageDigest::sha256()).unwrap();
+    b.build()
+}
+
+fn rand_serial() -> u32 {
+    let mut b = [0u8; 4];
+    openssl::rand::rand_bytes(&mut b).unwrap();
+    u32::from_le_bytes(b) >> 1
 }
 
 fn leaf(issuer: &Issuer<'static, KeyPair>, cn: &str, names: &[&str], dir: &Path, file: &str) {
@@ -62,7 +106,7 @@ pub fn ski(k: &PKey<Private>) -> Ski {
     Ski::from_spki_der(&k.public_key_to_der().unwrap()).unwrap()
 }
 
-/// ca.pem, server.pem/.key, client "edge-1" and "edge-2" (by the CA), "rogue" (another CA), and
+/// ca.pem (and ca.key, for [`site_cert`]), server.pem/.key, client "edge-1" and "edge-2" (by the CA), "rogue" (another CA), and
 /// keys/ with RSA-2048 (PKCS#1 PEM), P-256 (SEC1 PEM), P-384 (PKCS#8 DER), Ed25519 (PKCS#8 PEM),
 /// plus an RSA-1024 key and a garbage file that must be skipped.
 pub fn setup() -> (Pki, Keys) {
@@ -70,12 +114,13 @@ pub fn setup() -> (Pki, Keys) {
         dir: tempfile::tempdir().unwrap(),
     };
     let d = pki.dir.path();
-    let (issuer, ca_pem) = ca("keyless test CA");
+    let (issuer, ca_pem, ca_key) = ca("keyless test CA");
     std::fs::write(d.join("ca.pem"), ca_pem).unwrap();
+    std::fs::write(d.join("ca.key"), ca_key).unwrap();
     leaf(&issuer, "keyserver", &["localhost"], d, "server");
     leaf(&issuer, "edge-1", &["edge-1"], d, "edge-1");
     leaf(&issuer, "edge-2", &["edge-2"], d, "edge-2");
-    let (rogue_ca, _) = ca("rogue CA");
+    let (rogue_ca, _, _) = ca("rogue CA");
     leaf(&rogue_ca, "edge-1", &["edge-1"], d, "rogue");
 
     let keys_dir = d.join("keys");

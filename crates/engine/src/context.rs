@@ -1,0 +1,66 @@
+//! Context settings that remote keys need: ECDHE-only TLS 1.2 suites and async mode.
+
+use crate::error::EngineError;
+use crate::ffi;
+use foreign_types::ForeignTypeRef;
+use openssl::ssl::{SslContextBuilder, SslMode, SslRef};
+use std::ffi::CStr;
+
+/// Removes static-RSA key exchange (`kRSA`) from the context's TLS 1.2 cipher list.
+///
+/// With static RSA the client encrypts the premaster secret to the certificate's key and the
+/// server decrypts it. OpenSSL 3.0 does that decryption outside the key methods a remote key can
+/// hook, so such handshakes would fail; ECDHE suites only ever ask the key to sign. TLS 1.3
+/// suites are unaffected (they never use RSA key exchange).
+pub fn restrict_to_ecdhe(ctx: &mut SslContextBuilder) -> Result<(), EngineError> {
+    let mut names = Vec::new();
+    // SAFETY: the context is live; the stack it returns is owned by the context and is only
+    // read here, before the context changes.
+    unsafe {
+        let stack = ffi::SSL_CTX_get_ciphers(ctx.as_ptr());
+        if !stack.is_null() {
+            let stack = stack.cast::<openssl_sys::OPENSSL_STACK>();
+            for i in 0..openssl_sys::OPENSSL_sk_num(stack) {
+                let c = openssl_sys::OPENSSL_sk_value(stack, i) as *const openssl_sys::SSL_CIPHER;
+                if c.is_null() {
+                    continue;
+                }
+                let kx = ffi::SSL_CIPHER_get_kx_nid(c);
+                if kx == ffi::NID_KX_RSA || kx == ffi::NID_KX_ANY {
+                    continue;
+                }
+                let name = openssl_sys::SSL_CIPHER_get_name(c);
+                if !name.is_null() {
+                    names.push(CStr::from_ptr(name).to_string_lossy().into_owned());
+                }
+            }
+        }
+    }
+    if names.is_empty() {
+        // Only TLS 1.3 suites (or only static RSA) were configured: keep TLS 1.2 ECDHE at least.
+        ctx.set_cipher_list("ECDHE:!aNULL")?;
+    } else {
+        ctx.set_cipher_list(&names.join(":"))?;
+    }
+    Ok(())
+}
+
+/// Turns on OpenSSL's async mode for handshakes made from this context: a remote operation
+/// pauses the handshake (`SSL_ERROR_WANT_ASYNC`) instead of blocking the thread. Drive such
+/// handshakes with [`crate::accept`].
+pub fn enable_async(ctx: &mut SslContextBuilder) {
+    ctx.set_mode(SslMode::from_bits_retain(ffi::SSL_MODE_ASYNC as _));
+}
+
+/// Turns on async mode for one connection (when its context does not have it).
+pub fn enable_async_ssl(ssl: &mut SslRef) {
+    // SAFETY: SSL_ctrl(SSL_CTRL_MODE) on a live SSL only sets flag bits.
+    unsafe {
+        openssl_sys::SSL_ctrl(
+            ssl.as_ptr(),
+            openssl_sys::SSL_CTRL_MODE,
+            ffi::SSL_MODE_ASYNC as _,
+            std::ptr::null_mut(),
+        );
+    }
+}

@@ -1,0 +1,116 @@
+//! Driving async-mode handshakes on a current-thread runtime.
+//!
+//! A handshake whose remote operation is pending returns `SSL_ERROR_WANT_ASYNC`; the job that
+//! holds its state is paused and MUST be resumed on the same OS thread, and its SSL must not be
+//! freed while it is paused. So each handshake runs in a task spawned on the current thread's
+//! `LocalSet` ([`tokio::task::spawn_local`]) that owns the SSL until the job has finished,
+//! whatever happens to the caller: dropping the [`Handshake`] only detaches it. [`Handshake`]
+//! is `!Send`, so it cannot be moved to (and awaited on) another thread by mistake.
+
+use crate::error::EngineError;
+use crate::ffi;
+use crate::wait;
+use openssl::ssl::{ErrorCode, Ssl};
+use std::future::{Future, poll_fn};
+use std::marker::PhantomData;
+use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use tokio::io::unix::AsyncFd;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_openssl::SslStream;
+
+/// A server handshake in progress; resolves to the established TLS stream.
+#[derive(Debug)]
+pub struct Handshake {
+    result: oneshot::Receiver<Result<SslStream<TcpStream>, EngineError>>,
+    _same_thread: PhantomData<Rc<()>>,
+}
+
+impl Future for Handshake {
+    type Output = Result<SslStream<TcpStream>, EngineError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.result).poll(cx).map(|r| {
+            r.unwrap_or_else(|_| Err(EngineError::Handshake("handshake task ended".into())))
+        })
+    }
+}
+
+/// Starts the server side of a TLS handshake on `tcp`, in async mode if `ssl` (or its context)
+/// has it. Must be called from inside a [`tokio::task::LocalSet`] on a current-thread runtime;
+/// the handshake runs as a local task of this thread.
+pub fn accept(ssl: Ssl, tcp: TcpStream) -> Handshake {
+    let (tx, rx) = oneshot::channel();
+    tokio::task::spawn_local(async move {
+        let r = drive(ssl, tcp).await;
+        // If nobody waits any more, the stream is dropped here: the job has finished.
+        let _ = tx.send(r);
+    });
+    Handshake {
+        result: rx,
+        _same_thread: PhantomData,
+    }
+}
+
+async fn drive(ssl: Ssl, tcp: TcpStream) -> Result<SslStream<TcpStream>, EngineError> {
+    let mut stream = SslStream::new(ssl, tcp).map_err(|e| EngineError::Handshake(e.to_string()))?;
+    loop {
+        match poll_fn(|cx| Pin::new(&mut stream).poll_accept(cx)).await {
+            Ok(()) => return Ok(stream),
+            Err(e) if e.code() == ErrorCode::from_raw(ffi::SSL_ERROR_WANT_ASYNC) => {
+                wait_for_job(&stream).await?;
+            }
+            Err(e) => {
+                let why = match wait::take_last_error() {
+                    Some(remote) => format!("{e} ({remote})"),
+                    None => e.to_string(),
+                };
+                return Err(EngineError::Handshake(why));
+            }
+        }
+    }
+}
+
+/// A descriptor owned by the SSL's wait context, borrowed for one wait.
+struct Borrowed(RawFd);
+
+impl AsRawFd for Borrowed {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// Waits until the paused job's wait descriptor is readable.
+async fn wait_for_job(stream: &SslStream<TcpStream>) -> Result<(), EngineError> {
+    let mut fds = [0 as RawFd; 4];
+    let mut n: libc::size_t = 0;
+    // SAFETY: the SSL is live; first call asks for the count, the second fills our array
+    // (checked to be large enough).
+    unsafe {
+        let ssl = foreign_types::ForeignTypeRef::as_ptr(stream.ssl());
+        if ffi::SSL_get_all_async_fds(ssl, std::ptr::null_mut(), &mut n) != 1 || n == 0 {
+            return Err(EngineError::Async(
+                "paused job without a wait descriptor".into(),
+            ));
+        }
+        if n > fds.len() {
+            return Err(EngineError::Async(format!("{n} wait descriptors")));
+        }
+        ffi::SSL_get_all_async_fds(ssl, fds.as_mut_ptr(), &mut n);
+    }
+    // SAFETY: the descriptor belongs to the SSL's wait context and stays open, referring to the
+    // same socket, until the SSL is freed; the SSL (in `stream`) outlives this AsyncFd, which is
+    // dropped (deregistered) at the end of this function.
+    let fd =
+        unsafe { AsyncFd::register_with_interest(Borrowed(fds[0]), tokio::io::Interest::READABLE) }
+            .map_err(|e| EngineError::Async(format!("registering the wait descriptor: {e}")))?;
+    let mut guard = fd
+        .readable()
+        .await
+        .map_err(|e| EngineError::Async(e.to_string()))?;
+    guard.clear_ready();
+    Ok(())
+}

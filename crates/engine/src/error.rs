@@ -1,0 +1,36 @@
+//! The engine crate's one error type.
+
+use std::time::Duration;
+
+/// What went wrong building a remote key, running a remote operation, or a handshake.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// OpenSSL refused a setup step (engine, method, key or context).
+    #[error("OpenSSL: {0}")]
+    OpenSsl(#[from] openssl::error::ErrorStack),
+    /// The certificate's key type cannot be used remotely.
+    #[error("unsupported key type for a remote key: {0}")]
+    UnsupportedKey(String),
+    /// The signature OpenSSL asked for has no keyless opcode.
+    #[error("no keyless operation for {0}")]
+    UnsupportedScheme(String),
+    /// The key server (or other remote signer) failed the operation.
+    #[error("remote key operation failed: {0}")]
+    Remote(String),
+    /// No answer in time.
+    #[error("remote key operation gave no answer within {0:?}")]
+    Timeout(Duration),
+    /// The answer does not fit where OpenSSL wants it.
+    #[error("remote answer of {got} bytes does not fit the {room}-byte signature buffer")]
+    BadAnswer { got: usize, room: usize },
+    /// Setting up the wait for an asynchronous job failed.
+    #[error("async job: {0}")]
+    Async(String),
+    /// The TLS handshake failed (including a failed remote operation, which ends it with an
+    /// alert).
+    #[error("TLS handshake: {0}")]
+    Handshake(String),
+    /// A panic inside a callback, caught before it could reach OpenSSL.
+    #[error("internal error in a key callback (caught panic)")]
+    Panic,
+}

@@ -1,0 +1,187 @@
+//! What a remote key does: one signature, started now and finished later from any thread.
+
+use crate::error::EngineError;
+use edgetls_keyless_client::{ClientError, KeylessClient};
+use edgetls_keyless_proto::{Opcode, Operation, Ski};
+use openssl::md::{Md, MdRef};
+use openssl::nid::Nid;
+use openssl::pkey::{Id, PKey, Private};
+use openssl::pkey_ctx::PkeyCtx;
+use openssl::rsa::Padding;
+use openssl::sign::RsaPssSaltlen;
+use std::sync::Arc;
+
+/// The hash a digest was made with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hash {
+    /// MD5 and SHA-1 concatenated (TLS 1.0/1.1 RSA).
+    Md5Sha1,
+    Sha1,
+    Sha224,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl Hash {
+    /// From an OpenSSL digest NID.
+    pub(crate) fn from_nid(nid: i32) -> Option<Hash> {
+        Some(match nid {
+            114 => Hash::Md5Sha1,
+            64 => Hash::Sha1,
+            675 => Hash::Sha224,
+            672 => Hash::Sha256,
+            673 => Hash::Sha384,
+            674 => Hash::Sha512,
+            _ => return None,
+        })
+    }
+
+    fn md(self) -> Option<&'static MdRef> {
+        match self {
+            Hash::Md5Sha1 => Md::from_nid(Nid::MD5_SHA1),
+            Hash::Sha1 => Some(Md::sha1()),
+            Hash::Sha224 => Some(Md::sha224()),
+            Hash::Sha256 => Some(Md::sha256()),
+            Hash::Sha384 => Some(Md::sha384()),
+            Hash::Sha512 => Some(Md::sha512()),
+        }
+    }
+}
+
+/// The kind of signature, as OpenSSL asked for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// RSASSA-PKCS1-v1_5 over a digest.
+    RsaPkcs1(Hash),
+    /// RSASSA-PSS, MGF1 with the same hash, salt as long as the hash.
+    RsaPss(Hash),
+    /// ECDSA over a digest; the answer is DER.
+    Ecdsa(Hash),
+}
+
+impl Scheme {
+    /// The standard keyless opcode for this signature.
+    pub fn opcode(self) -> Result<Opcode, EngineError> {
+        use Hash::*;
+        Ok(match self {
+            Scheme::RsaPkcs1(Md5Sha1) => Opcode::RSA_SIGN_MD5SHA1,
+            Scheme::RsaPkcs1(Sha1) => Opcode::RSA_SIGN_SHA1,
+            Scheme::RsaPkcs1(Sha224) => Opcode::RSA_SIGN_SHA224,
+            Scheme::RsaPkcs1(Sha256) => Opcode::RSA_SIGN_SHA256,
+            Scheme::RsaPkcs1(Sha384) => Opcode::RSA_SIGN_SHA384,
+            Scheme::RsaPkcs1(Sha512) => Opcode::RSA_SIGN_SHA512,
+            Scheme::RsaPss(Sha256) => Opcode::RSA_PSS_SIGN_SHA256,
+            Scheme::RsaPss(Sha384) => Opcode::RSA_PSS_SIGN_SHA384,
+            Scheme::RsaPss(Sha512) => Opcode::RSA_PSS_SIGN_SHA512,
+            Scheme::Ecdsa(Md5Sha1) => Opcode::ECDSA_SIGN_MD5SHA1,
+            Scheme::Ecdsa(Sha1) => Opcode::ECDSA_SIGN_SHA1,
+            Scheme::Ecdsa(Sha224) => Opcode::ECDSA_SIGN_SHA224,
+            Scheme::Ecdsa(Sha256) => Opcode::ECDSA_SIGN_SHA256,
+            Scheme::Ecdsa(Sha384) => Opcode::ECDSA_SIGN_SHA384,
+            Scheme::Ecdsa(Sha512) => Opcode::ECDSA_SIGN_SHA512,
+            other => return Err(EngineError::UnsupportedScheme(format!("{other:?}"))),
+        })
+    }
+}
+
+/// One signature to make with a remote key.
+#[derive(Debug, Clone)]
+pub struct SignRequest {
+    /// The key, by the SKI of its certificate's public key.
+    pub ski: Ski,
+    pub scheme: Scheme,
+    /// The digest to sign (already hashed by OpenSSL).
+    pub digest: Vec<u8>,
+}
+
+/// Called exactly once with the signature or the reason there is none.
+pub type Done = Box<dyn FnOnce(Result<Vec<u8>, EngineError>) + Send + 'static>;
+
+/// A private key held elsewhere.
+///
+/// `start` must not block: it hands the request off and returns, and `done` is called exactly
+/// once, from any thread, within a bounded time (the implementation's own deadline). It runs
+/// inside an OpenSSL handshake, on a 32 KiB job stack in async mode: keep its frame small.
+pub trait RemoteKey: Send + Sync + 'static {
+    fn start(&self, request: SignRequest, done: Done);
+}
+
+/// Remote keys served by key servers through the keyless client.
+#[derive(Debug, Clone)]
+pub struct KeylessKey {
+    client: Arc<KeylessClient>,
+}
+
+impl KeylessKey {
+    pub fn new(client: Arc<KeylessClient>) -> KeylessKey {
+        KeylessKey { client }
+    }
+}
+
+impl RemoteKey for KeylessKey {
+    fn start(&self, request: SignRequest, done: Done) {
+        let opcode = match request.scheme.opcode() {
+            Ok(o) => o,
+            Err(e) => return done(Err(e)),
+        };
+        let op = Operation::request(opcode, request.ski, request.digest);
+        self.client.submit(op, move |r| {
+            done(r.map(|op| op.payload).map_err(|e: ClientError| match e {
+                ClientError::Timeout { after, .. } => EngineError::Timeout(after),
+                other => EngineError::Remote(other.to_string()),
+            }))
+        });
+    }
+}
+
+/// A key in this process, signing in `start` itself: for tests, and as the local baseline
+/// the remote path is measured against.
+pub struct LocalSigner {
+    key: PKey<Private>,
+}
+
+impl std::fmt::Debug for LocalSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalSigner").finish_non_exhaustive()
+    }
+}
+
+impl LocalSigner {
+    pub fn new(key: PKey<Private>) -> LocalSigner {
+        LocalSigner { key }
+    }
+
+    /// Signs `request` with this key, the way a key server would.
+    pub fn sign(&self, request: &SignRequest) -> Result<Vec<u8>, EngineError> {
+        let mut ctx = PkeyCtx::new(&self.key)?;
+        ctx.sign_init()?;
+        let hash = match request.scheme {
+            Scheme::RsaPkcs1(h) => {
+                ctx.set_rsa_padding(Padding::PKCS1)?;
+                h
+            }
+            Scheme::RsaPss(h) => {
+                ctx.set_rsa_padding(Padding::PKCS1_PSS)?;
+                ctx.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
+                h
+            }
+            Scheme::Ecdsa(h) => h,
+        };
+        if self.key.id() == Id::RSA || self.key.id() == Id::EC {
+            let md = hash
+                .md()
+                .ok_or_else(|| EngineError::UnsupportedScheme(format!("{hash:?}")))?;
+            ctx.set_signature_md(md)?;
+        }
+        let mut sig = Vec::new();
+        ctx.sign_to_vec(&request.digest, &mut sig)?;
+        Ok(sig)
+    }
+}
+
+impl RemoteKey for LocalSigner {
+    fn start(&self, request: SignRequest, done: Done) {
+        done(self.sign(&request));
+    }
+}

@@ -1,0 +1,225 @@
+//! Waiting for a remote answer inside OpenSSL's sign step: blocking the thread (no async job),
+//! or pausing the async job until the answer's file descriptor turns readable.
+//!
+//! In async mode this code runs on the job's 32 KiB stack with no guard page: its frames hold
+//! a few pointers, and everything else lives on the heap.
+
+use crate::error::EngineError;
+use crate::ffi;
+use crate::remote::{RemoteKey, SignRequest};
+use libc::{c_int, c_void};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// How long blocking mode waits at most, should a remote key break its promise to answer.
+const BLOCKING_LIMIT: Duration = Duration::from_secs(60);
+
+/// Counters of what the sign hook did (process-wide).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Operations that waited by blocking their thread.
+    pub blocking: AtomicU64,
+    /// Operations that paused their async job.
+    pub paused: AtomicU64,
+    /// Operations that failed (remote error, timeout, unsupported scheme, caught panic).
+    pub failed: AtomicU64,
+    /// Jobs waiting for an answer right now.
+    pub waiting: AtomicU64,
+    /// Connections holding a wake-up pair right now (one per SSL that ran a remote operation
+    /// in async mode, released when the SSL is freed): a leak check.
+    pub live_wakers: AtomicU64,
+}
+
+static STATS: Stats = Stats {
+    blocking: AtomicU64::new(0),
+    paused: AtomicU64::new(0),
+    failed: AtomicU64::new(0),
+    waiting: AtomicU64::new(0),
+    live_wakers: AtomicU64::new(0),
+};
+
+/// The process-wide counters.
+pub fn stats() -> &'static Stats {
+    &STATS
+}
+
+thread_local! {
+    static LAST_ERROR: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+pub(crate) fn record_failure(e: &EngineError) {
+    STATS.failed.fetch_add(1, Relaxed);
+    let text = e.to_string();
+    LAST_ERROR.with(|l| *l.borrow_mut() = Some(text));
+}
+
+/// The last remote-key failure seen on this thread, taken (for handshake error messages).
+pub fn take_last_error() -> Option<String> {
+    LAST_ERROR.with(|l| l.borrow_mut().take())
+}
+
+/// The answer slot shared between the waiting side and the completion.
+type Slot = Mutex<Option<Result<Vec<u8>, EngineError>>>;
+
+/// Runs `request` on `remote` and waits for the answer in the way the current context allows.
+pub(crate) fn perform(
+    remote: &dyn RemoteKey,
+    request: SignRequest,
+) -> Result<Vec<u8>, EngineError> {
+    // SAFETY: no preconditions; returns NULL outside an async job.
+    let job = unsafe { ffi::ASYNC_get_current_job() };
+    if job.is_null() {
+        blocking(remote, request)
+    } else {
+        paused(job, remote, request)
+    }
+}
+
+fn blocking(remote: &dyn RemoteKey, request: SignRequest) -> Result<Vec<u8>, EngineError> {
+    STATS.blocking.fetch_add(1, Relaxed);
+    let shared = Arc::new((Mutex::new(None), Condvar::new()));
+    let theirs = Arc::clone(&shared);
+    remote.start(
+        request,
+        Box::new(move |r| {
+            let (slot, ready) = &*theirs;
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            ready.notify_one();
+        }),
+    );
+    let (slot, ready) = &*shared;
+    let guard = slot.lock().unwrap_or_else(|p| p.into_inner());
+    let (mut guard, _) = ready
+        .wait_timeout_while(guard, BLOCKING_LIMIT, |r| r.is_none())
+        .unwrap_or_else(|p| p.into_inner());
+    guard
+        .take()
+        .unwrap_or(Err(EngineError::Timeout(BLOCKING_LIMIT)))
+}
+
+/// The per-connection wake-up pair: the job's wait fd is `read`; completions write a byte to
+/// `write`. Owned by the connection's ASYNC_WAIT_CTX (freed with the SSL), shared with pending
+/// completions through the Arc.
+struct Waker {
+    read: UnixStream,
+    write: UnixStream,
+}
+
+impl Drop for Waker {
+    fn drop(&mut self) {
+        STATS.live_wakers.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Counts a job as waiting until dropped.
+struct Waiting;
+
+impl Waiting {
+    fn start() -> Waiting {
+        STATS.waiting.fetch_add(1, Relaxed);
+        Waiting
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        STATS.waiting.fetch_sub(1, Relaxed);
+    }
+}
+
+/// The key our fd is registered under in the wait context (any unique address).
+static WAIT_KEY: u8 = 0;
+
+fn paused(
+    job: *mut ffi::ASYNC_JOB,
+    remote: &dyn RemoteKey,
+    request: SignRequest,
+) -> Result<Vec<u8>, EngineError> {
+    STATS.paused.fetch_add(1, Relaxed);
+    let _waiting = Waiting::start();
+    let waker = waker_for(job)?;
+    let slot: Arc<Slot> = Arc::new(Mutex::new(None));
+    let (theirs, their_waker) = (Arc::clone(&slot), Arc::clone(&waker));
+    remote.start(
+        request,
+        Box::new(move |r| {
+            // Publish the answer first, then signal: whoever wakes finds it.
+            *theirs.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            let _ = (&their_waker.write).write(&[1]);
+        }),
+    );
+    loop {
+        if let Some(r) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            drain(&waker.read);
+            return r;
+        }
+        // SAFETY: we are inside an async job (checked by the caller); pausing returns here
+        // when the driver resumes the job on this same thread.
+        if unsafe { ffi::ASYNC_pause_job() } == 0 {
+            return Err(EngineError::Async("ASYNC_pause_job failed".into()));
+        }
+        drain(&waker.read);
+    }
+}
+
+/// Empties the wake-up socket (non-blocking).
+fn drain(mut read: &UnixStream) {
+    let mut buf = [0u8; 16];
+    while matches!(read.read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// The connection's wake-up pair, made and registered on its first remote operation.
+fn waker_for(job: *mut ffi::ASYNC_JOB) -> Result<Arc<Waker>, EngineError> {
+    let key = (&raw const WAIT_KEY).cast::<c_void>();
+    // SAFETY: job is the current job; its wait ctx lives as long as the SSL.
+    let ctx = unsafe { ffi::ASYNC_get_wait_ctx(job) };
+    if ctx.is_null() {
+        return Err(EngineError::Async("the job has no wait context".into()));
+    }
+    let mut fd: c_int = -1;
+    let mut custom: *mut c_void = std::ptr::null_mut();
+    // SAFETY: ctx is live; the out-pointers are locals. A stored custom pointer at our key is
+    // always a Box<Arc<Waker>> we stored below, alive until the wait ctx is freed.
+    unsafe {
+        if ffi::ASYNC_WAIT_CTX_get_fd(ctx, key, &mut fd, &mut custom) == 1 && !custom.is_null() {
+            return Ok(Arc::clone(&*custom.cast::<Arc<Waker>>()));
+        }
+    }
+    let (read, write) =
+        UnixStream::pair().map_err(|e| EngineError::Async(format!("socketpair: {e}")))?;
+    read.set_nonblocking(true)
+        .and_then(|_| write.set_nonblocking(true))
+        .map_err(|e| EngineError::Async(format!("socketpair: {e}")))?;
+    STATS.live_wakers.fetch_add(1, Relaxed);
+    let waker = Arc::new(Waker { read, write });
+    let fd = waker.read.as_raw_fd();
+    let boxed = Box::into_raw(Box::new(Arc::clone(&waker)));
+    // SAFETY: ctx is live; on success it owns `boxed` and calls `release_waker` once when the
+    // wait ctx is freed; on failure we take it back.
+    unsafe {
+        if ffi::ASYNC_WAIT_CTX_set_wait_fd(ctx, key, fd, boxed.cast(), Some(release_waker)) != 1 {
+            drop(Box::from_raw(boxed));
+            return Err(EngineError::Async(
+                "ASYNC_WAIT_CTX_set_wait_fd failed".into(),
+            ));
+        }
+    }
+    Ok(waker)
+}
+
+/// Wait-ctx cleanup: drops the connection's reference to its wake-up pair.
+unsafe extern "C" fn release_waker(
+    _ctx: *mut ffi::ASYNC_WAIT_CTX,
+    _key: *const c_void,
+    _fd: c_int,
+    custom: *mut c_void,
+) {
+    if !custom.is_null() {
+        // SAFETY: `custom` is the Box<Arc<Waker>> stored by `waker_for`; called once.
+        drop(unsafe { Box::from_raw(custom.cast::<Arc<Waker>>()) });
+    }
+}

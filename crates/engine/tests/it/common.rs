@@ -1,0 +1,173 @@
+//! A TLS server whose private key is remote, on one current-thread runtime thread, in blocking
+//! or async mode; and clients for it.
+
+use edgetls_engine::{RemoteKey, accept, enable_async, remote_pkey, restrict_to_ecdhe};
+use edgetls_keyless_client::{ClientConfig, KeylessClient, ServerSpec};
+use edgetls_keyless_testkit::Pki;
+use openssl::ssl::{
+    Ssl, SslAcceptor, SslConnector, SslContext, SslMethod, SslVerifyMode, SslVersion,
+};
+use openssl::x509::X509;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Blocking,
+    Async,
+}
+
+/// Handshake outcomes seen by the server.
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub ok: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+pub struct Tls {
+    pub addr: SocketAddr,
+    pub counts: Arc<Counts>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Tls {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The server's context: `cert` with a remote key, ECDHE only, async mode if asked.
+pub fn context(cert: &X509, remote: Arc<dyn RemoteKey>, mode: Mode) -> SslContext {
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).unwrap();
+    b.set_certificate(cert).unwrap();
+    b.set_private_key(&remote_pkey(cert, remote).unwrap())
+        .unwrap();
+    b.check_private_key().unwrap();
+    restrict_to_ecdhe(&mut b).unwrap();
+    if mode == Mode::Async {
+        enable_async(&mut b);
+    }
+    b.build().into_context()
+}
+
+/// Serves `ctx` on one thread: each connection gets "ok\n" after its handshake.
+pub fn serve(ctx: SslContext, mode: Mode) -> Tls {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counts = Arc::new(Counts::default());
+    let theirs = Arc::clone(&counts);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let accept_loop = async {
+                loop {
+                    let Ok((tcp, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let ssl = Ssl::new(&ctx).unwrap();
+                    let counts = Arc::clone(&theirs);
+                    tokio::task::spawn_local(async move {
+                        let stream = match mode {
+                            Mode::Async => accept(ssl, tcp).await.map_err(|e| e.to_string()),
+                            Mode::Blocking => blocking_accept(ssl, tcp).await,
+                        };
+                        match stream {
+                            Ok(mut s) => {
+                                counts.ok.fetch_add(1, Relaxed);
+                                let _ = s.write_all(b"ok\n").await;
+                                let _ = s.shutdown().await;
+                            }
+                            Err(_) => {
+                                counts.failed.fetch_add(1, Relaxed);
+                            }
+                        }
+                    });
+                }
+            };
+            tokio::select! {
+                _ = accept_loop => {}
+                _ = stop_rx => {}
+            }
+        });
+    });
+    Tls {
+        addr,
+        counts,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    }
+}
+
+/// A plain tokio-openssl accept: the sign step blocks this thread until the answer.
+async fn blocking_accept(
+    ssl: Ssl,
+    tcp: tokio::net::TcpStream,
+) -> Result<tokio_openssl::SslStream<tokio::net::TcpStream>, String> {
+    let mut s = tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| e.to_string())?;
+    Pin::new(&mut s).accept().await.map_err(|e| e.to_string())?;
+    Ok(s)
+}
+
+/// One handshake from a Rust OpenSSL client that verifies the chain and the name, at `version`
+/// with only `sigalgs` offered; returns what the server sent.
+pub fn handshake(
+    pki: &Pki,
+    addr: SocketAddr,
+    name: &str,
+    version: SslVersion,
+    sigalgs: &str,
+) -> Result<String, String> {
+    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    b.set_ca_file(pki.path("ca.pem")).unwrap();
+    b.set_verify(SslVerifyMode::PEER);
+    b.set_min_proto_version(Some(version)).unwrap();
+    b.set_max_proto_version(Some(version)).unwrap();
+    b.set_sigalgs_list(sigalgs).unwrap();
+    let connector = b.build();
+    let tcp = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut tls = connector.connect(name, tcp).map_err(|e| e.to_string())?;
+    let mut got = String::new();
+    tls.read_to_string(&mut got).map_err(|e| e.to_string())?;
+    let _ = tls.write_all(b"");
+    Ok(got)
+}
+
+/// A keyless client of `server` as "edge-1".
+pub fn keyless(pki: &Pki, server: SocketAddr, timeout: Duration) -> Arc<KeylessClient> {
+    let mut c = ClientConfig::new(
+        vec![ServerSpec::new(server.to_string(), "localhost")],
+        pki.path("edge-1.pem"),
+        pki.path("edge-1.key"),
+        pki.path("ca.pem"),
+    );
+    c.request_timeout = timeout;
+    c.health_interval = Duration::from_millis(100);
+    c.health_timeout = Duration::from_secs(1);
+    c.backoff_min = Duration::from_millis(20);
+    c.backoff_max = Duration::from_millis(100);
+    let c = KeylessClient::new(c).unwrap();
+    assert!(
+        c.wait_connected(1, Duration::from_secs(5)),
+        "key server not reachable"
+    );
+    Arc::new(c)
+}
