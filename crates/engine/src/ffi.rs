@@ -1,7 +1,7 @@
 //! The OpenSSL 3.0 functions this crate needs that `openssl-sys` does not declare. Debian's
 //! libcrypto and libssl export all of them; the signatures follow the 3.0 headers.
 
-#![allow(non_camel_case_types)]
+#![allow(non_camel_case_types, clippy::upper_case_acronyms)]
 
 use libc::{c_char, c_int, c_void, size_t};
 use openssl_sys::{EVP_MD, EVP_PKEY, EVP_PKEY_CTX, SSL, SSL_CIPHER, SSL_CTX, stack_st_SSL_CIPHER};

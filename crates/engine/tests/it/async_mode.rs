@@ -1,1 +1,179 @@
+//! Async mode under delay, faults and disconnects.
 
+use crate::common::{Mode, connector, context, handshake, handshake_with, keyless, serve};
+use edgetls_engine::{KeylessKey, RemoteKey, stats};
+use edgetls_keyless_testkit::{setup, site_cert, start, start_on};
+use edgetls_keyserver::{Authz, ServerOptions};
+use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode, SslVersion};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+fn delayed(delay: Duration) -> ServerOptions {
+    ServerOptions {
+        delay,
+        ..ServerOptions::default()
+    }
+}
+
+/// Waits until `cond` holds, up to `limit`.
+fn eventually(limit: Duration, cond: impl Fn() -> bool) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cond()
+}
+
+#[test]
+fn two_hundred_handshakes_at_50ms_on_one_thread_overlap() {
+    let _g = crate::serial();
+    let (pki, keys) = setup();
+    let ks = start(&pki, Authz::open(), delayed(Duration::from_millis(50)));
+    let remote: Arc<dyn RemoteKey> = Arc::new(KeylessKey::new(keyless(
+        &pki,
+        ks.addr,
+        Duration::from_secs(5),
+    )));
+    let cert = site_cert(&pki, &keys.p256, &["p256.test"]);
+    // One server thread: `serve` runs every connection on a single current-thread runtime.
+    let tls = serve(context(&cert, remote, Mode::Async), Mode::Async);
+    let addr = tls.addr;
+    let client = connector(&pki, SslVersion::TLS1_3, "ECDSA+SHA256");
+    let started = Instant::now();
+    let clients: Vec<_> = (0..200)
+        .map(|_| {
+            let client = client.clone();
+            std::thread::spawn(move || handshake_with(&client, addr, "p256.test"))
+        })
+        .collect();
+    for c in clients {
+        assert_eq!(c.join().unwrap().unwrap(), "ok\n");
+    }
+    let took = started.elapsed();
+    eprintln!("200 handshakes at 50 ms on one thread: {took:?}");
+    // One after another they would take 200 × 50 ms = 10 s; a blocked thread cannot beat that.
+    assert!(
+        took < Duration::from_secs(5),
+        "200 handshakes took {took:?}: the server thread was blocked"
+    );
+    assert_eq!(tls.counts.ok.load(Relaxed), 200);
+}
+
+#[test]
+fn key_server_killed_mid_handshake_then_back() {
+    let _g = crate::serial();
+    let (pki, keys) = setup();
+    let ks = start(&pki, Authz::open(), delayed(Duration::from_millis(400)));
+    let ks_addr = ks.addr;
+    let remote: Arc<dyn RemoteKey> = Arc::new(KeylessKey::new(keyless(
+        &pki,
+        ks_addr,
+        Duration::from_millis(1500),
+    )));
+    let cert = site_cert(&pki, &keys.p256, &["p256.test"]);
+    let tls = serve(
+        context(&cert, Arc::clone(&remote), Mode::Async),
+        Mode::Async,
+    );
+    let (addr, pki) = (tls.addr, Arc::new(pki));
+    let inflight: Vec<_> = (0..10)
+        .map(|_| {
+            let pki = Arc::clone(&pki);
+            std::thread::spawn(move || {
+                handshake(&pki, addr, "p256.test", SslVersion::TLS1_3, "ECDSA+SHA256")
+            })
+        })
+        .collect();
+    // Every handshake is now waiting for the key server; kill it.
+    assert!(eventually(Duration::from_secs(2), || ks
+        .metrics
+        .requests(edgetls_keyless_proto::Opcode::ECDSA_SIGN_SHA256)
+        >= 10
+        || stats().waiting.load(Relaxed) >= 10));
+    ks.kill();
+    for h in inflight {
+        let r = h.join().unwrap();
+        assert!(
+            r.is_err(),
+            "a handshake whose key server died must fail: {r:?}"
+        );
+    }
+    assert_eq!(tls.counts.failed.load(Relaxed), 10);
+    // The key server comes back on the same port: the next handshakes succeed.
+    let _back = start_on(
+        &pki,
+        &ks_addr.to_string(),
+        Authz::open(),
+        ServerOptions::default(),
+    );
+    let ok = eventually(Duration::from_secs(5), || {
+        handshake(&pki, addr, "p256.test", SslVersion::TLS1_3, "ECDSA+SHA256").is_ok()
+    });
+    assert!(
+        ok,
+        "handshakes must succeed again once the key server is back"
+    );
+    assert_eq!(
+        handshake(&pki, addr, "p256.test", SslVersion::TLS1_2, "ECDSA+SHA256").unwrap(),
+        "ok\n"
+    );
+}
+
+/// Sends a ClientHello and hangs up without waiting for the answer.
+fn hello_and_leave(connector: &SslConnector, addr: std::net::SocketAddr) {
+    let tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_nonblocking(true).unwrap();
+    // The ClientHello goes out, then the handshake would block on the answer: drop it all.
+    let r = connector.connect("p256.test", tcp);
+    assert!(r.is_err(), "a non-blocking handshake cannot finish at once");
+}
+
+#[test]
+fn clients_leaving_while_jobs_are_paused_crash_nothing_and_leak_nothing() {
+    let _g = crate::serial();
+    let (pki, keys) = setup();
+    let ks = start(&pki, Authz::open(), delayed(Duration::from_millis(30)));
+    let remote: Arc<dyn RemoteKey> = Arc::new(KeylessKey::new(keyless(
+        &pki,
+        ks.addr,
+        Duration::from_secs(2),
+    )));
+    let cert = site_cert(&pki, &keys.p256, &["p256.test"]);
+    let tls = serve(context(&cert, remote, Mode::Async), Mode::Async);
+    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    b.set_verify(SslVerifyMode::NONE);
+    let connector = b.build();
+    let wakers_before = stats().live_wakers.load(Relaxed);
+    let paused_before = stats().paused.load(Relaxed);
+    for round in 0..10 {
+        for _ in 0..50 {
+            hello_and_leave(&connector, tls.addr);
+        }
+        // Between rounds the server still completes a full handshake.
+        let got = handshake(
+            &pki,
+            tls.addr,
+            "p256.test",
+            SslVersion::TLS1_3,
+            "ECDSA+SHA256",
+        );
+        assert_eq!(got.as_deref(), Ok("ok\n"), "round {round}");
+    }
+    // Every job that paused for a departed client finished, and every SSL was freed after it.
+    assert!(
+        eventually(Duration::from_secs(5), || stats().waiting.load(Relaxed)
+            == 0
+            && stats().live_wakers.load(Relaxed) == wakers_before),
+        "waiting {} live wakers {} (before {wakers_before})",
+        stats().waiting.load(Relaxed),
+        stats().live_wakers.load(Relaxed)
+    );
+    assert!(
+        stats().paused.load(Relaxed) - paused_before >= 100,
+        "the departing clients' handshakes must have reached the key server"
+    );
+}

@@ -63,9 +63,7 @@ pub fn context(cert: &X509, remote: Arc<dyn RemoteKey>, mode: Mode) -> SslContex
 
 /// Serves `ctx` on one thread: each connection gets "ok\n" after its handshake.
 pub fn serve(ctx: SslContext, mode: Mode) -> Tls {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let counts = Arc::new(Counts::default());
     let theirs = Arc::clone(&counts);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
@@ -76,7 +74,11 @@ pub fn serve(ctx: SslContext, mode: Mode) -> Tls {
             .unwrap();
         let local = tokio::task::LocalSet::new();
         local.block_on(&rt, async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            // A deep backlog: hundreds of clients connect at once in these tests.
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let listener = socket.listen(4096).unwrap();
+            addr_tx.send(listener.local_addr().unwrap()).unwrap();
             let accept_loop = async {
                 loop {
                     let Ok((tcp, _)) = listener.accept().await else {
@@ -109,7 +111,7 @@ pub fn serve(ctx: SslContext, mode: Mode) -> Tls {
         });
     });
     Tls {
-        addr,
+        addr: addr_rx.recv().unwrap(),
         counts,
         stop: Some(stop_tx),
         thread: Some(thread),
@@ -135,13 +137,26 @@ pub fn handshake(
     version: SslVersion,
     sigalgs: &str,
 ) -> Result<String, String> {
+    handshake_with(&connector(pki, version, sigalgs), addr, name)
+}
+
+/// A client context trusting the test CA, at `version` with only `sigalgs` offered.
+pub fn connector(pki: &Pki, version: SslVersion, sigalgs: &str) -> SslConnector {
     let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
     b.set_ca_file(pki.path("ca.pem")).unwrap();
     b.set_verify(SslVerifyMode::PEER);
     b.set_min_proto_version(Some(version)).unwrap();
     b.set_max_proto_version(Some(version)).unwrap();
     b.set_sigalgs_list(sigalgs).unwrap();
-    let connector = b.build();
+    b.build()
+}
+
+/// One handshake with `connector`; returns what the server sent.
+pub fn handshake_with(
+    connector: &SslConnector,
+    addr: SocketAddr,
+    name: &str,
+) -> Result<String, String> {
     let tcp = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut tls = connector.connect(name, tcp).map_err(|e| e.to_string())?;

@@ -1,1 +1,106 @@
+//! `openssl s_client` against remote-key servers, both modes.
 
+use crate::common::{Mode, context, keyless, serve};
+use edgetls_engine::{KeylessKey, RemoteKey};
+use edgetls_keyless_testkit::{setup, site_cert, start};
+use edgetls_keyserver::{Authz, ServerOptions};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn s_client(addr: std::net::SocketAddr, ca: &std::path::Path, name: &str, args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-servername",
+            name,
+        ])
+        .args([
+            "-verify_hostname",
+            name,
+            "-verify_return_error",
+            "-brief",
+            "-CAfile",
+        ])
+        .arg(ca)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl s_client runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "s_client {args:?} failed:\n{text}");
+    text
+}
+
+#[test]
+fn s_client_verifies_remote_key_handshakes() {
+    let _g = crate::serial();
+    let (pki, keys) = setup();
+    let ks = start(&pki, Authz::open(), ServerOptions::default());
+    let remote: Arc<dyn RemoteKey> = Arc::new(KeylessKey::new(keyless(
+        &pki,
+        ks.addr,
+        Duration::from_secs(2),
+    )));
+    let ca = pki.path("ca.pem");
+    for mode in [Mode::Blocking, Mode::Async] {
+        let rsa = serve(
+            context(
+                &site_cert(&pki, &keys.rsa, &["rsa.test"]),
+                Arc::clone(&remote),
+                mode,
+            ),
+            mode,
+        );
+        let p384 = serve(
+            context(
+                &site_cert(&pki, &keys.p384, &["p384.test"]),
+                Arc::clone(&remote),
+                mode,
+            ),
+            mode,
+        );
+        for (tls, name, args, expect) in [
+            (
+                &rsa,
+                "rsa.test",
+                ["-tls1_3", "-sigalgs", "rsa_pss_rsae_sha256"],
+                "RSA-PSS",
+            ),
+            (
+                &rsa,
+                "rsa.test",
+                ["-tls1_2", "-sigalgs", "RSA+SHA256"],
+                "RSA",
+            ),
+            (
+                &p384,
+                "p384.test",
+                ["-tls1_3", "-sigalgs", "ecdsa_secp384r1_sha384"],
+                "ECDSA",
+            ),
+            (
+                &p384,
+                "p384.test",
+                ["-tls1_2", "-sigalgs", "ECDSA+SHA384"],
+                "ECDSA",
+            ),
+        ] {
+            let text = s_client(tls.addr, &ca, name, &args);
+            assert!(
+                text.contains("Verification: OK"),
+                "{mode:?} {args:?}:\n{text}"
+            );
+            assert!(
+                text.contains(&format!("Signature type: {expect}\n")),
+                "{mode:?} {args:?}:\n{text}"
+            );
+        }
+    }
+}
