@@ -23,6 +23,11 @@ impl Chain {
         self.key_type
     }
 
+    /// Whether the key is held elsewhere (see [`crate::RemoteKeys`]).
+    pub fn is_remote(&self) -> bool {
+        self.key.is_remote()
+    }
+
     /// The certificate file this chain was read from.
     pub fn path(&self) -> &Path {
         &self.path

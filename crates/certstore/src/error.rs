@@ -68,6 +68,9 @@ pub enum CertStoreError {
         path: PathBuf,
         source: openssl::error::ErrorStack,
     },
+    /// A remote key could not be set up for a handshake.
+    #[error("{}: remote key: {message}", path.display())]
+    Remote { path: PathBuf, message: String },
 }
 
 impl CertStoreError {

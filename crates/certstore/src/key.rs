@@ -19,6 +19,8 @@ pub(crate) enum KeyMaterial {
     Rsa(Zeroizing<Vec<u8>>),
     /// The 32-byte Ed25519 seed.
     Ed25519(Zeroizing<Vec<u8>>),
+    /// Held elsewhere (a key server); the leaf's public key identifies it.
+    Remote,
 }
 
 impl std::fmt::Debug for KeyMaterial {
@@ -27,24 +29,31 @@ impl std::fmt::Debug for KeyMaterial {
             KeyMaterial::Ec(_) => "Ec",
             KeyMaterial::Rsa(_) => "Rsa",
             KeyMaterial::Ed25519(_) => "Ed25519",
+            KeyMaterial::Remote => "Remote",
         };
         write!(f, "KeyMaterial::{kind}(..)")
     }
 }
 
 impl KeyMaterial {
-    /// Builds the OpenSSL key.
-    pub(crate) fn to_pkey(&self) -> Result<PKey<Private>, openssl::error::ErrorStack> {
-        match self {
-            KeyMaterial::Ec(der) => PKey::from_ec_key(EcKey::private_key_from_der(der)?),
-            KeyMaterial::Rsa(der) => PKey::from_rsa(Rsa::private_key_from_der(der)?),
+    /// Builds the OpenSSL key; `None` for a remote key (made by [`crate::RemoteKeys`]).
+    pub(crate) fn to_pkey(&self) -> Option<Result<PKey<Private>, openssl::error::ErrorStack>> {
+        Some(match self {
+            KeyMaterial::Ec(der) => EcKey::private_key_from_der(der).and_then(PKey::from_ec_key),
+            KeyMaterial::Rsa(der) => Rsa::private_key_from_der(der).and_then(PKey::from_rsa),
             KeyMaterial::Ed25519(seed) => PKey::private_key_from_raw_bytes(seed, Id::ED25519),
-        }
+            KeyMaterial::Remote => return None,
+        })
+    }
+
+    pub(crate) fn is_remote(&self) -> bool {
+        matches!(self, KeyMaterial::Remote)
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
         match self {
             KeyMaterial::Ec(b) | KeyMaterial::Rsa(b) | KeyMaterial::Ed25519(b) => b.capacity(),
+            KeyMaterial::Remote => 0,
         }
     }
 }
@@ -89,6 +98,7 @@ pub(crate) fn decode(
             KeyMaterial::Ec(der) => check_ec(der.to_vec()).map_err(|m| other(&m))?.1,
             KeyMaterial::Rsa(der) => check_rsa(der).map_err(|m| other(&m))?.1,
             KeyMaterial::Ed25519(seed) => ed25519(seed).map_err(|m| other(&m))?.1,
+            KeyMaterial::Remote => return Err(other("not a local key")),
         };
         return Ok((material, public));
     }

@@ -37,6 +37,9 @@ pub struct LoadOptions {
     /// handshake first needs them; with this set, an entry reported as loaded has passed the
     /// exact parse the handshake will do.
     pub openssl_verify: bool,
+    /// Where keys come from for certificates that have none of their own (see
+    /// [`RemoteKeys`](crate::RemoteKeys)). Without it such a certificate is an error.
+    pub remote_keys: Option<Arc<dyn crate::RemoteKeys>>,
 }
 
 impl std::fmt::Debug for LoadOptions {
@@ -47,6 +50,7 @@ impl std::fmt::Debug for LoadOptions {
             .field("implicit_default", &self.implicit_default)
             .field("now", &self.now)
             .field("openssl_verify", &self.openssl_verify)
+            .field("remote_keys", &self.remote_keys.as_ref().map(|_| "<set>"))
             .finish_non_exhaustive()
     }
 }

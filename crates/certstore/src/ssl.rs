@@ -8,6 +8,7 @@
 
 use crate::entry::Entry;
 use crate::error::CertStoreError;
+use crate::remote::RemoteKeys;
 use crate::store::CertStore;
 use lru::LruCache;
 use openssl::error::ErrorStack;
@@ -29,6 +30,8 @@ struct ReadyChain {
 /// An entry's chains and keys as OpenSSL objects, ready to set on a connection.
 pub struct Materialized {
     chains: Vec<ReadyChain>,
+    /// Set when a chain's key is remote: prepares the connection for it.
+    remote: Option<Arc<dyn RemoteKeys>>,
 }
 
 impl std::fmt::Debug for Materialized {
@@ -44,6 +47,10 @@ impl Materialized {
     /// must not carry certificates of its own, or a slot the entry does not fill keeps the
     /// context's certificate.
     pub fn apply(&self, ssl: &mut SslRef) -> Result<(), ErrorStack> {
+        if let Some(remote) = &self.remote {
+            // The reason was recorded by the implementation; OpenSSL only needs a failure.
+            remote.prepare(ssl).map_err(|_| ErrorStack::get())?;
+        }
         for chain in &self.chains {
             ssl.set_certificate(&chain.leaf)?;
             ssl.set_private_key(&chain.key)?;
@@ -96,11 +103,22 @@ impl SslCache {
         }
     }
 
-    /// The entry's OpenSSL objects, parsed now if they are not cached.
+    /// The entry's OpenSSL objects, parsed now if they are not cached. An entry with a remote
+    /// key needs [`SslCache::get_with`].
     pub fn get(&mut self, entry: &Entry) -> Result<Arc<Materialized>, CertStoreError> {
+        self.get_with(entry, None)
+    }
+
+    /// As [`SslCache::get`], with `remote` making the keys of remote-key entries.
+    pub fn get_with(
+        &mut self,
+        entry: &Entry,
+        remote: Option<&Arc<dyn RemoteKeys>>,
+    ) -> Result<Arc<Materialized>, CertStoreError> {
         if let Some(hit) = self.entries.get(&entry.id) {
             return Ok(Arc::clone(hit));
         }
+        let mut uses_remote = false;
         let mut chains = Vec::with_capacity(entry.chains.len());
         for chain in &entry.chains {
             let err = |source| CertStoreError::OpenSsl {
@@ -121,14 +139,32 @@ impl SslCache {
                 };
                 intermediates.push(x509);
             }
-            let key = chain.key.to_pkey().map_err(err)?;
+            let key = match chain.key.to_pkey() {
+                Some(local) => local.map_err(err)?,
+                None => {
+                    uses_remote = true;
+                    let remote = remote.ok_or_else(|| CertStoreError::Remote {
+                        path: chain.path.clone(),
+                        message: "the key is remote and no key server is configured".into(),
+                    })?;
+                    remote
+                        .private_key(&leaf)
+                        .map_err(|message| CertStoreError::Remote {
+                            path: chain.path.clone(),
+                            message,
+                        })?
+                }
+            };
             chains.push(ReadyChain {
                 leaf,
                 intermediates,
                 key,
             });
         }
-        let ready = Arc::new(Materialized { chains });
+        let ready = Arc::new(Materialized {
+            chains,
+            remote: remote.filter(|_| uses_remote).cloned(),
+        });
         self.entries.put(entry.id, Arc::clone(&ready));
         Ok(ready)
     }
@@ -193,7 +229,9 @@ fn select(store: &CertStore, ssl: &mut SslRef, alert: &mut SslAlert) -> Result<(
     }
     let applied = CACHE.with(|cache| {
         let mut cache = cache.try_borrow_mut().ok()?;
-        let ready = cache.get(selected.entry).ok()?;
+        let ready = cache
+            .get_with(selected.entry, store.options().remote_keys.as_ref())
+            .ok()?;
         ready.apply(ssl).ok()
     });
     match applied {

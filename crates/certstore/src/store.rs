@@ -67,6 +67,11 @@ impl CertStore {
     }
 
     /// The sources this store reads.
+    /// The options the store loads with.
+    pub fn options(&self) -> &LoadOptions {
+        &self.options
+    }
+
     pub fn sources(&self) -> &[Source] {
         &self.sources
     }

@@ -4,7 +4,7 @@
 use crate::cert;
 use crate::entry::{Chain, Entry};
 use crate::error::{CertStoreError, Problem, Severity};
-use crate::key::{self, KeyError};
+use crate::key::{self, KeyError, KeyMaterial};
 use crate::load::{Ctx, Files, NEXT_ID, problem};
 use crate::name::{NamePattern, parse_pattern};
 use crate::pem;
@@ -88,63 +88,22 @@ impl Ctx<'_> {
                     "no CERTIFICATE block in this file",
                 ));
             };
-            // The key: from its own file, or from the certificate file.
-            let key_blocks_owned;
-            let (key_file, key_block) = match key_path {
-                Some(kp) => {
-                    key_blocks_owned = parse_pem(kp, files.get(kp))?;
-                    let mut keys = key_blocks_owned
-                        .iter()
-                        .filter(|b| key::is_key_label(b.label));
-                    let first = keys.next().ok_or_else(|| {
-                        CertStoreError::key(kp, "no private key block in this file")
-                    })?;
-                    if keys.next().is_some() {
-                        return Err(CertStoreError::key(
-                            kp,
-                            "more than one private key in this file",
-                        ));
-                    }
-                    (kp.as_path(), first)
-                }
-                None => match key_blocks.as_slice() {
-                    [one] => (cert_path.as_path(), one),
-                    [] => {
-                        return Err(CertStoreError::key(
-                            cert_path,
-                            "no private key in the certificate file and no key file",
-                        ));
-                    }
-                    _ => {
-                        return Err(CertStoreError::key(
-                            cert_path,
-                            "more than one private key in this file",
-                        ));
-                    }
-                },
-            };
-            let passphrase = self.passphrase(
-                &spec,
-                key_block.has_headers || key_block.label == "ENCRYPTED PRIVATE KEY",
-                key_file,
-            )?;
-            let (material, key_public) =
-                key::decode(key_block, passphrase.as_ref().map(|p| p.as_bytes())).map_err(|e| {
-                    match e {
-                        KeyError::NeedsPassphrase => {
-                            CertStoreError::key(key_file, "encrypted, and no passphrase was given")
+            // The key: from its own file, or from the certificate file, or held remotely.
+            let material =
+                match self.local_key(&spec, cert_path, key_path.as_deref(), &key_blocks, files)? {
+                    Some((material, key_file, key_public)) => {
+                        let matched = key::matches(&key_public, &leaf.public)
+                            .map_err(|e| CertStoreError::key(key_file, e.to_string()))?;
+                        if !matched {
+                            return Err(CertStoreError::KeyMismatch {
+                                cert: cert_path.clone(),
+                                key: key_file.to_path_buf(),
+                            });
                         }
-                        KeyError::Other(m) => CertStoreError::key(key_file, m),
+                        material
                     }
-                })?;
-            let matched = key::matches(&key_public, &leaf.public)
-                .map_err(|e| CertStoreError::key(key_file, e.to_string()))?;
-            if !matched {
-                return Err(CertStoreError::KeyMismatch {
-                    cert: cert_path.clone(),
-                    key: key_file.to_path_buf(),
-                });
-            }
+                    None => KeyMaterial::Remote,
+                };
             let key_type = leaf.public.key_type();
             if chains.iter().any(|c: &Chain| c.key_type == key_type) {
                 return Err(CertStoreError::cert(
@@ -307,4 +266,68 @@ pub(crate) fn parse_pem<'a>(
         });
     }
     Ok(blocks)
+}
+
+impl Ctx<'_> {
+    /// The entry's private key and the file it came from, or `None` when the certificate has
+    /// no key of its own and remote keys are configured.
+    fn local_key<'f>(
+        &self,
+        spec: &EntrySpec,
+        cert_path: &'f Path,
+        key_path: Option<&'f Path>,
+        key_blocks: &[crate::pem::Block<'_>],
+        files: &Files,
+    ) -> Result<Option<(KeyMaterial, &'f Path, key::KeyPublic)>, CertStoreError> {
+        let key_blocks_owned;
+        let (key_file, key_block) = match key_path {
+            Some(kp) => {
+                key_blocks_owned = parse_pem(kp, files.get(kp))?;
+                let mut keys = key_blocks_owned
+                    .iter()
+                    .filter(|b| key::is_key_label(b.label));
+                let first = keys
+                    .next()
+                    .ok_or_else(|| CertStoreError::key(kp, "no private key block in this file"))?;
+                if keys.next().is_some() {
+                    return Err(CertStoreError::key(
+                        kp,
+                        "more than one private key in this file",
+                    ));
+                }
+                (kp, first)
+            }
+            None => match key_blocks {
+                [one] => (cert_path, one),
+                [] if self.opts.remote_keys.is_some() => return Ok(None),
+                [] => {
+                    return Err(CertStoreError::key(
+                        cert_path,
+                        "no private key in the certificate file and no key file (and no key server configured)",
+                    ));
+                }
+                _ => {
+                    return Err(CertStoreError::key(
+                        cert_path,
+                        "more than one private key in this file",
+                    ));
+                }
+            },
+        };
+        let passphrase = self.passphrase(
+            spec,
+            key_block.has_headers || key_block.label == "ENCRYPTED PRIVATE KEY",
+            key_file,
+        )?;
+        let (material, key_public) =
+            key::decode(key_block, passphrase.as_ref().map(|p| p.as_bytes())).map_err(
+                |e| match e {
+                    KeyError::NeedsPassphrase => {
+                        CertStoreError::key(key_file, "encrypted, and no passphrase was given")
+                    }
+                    KeyError::Other(m) => CertStoreError::key(key_file, m),
+                },
+            )?;
+        Ok(Some((material, key_file, key_public)))
+    }
 }

@@ -13,36 +13,61 @@ use std::ffi::CStr;
 /// hook, so such handshakes would fail; ECDHE suites only ever ask the key to sign. TLS 1.3
 /// suites are unaffected (they never use RSA key exchange).
 pub fn restrict_to_ecdhe(ctx: &mut SslContextBuilder) -> Result<(), EngineError> {
+    // SAFETY: the context is live; the stack it returns belongs to the context and is read
+    // before the context changes.
+    let names = unsafe { ecdhe_names(ffi::SSL_CTX_get_ciphers(ctx.as_ptr())) };
+    ctx.set_cipher_list(&cipher_list(&names))?;
+    Ok(())
+}
+
+/// As [`restrict_to_ecdhe`], for one connection (its certificate chosen at the ClientHello,
+/// before the cipher suite is).
+pub fn restrict_ssl_to_ecdhe(ssl: &mut SslRef) -> Result<(), EngineError> {
+    // SAFETY: the connection is live; the stack it returns belongs to it (or its context) and
+    // is read before anything changes.
+    let names = unsafe { ecdhe_names(ffi::SSL_get_ciphers(ssl.as_ptr())) };
+    ssl.set_cipher_list(&cipher_list(&names))?;
+    Ok(())
+}
+
+fn cipher_list(names: &[String]) -> String {
+    if names.is_empty() {
+        // Only TLS 1.3 suites (or only static RSA) were configured: keep TLS 1.2 ECDHE at least.
+        "ECDHE:!aNULL".to_string()
+    } else {
+        names.join(":")
+    }
+}
+
+/// The TLS 1.2 suites in `stack` that do not use static RSA key exchange, in order.
+///
+/// # Safety
+/// `stack` must be NULL or a live `STACK_OF(SSL_CIPHER)`.
+unsafe fn ecdhe_names(stack: *mut openssl_sys::stack_st_SSL_CIPHER) -> Vec<String> {
     let mut names = Vec::new();
-    // SAFETY: the context is live; the stack it returns is owned by the context and is only
-    // read here, before the context changes.
+    if stack.is_null() {
+        return names;
+    }
+    let stack = stack.cast::<openssl_sys::OPENSSL_STACK>();
+    // SAFETY: the caller guarantees a live stack; its elements are SSL_CIPHER pointers owned
+    // by OpenSSL, and the names are static strings.
     unsafe {
-        let stack = ffi::SSL_CTX_get_ciphers(ctx.as_ptr());
-        if !stack.is_null() {
-            let stack = stack.cast::<openssl_sys::OPENSSL_STACK>();
-            for i in 0..openssl_sys::OPENSSL_sk_num(stack) {
-                let c = openssl_sys::OPENSSL_sk_value(stack, i) as *const openssl_sys::SSL_CIPHER;
-                if c.is_null() {
-                    continue;
-                }
-                let kx = ffi::SSL_CIPHER_get_kx_nid(c);
-                if kx == ffi::NID_KX_RSA || kx == ffi::NID_KX_ANY {
-                    continue;
-                }
-                let name = openssl_sys::SSL_CIPHER_get_name(c);
-                if !name.is_null() {
-                    names.push(CStr::from_ptr(name).to_string_lossy().into_owned());
-                }
+        for i in 0..openssl_sys::OPENSSL_sk_num(stack) {
+            let c = openssl_sys::OPENSSL_sk_value(stack, i) as *const openssl_sys::SSL_CIPHER;
+            if c.is_null() {
+                continue;
+            }
+            let kx = ffi::SSL_CIPHER_get_kx_nid(c);
+            if kx == ffi::NID_KX_RSA || kx == ffi::NID_KX_ANY {
+                continue;
+            }
+            let name = openssl_sys::SSL_CIPHER_get_name(c);
+            if !name.is_null() {
+                names.push(CStr::from_ptr(name).to_string_lossy().into_owned());
             }
         }
     }
-    if names.is_empty() {
-        // Only TLS 1.3 suites (or only static RSA) were configured: keep TLS 1.2 ECDHE at least.
-        ctx.set_cipher_list("ECDHE:!aNULL")?;
-    } else {
-        ctx.set_cipher_list(&names.join(":"))?;
-    }
-    Ok(())
+    names
 }
 
 /// Turns on OpenSSL's async mode for handshakes made from this context: a remote operation

@@ -120,5 +120,6 @@ unsafe extern "C" {
 
     pub fn SSL_get_all_async_fds(s: *mut SSL, fds: *mut c_int, numfds: *mut size_t) -> c_int;
     pub fn SSL_CTX_get_ciphers(ctx: *const SSL_CTX) -> *mut stack_st_SSL_CIPHER;
+    pub fn SSL_get_ciphers(s: *const SSL) -> *mut stack_st_SSL_CIPHER;
     pub fn SSL_CIPHER_get_kx_nid(c: *const SSL_CIPHER) -> c_int;
 }

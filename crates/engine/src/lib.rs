@@ -13,6 +13,8 @@
 //!   wait descriptor and pauses the handshake's job; the driver waits on the descriptor and
 //!   resumes the job on the same thread, which serves other connections meanwhile.
 //! - Static RSA key exchange cannot use such keys: [`restrict_to_ecdhe`] removes it.
+//! - Certificate store: [`StoreKeys`] in `LoadOptions::remote_keys` serves every certificate
+//!   loaded without a private key with the key server's key for its SKI.
 //!
 //! This is the only edgetls crate with FFI beyond `openssl-sys`: see `ffi.rs`.
 
@@ -23,11 +25,13 @@ mod error;
 mod ffi;
 mod key;
 mod remote;
+mod store;
 mod wait;
 
-pub use context::{enable_async, enable_async_ssl, restrict_to_ecdhe};
+pub use context::{enable_async, enable_async_ssl, restrict_ssl_to_ecdhe, restrict_to_ecdhe};
 pub use driver::{Handshake, accept};
 pub use error::EngineError;
 pub use key::{remote_pkey, ski_of};
 pub use remote::{Done, Hash, KeylessKey, LocalSigner, RemoteKey, Scheme, SignRequest};
+pub use store::StoreKeys;
 pub use wait::{Stats, stats, take_last_error};

@@ -5,6 +5,7 @@ mod async_mode;
 mod common;
 mod handshakes;
 mod s_client;
+mod store;
 
 /// Tests that read the process-wide engine counters take this, so others do not move them.
 pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());

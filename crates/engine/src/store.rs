@@ -1,0 +1,41 @@
+//! Remote keys for the certificate store: entries loaded without a private key get one from
+//! here, made by the engine from the leaf's public key.
+
+use crate::context::restrict_ssl_to_ecdhe;
+use crate::key::remote_pkey;
+use crate::remote::RemoteKey;
+use edgetls_certstore::RemoteKeys;
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::SslRef;
+use openssl::x509::X509Ref;
+use std::sync::Arc;
+
+/// Plugs a [`RemoteKey`] (e.g. [`crate::KeylessKey`]) into `LoadOptions::remote_keys`: every
+/// certificate loaded without a key is served with the key server's key for its SKI, and its
+/// connections drop static-RSA suites.
+#[derive(Clone)]
+pub struct StoreKeys {
+    remote: Arc<dyn RemoteKey>,
+}
+
+impl std::fmt::Debug for StoreKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreKeys").finish_non_exhaustive()
+    }
+}
+
+impl StoreKeys {
+    pub fn new(remote: Arc<dyn RemoteKey>) -> StoreKeys {
+        StoreKeys { remote }
+    }
+}
+
+impl RemoteKeys for StoreKeys {
+    fn private_key(&self, leaf: &X509Ref) -> Result<PKey<Private>, String> {
+        remote_pkey(leaf, Arc::clone(&self.remote)).map_err(|e| e.to_string())
+    }
+
+    fn prepare(&self, ssl: &mut SslRef) -> Result<(), String> {
+        restrict_ssl_to_ecdhe(ssl).map_err(|e| e.to_string())
+    }
+}
