@@ -21,9 +21,9 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 /// A key server binary running until dropped.
-struct KeyServerProcess {
+pub(crate) struct KeyServerProcess {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     metrics: String,
 }
 
@@ -34,7 +34,7 @@ impl Drop for KeyServerProcess {
     }
 }
 
-fn start_keyserver(bin: &Path, pki: &Pki, extra: &[&str]) -> Result<KeyServerProcess> {
+pub(crate) fn start_keyserver(bin: &Path, pki: &Pki, extra: &[&str]) -> Result<KeyServerProcess> {
     let metrics = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .to_string();
@@ -95,7 +95,7 @@ impl KeyServerProcess {
     }
 }
 
-fn client(pki: &Pki, addr: &str, connections: usize) -> Result<Arc<KeylessClient>> {
+pub(crate) fn client(pki: &Pki, addr: &str, connections: usize) -> Result<Arc<KeylessClient>> {
     let mut cfg = ClientConfig::new(
         vec![ServerSpec::new(addr, "localhost")],
         pki.path("edge-1.pem"),
@@ -143,7 +143,7 @@ fn openssl_speed(alg: &str, seconds: u32) -> Result<f64> {
 }
 
 /// Completed requests per second with `concurrency` requests always outstanding.
-fn throughput(
+pub(crate) fn throughput(
     client: &Arc<KeylessClient>,
     op: Operation,
     concurrency: usize,
@@ -196,7 +196,7 @@ fn throughput(
     Ok(rate)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }

@@ -8,9 +8,7 @@ use crate::error::EngineError;
 use crate::ffi;
 use crate::remote::{RemoteKey, SignRequest};
 use libc::{c_int, c_void};
-use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -29,7 +27,7 @@ pub struct Stats {
     pub failed: AtomicU64,
     /// Jobs waiting for an answer right now.
     pub waiting: AtomicU64,
-    /// Connections holding a wake-up pair right now (one per SSL that ran a remote operation
+    /// Connections holding a wake-up descriptor right now (one per SSL that ran a remote operation
     /// in async mode, released when the SSL is freed): a leak check.
     pub live_wakers: AtomicU64,
 }
@@ -101,12 +99,39 @@ fn blocking(remote: &dyn RemoteKey, request: SignRequest) -> Result<Vec<u8>, Eng
         .unwrap_or(Err(EngineError::Timeout(BLOCKING_LIMIT)))
 }
 
-/// The per-connection wake-up pair: the job's wait fd is `read`; completions write a byte to
-/// `write`. Owned by the connection's ASYNC_WAIT_CTX (freed with the SSL), shared with pending
+/// The per-connection wake-up descriptor (an eventfd): the job's wait fd; completions add 1 to
+/// it. Owned by the connection's ASYNC_WAIT_CTX (freed with the SSL), shared with pending
 /// completions through the Arc.
 struct Waker {
-    read: UnixStream,
-    write: UnixStream,
+    fd: OwnedFd,
+}
+
+impl Waker {
+    fn new() -> std::io::Result<Waker> {
+        // SAFETY: eventfd takes no pointers; a non-negative result is a new descriptor we own.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fd was just created and is owned by nobody else.
+        Ok(Waker {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    /// Makes the descriptor readable (from any thread).
+    fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a local to a live eventfd.
+        unsafe { libc::write(self.fd.as_raw_fd(), (&raw const one).cast(), 8) };
+    }
+
+    /// Makes it unreadable again (non-blocking).
+    fn drain(&self) {
+        let mut n: u64 = 0;
+        // SAFETY: reads at most 8 bytes into a local from a live, non-blocking eventfd.
+        unsafe { libc::read(self.fd.as_raw_fd(), (&raw mut n).cast(), 8) };
+    }
 }
 
 impl Drop for Waker {
@@ -149,12 +174,12 @@ fn paused(
         Box::new(move |r| {
             // Publish the answer first, then signal: whoever wakes finds it.
             *theirs.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-            let _ = (&their_waker.write).write(&[1]);
+            their_waker.wake();
         }),
     );
     loop {
         if let Some(r) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            drain(&waker.read);
+            waker.drain();
             return r;
         }
         // SAFETY: we are inside an async job (checked by the caller); pausing returns here
@@ -162,17 +187,11 @@ fn paused(
         if unsafe { ffi::ASYNC_pause_job() } == 0 {
             return Err(EngineError::Async("ASYNC_pause_job failed".into()));
         }
-        drain(&waker.read);
+        waker.drain();
     }
 }
 
-/// Empties the wake-up socket (non-blocking).
-fn drain(mut read: &UnixStream) {
-    let mut buf = [0u8; 16];
-    while matches!(read.read(&mut buf), Ok(n) if n > 0) {}
-}
-
-/// The connection's wake-up pair, made and registered on its first remote operation.
+/// The connection's wake-up descriptor, made and registered on its first remote operation.
 fn waker_for(job: *mut ffi::ASYNC_JOB) -> Result<Arc<Waker>, EngineError> {
     let key = (&raw const WAIT_KEY).cast::<c_void>();
     // SAFETY: job is the current job; its wait ctx lives as long as the SSL.
@@ -189,14 +208,10 @@ fn waker_for(job: *mut ffi::ASYNC_JOB) -> Result<Arc<Waker>, EngineError> {
             return Ok(Arc::clone(&*custom.cast::<Arc<Waker>>()));
         }
     }
-    let (read, write) =
-        UnixStream::pair().map_err(|e| EngineError::Async(format!("socketpair: {e}")))?;
-    read.set_nonblocking(true)
-        .and_then(|_| write.set_nonblocking(true))
-        .map_err(|e| EngineError::Async(format!("socketpair: {e}")))?;
+    let waker = Waker::new().map_err(|e| EngineError::Async(format!("eventfd: {e}")))?;
     STATS.live_wakers.fetch_add(1, Relaxed);
-    let waker = Arc::new(Waker { read, write });
-    let fd = waker.read.as_raw_fd();
+    let waker = Arc::new(waker);
+    let fd = waker.fd.as_raw_fd();
     let boxed = Box::into_raw(Box::new(Arc::clone(&waker)));
     // SAFETY: ctx is live; on success it owns `boxed` and calls `release_waker` once when the
     // wait ctx is freed; on failure we take it back.
@@ -211,7 +226,7 @@ fn waker_for(job: *mut ffi::ASYNC_JOB) -> Result<Arc<Waker>, EngineError> {
     Ok(waker)
 }
 
-/// Wait-ctx cleanup: drops the connection's reference to its wake-up pair.
+/// Wait-ctx cleanup: drops the connection's reference to its wake-up descriptor.
 unsafe extern "C" fn release_waker(
     _ctx: *mut ffi::ASYNC_WAIT_CTX,
     _key: *const c_void,

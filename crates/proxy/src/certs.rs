@@ -57,6 +57,23 @@ pub(crate) struct SourceArgs {
     /// "loaded" means OpenSSL itself accepted it, not only the strict DER parser.
     #[arg(long)]
     deep: bool,
+    /// Certificates without a private key are keyless: their keys are on a key server (found
+    /// by the SKI of the certificate's public key), so a missing key is not an error.
+    #[arg(long)]
+    keyless: bool,
+}
+
+/// Accepts remote-key entries when checking; never asked for a key object (a check serves no
+/// handshake).
+struct KeysElsewhere;
+
+impl edgetls_certstore::RemoteKeys for KeysElsewhere {
+    fn private_key(
+        &self,
+        _leaf: &openssl::x509::X509Ref,
+    ) -> Result<openssl::pkey::PKey<openssl::pkey::Private>, String> {
+        Err("certs check serves no handshakes".into())
+    }
 }
 
 impl SourceArgs {
@@ -80,6 +97,9 @@ impl SourceArgs {
     fn options(&self) -> Result<LoadOptions, CertStoreError> {
         let mut opts = LoadOptions {
             openssl_verify: self.deep,
+            remote_keys: self
+                .keyless
+                .then(|| Arc::new(KeysElsewhere) as Arc<dyn edgetls_certstore::RemoteKeys>),
             ..LoadOptions::default()
         };
         if let Some(path) = &self.passphrase_file {

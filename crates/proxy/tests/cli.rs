@@ -306,3 +306,32 @@ fn demo_dual_name_serves_rsa_or_ecdsa_by_signature_algorithms() {
     );
     assert!(fetch("ecdsa_secp256r1_sha256").contains("(exact), ECDSA certificate"));
 }
+
+#[test]
+fn check_keyless_accepts_certificates_whose_key_is_on_a_key_server() {
+    let (dir, config) = pki(5);
+    // Keep only the certificates of one bundle: its key now lives elsewhere.
+    let bundle = dir.path().join("certs/site000002.demo.test.pem");
+    let pem = std::fs::read_to_string(&bundle).unwrap();
+    let certs: String = pem
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .filter(|b| b.contains("BEGIN CERTIFICATE"))
+        .collect();
+    assert!(!certs.contains("PRIVATE KEY"));
+    std::fs::write(&bundle, certs).unwrap();
+
+    let out = edgetls(&["certs", "check", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("site000002.demo.test.pem") && stderr.contains("no key server configured"),
+        "{stderr}"
+    );
+    let out = edgetls(&["certs", "check", "--keyless", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("8 loaded, 0 failed"),
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -1,0 +1,402 @@
+//! `cargo xtask bench --suite engine`: TLS handshakes with a local key and with a key on the
+//! key server (the release binary, its own process, over loopback with mutual TLS), in
+//! blocking and async mode, on ONE server thread; all rows of one run side by side.
+//!
+//! * Rate: handshakes/s, closed loop of concurrent clients, local vs remote, both modes.
+//! * Latency vs key-server delay {0, 1, 10, 50, 100} ms: one handshake at a time (connect,
+//!   handshake, read the server's 3-byte answer), median; interleaved with the key server's
+//!   own round trip at that delay (a sign request through the keyless client, median).
+//! * At 50 ms: 256 concurrent clients, async vs blocking vs local key.
+//!
+//! The load clients run on two threads of this process, on the same two cores: every rate is
+//! bound by client and server work together, which is why rows are compared as ratios of one
+//! run.
+
+use crate::bench_keyless::{KeyServerProcess, client, median, start_keyserver, throughput};
+use anyhow::{Context, Result, bail};
+use edgetls_engine::{KeylessKey, RemoteKey, enable_async, remote_pkey, restrict_to_ecdhe};
+use edgetls_keyless_proto::{Opcode, Operation};
+use edgetls_keyless_testkit::{Pki, setup, site_cert, ski};
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{
+    Ssl, SslAcceptor, SslConnector, SslContext, SslMethod, SslVerifyMode, SslVersion,
+};
+use openssl::x509::X509;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Blocking,
+    Async,
+}
+
+/// A TLS server on one current-thread runtime thread, answering "ok\n" after each handshake.
+struct Server {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(ctx: SslContext, mode: Mode) -> Result<Server> {
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("tls-server".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, async move {
+                let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+                socket.bind(([127, 0, 0, 1], 0).into()).expect("bind");
+                let listener = socket.listen(4096).expect("listen");
+                let _ = addr_tx.send(listener.local_addr().expect("addr"));
+                let accept = async {
+                    loop {
+                        let Ok((tcp, _)) = listener.accept().await else {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            continue;
+                        };
+                        let _ = tcp.set_nodelay(true);
+                        let Ok(ssl) = Ssl::new(&ctx) else { continue };
+                        tokio::task::spawn_local(async move {
+                            let tls = match mode {
+                                Mode::Async => edgetls_engine::accept(ssl, tcp).await.ok(),
+                                Mode::Blocking => {
+                                    let Ok(mut s) = tokio_openssl::SslStream::new(ssl, tcp) else {
+                                        return;
+                                    };
+                                    Pin::new(&mut s).accept().await.ok().map(|_| s)
+                                }
+                            };
+                            if let Some(mut s) = tls {
+                                let _ = s.write_all(b"ok\n").await;
+                                let _ = s.shutdown().await;
+                            }
+                        });
+                    }
+                };
+                tokio::select! {
+                    _ = accept => {}
+                    _ = stopped => {}
+                }
+            });
+        })?;
+    Ok(Server {
+        addr: addr_rx.recv().context("server thread did not start")?,
+        stop: Some(stop),
+        thread: Some(thread),
+    })
+}
+
+fn context(cert: &X509, key: &PKey<Private>, mode: Mode) -> Result<SslContext> {
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
+    b.set_certificate(cert)?;
+    b.set_private_key(key)?;
+    b.check_private_key()?;
+    restrict_to_ecdhe(&mut b)?;
+    if mode == Mode::Async {
+        enable_async(&mut b);
+    }
+    Ok(b.build().into_context())
+}
+
+/// The load client: TLS 1.3, ECDSA P-256 SHA-256 only, no session resumption, no
+/// certificate verification (it would cost the shared cores without measuring the server).
+fn connector() -> Result<SslConnector> {
+    let mut b = SslConnector::builder(SslMethod::tls_client())?;
+    b.set_verify(SslVerifyMode::NONE);
+    b.set_min_proto_version(Some(SslVersion::TLS1_3))?;
+    b.set_sigalgs_list("ecdsa_secp256r1_sha256")?;
+    b.set_session_cache_mode(openssl::ssl::SslSessionCacheMode::OFF);
+    Ok(b.build())
+}
+
+/// One handshake and the server's answer, on a blocking socket.
+fn one(connector: &SslConnector, addr: std::net::SocketAddr) -> Result<()> {
+    use std::io::Read;
+    let tcp = std::net::TcpStream::connect(addr)?;
+    tcp.set_nodelay(true)?;
+    let mut tls = connector
+        .connect("site.test", tcp)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut buf = [0u8; 3];
+    tls.read_exact(&mut buf)?;
+    Ok(())
+}
+
+/// Milliseconds of one call of `f`.
+fn timed(f: impl FnOnce() -> Result<()>) -> Result<f64> {
+    let t = Instant::now();
+    f()?;
+    Ok(t.elapsed().as_secs_f64() * 1e3)
+}
+
+/// Medians (ms) of `n` interleaved samples, one request at a time: a sign round trip through
+/// the keyless client, a handshake with the local key, a handshake with the remote key.
+/// Interleaving gives all three the same conditions, including the phase of the key server's
+/// 1 ms timer (back-to-back sign calls would start right after its tick and look faster).
+fn latencies(
+    connector: &SslConnector,
+    client: &edgetls_keyless_client::KeylessClient,
+    op: &Operation,
+    local: std::net::SocketAddr,
+    remote: std::net::SocketAddr,
+    n: usize,
+) -> Result<(f64, f64, f64)> {
+    let (mut rtt, mut l, mut r) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n + 3 {
+        let a = timed(|| {
+            client
+                .call_blocking(op.clone())
+                .map(|_| ())
+                .map_err(Into::into)
+        })?;
+        let b = timed(|| one(connector, local))?;
+        let c = timed(|| one(connector, remote))?;
+        if i >= 3 {
+            rtt.push(a);
+            l.push(b);
+            r.push(c);
+        }
+    }
+    Ok((median(rtt), median(l), median(r)))
+}
+
+/// Handshakes per second with `concurrency` clients always connecting, for `seconds`.
+fn rate(addr: std::net::SocketAddr, concurrency: usize, seconds: f64) -> Result<f64> {
+    let connector = connector()?;
+    // Two client threads: one alone saturates before the server does (a client handshake
+    // costs about what a server one does), and would measure the client.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("load-client")
+        .enable_all()
+        .build()?;
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let running = Arc::new(AtomicBool::new(true));
+    let rate = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency {
+            let (c, done, failed, running) = (
+                connector.clone(),
+                Arc::clone(&done),
+                Arc::clone(&failed),
+                Arc::clone(&running),
+            );
+            tasks.push(tokio::spawn(async move {
+                while running.load(Relaxed) {
+                    match handshake_async(&c, addr).await {
+                        Ok(()) => done.fetch_add(1, Relaxed),
+                        Err(_) => failed.fetch_add(1, Relaxed),
+                    };
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (start, t0) = (done.load(Relaxed), Instant::now());
+        tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+        let r = (done.load(Relaxed) - start) as f64 / t0.elapsed().as_secs_f64();
+        running.store(false, Relaxed);
+        for t in tasks {
+            let _ = t.await;
+        }
+        r
+    });
+    if failed.load(Relaxed) > 0 {
+        bail!("{} handshakes failed", failed.load(Relaxed));
+    }
+    Ok(rate)
+}
+
+async fn handshake_async(connector: &SslConnector, addr: std::net::SocketAddr) -> Result<()> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let ssl = connector.configure()?.into_ssl("site.test")?;
+    let mut tls = tokio_openssl::SslStream::new(ssl, tcp)?;
+    Pin::new(&mut tls)
+        .connect()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut buf = [0u8; 3];
+    tls.read_exact(&mut buf).await?;
+    Ok(())
+}
+
+struct Setup {
+    pki: Pki,
+    cert: X509,
+    local_key: PKey<Private>,
+    op: Operation,
+}
+
+fn with_key_server(
+    bin: &Path,
+    s: &Setup,
+    delay_ms: u64,
+) -> Result<(
+    KeyServerProcess,
+    Arc<edgetls_keyless_client::KeylessClient>,
+    PKey<Private>,
+)> {
+    let delay = format!("{delay_ms}ms");
+    let extra: &[&str] = if delay_ms == 0 {
+        &[]
+    } else {
+        &["--delay", &delay]
+    };
+    let ks = start_keyserver(bin, &s.pki, extra)?;
+    let c = client(&s.pki, &ks.addr, 2)?;
+    let remote: Arc<dyn RemoteKey> = Arc::new(KeylessKey::new(Arc::clone(&c)));
+    let key = remote_pkey(&s.cert, remote)?;
+    Ok((ks, c, key))
+}
+
+pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
+    let status = std::process::Command::new("cargo")
+        .args(["build", "--release", "--quiet", "-p", "edgetls-keyserver"])
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        bail!("building edgetls-keyserver failed");
+    }
+    let bin = root.join("target/release/edgetls-keyserver");
+    let (pki, keys) = setup();
+    let cert = site_cert(&pki, &keys.p256, &["site.test"]);
+    let s = Setup {
+        cert,
+        local_key: keys.p256.clone(),
+        op: Operation::request(Opcode::ECDSA_SIGN_SHA256, ski(&keys.p256), vec![7; 32]),
+        pki,
+    };
+    let conn = connector()?;
+    let _ = writeln!(
+        report,
+        "## Engine: handshakes with a key on the key server (`cargo xtask bench --suite engine`)\n"
+    );
+
+    // 1. Rates at 0 ms: local vs remote, both modes; three alternating rounds.
+    let (ks, kc, remote_key) = with_key_server(&bin, &s, 0)?;
+    let capacity = throughput(&kc, s.op.clone(), 512, 2.0)?;
+    let mut rows: Vec<(&str, Vec<f64>)> = vec![
+        ("local key, blocking", vec![]),
+        ("local key, async", vec![]),
+        ("remote key, blocking", vec![]),
+        ("remote key, async", vec![]),
+    ];
+    for _round in 0..3 {
+        for (i, (key, mode)) in [
+            (&s.local_key, Mode::Blocking),
+            (&s.local_key, Mode::Async),
+            (&remote_key, Mode::Blocking),
+            (&remote_key, Mode::Async),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let server = serve(context(&s.cert, key, mode)?, mode)?;
+            rows[i].1.push(rate(server.addr, 64, 3.0)?);
+        }
+    }
+    let _ = writeln!(
+        report,
+        "| TLS 1.3 ECDSA P-256 handshakes, 1 server thread, 64 clients, key server at 0 ms | handshakes/s (median of 3) | vs local key, same mode |\n|---|---:|---:|"
+    );
+    let med: Vec<f64> = rows.iter().map(|(_, v)| median(v.clone())).collect();
+    for (i, (name, _)) in rows.iter().enumerate() {
+        let base = med[i % 2];
+        let _ = writeln!(
+            report,
+            "| {name} | {:.0} | {:.1}% |",
+            med[i],
+            100.0 * med[i] / base
+        );
+    }
+    let _ = writeln!(
+        report,
+        "\nKey server capacity, ECDSA P-256 through the keyless client (512 outstanding): {capacity:.0}/s.\n"
+    );
+    drop((ks, kc, remote_key));
+
+    // 2. Latency against delay.
+    let _ = writeln!(
+        report,
+        "| key server delay | sign round trip via keyless client (median) | handshake, local key (median) | handshake, remote key, async (median) | added | added − round trip | ATS, time to fetch a small object |\n|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let ats = [
+        (0, "74 ms (local key)"),
+        (1, "72 ms"),
+        (10, "83 ms"),
+        (50, "123 ms"),
+        (100, "173 ms"),
+    ];
+    let mut at50 = None;
+    for (delay, ats_figure) in ats {
+        let (ks, kc, remote_key) = with_key_server(&bin, &s, delay)?;
+        let n = if delay >= 50 { 25 } else { 51 };
+        let local = serve(context(&s.cert, &s.local_key, Mode::Async)?, Mode::Async)?;
+        let remote = serve(context(&s.cert, &remote_key, Mode::Async)?, Mode::Async)?;
+        let (rtt, l, r) = latencies(&conn, &kc, &s.op, local.addr, remote.addr, n)?;
+        let _ = writeln!(
+            report,
+            "| {delay} ms | {rtt:.2} ms | {l:.2} ms | {r:.2} ms | {:.2} ms | {:+.2} ms | {ats_figure} |",
+            r - l,
+            r - l - rtt
+        );
+        drop((local, remote));
+        if delay == 50 {
+            at50 = Some((ks, kc, remote_key));
+        }
+    }
+
+    // 3. At 50 ms: 256 concurrent clients on one server thread.
+    let (_ks, _kc, remote_key) = at50.context("50 ms setup")?;
+    let mut a = Vec::new();
+    let mut b = Vec::new();
+    let mut l = Vec::new();
+    for _ in 0..3 {
+        let server = serve(context(&s.cert, &remote_key, Mode::Async)?, Mode::Async)?;
+        a.push(rate(server.addr, 256, 3.0)?);
+        drop(server);
+        let server = serve(context(&s.cert, &s.local_key, Mode::Async)?, Mode::Async)?;
+        l.push(rate(server.addr, 256, 3.0)?);
+    }
+    // Blocking: every pending ClientHello is signed one after another (50 ms each) before any
+    // connection reads its client's Finished, so handshakes complete in bursts every
+    // 256 × 50 ms = 12.8 s; the window covers at least one whole burst.
+    let server = serve(
+        context(&s.cert, &remote_key, Mode::Blocking)?,
+        Mode::Blocking,
+    )?;
+    b.push(rate(server.addr, 256, 14.0)?);
+    drop(server);
+    let (a, b, l) = (median(a), median(b), median(l));
+    let bound = capacity.min(256.0 / 0.050).min(l);
+    let _ = writeln!(
+        report,
+        "\n| 50 ms key server delay, 1 server thread, 256 concurrent clients | handshakes/s |\n|---|---:|\n| remote key, async (median of 3) | {a:.0} |\n| remote key, blocking | {b:.1} |\n| local key (median of 3) | {l:.0} |\n| bound: min(key server {capacity:.0}, 256 / 50 ms = 5120, local {l:.0}) | {bound:.0} |\n| **async / bound** | **{:.2}** (target ≥ 0.8) |\n| **async / blocking** | **{:.0}×** (target ≥ 20×) |",
+        a / bound,
+        a / b
+    );
+    Ok(())
+}
