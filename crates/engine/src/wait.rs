@@ -114,9 +114,8 @@ impl Waker {
             return Err(std::io::Error::last_os_error());
         }
         // SAFETY: fd was just created and is owned by nobody else.
-        Ok(Waker {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Waker { fd })
     }
 
     /// Makes the descriptor readable (from any thread).
