@@ -173,7 +173,9 @@ unsafe extern "C" fn free_binding(
     if !ptr.is_null() {
         // SAFETY: the only pointers stored at this index are Box<Binding>s made by
         // `key::remote_pkey`, and OpenSSL calls this once, when the key is freed.
-        drop(unsafe { Box::from_raw(ptr.cast::<Binding>()) });
+        let binding = unsafe { Box::from_raw(ptr.cast::<Binding>()) };
+        // The last reference to a remote key may shut a client down: never unwind into C.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(binding)));
     }
 }
 

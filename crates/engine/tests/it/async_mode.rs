@@ -177,3 +177,61 @@ fn clients_leaving_while_jobs_are_paused_crash_nothing_and_leak_nothing() {
         "the departing clients' handshakes must have reached the key server"
     );
 }
+
+#[test]
+fn a_remote_timeout_fails_the_handshake_by_the_deadline_with_the_reason() {
+    let _g = crate::serial();
+    let (pki, keys) = setup();
+    // The key server answers after 600 ms; the client gives up after 200 ms.
+    let slow = start(&pki, Authz::open(), delayed(Duration::from_millis(600)));
+    let remote: Arc<dyn RemoteKey> = Arc::new(KeylessKey::new(keyless(
+        &pki,
+        slow.addr,
+        Duration::from_millis(200),
+    )));
+    let cert = site_cert(&pki, &keys.p256, &["p256.test"]);
+    let ctx = context(&cert, remote, Mode::Async);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = std::thread::spawn({
+        let pki_ca = pki.path("ca.pem");
+        move || {
+            let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+            b.set_ca_file(pki_ca).unwrap();
+            let tcp = std::net::TcpStream::connect(addr).unwrap();
+            b.build()
+                .connect("p256.test", tcp)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    });
+    let started = Instant::now();
+    let err = local.block_on(&rt, async {
+        listener.set_nonblocking(true).unwrap();
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        let (tcp, _) = listener.accept().await.unwrap();
+        let ssl = openssl::ssl::Ssl::new(&ctx).unwrap();
+        edgetls_engine::accept(ssl, tcp)
+            .await
+            .unwrap_err()
+            .to_string()
+    });
+    assert!(
+        started.elapsed() < Duration::from_millis(580),
+        "failed by the client deadline"
+    );
+    assert!(
+        err.contains("no answer within"),
+        "the handshake error names the timeout: {err}"
+    );
+    let client_err = client.join().unwrap().unwrap_err();
+    assert!(
+        client_err.contains("alert") || client_err.contains("handshake"),
+        "{client_err}"
+    );
+}
