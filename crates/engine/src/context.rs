@@ -2,9 +2,28 @@
 
 use crate::error::EngineError;
 use crate::ffi;
+use crate::key::remote_pkey;
+use crate::remote::RemoteKey;
 use foreign_types::ForeignTypeRef;
 use openssl::ssl::{SslContextBuilder, SslMode, SslRef};
+use openssl::x509::X509Ref;
 use std::ffi::CStr;
+use std::sync::Arc;
+
+/// Serves `cert` from this context with its key on `remote`: sets the certificate and the
+/// remote key, checks that they match, and removes static-RSA suites (see
+/// [`restrict_to_ecdhe`]). The one call a context with a remote key needs.
+pub fn set_remote_key(
+    ctx: &mut SslContextBuilder,
+    cert: &X509Ref,
+    remote: Arc<dyn RemoteKey>,
+) -> Result<(), EngineError> {
+    ctx.set_certificate(cert)?;
+    let key = remote_pkey(cert, remote)?;
+    ctx.set_private_key(&key)?;
+    ctx.check_private_key()?;
+    restrict_to_ecdhe(ctx)
+}
 
 /// Removes static-RSA key exchange (`kRSA`) from the context's TLS 1.2 cipher list.
 ///

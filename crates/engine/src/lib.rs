@@ -12,7 +12,8 @@
 //! - Async mode ([`enable_async`] + [`accept`]): the sign step submits the request, registers a
 //!   wait descriptor and pauses the handshake's job; the driver waits on the descriptor and
 //!   resumes the job on the same thread, which serves other connections meanwhile.
-//! - Static RSA key exchange cannot use such keys: [`restrict_to_ecdhe`] removes it.
+//! - Static RSA key exchange cannot use such keys: [`set_remote_key`] (certificate + remote key
+//!   on a context) and the store integration remove it automatically ([`restrict_to_ecdhe`]).
 //! - Certificate store: [`StoreKeys`] in `LoadOptions::remote_keys` serves every certificate
 //!   loaded without a private key with the key server's key for its SKI.
 //!
@@ -28,7 +29,9 @@ mod remote;
 mod store;
 mod wait;
 
-pub use context::{enable_async, enable_async_ssl, restrict_ssl_to_ecdhe, restrict_to_ecdhe};
+pub use context::{
+    enable_async, enable_async_ssl, restrict_ssl_to_ecdhe, restrict_to_ecdhe, set_remote_key,
+};
 pub use driver::{Handshake, accept};
 pub use error::EngineError;
 pub use key::{remote_pkey, ski_of};

@@ -102,7 +102,13 @@ fn key_server_killed_mid_handshake_then_back() {
             "a handshake whose key server died must fail: {r:?}"
         );
     }
-    assert_eq!(tls.counts.failed.load(Relaxed), 10);
+    // The client sees the alert a moment before the server task counts the failure.
+    assert!(
+        eventually(Duration::from_secs(2), || tls.counts.failed.load(Relaxed)
+            == 10),
+        "the server counted {} failed handshakes",
+        tls.counts.failed.load(Relaxed)
+    );
     // The key server comes back on the same port: the next handshakes succeed.
     let _back = start_on(
         &pki,

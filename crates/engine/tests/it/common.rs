@@ -1,7 +1,7 @@
 //! A TLS server whose private key is remote, on one current-thread runtime thread, in blocking
 //! or async mode; and clients for it.
 
-use edgetls_engine::{RemoteKey, accept, enable_async, remote_pkey, restrict_to_ecdhe};
+use edgetls_engine::{RemoteKey, accept, enable_async, set_remote_key};
 use edgetls_keyless_client::{ClientConfig, KeylessClient, ServerSpec};
 use edgetls_keyless_testkit::Pki;
 use openssl::ssl::{
@@ -50,11 +50,7 @@ impl Drop for Tls {
 /// The server's context: `cert` with a remote key, ECDHE only, async mode if asked.
 pub fn context(cert: &X509, remote: Arc<dyn RemoteKey>, mode: Mode) -> SslContext {
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).unwrap();
-    b.set_certificate(cert).unwrap();
-    b.set_private_key(&remote_pkey(cert, remote).unwrap())
-        .unwrap();
-    b.check_private_key().unwrap();
-    restrict_to_ecdhe(&mut b).unwrap();
+    set_remote_key(&mut b, cert, remote).unwrap();
     if mode == Mode::Async {
         enable_async(&mut b);
     }

@@ -58,6 +58,14 @@ fn s_client_verifies_remote_key_handshakes() {
             ),
             mode,
         );
+        let p256 = serve(
+            context(
+                &site_cert(&pki, &keys.p256, &["p256.test"]),
+                Arc::clone(&remote),
+                mode,
+            ),
+            mode,
+        );
         let p384 = serve(
             context(
                 &site_cert(&pki, &keys.p384, &["p384.test"]),
@@ -78,6 +86,24 @@ fn s_client_verifies_remote_key_handshakes() {
                 "rsa.test",
                 ["-tls1_2", "-sigalgs", "RSA+SHA256"],
                 "RSA",
+            ),
+            (
+                &p256,
+                "p256.test",
+                ["-tls1_3", "-sigalgs", "ecdsa_secp256r1_sha256"],
+                "ECDSA",
+            ),
+            (
+                &p256,
+                "p256.test",
+                ["-tls1_2", "-sigalgs", "ECDSA+SHA256"],
+                "ECDSA",
+            ),
+            (
+                &rsa,
+                "rsa.test",
+                ["-tls1_2", "-sigalgs", "rsa_pss_rsae_sha256"],
+                "RSA-PSS",
             ),
             (
                 &p384,
