@@ -1,0 +1,41 @@
+//! The tickets crate's one error type.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TicketError {
+    /// A key file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A key file's content does not fit its format.
+    #[error("{}: {message}", path.display())]
+    Format { path: PathBuf, message: String },
+    /// A key file's line does not fit its format.
+    #[error("{}:{line}: {message}", path.display())]
+    Line {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    /// An unknown format name.
+    #[error("unknown ticket key format {0:?} (ats, nginx48, nginx80, haproxy)")]
+    UnknownFormat(String),
+    /// A key set or setting that cannot work.
+    #[error("{0}")]
+    Invalid(String),
+    /// OpenSSL refused an operation.
+    #[error("OpenSSL: {0}")]
+    OpenSsl(#[from] openssl::error::ErrorStack),
+}
+
+impl TicketError {
+    pub(crate) fn format(path: &std::path::Path, message: impl Into<String>) -> TicketError {
+        TicketError::Format {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! OpenSSL glue: the session-ticket key callback (RFC 5077 layout: AES-CBC + HMAC-SHA256),
+//! global enable/disable, a per-name override, the TLS 1.3 ticket count and counters.
+
+use crate::error::TicketError;
+use crate::ffi;
+use crate::key::{KeySize, TicketKey};
+use crate::mac::set_hmac_key;
+use crate::ring::TicketKeys;
+use foreign_types::ForeignTypeRef;
+use libc::{c_int, c_uchar, c_void, size_t};
+use openssl::ex_data::Index;
+use openssl::ssl::{
+    ClientHelloResponse, NameType, SslContext, SslContextBuilder, SslOptions, SslRef,
+    SslSessionCacheMode,
+};
+use openssl_sys::{EVP_CIPHER_CTX, EVP_MAC_CTX, SSL, SSL_SESSION};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, OnceLock};
+
+/// Decides per server name: `Some(false)` turns tickets off for that name (no ticket issued, none
+/// accepted), `Some(true)` or `None` leaves them on. It is asked from a ClientHello callback
+/// that `install` sets only when an override is given; code with its own ClientHello callback
+/// (the policy crate) calls [`disable_for`] there instead.
+pub type NameOverride = Arc<dyn Fn(Option<&str>) -> Option<bool> + Send + Sync>;
+
+/// Ticket settings for a server context.
+#[derive(Clone)]
+pub struct TicketConfig {
+    /// Tickets at all (TLS 1.2 tickets and TLS 1.3 resumption).
+    pub enabled: bool,
+    /// Tickets sent after a TLS 1.3 handshake (OpenSSL's default is 2).
+    pub tls13_tickets: usize,
+    pub name_override: Option<NameOverride>,
+}
+
+impl std::fmt::Debug for TicketConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TicketConfig")
+            .field("enabled", &self.enabled)
+            .field("tls13_tickets", &self.tls13_tickets)
+            .field("name_override", &self.name_override.is_some())
+            .finish()
+    }
+}
+
+impl Default for TicketConfig {
+    fn default() -> Self {
+        TicketConfig {
+            enabled: true,
+            tls13_tickets: 2,
+            name_override: None,
+        }
+    }
+}
+
+/// What the callbacks find on the context.
+struct State {
+    keys: Arc<TicketKeys>,
+    name_override: Option<NameOverride>,
+}
+
+fn state_index() -> Result<Index<SslContext, Arc<State>>, TicketError> {
+    static INDEX: OnceLock<Result<Index<SslContext, Arc<State>>, openssl::error::ErrorStack>> =
+        OnceLock::new();
+    Ok(INDEX.get_or_init(SslContext::new_ex_index).clone()?)
+}
+
+/// Turns session tickets on for contexts built from `ctx`, with keys from `keys`, or off.
+///
+/// Off means no ticket extension and no TLS 1.3 tickets at all. On, OpenSSL's in-process
+/// session-ID cache is turned off (tickets replace it), and tickets are sealed with the
+/// ring's encrypting key; tickets under an older key still in the ring resume and are renewed;
+/// unknown or expired keys give a full handshake, never an error. If a server name callback
+/// switches connections to other contexts, install on those too (OpenSSL asks the context the
+/// connection has at that moment for its state).
+pub fn install(
+    ctx: &mut SslContextBuilder,
+    keys: Arc<TicketKeys>,
+    config: &TicketConfig,
+) -> Result<(), TicketError> {
+    if !config.enabled {
+        ctx.set_options(SslOptions::NO_TICKET);
+        ctx.set_num_tickets(0)?;
+        return Ok(());
+    }
+    ctx.clear_options(SslOptions::NO_TICKET);
+    ctx.set_num_tickets(config.tls13_tickets)?;
+    // Tickets are the resumption mechanism: stateless and shared by the fleet. OpenSSL's
+    // in-process session-ID cache would only add memory and a second way to resume that no
+    // other server shares (and that a per-name override could not turn off).
+    ctx.set_session_cache_mode(SslSessionCacheMode::OFF);
+    if let Some(o) = config.name_override.clone() {
+        // Tickets are looked at before the server name is processed: decide per name from the
+        // ClientHello itself, before OpenSSL looks for a ticket.
+        ctx.set_client_hello_callback(move |ssl, _alert| {
+            let name = client_hello_sni(ssl);
+            if o(name.as_deref()) == Some(false) {
+                disable_for(ssl).map_err(|_| openssl::error::ErrorStack::get())?;
+            }
+            Ok(ClientHelloResponse::SUCCESS)
+        });
+    }
+    let state = Arc::new(State {
+        keys,
+        name_override: config.name_override.clone(),
+    });
+    let arg = Arc::as_ptr(&state) as *mut c_void;
+    ctx.set_ex_data(state_index()?, state);
+    // SAFETY: the callbacks are plain functions that never unwind; `arg` points into the State
+    // the context owns through its ex_data, so it lives as long as the context.
+    unsafe {
+        if ffi::SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx.as_ptr(), Some(key_cb)) != 1
+            || ffi::SSL_CTX_set_session_ticket_cb(ctx.as_ptr(), None, Some(decrypted_cb), arg) != 1
+        {
+            return Err(openssl::error::ErrorStack::get().into());
+        }
+    }
+    Ok(())
+}
+
+/// The server name the ClientHello being processed asks for.
+fn client_hello_sni(ssl: &SslRef) -> Option<String> {
+    let mut p: *const c_uchar = std::ptr::null();
+    let mut len: size_t = 0;
+    // SAFETY: called from the ClientHello callback on a live SSL; OpenSSL points `p` into its
+    // copy of the ClientHello, valid during the callback, and the bytes are copied out here.
+    unsafe {
+        if openssl_sys::SSL_client_hello_get0_ext(ssl.as_ptr(), 0, &mut p, &mut len) != 1
+            || p.is_null()
+        {
+            return None;
+        }
+        server_name(std::slice::from_raw_parts(p, len))
+    }
+}
+
+/// The host name in a ClientHello's server_name extension (RFC 6066), if well formed.
+fn server_name(ext: &[u8]) -> Option<String> {
+    let list = ext.get(2..)?;
+    let len = usize::from(u16::from_be_bytes([*ext.first()?, *ext.get(1)?]));
+    let list = list.get(..len)?;
+    // One entry: type 0 (host_name), a 2-byte length, the name.
+    if *list.first()? != 0 {
+        return None;
+    }
+    let n = usize::from(u16::from_be_bytes([*list.get(1)?, *list.get(2)?]));
+    let name = list.get(3..3 + n)?;
+    std::str::from_utf8(name).ok().map(str::to_ascii_lowercase)
+}
+
+/// Turns tickets off for one connection (e.g. from a server name callback, for a name whose
+/// policy says so).
+pub fn disable_for(ssl: &mut SslRef) -> Result<(), TicketError> {
+    // SAFETY: SSL_set_options on a live SSL only sets option bits.
+    unsafe {
+        ffi::SSL_set_options(ssl.as_ptr(), SslOptions::NO_TICKET.bits());
+    }
+    ssl.set_num_tickets(0)?;
+    Ok(())
+}
+
+fn cipher(key: &TicketKey) -> *const openssl_sys::EVP_CIPHER {
+    // SAFETY: these return static cipher descriptions.
+    unsafe {
+        match key.size() {
+            KeySize::Aes128 => openssl_sys::EVP_aes_128_cbc(),
+            KeySize::Aes256 => openssl_sys::EVP_aes_256_cbc(),
+        }
+    }
+}
+
+/// OpenSSL's ticket key callback: 1 = use, 2 = use and renew (decrypt only), 0 = no ticket /
+/// full handshake, -1 = error.
+unsafe extern "C" fn key_cb(
+    ssl: *mut SSL,
+    key_name: *mut c_uchar,
+    iv: *mut c_uchar,
+    cctx: *mut EVP_CIPHER_CTX,
+    hctx: *mut EVP_MAC_CTX,
+    enc: c_int,
+) -> c_int {
+    // SAFETY: OpenSSL passes a live SSL, 16-byte key_name and iv buffers and live contexts.
+    catch_unwind(AssertUnwindSafe(|| unsafe {
+        key_cb_inner(ssl, key_name, iv, cctx, hctx, enc)
+    }))
+    .unwrap_or(-1)
+}
+
+/// # Safety
+/// As for `key_cb`.
+unsafe fn key_cb_inner(
+    ssl: *mut SSL,
+    key_name: *mut c_uchar,
+    iv: *mut c_uchar,
+    cctx: *mut EVP_CIPHER_CTX,
+    hctx: *mut EVP_MAC_CTX,
+    enc: c_int,
+) -> c_int {
+    // SAFETY: ssl is live for the callback.
+    let ssl = unsafe { SslRef::from_ptr_mut(ssl) };
+    let Ok(index) = state_index() else { return -1 };
+    let Some(state) = ssl.ssl_context().ex_data(index) else {
+        return 0;
+    };
+    if let Some(o) = &state.name_override {
+        if o(ssl.servername(NameType::HOST_NAME)) == Some(false) {
+            return 0;
+        }
+    }
+    if enc == 1 {
+        let key = state.keys.encrypting();
+        // SAFETY: iv and key_name are 16-byte buffers (RFC 5077 layout); the contexts are live.
+        unsafe {
+            if openssl_sys::RAND_bytes(iv, 16) != 1 {
+                return -1;
+            }
+            std::ptr::copy_nonoverlapping(key.name().as_ptr(), key_name, 16);
+            if openssl_sys::EVP_EncryptInit_ex(
+                cctx,
+                cipher(&key),
+                std::ptr::null_mut(),
+                key.aes_key().as_ptr(),
+                iv,
+            ) != 1
+                || !set_hmac_key(hctx, key.hmac_secret())
+            {
+                return -1;
+            }
+        }
+        state.keys.counters().issued.fetch_add(1, Relaxed);
+        1
+    } else {
+        // SAFETY: key_name is 16 bytes.
+        let name = unsafe { std::slice::from_raw_parts(key_name, 16) };
+        let Some(found) = state.keys.find(name) else {
+            state.keys.counters().unknown_key.fetch_add(1, Relaxed);
+            return 0;
+        };
+        // SAFETY: iv is the ticket's 16-byte IV; the contexts are live.
+        unsafe {
+            if !set_hmac_key(hctx, found.key.hmac_secret())
+                || openssl_sys::EVP_DecryptInit_ex(
+                    cctx,
+                    cipher(&found.key),
+                    std::ptr::null_mut(),
+                    found.key.aes_key().as_ptr(),
+                    iv,
+                ) != 1
+            {
+                return -1;
+            }
+        }
+        if found.current { 1 } else { 2 }
+    }
+}
+
+/// Sees the outcome of every ticket decryption (after OpenSSL checked the MAC) for the counters,
+/// and answers as OpenSSL would by default.
+unsafe extern "C" fn decrypted_cb(
+    _ssl: *mut SSL,
+    _ss: *mut SSL_SESSION,
+    _keyname: *const c_uchar,
+    _keyname_len: size_t,
+    status: c_int,
+    arg: *mut c_void,
+) -> c_int {
+    // SAFETY: `arg` is the State the context owns (see `install`).
+    let state = unsafe { &*(arg as *const State) };
+    let c = state.keys.counters();
+    match status {
+        ffi::SSL_TICKET_SUCCESS => {
+            c.resumed.fetch_add(1, Relaxed);
+            ffi::SSL_TICKET_RETURN_USE
+        }
+        ffi::SSL_TICKET_SUCCESS_RENEW => {
+            c.resumed.fetch_add(1, Relaxed);
+            c.renewed.fetch_add(1, Relaxed);
+            ffi::SSL_TICKET_RETURN_USE_RENEW
+        }
+        ffi::SSL_TICKET_NO_DECRYPT => {
+            c.not_decrypted.fetch_add(1, Relaxed);
+            ffi::SSL_TICKET_RETURN_IGNORE_RENEW
+        }
+        ffi::SSL_TICKET_EMPTY => ffi::SSL_TICKET_RETURN_IGNORE_RENEW,
+        _ => ffi::SSL_TICKET_RETURN_ABORT,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_name;
+
+    #[test]
+    fn server_name_extension_parsing_survives_any_input() {
+        let mut ext = vec![0, 12, 0, 0, 9];
+        ext.extend_from_slice(b"Site.Test");
+        assert_eq!(server_name(&ext).as_deref(), Some("site.test"));
+        for cut in 0..ext.len() {
+            assert_eq!(server_name(&ext[..cut]), None, "truncated at {cut}");
+        }
+        assert_eq!(server_name(&[0, 3, 1, 0, 0]), None, "not a host_name entry");
+        assert_eq!(server_name(&[0xff, 0xff, 0, 0xff, 0xff]), None);
+    }
+}

@@ -1,0 +1,9 @@
+//! Ticket keys against real OpenSSL peers: `openssl s_client -sess_out/-sess_in` and Rust
+//! OpenSSL clients, servers sharing key files or only a derivation secret, rotation, origins.
+
+mod common;
+mod formats;
+mod origin;
+mod remote;
+mod resumption;
+mod rotation;

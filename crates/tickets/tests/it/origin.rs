@@ -1,0 +1,1 @@
+//! Outgoing connections resume per origin.

@@ -1,0 +1,1 @@
+//! Resumption with a remote key makes no key-server request.
