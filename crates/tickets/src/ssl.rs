@@ -255,10 +255,12 @@ unsafe fn key_cb_inner(
     }
 }
 
+const TLS1_3_VERSION: c_int = 0x0304;
+
 /// Sees the outcome of every ticket decryption (after OpenSSL checked the MAC) for the counters,
 /// and answers as OpenSSL would by default.
 unsafe extern "C" fn decrypted_cb(
-    _ssl: *mut SSL,
+    ssl: *mut SSL,
     _ss: *mut SSL_SESSION,
     _keyname: *const c_uchar,
     _keyname_len: size_t,
@@ -271,7 +273,15 @@ unsafe extern "C" fn decrypted_cb(
     match status {
         ffi::SSL_TICKET_SUCCESS => {
             c.resumed.fetch_add(1, Relaxed);
-            ffi::SSL_TICKET_RETURN_USE
+            // TLS 1.3 clients use a ticket once (RFC 8446, and OpenSSL's client): send a fresh
+            // one with every resumption, or the next connection is a full handshake. (OpenSSL
+            // sends one after a resumption only when asked to renew.)
+            // SAFETY: ssl is live for the callback.
+            if unsafe { openssl_sys::SSL_version(ssl) } == TLS1_3_VERSION {
+                ffi::SSL_TICKET_RETURN_USE_RENEW
+            } else {
+                ffi::SSL_TICKET_RETURN_USE
+            }
         }
         ffi::SSL_TICKET_SUCCESS_RENEW => {
             c.resumed.fetch_add(1, Relaxed);
