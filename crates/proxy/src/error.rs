@@ -17,6 +17,8 @@ pub(crate) enum CliError {
         addr: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Tickets(#[from] edgetls_tickets::TicketError),
     #[error("OpenSSL: {0}")]
     OpenSsl(#[from] openssl::error::ErrorStack),
     #[error("generating demo certificates: {0}")]

@@ -3,6 +3,7 @@
 mod certs;
 mod demo;
 mod error;
+mod tickets;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,6 +24,9 @@ enum Command {
     /// Certificate sources: check them, look names up.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
+    /// Session-ticket key files: generate them, inspect them.
+    #[command(subcommand)]
+    Tickets(tickets::TicketsCommand),
     /// Generate a throwaway PKI with many names, load it, and serve TLS with it.
     Demo(demo::DemoArgs),
 }
@@ -30,6 +34,7 @@ enum Command {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Certs(cmd) => certs::run(cmd),
+        Command::Tickets(cmd) => tickets::run(cmd),
         Command::Demo(args) => demo::run(&args),
     }
 }

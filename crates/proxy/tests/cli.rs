@@ -335,3 +335,100 @@ fn check_keyless_accepts_certificates_whose_key_is_on_a_key_server() {
         text(&out.stdout)
     );
 }
+
+#[test]
+fn tickets_gen_and_inspect_in_every_format_never_print_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    for (format, count, size, encrypts) in [
+        ("ats", 3, "aes128", 0),
+        ("nginx48", 1, "aes128", 0),
+        ("nginx80", 1, "aes256", 0),
+        ("haproxy", 3, "aes256", 1),
+    ] {
+        let path = dir.path().join(format);
+        let out = edgetls(&[
+            "tickets",
+            "gen",
+            "--format",
+            format,
+            "--count",
+            &count.to_string(),
+            "--out",
+            path.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{format}: {}", text(&out.stderr));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let out = edgetls(&[
+            "tickets",
+            "inspect",
+            path.to_str().unwrap(),
+            "--format",
+            format,
+        ]);
+        assert!(out.status.success(), "{format}: {}", text(&out.stderr));
+        let lines: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+        assert_eq!(lines.len(), count, "{format}: {lines:?}");
+        for (i, line) in lines.iter().enumerate() {
+            let words: Vec<&str> = line.split(' ').collect();
+            assert_eq!(
+                words[0].len(),
+                32,
+                "{format}: a 16-byte name in hex: {line}"
+            );
+            assert!(
+                words[0]
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            );
+            assert_eq!(words[1], size, "{format}: {line}");
+            assert_eq!(
+                words.get(2) == Some(&"encrypts"),
+                i == encrypts,
+                "{format}: {line}"
+            );
+            assert!(words.len() <= 3, "nothing else is printed: {line}");
+        }
+    }
+    // Stdout works too; wrong sizes and formats are clear errors naming the file.
+    let out = edgetls(&["tickets", "gen", "--format", "nginx80"]);
+    assert_eq!(out.stdout.len(), 80);
+    let bad = dir.path().join("bad.key");
+    std::fs::write(&bad, [0u8; 50]).unwrap();
+    let out = edgetls(&[
+        "tickets",
+        "inspect",
+        bad.to_str().unwrap(),
+        "--format",
+        "ats",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("bad.key"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = edgetls(&[
+        "tickets",
+        "inspect",
+        bad.to_str().unwrap(),
+        "--format",
+        "nginx",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("nginx48"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = edgetls(&["tickets", "gen", "--format", "nginx48", "--count", "2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("one key per file"),
+        "{}",
+        text(&out.stderr)
+    );
+}
