@@ -6,8 +6,10 @@ use crate::error::TicketError;
 use crate::key::{KeySize, TicketKey};
 use crate::mac::set_hmac_key;
 use crate::ring::TicketKeys;
+use openssl::cipher::{Cipher, CipherRef};
+use openssl::cipher_ctx::CipherCtx;
 use openssl::memcmp;
-use openssl::symm::{Cipher, Crypter, Mode};
+use std::cell::RefCell;
 use std::sync::OnceLock;
 use zeroize::Zeroizing;
 
@@ -27,11 +29,24 @@ pub enum Opened {
     Invalid,
 }
 
-fn cipher(key: &TicketKey) -> Cipher {
-    match key.size() {
-        KeySize::Aes128 => Cipher::aes_128_cbc(),
-        KeySize::Aes256 => Cipher::aes_256_cbc(),
-    }
+/// AES-128-CBC and AES-256-CBC, fetched once: OpenSSL 3.0 otherwise looks the algorithm up
+/// again on every initialisation.
+pub(crate) fn cipher(key: &TicketKey) -> Result<&'static CipherRef, TicketError> {
+    static CIPHERS: OnceLock<Result<(Cipher, Cipher), openssl::error::ErrorStack>> =
+        OnceLock::new();
+    let pair = CIPHERS
+        .get_or_init(|| {
+            Ok((
+                Cipher::fetch(None, "AES-128-CBC", None)?,
+                Cipher::fetch(None, "AES-256-CBC", None)?,
+            ))
+        })
+        .as_ref()
+        .map_err(|e| TicketError::OpenSsl(e.clone()))?;
+    Ok(match key.size() {
+        KeySize::Aes128 => &pair.0,
+        KeySize::Aes256 => &pair.1,
+    })
 }
 
 /// Seals `plaintext` under the ring's encrypting key.
@@ -42,13 +57,11 @@ pub fn seal(keys: &TicketKeys, plaintext: &[u8]) -> Result<Vec<u8>, TicketError>
     let mut out = Vec::with_capacity(16 + 16 + plaintext.len() + 16 + MAC_LEN);
     out.extend_from_slice(key.name());
     out.extend_from_slice(&iv);
-    let mut c = Crypter::new(cipher(&key), Mode::Encrypt, key.aes_key(), Some(&iv))?;
-    let start = out.len();
-    out.resize(start + plaintext.len() + 16, 0);
-    let n = c.update(plaintext, &mut out[start..])?;
-    let m = c.finalize(&mut out[start + n..])?;
-    out.truncate(start + n + m);
-    let mac = hmac(key.hmac_secret(), &out)?;
+    let mut c = CipherCtx::new()?;
+    c.encrypt_init(Some(cipher(&key)?), Some(key.aes_key()), Some(&iv))?;
+    c.cipher_update_vec(plaintext, &mut out)?;
+    c.cipher_final_vec(&mut out)?;
+    let mac = hmac(&key, &out)?;
     out.extend_from_slice(&mac);
     Ok(out)
 }
@@ -62,25 +75,23 @@ pub fn open(keys: &TicketKeys, ticket: &[u8]) -> Result<Opened, TicketError> {
         return Ok(Opened::UnknownKey);
     };
     let (body, mac) = ticket.split_at(ticket.len() - MAC_LEN);
-    let want = hmac(found.key.hmac_secret(), body)?;
+    let want = hmac(&found.key, body)?;
     if !memcmp::eq(&want, mac) {
         return Ok(Opened::Invalid);
     }
     let (iv, ciphertext) = body[16..].split_at(16);
-    let mut c = Crypter::new(
-        cipher(&found.key),
-        Mode::Decrypt,
-        found.key.aes_key(),
+    let mut c = CipherCtx::new()?;
+    c.decrypt_init(
+        Some(cipher(&found.key)?),
+        Some(found.key.aes_key()),
         Some(iv),
     )?;
-    let mut plaintext = Zeroizing::new(vec![0u8; ciphertext.len() + 16]);
-    let Ok(n) = c.update(ciphertext, &mut plaintext) else {
+    let mut plaintext = Zeroizing::new(Vec::with_capacity(ciphertext.len() + 16));
+    if c.cipher_update_vec(ciphertext, &mut plaintext).is_err()
+        || c.cipher_final_vec(&mut plaintext).is_err()
+    {
         return Ok(Opened::Invalid);
-    };
-    let Ok(m) = c.finalize(&mut plaintext[n..]) else {
-        return Ok(Opened::Invalid);
-    };
-    plaintext.truncate(n + m);
+    }
     Ok(Opened::State {
         plaintext,
         renew: !found.current,
@@ -102,27 +113,79 @@ fn hmac_alg() -> Result<usize, TicketError> {
     Ok(mac)
 }
 
-fn hmac(key: &[u8], data: &[u8]) -> Result<[u8; MAC_LEN], TicketError> {
+/// A MAC context keyed with one ticket key's HMAC secret, reused by one thread.
+struct KeyedMac {
+    name: [u8; 16],
+    secret: Zeroizing<Vec<u8>>,
+    ctx: *mut openssl_sys::EVP_MAC_CTX,
+}
+
+impl Drop for KeyedMac {
+    fn drop(&mut self) {
+        // SAFETY: ctx was created by EVP_MAC_CTX_new and is owned by this value.
+        unsafe { openssl_sys::EVP_MAC_CTX_free(self.ctx) };
+    }
+}
+
+thread_local! {
+    /// The last few keys this thread used: keying an HMAC context (which looks the digest up
+    /// by name) costs more than the MAC of a ticket.
+    static MACS: RefCell<Vec<KeyedMac>> = const { RefCell::new(Vec::new()) };
+}
+
+const MACS_PER_THREAD: usize = 4;
+
+fn hmac(key: &TicketKey, data: &[u8]) -> Result<[u8; MAC_LEN], TicketError> {
+    MACS.with(|macs| {
+        let mut macs = macs.borrow_mut();
+        let pos = macs
+            .iter()
+            .position(|m| m.name == *key.name() && m.secret[..] == *key.hmac_secret());
+        let m = match pos {
+            Some(p) => &macs[p],
+            None => {
+                let m = keyed(key)?;
+                if macs.len() == MACS_PER_THREAD {
+                    macs.remove(0);
+                }
+                macs.push(m);
+                &macs[macs.len() - 1]
+            }
+        };
+        let mut out = [0u8; MAC_LEN];
+        let mut len = 0usize;
+        // SAFETY: m.ctx is a live keyed HMAC context owned by this thread; re-initialising it
+        // without a key keeps the key; the output buffer holds MAC_LEN bytes.
+        let ok = unsafe {
+            openssl_sys::EVP_MAC_init(m.ctx, std::ptr::null(), 0, std::ptr::null()) == 1
+                && openssl_sys::EVP_MAC_update(m.ctx, data.as_ptr(), data.len()) == 1
+                && openssl_sys::EVP_MAC_final(m.ctx, out.as_mut_ptr(), &mut len, out.len()) == 1
+        };
+        if !ok || len != MAC_LEN {
+            return Err(openssl::error::ErrorStack::get().into());
+        }
+        Ok(out)
+    })
+}
+
+fn keyed(key: &TicketKey) -> Result<KeyedMac, TicketError> {
     let mac = hmac_alg()?;
-    let mut out = [0u8; MAC_LEN];
-    let mut len = 0usize;
-    // SAFETY: the MAC context is created, checked, used with buffers of the stated sizes and
-    // freed on every path.
+    // SAFETY: a new context, checked, keyed; owned by the returned value (freed on drop).
     unsafe {
         let ctx = openssl_sys::EVP_MAC_CTX_new(mac as *mut openssl_sys::EVP_MAC);
         if ctx.is_null() {
             return Err(openssl::error::ErrorStack::get().into());
         }
-        let ok = set_hmac_key(ctx, key)
-            && openssl_sys::EVP_MAC_init(ctx, std::ptr::null(), 0, std::ptr::null()) == 1
-            && openssl_sys::EVP_MAC_update(ctx, data.as_ptr(), data.len()) == 1
-            && openssl_sys::EVP_MAC_final(ctx, out.as_mut_ptr(), &mut len, out.len()) == 1;
-        openssl_sys::EVP_MAC_CTX_free(ctx);
-        if !ok || len != MAC_LEN {
+        let m = KeyedMac {
+            name: *key.name(),
+            secret: Zeroizing::new(key.hmac_secret().to_vec()),
+            ctx,
+        };
+        if !set_hmac_key(ctx, key.hmac_secret()) {
             return Err(openssl::error::ErrorStack::get().into());
         }
+        Ok(m)
     }
-    Ok(out)
 }
 
 /// The ticket a client holds in `session` (as OpenSSL stores it), for checking and tools.
