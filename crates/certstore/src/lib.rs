@@ -54,5 +54,7 @@ pub use remote::RemoteKeys;
 pub use report::Report;
 pub use snapshot::{Selected, Snapshot};
 pub use source::{EntrySpec, Source, SourceOptions};
-pub use ssl::{Materialized, SslCache, local_addr_index, servername_callback};
+pub use ssl::{
+    Materialized, SslCache, apply_certificate, local_addr_index, servername_callback,
+};
 pub use store::{CertStore, Watcher};

@@ -212,20 +212,34 @@ pub fn servername_callback(
 }
 
 fn select(store: &CertStore, ssl: &mut SslRef, alert: &mut SslAlert) -> Result<(), SniError> {
-    let snapshot = store.snapshot();
     let local = local_addr_index()
         .ok()
         .and_then(|i| ssl.ex_data(i).copied());
-    let sni = ssl.servername(NameType::HOST_NAME);
-    let Some(selected) = snapshot.lookup(sni, local) else {
-        *alert = SslAlert::UNRECOGNIZED_NAME;
-        return Err(SniError::ALERT_FATAL);
+    let sni = ssl.servername(NameType::HOST_NAME).map(str::to_string);
+    apply_certificate(store, ssl, sni.as_deref(), local).map_err(|a| {
+        *alert = a;
+        SniError::ALERT_FATAL
+    })
+}
+
+/// Sets on `ssl` the certificates of the entry `store` selects for `name` (a server name, or
+/// the name a policy chose) and the local address, from this thread's cache. The error is the
+/// alert to end the handshake with: `unrecognized_name` when nothing matches (or the match is
+/// a tunnel), `internal_error` when OpenSSL refuses the objects.
+pub fn apply_certificate(
+    store: &CertStore,
+    ssl: &mut SslRef,
+    name: Option<&str>,
+    local: Option<SocketAddr>,
+) -> Result<(), SslAlert> {
+    let snapshot = store.snapshot();
+    let Some(selected) = snapshot.lookup(name, local) else {
+        return Err(SslAlert::UNRECOGNIZED_NAME);
     };
     if selected.entry.is_tunnel() {
         // Tunnelled names are passed through before TLS is terminated; reaching here means
         // the caller terminated one anyway.
-        *alert = SslAlert::UNRECOGNIZED_NAME;
-        return Err(SniError::ALERT_FATAL);
+        return Err(SslAlert::UNRECOGNIZED_NAME);
     }
     let applied = CACHE.with(|cache| {
         let mut cache = cache.try_borrow_mut().ok()?;
@@ -234,11 +248,5 @@ fn select(store: &CertStore, ssl: &mut SslRef, alert: &mut SslAlert) -> Result<(
             .ok()?;
         ready.apply(ssl).ok()
     });
-    match applied {
-        Some(()) => Ok(()),
-        None => {
-            *alert = SslAlert::INTERNAL_ERROR;
-            Err(SniError::ALERT_FATAL)
-        }
-    }
+    applied.ok_or(SslAlert::INTERNAL_ERROR)
 }
