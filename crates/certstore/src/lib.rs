@@ -55,6 +55,7 @@ pub use report::Report;
 pub use snapshot::{Selected, Snapshot};
 pub use source::{EntrySpec, Source, SourceOptions};
 pub use ssl::{
-    Materialized, SslCache, apply_certificate, local_addr_index, servername_callback,
+    Materialized, SslCache, apply_certificate, client_hello_server_name, local_addr_index,
+    servername_callback,
 };
 pub use store::{CertStore, Watcher};

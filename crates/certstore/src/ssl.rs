@@ -10,6 +10,7 @@ use crate::entry::Entry;
 use crate::error::CertStoreError;
 use crate::remote::RemoteKeys;
 use crate::store::CertStore;
+use foreign_types::ForeignTypeRef;
 use lru::LruCache;
 use openssl::error::ErrorStack;
 use openssl::ex_data::Index;
@@ -249,4 +250,52 @@ pub fn apply_certificate(
         ready.apply(ssl).ok()
     });
     applied.ok_or(SslAlert::INTERNAL_ERROR)
+}
+
+/// The server name the ClientHello being processed asks for, lowercased (for ClientHello
+/// callbacks, which run before OpenSSL has processed the server_name extension).
+pub fn client_hello_server_name(ssl: &SslRef) -> Option<String> {
+    let mut p: *const u8 = std::ptr::null();
+    let mut len: usize = 0;
+    // SAFETY: called from the ClientHello callback on a live SSL; OpenSSL points `p` into its
+    // copy of the ClientHello, valid during the callback, and the bytes are copied out here.
+    unsafe {
+        if openssl_sys::SSL_client_hello_get0_ext(ssl.as_ptr(), 0, &mut p, &mut len) != 1
+            || p.is_null()
+        {
+            return None;
+        }
+        server_name(std::slice::from_raw_parts(p, len))
+    }
+}
+
+/// The host name in a ClientHello's server_name extension (RFC 6066), if well formed.
+fn server_name(ext: &[u8]) -> Option<String> {
+    let list = ext.get(2..)?;
+    let len = usize::from(u16::from_be_bytes([*ext.first()?, *ext.get(1)?]));
+    let list = list.get(..len)?;
+    // One entry: type 0 (host_name), a 2-byte length, the name.
+    if *list.first()? != 0 {
+        return None;
+    }
+    let n = usize::from(u16::from_be_bytes([*list.get(1)?, *list.get(2)?]));
+    let name = list.get(3..3 + n)?;
+    std::str::from_utf8(name).ok().map(str::to_ascii_lowercase)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_name;
+
+    #[test]
+    fn server_name_extension_parsing_survives_any_input() {
+        let mut ext = vec![0, 12, 0, 0, 9];
+        ext.extend_from_slice(b"Site.Test");
+        assert_eq!(server_name(&ext).as_deref(), Some("site.test"));
+        for cut in 0..ext.len() {
+            assert_eq!(server_name(&ext[..cut]), None, "truncated at {cut}");
+        }
+        assert_eq!(server_name(&[0, 3, 1, 0, 0]), None, "not a host_name entry");
+        assert_eq!(server_name(&[0xff, 0xff, 0, 0xff, 0xff]), None);
+    }
 }

@@ -1,0 +1,226 @@
+//! A profile: the OpenSSL context for one distinct set of rule settings (ciphers, suites,
+//! signature algorithms, client-certificate CA, ALPN/NPN callbacks, tickets), plus what must be
+//! set on each connection because switching contexts does not carry it (versions, verify mode
+//! and depth, groups, ticket options).
+
+use crate::alpn;
+use crate::ffi;
+use crate::rule::{ClientCert, Settings};
+use edgetls_tickets::{TicketConfig, TicketKeys};
+use libc::{c_int, c_uchar, c_uint, c_void};
+use openssl::ex_data::Index;
+use openssl::ssl::{
+    AlpnError, SslAcceptor, SslContext, SslContextBuilder, SslMethod, SslOptions, SslRef,
+    SslVerifyMode, SslVersion,
+};
+use openssl::stack::Stack;
+use openssl::x509::X509;
+use openssl::x509::store::X509StoreBuilder;
+use std::ffi::CString;
+use std::sync::{Arc, OnceLock};
+
+/// What every profile of a listener shares.
+#[derive(Clone, Default)]
+pub struct Env {
+    /// Ticket keys and the listener-wide ticket settings (None: OpenSSL's defaults).
+    pub tickets: Option<(Arc<TicketKeys>, TicketConfig)>,
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("tickets", &self.tickets.as_ref().map(|(_, c)| c))
+            .finish()
+    }
+}
+
+pub(crate) struct Profile {
+    pub(crate) ctx: SslContext,
+    min: Option<SslVersion>,
+    max: Option<SslVersion>,
+    verify: SslVerifyMode,
+    depth: Option<u32>,
+    groups: Option<CString>,
+    tickets_off: bool,
+    tls13_tickets: Option<usize>,
+}
+
+impl std::fmt::Debug for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Profile")
+            .field("min", &self.min)
+            .field("max", &self.max)
+            .field("verify", &self.verify)
+            .finish_non_exhaustive()
+    }
+}
+
+fn version(v: Option<u16>) -> Option<SslVersion> {
+    v.map(|v| match v {
+        0x0301 => SslVersion::TLS1,
+        0x0302 => SslVersion::TLS1_1,
+        0x0303 => SslVersion::TLS1_2,
+        _ => SslVersion::TLS1_3,
+    })
+}
+
+fn npn_index() -> Result<Index<SslContext, Arc<Vec<u8>>>, openssl::error::ErrorStack> {
+    static I: OnceLock<Result<Index<SslContext, Arc<Vec<u8>>>, openssl::error::ErrorStack>> =
+        OnceLock::new();
+    I.get_or_init(SslContext::new_ex_index).clone()
+}
+
+impl Profile {
+    /// The context for `s`; errors are messages for the rule that asked for it.
+    pub(crate) fn build(s: &Settings, env: &Env) -> Result<Profile, String> {
+        let ossl = |what: &str| move |e: openssl::error::ErrorStack| format!("{what}: {e}");
+        let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())
+            .map_err(ossl("context"))?;
+        if let Some(c) = &s.ciphers {
+            b.set_cipher_list(c).map_err(ossl("ciphers"))?;
+        }
+        if let Some(c) = &s.ciphersuites {
+            b.set_ciphersuites(c).map_err(ossl("ciphersuites"))?;
+        }
+        if let Some(g) = &s.groups {
+            b.set_groups_list(g).map_err(ossl("groups"))?;
+        }
+        if let Some(a) = &s.sigalgs {
+            b.set_sigalgs_list(a).map_err(ossl("sigalgs"))?;
+        }
+        let (min, max) = (version(s.min_version), version(s.max_version));
+        b.set_min_proto_version(min).map_err(ossl("minimum version"))?;
+        b.set_max_proto_version(max).map_err(ossl("maximum version"))?;
+        let verify = match s.client_cert {
+            ClientCert::None => SslVerifyMode::NONE,
+            ClientCert::Request => SslVerifyMode::PEER,
+            ClientCert::Require => SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT,
+        };
+        if let Some(path) = &s.client_ca {
+            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let certs = X509::stack_from_pem(&pem)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if certs.is_empty() {
+                return Err(format!("{}: no CA certificate in it", path.display()));
+            }
+            let mut store = X509StoreBuilder::new().map_err(ossl("store"))?;
+            let mut names = Stack::new().map_err(ossl("names"))?;
+            for c in certs {
+                names
+                    .push(c.subject_name().to_owned().map_err(ossl("name"))?)
+                    .map_err(ossl("names"))?;
+                store.add_cert(c).map_err(ossl("CA store"))?;
+            }
+            b.set_verify_cert_store(store.build()).map_err(ossl("CA store"))?;
+            b.set_client_ca_list(names);
+        }
+        b.set_verify(verify);
+        if let Some(d) = s.verify_depth {
+            b.set_verify_depth(d);
+        }
+        if !s.alpn.is_empty() {
+            let (server, strict) = (s.alpn.clone(), s.alpn_strict);
+            b.set_alpn_select_callback(move |_ssl, client| match alpn::select(&server, client) {
+                Ok(Some(p)) => Ok(p),
+                // No common protocol: strict ends with no_application_protocol (alert 120).
+                Ok(None) if strict => Err(AlpnError::ALERT_FATAL),
+                Ok(None) => Err(AlpnError::NOACK),
+                Err(_) => Err(AlpnError::ALERT_FATAL),
+            });
+        }
+        if !s.npn.is_empty() {
+            let wire = Arc::new(alpn::to_wire(&s.npn));
+            let arg = Arc::as_ptr(&wire) as *mut c_void;
+            b.set_ex_data(npn_index().map_err(ossl("index"))?, wire);
+            // SAFETY: `arg` points at the wire list the context owns through its ex_data, so it
+            // lives as long as the context; the callback only reads it.
+            unsafe { openssl_sys::SSL_CTX_set_next_protos_advertised_cb(b.as_ptr(), npn_advertise, arg) };
+        }
+        let tickets_off = s.tickets == Some(false);
+        match &env.tickets {
+            Some((keys, config)) => {
+                let mut config = config.clone();
+                config.enabled &= !tickets_off;
+                if let Some(n) = s.tls13_tickets {
+                    config.tls13_tickets = n;
+                }
+                // The per-name decision is this profile's; no separate override.
+                config.name_override = None;
+                edgetls_tickets::install(&mut b, Arc::clone(keys), &config)
+                    .map_err(|e| format!("tickets: {e}"))?;
+            }
+            None if tickets_off => {
+                b.set_options(SslOptions::NO_TICKET);
+            }
+            None => {}
+        }
+        let groups = match &s.groups {
+            Some(g) => Some(CString::new(g.as_str()).map_err(|_| "groups: NUL byte".to_string())?),
+            None => None,
+        };
+        Ok(Profile {
+            ctx: b.build().into_context(),
+            min,
+            max,
+            verify,
+            depth: s.verify_depth,
+            groups,
+            tickets_off,
+            tls13_tickets: s.tls13_tickets,
+        })
+    }
+
+    /// Switches `ssl` to this profile: the context, then what the context does not carry.
+    pub(crate) fn apply(&self, ssl: &mut SslRef) -> Result<(), openssl::error::ErrorStack> {
+        ssl.set_ssl_context(&self.ctx)?;
+        ssl.set_min_proto_version(self.min)?;
+        ssl.set_max_proto_version(self.max)?;
+        ssl.set_verify(self.verify);
+        if let Some(d) = self.depth {
+            // SAFETY: sets an integer on a live SSL.
+            unsafe { ffi::SSL_set_verify_depth(ssl.as_ptr(), d as c_int) };
+        }
+        if let Some(g) = &self.groups {
+            // SAFETY: SSL_set1_groups_list copies the NUL-terminated list; the SSL is live.
+            let ok = unsafe {
+                openssl_sys::SSL_ctrl(
+                    ssl.as_ptr(),
+                    ffi::SSL_CTRL_SET_GROUPS_LIST,
+                    0,
+                    g.as_ptr() as *mut c_void,
+                )
+            };
+            if ok != 1 {
+                return Err(openssl::error::ErrorStack::get());
+            }
+        }
+        if self.tickets_off {
+            edgetls_tickets::disable_for(ssl).map_err(|_| openssl::error::ErrorStack::get())?;
+        } else if let Some(n) = self.tls13_tickets {
+            ssl.set_num_tickets(n)?;
+        }
+        Ok(())
+    }
+}
+
+use foreign_types::ForeignTypeRef;
+
+/// NPN: advertise the profile's protocols to a TLS 1.2 client that asks.
+extern "C" fn npn_advertise(
+    _ssl: *mut openssl_sys::SSL,
+    out: *mut *const c_uchar,
+    outlen: *mut c_uint,
+    arg: *mut c_void,
+) -> c_int {
+    if arg.is_null() || out.is_null() || outlen.is_null() {
+        return ffi::SSL_TLSEXT_ERR_NOACK;
+    }
+    // SAFETY: `arg` is the context's Vec<u8> wire list (see `build`), alive with the context;
+    // out/outlen are OpenSSL's out-pointers.
+    unsafe {
+        let wire = &*(arg as *const Vec<u8>);
+        *out = wire.as_ptr();
+        *outlen = wire.len() as c_uint;
+    }
+    ffi::SSL_TLSEXT_ERR_OK
+}

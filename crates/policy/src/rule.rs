@@ -1,0 +1,114 @@
+//! One rule: which connections it matches and what it decides for them.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::profile::Profile;
+
+/// Which server names a rule matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SniMatch {
+    /// One name (lowercase).
+    Exact(String),
+    /// `*.domain`: exactly one label before `domain` (stored without `*.`).
+    Wildcard(String),
+    /// `*`: every connection, with or without a server name (the default).
+    Any,
+}
+
+/// An optional constraint on the local (listening) address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalMatch {
+    pub ip: Option<IpAddr>,
+    pub port: Option<u16>,
+}
+
+impl LocalMatch {
+    pub fn matches(&self, local: Option<SocketAddr>) -> bool {
+        match local {
+            None => false,
+            Some(a) => {
+                self.ip.is_none_or(|ip| ip == a.ip()) && self.port.is_none_or(|p| p == a.port())
+            }
+        }
+    }
+}
+
+/// Client certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ClientCert {
+    /// Do not ask.
+    #[default]
+    None,
+    /// Ask; a client without one continues; one that does not verify fails.
+    Request,
+    /// A verified client certificate is required.
+    Require,
+}
+
+/// What a rule negotiates; rules with equal settings share one OpenSSL context.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Settings {
+    /// ALPN protocols in server preference order (empty: no ALPN).
+    pub alpn: Vec<Vec<u8>>,
+    /// No overlap with the client's offer ends the handshake (alert 120) instead of going on
+    /// without ALPN.
+    pub alpn_strict: bool,
+    /// NPN protocols advertised to TLS 1.2 clients that ask.
+    pub npn: Vec<Vec<u8>>,
+    /// TLS versions as OpenSSL numbers (0x0303 = TLS 1.2, 0x0304 = TLS 1.3).
+    pub min_version: Option<u16>,
+    pub max_version: Option<u16>,
+    /// TLS 1.2 cipher list (OpenSSL syntax).
+    pub ciphers: Option<String>,
+    /// TLS 1.3 suites.
+    pub ciphersuites: Option<String>,
+    /// Key exchange groups, e.g. `X25519:P-256`.
+    pub groups: Option<String>,
+    /// Signature algorithms, e.g. `ECDSA+SHA256:RSA-PSS+SHA256`.
+    pub sigalgs: Option<String>,
+    pub client_cert: ClientCert,
+    /// CA bundle client certificates must chain to.
+    pub client_ca: Option<PathBuf>,
+    pub verify_depth: Option<u32>,
+    /// Session tickets for this rule (None: the listener's setting).
+    pub tickets: Option<bool>,
+    /// TLS 1.3 tickets after a full handshake.
+    pub tls13_tickets: Option<usize>,
+}
+
+/// A rule of a policy.
+#[derive(Debug)]
+pub struct Rule {
+    pub sni: SniMatch,
+    pub local: Option<LocalMatch>,
+    /// Serve this certificate entry (looked up by this name) instead of the one for the
+    /// connection's server name.
+    pub certificate: Option<String>,
+    /// Do not terminate: pass the connection through to this address.
+    pub tunnel: Option<String>,
+    pub settings: Settings,
+    /// Where the rule was written: file and line.
+    pub origin: (PathBuf, usize),
+    pub(crate) profile: Option<Arc<Profile>>,
+}
+
+impl Rule {
+    pub fn new(sni: SniMatch, settings: Settings, origin: (PathBuf, usize)) -> Rule {
+        Rule {
+            sni,
+            local: None,
+            certificate: None,
+            tunnel: None,
+            settings,
+            origin,
+            profile: None,
+        }
+    }
+
+    /// `file:line` of the rule.
+    pub fn describe(&self) -> String {
+        format!("{}:{}", self.origin.0.display(), self.origin.1)
+    }
+}
