@@ -79,12 +79,18 @@ mod tests {
 
     #[test]
     fn strict_parsing() {
-        assert_eq!(parse_list(b"\x02h2\x08http/1.1").unwrap(), vec![&b"h2"[..], b"http/1.1"]);
+        assert_eq!(
+            parse_list(b"\x02h2\x08http/1.1").unwrap(),
+            vec![&b"h2"[..], b"http/1.1"]
+        );
         assert_eq!(parse_list(b""), Err(WireError::Empty));
         assert_eq!(parse_list(b"\x00"), Err(WireError::EmptyName));
         assert_eq!(parse_list(b"\x02h2\x00"), Err(WireError::EmptyName));
         assert_eq!(parse_list(b"\x03h2"), Err(WireError::Overrun));
-        assert_eq!(parse_extension(b"\x00\x03\x02h2").unwrap(), vec![&b"h2"[..]]);
+        assert_eq!(
+            parse_extension(b"\x00\x03\x02h2").unwrap(),
+            vec![&b"h2"[..]]
+        );
         assert_eq!(parse_extension(b"\x00\x04\x02h2"), Err(WireError::Overrun));
         assert_eq!(parse_extension(b"\x00"), Err(WireError::Overrun));
     }
@@ -92,8 +98,14 @@ mod tests {
     #[test]
     fn the_server_preference_wins_among_the_client_offers() {
         let server = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        assert_eq!(select(&server, b"\x08http/1.1\x02h2").unwrap(), Some(&b"h2"[..]));
-        assert_eq!(select(&server, b"\x08http/1.1").unwrap(), Some(&b"http/1.1"[..]));
+        assert_eq!(
+            select(&server, b"\x08http/1.1\x02h2").unwrap(),
+            Some(&b"h2"[..])
+        );
+        assert_eq!(
+            select(&server, b"\x08http/1.1").unwrap(),
+            Some(&b"http/1.1"[..])
+        );
         assert_eq!(select(&server, b"\x06banana").unwrap(), None);
         assert_eq!(to_wire(&server), b"\x02h2\x08http/1.1");
     }

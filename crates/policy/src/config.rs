@@ -80,14 +80,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Rule>, PolicyError> {
         .map(|spanned| {
             let line = text[..spanned.span().start].matches('\n').count() + 1;
             let raw = spanned.into_inner();
-            rule(raw, dir).map_err(|message| PolicyError::Rule {
-                path: path.to_path_buf(),
-                line,
-                message,
-            }).map(|mut r| {
-                r.origin = (path.to_path_buf(), line);
-                r
-            })
+            rule(raw, dir)
+                .map_err(|message| PolicyError::Rule {
+                    path: path.to_path_buf(),
+                    line,
+                    message,
+                })
+                .map(|mut r| {
+                    r.origin = (path.to_path_buf(), line);
+                    r
+                })
         })
         .collect()
 }
@@ -102,8 +104,16 @@ fn rule(raw: RawRule, dir: &Path) -> Result<Rule, String> {
             Some(o) => return Err(format!("alpn_mode {o:?}: \"strict\" or \"fallback\"")),
         },
         npn: protocols("npn", raw.npn.unwrap_or_default())?,
-        min_version: raw.valid_tls_version_min_in.as_deref().map(tls_version).transpose()?,
-        max_version: raw.valid_tls_version_max_in.as_deref().map(tls_version).transpose()?,
+        min_version: raw
+            .valid_tls_version_min_in
+            .as_deref()
+            .map(tls_version)
+            .transpose()?,
+        max_version: raw
+            .valid_tls_version_max_in
+            .as_deref()
+            .map(tls_version)
+            .transpose()?,
         ciphers: raw.ciphers,
         ciphersuites: raw.ciphersuites,
         groups: raw.groups,
@@ -133,7 +143,9 @@ pub(crate) fn check(s: &Settings) -> Result<(), String> {
         }
     }
     if s.client_cert != ClientCert::None && s.client_ca.is_none() {
-        return Err("client certificates need a CA bundle (verify_client_ca_certs / ca-file)".into());
+        return Err(
+            "client certificates need a CA bundle (verify_client_ca_certs / ca-file)".into(),
+        );
     }
     if s.alpn_strict && s.alpn.is_empty() {
         return Err("alpn_mode = \"strict\" without alpn protocols".into());
@@ -155,7 +167,8 @@ pub(crate) fn sni_pattern(fqdn: &str) -> Result<SniMatch, String> {
         && host.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         });
     if !ok {
         return Err(format!(
@@ -188,7 +201,11 @@ pub(crate) fn tls_version(v: &str) -> Result<u16, String> {
         "TLSv1.1" => 0x0302,
         "TLSv1.2" => 0x0303,
         "TLSv1.3" => 0x0304,
-        _ => return Err(format!("TLS version {v:?}: TLSv1_2 or TLSv1_3 (or TLSv1, TLSv1_1)")),
+        _ => {
+            return Err(format!(
+                "TLS version {v:?}: TLSv1_2 or TLSv1_3 (or TLSv1, TLSv1_1)"
+            ));
+        }
     })
 }
 

@@ -22,13 +22,14 @@ pub fn rules(snapshot: &Snapshot) -> Result<Vec<Rule>, PolicyError> {
         };
         let dir = spec.origin.parent().unwrap_or(std::path::Path::new("."));
         let settings = options(&spec.options, dir).map_err(err)?;
-        let names = entry
-            .names()
-            .map(str::to_string)
-            .chain(entry.wildcards());
+        let names = entry.names().map(str::to_string).chain(entry.wildcards());
         for name in names {
             let sni = sni_pattern(&name).map_err(err)?;
-            out.push(Rule::new(sni, settings.clone(), (spec.origin.clone(), line)));
+            out.push(Rule::new(
+                sni,
+                settings.clone(),
+                (spec.origin.clone(), line),
+            ));
         }
     }
     Ok(out)

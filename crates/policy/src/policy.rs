@@ -75,6 +75,11 @@ impl Policy {
     /// The first rule matching a connection for `sni` (any case) on `local`. Without a server
     /// name only `*` rules match.
     pub fn find(&self, sni: Option<&str>, local: Option<SocketAddr>) -> Option<&Rule> {
+        self.find_index(sni, local).map(|i| &self.rules[i])
+    }
+
+    /// As [`Policy::find`], the rule's index.
+    pub fn find_index(&self, sni: Option<&str>, local: Option<SocketAddr>) -> Option<usize> {
         let fits = |i: &u32| {
             let r = &self.rules[*i as usize];
             r.local.is_none_or(|l| l.matches(local))
@@ -98,6 +103,6 @@ impl Policy {
                 consider(first(self.wildcard.get(domain)));
             }
         }
-        best.map(|i| &self.rules[i as usize])
+        best.map(|i| i as usize)
     }
 }

@@ -10,8 +10,7 @@ use edgetls_tickets::{TicketConfig, TicketKeys};
 use libc::{c_int, c_uchar, c_uint, c_void};
 use openssl::ex_data::Index;
 use openssl::ssl::{
-    AlpnError, SslAcceptor, SslContext, SslContextBuilder, SslMethod, SslOptions, SslRef,
-    SslVerifyMode, SslVersion,
+    AlpnError, SslAcceptor, SslContext, SslMethod, SslOptions, SslRef, SslVerifyMode, SslVersion,
 };
 use openssl::stack::Stack;
 use openssl::x509::X509;
@@ -64,16 +63,19 @@ fn version(v: Option<u16>) -> Option<SslVersion> {
     })
 }
 
-fn npn_index() -> Result<Index<SslContext, Arc<Vec<u8>>>, openssl::error::ErrorStack> {
-    static I: OnceLock<Result<Index<SslContext, Arc<Vec<u8>>>, openssl::error::ErrorStack>> =
-        OnceLock::new();
+type NpnIndex = Index<SslContext, Arc<Vec<u8>>>;
+
+fn npn_index() -> Result<NpnIndex, openssl::error::ErrorStack> {
+    static I: OnceLock<Result<NpnIndex, openssl::error::ErrorStack>> = OnceLock::new();
     I.get_or_init(SslContext::new_ex_index).clone()
 }
 
 impl Profile {
     /// The context for `s`; errors are messages for the rule that asked for it.
     pub(crate) fn build(s: &Settings, env: &Env) -> Result<Profile, String> {
-        let ossl = |what: &str| move |e: openssl::error::ErrorStack| format!("{what}: {e}");
+        fn ossl(what: &'static str) -> impl Fn(openssl::error::ErrorStack) -> String {
+            move |e| format!("{what}: {e}")
+        }
         let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())
             .map_err(ossl("context"))?;
         if let Some(c) = &s.ciphers {
@@ -89,8 +91,10 @@ impl Profile {
             b.set_sigalgs_list(a).map_err(ossl("sigalgs"))?;
         }
         let (min, max) = (version(s.min_version), version(s.max_version));
-        b.set_min_proto_version(min).map_err(ossl("minimum version"))?;
-        b.set_max_proto_version(max).map_err(ossl("maximum version"))?;
+        b.set_min_proto_version(min)
+            .map_err(ossl("minimum version"))?;
+        b.set_max_proto_version(max)
+            .map_err(ossl("maximum version"))?;
         let verify = match s.client_cert {
             ClientCert::None => SslVerifyMode::NONE,
             ClientCert::Request => SslVerifyMode::PEER,
@@ -98,8 +102,8 @@ impl Profile {
         };
         if let Some(path) = &s.client_ca {
             let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let certs = X509::stack_from_pem(&pem)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let certs =
+                X509::stack_from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
             if certs.is_empty() {
                 return Err(format!("{}: no CA certificate in it", path.display()));
             }
@@ -111,7 +115,8 @@ impl Profile {
                     .map_err(ossl("names"))?;
                 store.add_cert(c).map_err(ossl("CA store"))?;
             }
-            b.set_verify_cert_store(store.build()).map_err(ossl("CA store"))?;
+            b.set_verify_cert_store(store.build())
+                .map_err(ossl("CA store"))?;
             b.set_client_ca_list(names);
         }
         b.set_verify(verify);
@@ -134,7 +139,9 @@ impl Profile {
             b.set_ex_data(npn_index().map_err(ossl("index"))?, wire);
             // SAFETY: `arg` points at the wire list the context owns through its ex_data, so it
             // lives as long as the context; the callback only reads it.
-            unsafe { openssl_sys::SSL_CTX_set_next_protos_advertised_cb(b.as_ptr(), npn_advertise, arg) };
+            unsafe {
+                openssl_sys::SSL_CTX_set_next_protos_advertised_cb(b.as_ptr(), npn_advertise, arg)
+            };
         }
         let tickets_off = s.tickets == Some(false);
         match &env.tickets {

@@ -1,0 +1,33 @@
+//! # edgetls-policy
+//!
+//! Negotiation policy per server name, decided once per connection at the ClientHello.
+//!
+//! - [`Rule`]s match by server name (exact, one-label `*.domain`, `*` default; first match in
+//!   order wins) and optionally by local address/port; a connection without a server name gets
+//!   the default rule.
+//! - Each rule sets ALPN (server preference, strict or fallback), NPN, TLS versions, TLS 1.2
+//!   ciphers and TLS 1.3 suites, groups, signature algorithms, client certificates
+//!   (none/request/require with a CA bundle and depth), tickets on/off and the TLS 1.3 ticket
+//!   count, the certificate entry to serve, or a tunnel.
+//! - Rules come from a TOML file with the look of Traffic Server's `sni.yaml` ([`config`]) and
+//!   from HAProxy crt-list options ([`crtlist`]); every field is checked at load, with the file
+//!   and line in errors; [`PolicyStore::reload`] never replaces a valid policy with an invalid one.
+//! - [`install`] puts one ClientHello callback on a listener's context. Rules with equal
+//!   settings share one OpenSSL context, prepared at load; a connection is switched to it and
+//!   given the few settings a context switch does not carry.
+
+pub mod alpn;
+pub mod config;
+pub mod crtlist;
+mod error;
+mod ffi;
+mod policy;
+mod profile;
+mod rule;
+mod ssl;
+
+pub use error::PolicyError;
+pub use policy::Policy;
+pub use profile::Env;
+pub use rule::{ClientCert, LocalMatch, Rule, Settings, SniMatch};
+pub use ssl::{PolicySources, PolicyStore, chosen_rule, decide, install};

@@ -1,0 +1,187 @@
+//! OpenSSL glue: one ClientHello callback that picks the rule and the certificate and applies
+//! both to the connection; reload that never replaces a valid policy with an invalid one.
+
+use crate::error::PolicyError;
+use crate::policy::Policy;
+use crate::profile::Env;
+use crate::rule::Rule;
+use arc_swap::ArcSwap;
+use edgetls_certstore::{
+    CertStore, Snapshot, apply_certificate, client_hello_server_name, local_addr_index,
+};
+use openssl::ex_data::Index;
+use openssl::ssl::{ClientHelloResponse, Ssl, SslAlert, SslContextBuilder, SslRef};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Where a policy comes from, for reloads.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySources {
+    /// A policy file (TOML, `[[sni]]` rules).
+    pub file: Option<PathBuf>,
+    /// Also take rules from the crt-list options kept by this certificate store (after the
+    /// file's rules).
+    pub crt_list: Option<Arc<CertStore>>,
+}
+
+/// The policy in force, swapped atomically on reload.
+pub struct PolicyStore {
+    current: ArcSwap<Policy>,
+    sources: PolicySources,
+    env: Env,
+    reloading: Mutex<()>,
+}
+
+impl std::fmt::Debug for PolicyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyStore")
+            .field("sources", &self.sources.file)
+            .field("rules", &self.current.load().rules().len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn build(sources: &PolicySources, env: &Env) -> Result<Policy, PolicyError> {
+    let mut rules = match &sources.file {
+        Some(f) => crate::config::load(f)?,
+        None => Vec::new(),
+    };
+    if let Some(store) = &sources.crt_list {
+        let snapshot: Arc<Snapshot> = store.snapshot();
+        rules.extend(crate::crtlist::rules(&snapshot)?);
+    }
+    Policy::build(rules, env)
+}
+
+impl PolicyStore {
+    /// Loads the policy from `sources`.
+    pub fn load(sources: PolicySources, env: Env) -> Result<Arc<PolicyStore>, PolicyError> {
+        let policy = build(&sources, &env)?;
+        Ok(Arc::new(PolicyStore {
+            current: ArcSwap::from_pointee(policy),
+            sources,
+            env,
+            reloading: Mutex::new(()),
+        }))
+    }
+
+    /// A store holding `policy` (built by the caller; reloads rebuild from no sources).
+    pub fn fixed(policy: Policy, env: Env) -> Arc<PolicyStore> {
+        Arc::new(PolicyStore {
+            current: ArcSwap::from_pointee(policy),
+            sources: PolicySources::default(),
+            env,
+            reloading: Mutex::new(()),
+        })
+    }
+
+    pub fn current(&self) -> Arc<Policy> {
+        self.current.load_full()
+    }
+
+    /// Reads the sources again. An invalid policy is reported and the one in force stays.
+    pub fn reload(&self) -> Result<(), PolicyError> {
+        let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let policy = build(&self.sources, &self.env)?;
+        self.current.store(Arc::new(policy));
+        Ok(())
+    }
+}
+
+/// The rule that decided a connection.
+#[derive(Debug)]
+struct Chosen {
+    policy: Arc<Policy>,
+    index: usize,
+}
+
+fn chosen_index() -> Result<Index<Ssl, Chosen>, openssl::error::ErrorStack> {
+    static I: OnceLock<Result<Index<Ssl, Chosen>, openssl::error::ErrorStack>> = OnceLock::new();
+    I.get_or_init(Ssl::new_ex_index).clone()
+}
+
+/// The rule the ClientHello callback chose for this connection (after it ran), with the
+/// policy it belongs to kept alive.
+pub fn chosen_rule(ssl: &SslRef) -> Option<(Arc<Policy>, usize)> {
+    let c = ssl.ex_data(chosen_index().ok()?)?;
+    Some((Arc::clone(&c.policy), c.index))
+}
+
+impl Policy {
+    /// The rule at `index` (as returned by [`chosen_rule`]).
+    pub fn rule(&self, index: usize) -> Option<&Rule> {
+        self.rules().get(index)
+    }
+}
+
+/// Makes `base` (the listener's context, which connections start on) decide each connection by
+/// `policy` at its ClientHello: the rule for its server name and local address (stored by the
+/// server under `edgetls_certstore::local_addr_index`), that rule's context (ciphers, suites,
+/// signature algorithms, client CA, ALPN/NPN, tickets) and per-connection settings (versions,
+/// verify mode and depth, groups, tickets), and — with `certs` — the certificate entry for the
+/// rule's `certificate` name or the server name. No rule, or a tunnel rule, ends the handshake
+/// with `unrecognized_name`. Do not also set a server-name callback or a ticket name override.
+pub fn install(
+    base: &mut SslContextBuilder,
+    policy: Arc<PolicyStore>,
+    certs: Option<Arc<CertStore>>,
+) -> Result<(), PolicyError> {
+    // Ticket callbacks run on the context a connection started on: give it the keys too.
+    if let Some((keys, config)) = &policy.env.tickets {
+        let mut config = config.clone();
+        config.name_override = None;
+        edgetls_tickets::install(base, Arc::clone(keys), &config).map_err(|e| {
+            PolicyError::Syntax {
+                path: PathBuf::from("<tickets>"),
+                message: e.to_string(),
+            }
+        })?;
+    }
+    let index = chosen_index()?;
+    base.set_client_hello_callback(move |ssl, alert| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let sni = client_hello_server_name(ssl);
+            let local = local_addr_index()
+                .ok()
+                .and_then(|i| ssl.ex_data(i).copied());
+            let policy = policy.current();
+            let i = decide(&policy, certs.as_deref(), ssl, sni.as_deref(), local)?;
+            ssl.set_ex_data(index, Chosen { policy, index: i });
+            Ok(())
+        }))
+        .unwrap_or(Err(SslAlert::INTERNAL_ERROR))
+        .map(|()| ClientHelloResponse::SUCCESS)
+        .map_err(|a| {
+            *alert = a;
+            openssl::error::ErrorStack::get()
+        })
+    });
+    Ok(())
+}
+
+/// The ClientHello decision for a connection asking for `sni` on `local`: the rule, its
+/// context and per-connection settings, and (with `certs`) the certificate. Returns the rule's
+/// index. Public so it can be measured on its own.
+pub fn decide(
+    policy: &Policy,
+    certs: Option<&CertStore>,
+    ssl: &mut SslRef,
+    sni: Option<&str>,
+    local: Option<std::net::SocketAddr>,
+) -> Result<usize, SslAlert> {
+    let Some(i) = policy.find_index(sni, local) else {
+        return Err(SslAlert::UNRECOGNIZED_NAME);
+    };
+    let rule = &policy.rules()[i];
+    if rule.tunnel.is_some() {
+        return Err(SslAlert::UNRECOGNIZED_NAME);
+    }
+    let Some(profile) = &rule.profile else {
+        return Err(SslAlert::INTERNAL_ERROR);
+    };
+    profile.apply(ssl).map_err(|_| SslAlert::INTERNAL_ERROR)?;
+    if let Some(certs) = certs {
+        apply_certificate(certs, ssl, rule.certificate.as_deref().or(sni), local)?;
+    }
+    Ok(i)
+}

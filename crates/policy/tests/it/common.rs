@@ -1,0 +1,208 @@
+//! A PKI, a certificate directory, a policy file and a server that applies them.
+
+use edgetls_certstore::{CertStore, LoadOptions, Source, local_addr_index};
+use edgetls_policy::{Env, PolicySources, PolicyStore, install};
+use openssl::ssl::{SslAcceptor, SslMethod, SslStream};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Duration;
+
+pub const NAMES: &[&str] = &[
+    "h2.test",
+    "h1.test",
+    "strict.test",
+    "fallback.test",
+    "npn.test",
+    "mtls.test",
+    "v13.test",
+    "notickets.test",
+    "legacy.test",
+    "a.test",
+];
+
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+}
+
+impl Pki {
+    pub fn path(&self, f: &str) -> PathBuf {
+        self.dir.path().join(f)
+    }
+}
+
+fn ca(cn: &str) -> (Issuer<'static, KeyPair>, String) {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let k = KeyPair::generate().unwrap();
+    let pem = p.self_signed(&k).unwrap().pem();
+    (Issuer::new(p, k), pem)
+}
+
+/// certs/site.pem (all NAMES, by the server CA), server-ca.pem, client-ca.pem, client.pem/.key
+/// (by the client CA), rogue.pem/.key (by another CA).
+pub fn pki() -> Pki {
+    let pki = Pki {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let (server_ca, server_ca_pem) = ca("policy test server CA");
+    std::fs::write(pki.path("server-ca.pem"), server_ca_pem).unwrap();
+    std::fs::create_dir(pki.path("certs")).unwrap();
+    let p =
+        CertificateParams::new(NAMES.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    let k = KeyPair::generate().unwrap();
+    let bundle = format!(
+        "{}{}",
+        p.signed_by(&k, &server_ca).unwrap().pem(),
+        k.serialize_pem()
+    );
+    std::fs::write(pki.path("certs/site.pem"), bundle).unwrap();
+    let (client_ca, client_ca_pem) = ca("policy test client CA");
+    std::fs::write(pki.path("client-ca.pem"), client_ca_pem).unwrap();
+    for (file, issuer) in [("client", &client_ca), ("rogue", &ca("rogue CA").0)] {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, file);
+        let k = KeyPair::generate().unwrap();
+        std::fs::write(
+            pki.path(&format!("{file}.pem")),
+            p.signed_by(&k, issuer).unwrap().pem(),
+        )
+        .unwrap();
+        std::fs::write(pki.path(&format!("{file}.key")), k.serialize_pem()).unwrap();
+    }
+    pki
+}
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub policy: Arc<PolicyStore>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Serves the certificates under `pki`/certs with the policy file `policy`, on one thread.
+/// After the handshake it answers one HTTP/1.1 request (or closes on h2).
+pub fn serve(pki: &Pki, policy: &Path, env: Env) -> Server {
+    let (certs, report) =
+        CertStore::load(vec![Source::Dir(pki.path("certs"))], LoadOptions::default()).unwrap();
+    assert_eq!(report.failed, 0, "{report:?}");
+    let certs = Arc::new(certs);
+    let store = PolicyStore::load(
+        PolicySources {
+            file: Some(policy.to_path_buf()),
+            crt_list: None,
+        },
+        env,
+    )
+    .unwrap();
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).unwrap();
+    install(&mut b, Arc::clone(&store), Some(certs)).unwrap();
+    let acceptor = b.build();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let st = Arc::clone(&stop);
+    let index = local_addr_index().unwrap();
+    let thread = std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            if st.load(Relaxed) {
+                return;
+            }
+            let Ok(tcp) = tcp else { continue };
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(3)));
+            let mut ssl = openssl::ssl::Ssl::new(acceptor.context()).unwrap();
+            ssl.set_ex_data(index, tcp.local_addr().unwrap());
+            let Ok(mut tls) = SslStream::new(ssl, tcp) else {
+                continue;
+            };
+            if tls.accept().is_err() {
+                continue;
+            }
+            if tls.ssl().selected_alpn_protocol() == Some(b"h2") {
+                let _ = tls.shutdown();
+                continue;
+            }
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tls.read(&mut buf) {
+                    Ok(n) if n > 0 => req.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            if !req.is_empty() {
+                let _ = tls.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n",
+                );
+            }
+            let _ = tls.shutdown();
+        }
+    });
+    Server {
+        addr,
+        policy: store,
+        stop,
+        thread: Some(thread),
+    }
+}
+
+/// `openssl s_client` for `name` ("": no server name); returns (exited 0, all its output).
+pub fn s_client(srv: &Server, pki: &Pki, name: &str, args: &[&str]) -> (bool, String) {
+    let sni: &[&str] = if name.is_empty() {
+        &["-noservername"]
+    } else {
+        &["-servername", name]
+    };
+    let o = Command::new("openssl")
+        .args(["s_client", "-connect", &srv.addr.to_string()])
+        .args(sni)
+        .arg("-CAfile")
+        .arg(pki.path("server-ca.pem"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+/// `curl -v` to https://name/ on the server; returns (exit code, stdout, stderr).
+pub fn curl(srv: &Server, pki: &Pki, name: &str, args: &[&str]) -> (i32, String, String) {
+    let o = Command::new("curl")
+        .args(["-sv", "--max-time", "5", "--cacert"])
+        .arg(pki.path("server-ca.pem"))
+        .args([
+            "--resolve",
+            &format!("{name}:{}:127.0.0.1", srv.addr.port()),
+        ])
+        .args(args)
+        .arg(format!("https://{name}:{}/", srv.addr.port()))
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,5 @@
+//! A listener with several rules against `openssl s_client` and `curl`.
+
+mod common;
+mod config;
+mod handshakes;
