@@ -75,10 +75,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Rule>, PolicyError> {
         message: e.to_string().trim_end().replace('\n', " "),
     })?;
     let dir = path.parent().unwrap_or(Path::new("."));
+    // Line of a byte offset: one pass over the text, then a binary search per rule.
+    let newlines: Vec<usize> = text.match_indices('\n').map(|(i, _)| i).collect();
+    let line_of = |offset: usize| newlines.partition_point(|&n| n < offset) + 1;
     file.sni
         .into_iter()
         .map(|spanned| {
-            let line = text[..spanned.span().start].matches('\n').count() + 1;
+            let line = line_of(spanned.span().start);
             let raw = spanned.into_inner();
             rule(raw, dir)
                 .map_err(|message| PolicyError::Rule {
