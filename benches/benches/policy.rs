@@ -29,7 +29,11 @@ fn policy(n: usize) -> Policy {
         let _ = writeln!(text, "[[sni]]\nfqdn = \"{fqdn}\"\n{extra}\n");
     }
     text.push_str("[[sni]]\nfqdn = \"*\"\n");
-    Policy::build(config::parse(Path::new("bench.toml"), &text).unwrap(), &Env::default()).unwrap()
+    Policy::build(
+        config::parse(Path::new("bench.toml"), &text).unwrap(),
+        &Env::default(),
+    )
+    .unwrap()
 }
 
 fn bench(c: &mut Criterion) {
@@ -43,9 +47,10 @@ fn bench(c: &mut Criterion) {
         c.bench_function(&format!("policy match wildcard, {n} rules"), |b| {
             b.iter(|| p.find_index(black_box(Some(wild.as_str())), None))
         });
-        c.bench_function(&format!("policy match no rule but the default, {n} rules"), |b| {
-            b.iter(|| p.find_index(black_box(Some("unknown.example.org")), None))
-        });
+        c.bench_function(
+            &format!("policy match no rule but the default, {n} rules"),
+            |b| b.iter(|| p.find_index(black_box(Some("unknown.example.org")), None)),
+        );
     }
 
     // The whole decision on a real connection object, with a certificate from the store.
@@ -55,38 +60,48 @@ fn bench(c: &mut Criterion) {
         "site5000.example.com".to_string(),
         "site5001.example.com".to_string(),
     ])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
+    .unwrap()
+    .self_signed(&key)
+    .unwrap();
     std::fs::write(
         dir.path().join("site.pem"),
         format!("{}{}", cert.pem(), key.serialize_pem()),
     )
     .unwrap();
-    let (certs, _) = CertStore::load(vec![Source::Dir(dir.path().into())], LoadOptions::default()).unwrap();
+    let (certs, _) =
+        CertStore::load(vec![Source::Dir(dir.path().into())], LoadOptions::default()).unwrap();
     let p = policy(10_000);
-    let base = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).unwrap().build();
+    let base = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())
+        .unwrap()
+        .build();
     // Two names with different settings, alternately: every decision switches contexts (a
     // switch to the context a connection already has costs nothing and would flatter).
     let names = ["site5000.example.com", "site5001.example.com"];
     let mut i = 0;
-    c.bench_function("ClientHello decision: rule + context + settings + certificate, 10,000 rules", |b| {
-        b.iter(|| {
-            i ^= 1;
-            let mut ssl = Ssl::new(base.context()).unwrap();
-            decide(&p, Some(&certs), &mut ssl, black_box(Some(names[i])), None).unwrap()
-        })
-    });
-    c.bench_function("a new connection object alone (SSL_new + SSL_free), for subtraction", |b| {
-        b.iter(|| Ssl::new(base.context()).unwrap())
-    });
-    c.bench_function("ClientHello decision without a certificate store, 10,000 rules", |b| {
-        b.iter(|| {
-            i ^= 1;
-            let mut ssl = Ssl::new(base.context()).unwrap();
-            decide(&p, None, &mut ssl, black_box(Some(names[i])), None).unwrap()
-        })
-    });
+    c.bench_function(
+        "ClientHello decision: rule + context + settings + certificate, 10,000 rules",
+        |b| {
+            b.iter(|| {
+                i ^= 1;
+                let mut ssl = Ssl::new(base.context()).unwrap();
+                decide(&p, Some(&certs), &mut ssl, black_box(Some(names[i])), None).unwrap()
+            })
+        },
+    );
+    c.bench_function(
+        "a new connection object alone (SSL_new + SSL_free), for subtraction",
+        |b| b.iter(|| Ssl::new(base.context()).unwrap()),
+    );
+    c.bench_function(
+        "ClientHello decision without a certificate store, 10,000 rules",
+        |b| {
+            b.iter(|| {
+                i ^= 1;
+                let mut ssl = Ssl::new(base.context()).unwrap();
+                decide(&p, None, &mut ssl, black_box(Some(names[i])), None).unwrap()
+            })
+        },
+    );
 }
 
 criterion_group!(benches, bench);

@@ -68,6 +68,12 @@ pub struct Entry {
 
 impl Entry {
     /// How the entry was configured (files, line, options, dest_ip, ticket settings, …).
+    /// Identity of this entry's content: kept by a reload when the entry did not change, new
+    /// when it did (for caches keyed by entry).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     pub fn spec(&self) -> &EntrySpec {
         &self.spec
     }

@@ -7,7 +7,7 @@
 //! (once per entry and thread, cached with the entry's other OpenSSL objects).
 
 use openssl::pkey::{PKey, Private};
-use openssl::ssl::SslRef;
+use openssl::ssl::{SslContextBuilder, SslRef};
 use openssl::x509::X509Ref;
 
 /// Makes private keys for certificates whose key is held elsewhere (implemented by
@@ -20,6 +20,12 @@ pub trait RemoteKeys: Send + Sync + 'static {
     /// remote key cannot serve). Called when the entry's chains are set on the connection.
     fn prepare(&self, ssl: &mut SslRef) -> Result<(), String> {
         let _ = ssl;
+        Ok(())
+    }
+
+    /// The same for a context built to serve the entry (see `Materialized::apply_to_context`).
+    fn prepare_context(&self, ctx: &mut SslContextBuilder) -> Result<(), String> {
+        let _ = ctx;
         Ok(())
     }
 }

@@ -15,7 +15,7 @@ use lru::LruCache;
 use openssl::error::ErrorStack;
 use openssl::ex_data::Index;
 use openssl::pkey::{PKey, Private};
-use openssl::ssl::{NameType, SniError, Ssl, SslAlert, SslRef};
+use openssl::ssl::{NameType, SniError, Ssl, SslAlert, SslContextBuilder, SslRef};
 use openssl::stack::Stack;
 use openssl::x509::X509;
 use std::cell::RefCell;
@@ -31,6 +31,14 @@ struct ReadyChain {
 }
 
 unsafe extern "C" {
+    /// As `SSL_use_cert_and_key`, for a context.
+    fn SSL_CTX_use_cert_and_key(
+        ctx: *mut openssl_sys::SSL_CTX,
+        x509: *mut openssl_sys::X509,
+        pkey: *mut openssl_sys::EVP_PKEY,
+        chain: *mut openssl_sys::stack_st_X509,
+        replace: libc::c_int,
+    ) -> libc::c_int;
     /// OpenSSL 3.0 (`openssl-sys` does not declare it): sets certificate, key and chain in one
     /// call with one key check.
     fn SSL_use_cert_and_key(
@@ -88,6 +96,60 @@ impl Materialized {
         }
         Ok(())
     }
+}
+
+impl Materialized {
+    /// Sets every chain on a context being built to serve this entry (one context per entry
+    /// and settings, for servers that switch connections to it), and prepares it for remote
+    /// keys.
+    pub fn apply_to_context(&self, ctx: &mut SslContextBuilder) -> Result<(), ErrorStack> {
+        if let Some(remote) = &self.remote {
+            remote.prepare_context(ctx).map_err(|_| ErrorStack::get())?;
+        }
+        for chain in &self.chains {
+            // SAFETY: as in `apply`, for a context under construction.
+            let ok = unsafe {
+                SSL_CTX_use_cert_and_key(
+                    ctx.as_ptr(),
+                    chain.leaf.as_ptr(),
+                    chain.key.as_ptr(),
+                    chain.chain.as_ptr(),
+                    1,
+                )
+            };
+            if ok != 1 {
+                return Err(ErrorStack::get());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The OpenSSL objects of the entry `store` selects for `name` and `local`, from this thread's
+/// cache: for servers that build their own contexts per entry. `None` when nothing matches or
+/// the match is a tunnel; an error when the entry cannot be materialized.
+pub fn materialize(
+    store: &CertStore,
+    name: Option<&str>,
+    local: Option<SocketAddr>,
+) -> Result<Option<(u64, Arc<Materialized>)>, CertStoreError> {
+    let snapshot = store.snapshot();
+    let Some(selected) = snapshot.lookup(name, local) else {
+        return Ok(None);
+    };
+    if selected.entry.is_tunnel() {
+        return Ok(None);
+    }
+    let id = selected.entry.id;
+    CACHE.with(|cache| {
+        let mut cache = cache.try_borrow_mut().map_err(|_| CertStoreError::Remote {
+            path: selected.entry.path().to_path_buf(),
+            message: "certificate cache re-entered".into(),
+        })?;
+        cache
+            .get_with(selected.entry, store.options().remote_keys.as_ref())
+            .map(|m| Some((id, m)))
+    })
 }
 
 /// An intermediate certificate shared between entries, keyed by its allocation. The cache holds

@@ -1,12 +1,12 @@
 //! Remote keys for the certificate store: entries loaded without a private key get one from
 //! here, made by the engine from the leaf's public key.
 
-use crate::context::restrict_ssl_to_ecdhe;
+use crate::context::{restrict_ssl_to_ecdhe, restrict_to_ecdhe};
 use crate::key::remote_pkey;
 use crate::remote::RemoteKey;
 use edgetls_certstore::RemoteKeys;
 use openssl::pkey::{PKey, Private};
-use openssl::ssl::SslRef;
+use openssl::ssl::{SslContextBuilder, SslRef};
 use openssl::x509::X509Ref;
 use std::sync::Arc;
 
@@ -37,5 +37,9 @@ impl RemoteKeys for StoreKeys {
 
     fn prepare(&self, ssl: &mut SslRef) -> Result<(), String> {
         restrict_ssl_to_ecdhe(ssl).map_err(|e| e.to_string())
+    }
+
+    fn prepare_context(&self, ctx: &mut SslContextBuilder) -> Result<(), String> {
+        restrict_to_ecdhe(ctx).map_err(|e| e.to_string())
     }
 }

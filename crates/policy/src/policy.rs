@@ -15,6 +15,7 @@ pub struct Policy {
     wildcard: HashMap<Box<str>, Vec<u32>>,
     any: Vec<u32>,
     profiles: usize,
+    contexts_per_thread: usize,
 }
 
 /// Longest server name looked up without allocating (DNS names are at most 253 bytes).
@@ -60,11 +61,17 @@ impl Policy {
             wildcard,
             any,
             profiles: profiles.len(),
+            contexts_per_thread: env.contexts_per_thread,
         })
     }
 
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// Per-thread bound of contexts built per (certificate entry, settings).
+    pub fn contexts_per_thread(&self) -> usize {
+        self.contexts_per_thread
     }
 
     /// OpenSSL contexts built (one per distinct settings).

