@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
-    /// What to measure: certs, keyless, engine, tickets, or all.
+    /// What to measure: certs, keyless, engine, tickets, policy, or all.
     #[arg(long, default_value = "all")]
     suite: String,
     /// Keyless throughput runs: client connections to the key server.
@@ -52,6 +52,14 @@ struct Run {
 
 pub(crate) fn run(args: &Args) -> Result<()> {
     let root = workspace_root()?;
+    if args.suite == "policy" {
+        let mut report = String::new();
+        crate::bench_policy::run(&mut report)?;
+        let out = root.join("target/benchmarks-policy.md");
+        std::fs::write(&out, &report)?;
+        println!("{report}\n(written to {})", out.display());
+        return Ok(());
+    }
     if args.suite == "tickets" {
         let mut report = String::new();
         crate::bench_tickets::run(&mut report)?;
@@ -253,6 +261,8 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         crate::bench_engine::run(&root, &mut report)?;
         report.push('\n');
         crate::bench_tickets::run(&mut report)?;
+        report.push('\n');
+        crate::bench_policy::run(&mut report)?;
     }
     let out = root.join("target/benchmarks-certstore.md");
     std::fs::write(&out, &report)?;

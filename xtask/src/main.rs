@@ -3,6 +3,7 @@
 mod bench;
 mod bench_engine;
 mod bench_keyless;
+mod bench_policy;
 mod bench_tickets;
 mod gen_certs;
 

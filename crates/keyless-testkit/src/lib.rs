@@ -72,7 +72,9 @@ pub fn site_cert(pki: &Pki, key: &PKey<Private>, names: &[&str]) -> X509 {
     let ext = san.build(&b.x509v3_context(Some(&ca), None)).unwrap();
     b.append_extension(ext).unwrap();
     b.sign(&ca_key, MessageDigest::sha256()).unwrap();
-    b.build()
+    // Parsed back from DER, as servers load certificates: one built in memory has no cached
+    // encoding, and OpenSSL would encode it again for every handshake.
+    X509::from_der(&b.build().to_der().unwrap()).unwrap()
 }
 
 fn rand_serial() -> u32 {
