@@ -29,10 +29,16 @@ pub(crate) fn run(report: &mut String) -> Result<()> {
     let certs = Arc::new(certs);
     let mut text = String::new();
     for i in 0..RULES - 1 {
-        let _ = writeln!(text, "[[sni]]\nfqdn = \"site{i}.example.com\"\nalpn = [\"h2\", \"http/1.1\"]\n");
+        let _ = writeln!(
+            text,
+            "[[sni]]\nfqdn = \"site{i}.example.com\"\nalpn = [\"h2\", \"http/1.1\"]\n"
+        );
     }
     text.push_str("[[sni]]\nfqdn = \"site.test\"\nalpn = [\"h2\", \"http/1.1\"]\n");
-    let policy = Policy::build(config::parse(Path::new("bench.toml"), &text)?, &Env::default())?;
+    let policy = Policy::build(
+        config::parse(Path::new("bench.toml"), &text)?,
+        &Env::default(),
+    )?;
     let store = PolicyStore::fixed(policy, Env::default());
 
     let fixed = || -> Result<SslAcceptor> {
