@@ -69,6 +69,11 @@ impl Policy {
         &self.rules
     }
 
+    /// Whether any rule passes connections through untouched (they must be routed before TLS).
+    pub fn has_tunnels(&self) -> bool {
+        self.rules.iter().any(|r| r.tunnel.is_some())
+    }
+
     /// Per-thread bound of contexts built per (certificate entry, settings).
     pub fn contexts_per_thread(&self) -> usize {
         self.contexts_per_thread

@@ -25,6 +25,9 @@ pub struct PolicySources {
     /// Also take rules from the crt-list options kept by this certificate store (after the
     /// file's rules).
     pub crt_list: Option<Arc<CertStore>>,
+    /// End with a `*` rule with default settings, so every name the certificates serve gets
+    /// a decision.
+    pub default_rule: bool,
 }
 
 /// The policy in force, swapped atomically on reload.
@@ -52,6 +55,13 @@ fn build(sources: &PolicySources, env: &Env) -> Result<Policy, PolicyError> {
     if let Some(store) = &sources.crt_list {
         let snapshot: Arc<Snapshot> = store.snapshot();
         rules.extend(crate::crtlist::rules(&snapshot)?);
+    }
+    if sources.default_rule {
+        rules.push(Rule::new(
+            crate::rule::SniMatch::Any,
+            crate::rule::Settings::default(),
+            (PathBuf::from("<default>"), 0),
+        ));
     }
     Policy::build(rules, env)
 }

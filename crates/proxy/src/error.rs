@@ -23,6 +23,14 @@ pub(crate) enum CliError {
     OpenSsl(#[from] openssl::error::ErrorStack),
     #[error("generating demo certificates: {0}")]
     Generate(#[from] rcgen::Error),
+    #[error("{}:{line}: {message}", path.display())]
+    Config {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{0}")]
+    Setup(String),
     #[error("connection from {peer}: {message}")]
     Connection { peer: String, message: String },
 }

@@ -3,6 +3,7 @@
 mod certs;
 mod demo;
 mod error;
+mod proxy;
 mod tickets;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,8 @@ enum Command {
     /// Certificate sources: check them, look names up.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
+    /// Run the TLS terminator: certificates, policy, tickets, keyless keys, routes to origins.
+    Proxy(proxy::ProxyArgs),
     /// Session-ticket key files: generate them, inspect them.
     #[command(subcommand)]
     Tickets(tickets::TicketsCommand),
@@ -34,6 +37,7 @@ enum Command {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Certs(cmd) => certs::run(cmd),
+        Command::Proxy(args) => proxy::run(&args),
         Command::Tickets(cmd) => tickets::run(cmd),
         Command::Demo(args) => demo::run(&args),
     }

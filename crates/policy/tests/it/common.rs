@@ -106,6 +106,7 @@ pub fn serve(pki: &Pki, policy: &Path, env: Env) -> Server {
         PolicySources {
             file: Some(policy.to_path_buf()),
             crt_list: None,
+            default_rule: false,
         },
         env,
     )

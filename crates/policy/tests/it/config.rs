@@ -105,6 +105,7 @@ fn an_invalid_policy_never_replaces_a_valid_one_on_reload() {
         PolicySources {
             file: Some(path.clone()),
             crt_list: None,
+            default_rule: false,
         },
         Env::default(),
     )

@@ -1,0 +1,367 @@
+//! `edgetls proxy --config FILE`: one TOML file pointing at everything.
+//!
+//! ```toml
+//! [server]
+//! listen = ["0.0.0.0:443"]
+//! workers = 2                    # default: one per core
+//! max_connections = 10000
+//! handshake_timeout = "10s"
+//! idle_timeout = "5m"
+//!
+//! [certificates]
+//! sources = ["/etc/edge/ssl_multicert.config"]   # directories, ssl_multicert.config, crt-lists
+//!
+//! [policy]                        # optional: per-name negotiation (docs/policy.md)
+//! file = "/etc/edge/policy.toml"
+//!
+//! [tickets]                       # optional: ticket keys shared by the fleet
+//! file = "/etc/edge/tickets.keys"
+//! format = "haproxy"
+//!
+//! [keyless]                       # optional: certificates without a key use these key servers
+//! servers = ["10.0.0.7:2407"]
+//! server_name = "keyserver"
+//! cert = "edge.pem"
+//! key = "edge.key"
+//! ca = "keyserver-ca.pem"
+//!
+//! [[routes]]                      # first match wins: by server name, then negotiated ALPN
+//! fqdn = "*.example.com"
+//! alpn = "h2"                     # optional
+//! origin = "10.0.1.5:8443"
+//! tls = true                      # TLS towards the origin
+//! verify = "full"                 # full (chain + name), signature (chain only), off
+//! ca = "origin-ca.pem"
+//! sni = "backend.internal"        # default: the host of `origin` when it is a name
+//! client_cert = "edge-to-origin.pem"
+//! client_key = "edge-to-origin.key"
+//! ```
+
+use crate::error::CliError;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    server: RawServer,
+    certificates: RawCertificates,
+    policy: Option<RawPolicy>,
+    tickets: Option<RawTickets>,
+    keyless: Option<RawKeyless>,
+    #[serde(default)]
+    routes: Vec<toml::Spanned<RawRoute>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Vec<String>,
+    workers: Option<usize>,
+    max_connections: Option<usize>,
+    handshake_timeout: Option<String>,
+    idle_timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCertificates {
+    sources: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    file: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTickets {
+    file: String,
+    format: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeyless {
+    servers: Vec<String>,
+    server_name: String,
+    cert: String,
+    key: String,
+    ca: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    fqdn: String,
+    alpn: Option<String>,
+    origin: String,
+    #[serde(default)]
+    tls: bool,
+    verify: Option<String>,
+    ca: Option<String>,
+    sni: Option<String>,
+    client_cert: Option<String>,
+    client_key: Option<String>,
+}
+
+/// How the proxy checks a TLS origin's certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verify {
+    Off,
+    Signature,
+    Full,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct OriginTls {
+    pub(crate) verify: Verify,
+    pub(crate) ca: Option<PathBuf>,
+    pub(crate) sni: Option<String>,
+    pub(crate) client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Route {
+    /// Lowercase name, `*.domain` or `*`.
+    pub(crate) fqdn: String,
+    pub(crate) alpn: Option<String>,
+    pub(crate) origin: String,
+    pub(crate) tls: Option<OriginTls>,
+    pub(crate) line: usize,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Keyless {
+    pub(crate) servers: Vec<String>,
+    pub(crate) server_name: String,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+    pub(crate) ca: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) listen: Vec<std::net::SocketAddr>,
+    pub(crate) workers: usize,
+    pub(crate) max_connections: usize,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) sources: Vec<PathBuf>,
+    pub(crate) policy: Option<PathBuf>,
+    pub(crate) tickets: Option<(PathBuf, edgetls_tickets::Format)>,
+    pub(crate) keyless: Option<Keyless>,
+    pub(crate) routes: Vec<Route>,
+}
+
+fn bad(path: &Path, line: usize, field: &str, message: impl std::fmt::Display) -> CliError {
+    CliError::Config {
+        path: path.to_path_buf(),
+        line,
+        message: format!("{field}: {message}"),
+    }
+}
+
+impl Config {
+    pub(crate) fn load(path: &Path) -> Result<Config, CliError> {
+        let text = std::fs::read_to_string(path).map_err(CliError::io(path))?;
+        Config::parse(path, &text)
+    }
+
+    pub(crate) fn parse(path: &Path, text: &str) -> Result<Config, CliError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map_or(0, |s| text[..s.start].matches('\n').count() + 1);
+            CliError::Config {
+                path: path.to_path_buf(),
+                line,
+                message: e.message().to_string(),
+            }
+        })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let rel = |p: &str| dir.join(p);
+        let line_of = |field: &str| {
+            text.lines()
+                .position(|l| l.trim_start().starts_with(field))
+                .map_or(0, |i| i + 1)
+        };
+        let listen = raw
+            .server
+            .listen
+            .iter()
+            .map(|a| {
+                a.parse().map_err(|e| {
+                    bad(
+                        path,
+                        line_of("listen"),
+                        "server.listen",
+                        format!("{a:?}: {e}"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if listen.is_empty() {
+            return Err(bad(
+                path,
+                line_of("listen"),
+                "server.listen",
+                "at least one address",
+            ));
+        }
+        let duration = |v: &Option<String>, field: &str, default: Duration| match v {
+            None => Ok(default),
+            Some(s) => humantime::parse_duration(s).map_err(|e| {
+                bad(
+                    path,
+                    line_of(field),
+                    &format!("server.{field}"),
+                    format!("{s:?}: {e}"),
+                )
+            }),
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = raw.server.workers.unwrap_or(cores);
+        if workers == 0 {
+            return Err(bad(
+                path,
+                line_of("workers"),
+                "server.workers",
+                "at least 1",
+            ));
+        }
+        let tickets = match raw.tickets {
+            None => None,
+            Some(t) => Some((
+                rel(&t.file),
+                t.format
+                    .parse()
+                    .map_err(|e| bad(path, line_of("format"), "tickets.format", e))?,
+            )),
+        };
+        let mut routes = Vec::new();
+        for spanned in raw.routes {
+            let line = text[..spanned.span().start].matches('\n').count() + 1;
+            let r = spanned.into_inner();
+            let fqdn = r.fqdn.trim().to_ascii_lowercase();
+            if fqdn.is_empty() {
+                return Err(bad(path, line, "routes.fqdn", "empty"));
+            }
+            if r.origin
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .is_none()
+            {
+                return Err(bad(
+                    path,
+                    line,
+                    "routes.origin",
+                    format!("{:?}: host:port", r.origin),
+                ));
+            }
+            let tls = if r.tls {
+                let verify = match r.verify.as_deref().unwrap_or("full") {
+                    "full" => Verify::Full,
+                    "signature" => Verify::Signature,
+                    "off" => Verify::Off,
+                    o => {
+                        return Err(bad(
+                            path,
+                            line,
+                            "routes.verify",
+                            format!("{o:?}: full, signature or off"),
+                        ));
+                    }
+                };
+                if verify != Verify::Off && r.ca.is_none() {
+                    return Err(bad(
+                        path,
+                        line,
+                        "routes.ca",
+                        "verifying an origin needs its CA bundle",
+                    ));
+                }
+                let client_cert = match (r.client_cert, r.client_key) {
+                    (Some(c), Some(k)) => Some((rel(&c), rel(&k))),
+                    (None, None) => None,
+                    _ => {
+                        return Err(bad(
+                            path,
+                            line,
+                            "routes.client_cert",
+                            "client_cert and client_key go together",
+                        ));
+                    }
+                };
+                Some(OriginTls {
+                    verify,
+                    ca: r.ca.map(|c| rel(&c)),
+                    sni: r.sni,
+                    client_cert,
+                })
+            } else {
+                if r.verify.is_some() || r.client_cert.is_some() || r.ca.is_some() {
+                    return Err(bad(
+                        path,
+                        line,
+                        "routes.tls",
+                        "TLS settings on a plain-TCP route (set tls = true)",
+                    ));
+                }
+                None
+            };
+            routes.push(Route {
+                fqdn,
+                alpn: r.alpn,
+                origin: r.origin,
+                tls,
+                line,
+            });
+        }
+        Ok(Config {
+            listen,
+            workers,
+            max_connections: raw.server.max_connections.unwrap_or(10_000),
+            handshake_timeout: duration(
+                &raw.server.handshake_timeout,
+                "handshake_timeout",
+                Duration::from_secs(10),
+            )?,
+            idle_timeout: duration(
+                &raw.server.idle_timeout,
+                "idle_timeout",
+                Duration::from_secs(300),
+            )?,
+            sources: raw.certificates.sources.iter().map(|s| rel(s)).collect(),
+            policy: raw.policy.map(|p| rel(&p.file)),
+            tickets,
+            keyless: raw.keyless.map(|k| Keyless {
+                servers: k.servers,
+                server_name: k.server_name,
+                cert: rel(&k.cert),
+                key: rel(&k.key),
+                ca: rel(&k.ca),
+            }),
+            routes,
+        })
+    }
+
+    /// The first route for a connection that asked for `sni` and negotiated `alpn`.
+    pub(crate) fn route(&self, sni: Option<&str>, alpn: Option<&[u8]>) -> Option<&Route> {
+        let name = sni.map(str::to_ascii_lowercase);
+        self.routes.iter().find(|r| {
+            let by_name = match (r.fqdn.as_str(), name.as_deref()) {
+                ("*", _) => true,
+                (_, None) => false,
+                (f, Some(n)) => match f.strip_prefix("*.") {
+                    Some(domain) => n.split_once('.').is_some_and(|(_, d)| d == domain),
+                    None => f == n,
+                },
+            };
+            by_name && r.alpn.as_deref().is_none_or(|a| alpn == Some(a.as_bytes()))
+        })
+    }
+}

@@ -1,0 +1,214 @@
+//! `edgetls proxy --config FILE`: the crates composed into a TLS terminator.
+
+mod config;
+mod origin;
+mod peek;
+mod pipe;
+mod worker;
+
+use crate::error::CliError;
+use arc_swap::ArcSwap;
+use clap::Args;
+use config::Config;
+use edgetls_certstore::{CertStore, LoadOptions, Source};
+use edgetls_engine::{KeylessKey, RemoteKey, StoreKeys, enable_async};
+use edgetls_keyless_client::{ClientConfig, KeylessClient, ServerSpec};
+use edgetls_policy::{Env, PolicySources, PolicyStore};
+use edgetls_tickets::{FileSource, RingOptions, TicketConfig, TicketKeys};
+use openssl::ssl::{SslAcceptor, SslContext, SslMethod};
+use origin::Origins;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub(crate) struct ProxyArgs {
+    /// The proxy's TOML configuration (see docs/proxy.md).
+    #[arg(long)]
+    config: PathBuf,
+    /// Load and check everything, then exit (0 when valid).
+    #[arg(long)]
+    check: bool,
+}
+
+/// What every worker shares. Everything on the handshake path is read through atomically
+/// swapped snapshots (certificate index, policy, ticket ring, routes).
+pub(crate) struct Shared {
+    pub(crate) routes: ArcSwap<(Config, Origins)>,
+    pub(crate) certs: Arc<CertStore>,
+    pub(crate) policy: Arc<PolicyStore>,
+    pub(crate) tickets: Option<Arc<TicketKeys>>,
+    pub(crate) base: SslContext,
+    pub(crate) active: AtomicUsize,
+    pub(crate) limit: Arc<tokio::sync::Semaphore>,
+}
+
+pub(crate) fn run(args: &ProxyArgs) -> ExitCode {
+    match start(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("edgetls proxy: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn setup(config: Config) -> Result<Shared, CliError> {
+    let mut opts = LoadOptions::default();
+    let mut remote_keys = false;
+    if let Some(k) = &config.keyless {
+        let mut c = ClientConfig::new(
+            k.servers
+                .iter()
+                .map(|s| ServerSpec::new(s.clone(), k.server_name.clone()))
+                .collect(),
+            &k.cert,
+            &k.key,
+            &k.ca,
+        );
+        c.request_timeout = Duration::from_secs(2);
+        let client = KeylessClient::new(c).map_err(|e| CliError::Setup(format!("keyless: {e}")))?;
+        let remote: Arc<dyn RemoteKey> = Arc::new(KeylessKey::new(Arc::new(client)));
+        opts.remote_keys = Some(Arc::new(StoreKeys::new(remote)));
+        remote_keys = true;
+    }
+    let sources = config
+        .sources
+        .iter()
+        .map(Source::detect)
+        .collect::<Result<Vec<_>, _>>()?;
+    let (certs, report) = CertStore::load(sources, opts)?;
+    for p in &report.problems {
+        eprintln!("edgetls proxy: {p}");
+    }
+    let certs = Arc::new(certs);
+    let tickets = match &config.tickets {
+        Some((file, format)) => Some(Arc::new(
+            TicketKeys::new(FileSource::new(file, *format), RingOptions::default())
+                .map_err(|e| CliError::Setup(format!("tickets: {e}")))?,
+        )),
+        None => None,
+    };
+    let env = Env {
+        tickets: tickets
+            .as_ref()
+            .map(|t| (Arc::clone(t), TicketConfig::default())),
+        ..Env::default()
+    };
+    let policy = PolicyStore::load(
+        PolicySources {
+            file: config.policy.clone(),
+            crt_list: Some(Arc::clone(&certs)),
+            default_rule: true,
+        },
+        env,
+    )
+    .map_err(|e| CliError::Setup(e.to_string()))?;
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
+    edgetls_policy::install(&mut b, Arc::clone(&policy), Some(Arc::clone(&certs)))
+        .map_err(|e| CliError::Setup(e.to_string()))?;
+    if remote_keys {
+        // Remote keys: a handshake waiting for the key server pauses; the worker goes on.
+        enable_async(&mut b);
+    }
+    let base = b.build().into_context();
+    let origins = Origins::build(&config.routes)?;
+    let limit = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+    Ok(Shared {
+        routes: ArcSwap::from_pointee((config, origins)),
+        certs,
+        policy,
+        tickets,
+        base,
+        active: AtomicUsize::new(0),
+        limit,
+    })
+}
+
+fn start(args: &ProxyArgs) -> Result<ExitCode, CliError> {
+    let config = Config::load(&args.config)?;
+    let (listen, workers) = (config.listen.clone(), config.workers);
+    let shared = Arc::new(setup(config)?);
+    if args.check {
+        println!("edgetls proxy: {} is valid", args.config.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let addrs = worker::resolve_ports(&listen)?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut threads = Vec::new();
+    for i in 0..workers {
+        threads.push(worker::spawn(
+            i,
+            Arc::clone(&shared),
+            addrs.clone(),
+            stop_rx.clone(),
+        )?);
+    }
+    for a in &addrs {
+        println!("edgetls proxy: listening on {a} ({workers} workers)");
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Setup(e.to_string()))?;
+    rt.block_on(signals(&args.config, &shared))?;
+    // Stop accepting; let established connections finish (up to 30 s).
+    let _ = stop_tx.send(true);
+    let until = Instant::now() + Duration::from_secs(30);
+    while shared.active.load(Relaxed) > 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left = shared.active.load(Relaxed);
+    eprintln!("edgetls proxy: stopped ({left} connections still open)");
+    drop(threads);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for SIGTERM/SIGINT; reloads on SIGHUP.
+async fn signals(path: &std::path::Path, shared: &Shared) -> Result<(), CliError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let sig = |k| signal(k).map_err(|e| CliError::Setup(format!("signals: {e}")));
+    let (mut hup, mut term, mut int) = (
+        sig(SignalKind::hangup())?,
+        sig(SignalKind::terminate())?,
+        sig(SignalKind::interrupt())?,
+    );
+    loop {
+        tokio::select! {
+            _ = hup.recv() => match reload(path, shared) {
+                Ok(summary) => eprintln!("edgetls proxy: reloaded: {summary}"),
+                Err(e) => eprintln!("edgetls proxy: reload failed, the previous configuration keeps serving: {e}"),
+            },
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    eprintln!("edgetls proxy: draining");
+    Ok(())
+}
+
+/// Reloads certificates, policy, ticket keys and routes. A broken configuration or policy is
+/// reported and the one in force stays; broken certificate entries keep their previous version.
+fn reload(path: &std::path::Path, shared: &Shared) -> Result<String, CliError> {
+    let config = Config::load(path)?;
+    let origins = Origins::build(&config.routes)?;
+    let report = shared.certs.reload()?;
+    shared
+        .policy
+        .reload()
+        .map_err(|e| CliError::Setup(e.to_string()))?;
+    if let Some(t) = &shared.tickets {
+        t.refresh()
+            .map_err(|e| CliError::Setup(format!("tickets: {e}")))?;
+    }
+    let routes = config.routes.len();
+    shared.routes.store(Arc::new((config, origins)));
+    Ok(format!(
+        "{} certificate entries ({} failed), {} rules, {routes} routes",
+        report.loaded,
+        report.failed,
+        shared.policy.current().rules().len()
+    ))
+}

@@ -1,0 +1,192 @@
+//! One worker per core: a current-thread runtime with its own SO_REUSEPORT listeners; every
+//! connection is handled on the thread that accepted it.
+
+use crate::error::CliError;
+use crate::proxy::Shared;
+use crate::proxy::peek::{client_hello_sni, record_len};
+use crate::proxy::pipe::pipe;
+use edgetls_certstore::local_addr_index;
+use openssl::ssl::{NameType, Ssl};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use tokio::net::{TcpSocket, TcpStream};
+
+/// Ports chosen for `:0` addresses (so every worker binds the same port).
+pub(crate) fn resolve_ports(listen: &[SocketAddr]) -> Result<Vec<SocketAddr>, CliError> {
+    listen
+        .iter()
+        .map(|a| {
+            if a.port() != 0 {
+                return Ok(*a);
+            }
+            let probe = std::net::TcpListener::bind(a).map_err(|source| CliError::Listen {
+                addr: a.to_string(),
+                source,
+            })?;
+            probe.local_addr().map_err(|source| CliError::Listen {
+                addr: a.to_string(),
+                source,
+            })
+        })
+        .collect()
+}
+
+fn listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let s = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    s.set_reuseaddr(true)?;
+    s.set_reuseport(true)?;
+    s.bind(addr)?;
+    s.listen(4096)
+}
+
+/// Starts worker `i` on its own thread.
+pub(crate) fn spawn(
+    i: usize,
+    shared: Arc<Shared>,
+    addrs: Vec<SocketAddr>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<std::thread::JoinHandle<()>, CliError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Setup(e.to_string()))?;
+    // Bind here, so a port in use is an error before the workers start.
+    let listeners = {
+        let _g = rt.enter();
+        addrs
+            .iter()
+            .map(|a| {
+                listener(*a).map_err(|source| CliError::Listen {
+                    addr: a.to_string(),
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    std::thread::Builder::new()
+        .name(format!("edgetls-worker-{i}"))
+        .spawn(move || {
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, async move {
+                for l in listeners {
+                    let (shared, mut stop) = (Arc::clone(&shared), stop.clone());
+                    tokio::task::spawn_local(async move {
+                        loop {
+                            tokio::select! {
+                                r = l.accept() => match r {
+                                    Ok((tcp, _)) => accepted(&shared, tcp),
+                                    Err(e) => {
+                                        eprintln!("edgetls proxy: accept failed: {e}");
+                                        tokio::time::sleep(Duration::from_millis(50)).await;
+                                    }
+                                },
+                                _ = stop.wait_for(|s| *s) => return,
+                            }
+                        }
+                    });
+                }
+                // Run until stopped, then until this worker's connections are done.
+                let mut stop = stop;
+                let _ = stop.wait_for(|s| *s).await;
+                while shared.active.load(Relaxed) > 0 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            });
+        })
+        .map_err(|e| CliError::Setup(e.to_string()))
+}
+
+fn accepted(shared: &Arc<Shared>, tcp: TcpStream) {
+    let Ok(permit) = Arc::clone(&shared.limit).try_acquire_owned() else {
+        return; // at the connection limit: close
+    };
+    let _ = tcp.set_nodelay(true);
+    shared.active.fetch_add(1, Relaxed);
+    let shared = Arc::clone(shared);
+    tokio::task::spawn_local(async move {
+        if let Err(e) = connection(&shared, tcp).await {
+            eprintln!("edgetls proxy: {e}");
+        }
+        shared.active.fetch_sub(1, Relaxed);
+        drop(permit);
+    });
+}
+
+async fn connection(shared: &Shared, tcp: TcpStream) -> Result<(), String> {
+    let peer = tcp.peer_addr().map_or("?".into(), |a| a.to_string());
+    let local = tcp.local_addr().ok();
+    let (handshake_timeout, idle) = {
+        let r = shared.routes.load();
+        (r.0.handshake_timeout, r.0.idle_timeout)
+    };
+    let policy = shared.policy.current();
+    if policy.has_tunnels() {
+        if let Some(sni) = tokio::time::timeout(handshake_timeout, peek_sni(&tcp))
+            .await
+            .ok()
+            .flatten()
+        {
+            if let Some(rule) = policy.find(Some(&sni), local) {
+                if let Some(target) = &rule.tunnel {
+                    let origin = TcpStream::connect(target)
+                        .await
+                        .map_err(|e| format!("{peer}: tunnel to {target}: {e}"))?;
+                    pipe(tcp, origin, idle).await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+    let mut ssl = Ssl::new(&shared.base).map_err(|e| e.to_string())?;
+    if let (Ok(index), Some(local)) = (local_addr_index(), local) {
+        ssl.set_ex_data(index, local);
+    }
+    let tls = match tokio::time::timeout(handshake_timeout, edgetls_engine::accept(ssl, tcp)).await
+    {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => return Err(format!("{peer}: {e}")),
+        Err(_) => return Err(format!("{peer}: no handshake within {handshake_timeout:?}")),
+    };
+    let sni = tls
+        .ssl()
+        .servername(NameType::HOST_NAME)
+        .map(str::to_string);
+    let alpn = tls.ssl().selected_alpn_protocol().map(<[u8]>::to_vec);
+    let routes = shared.routes.load_full();
+    let Some(route) = routes.0.route(sni.as_deref(), alpn.as_deref()) else {
+        return Err(format!("{peer}: no route for {sni:?}"));
+    };
+    let origin = routes
+        .1
+        .connect(route)
+        .await
+        .map_err(|e| format!("{peer}: {e}"))?;
+    pipe(tls, origin, idle).await;
+    Ok(())
+}
+
+/// The SNI of the ClientHello waiting on `tcp`, without consuming it.
+async fn peek_sni(tcp: &TcpStream) -> Option<String> {
+    let mut buf = vec![0u8; 16 * 1024 + 5];
+    loop {
+        let n = tcp.peek(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        let want = record_len(&buf[..n]).unwrap_or(5);
+        if n >= want {
+            return client_hello_sni(&buf[..want]);
+        }
+        if n == buf.len() {
+            return None;
+        }
+        // Not all there yet: peek returns at once while data is pending, so wait a little.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
