@@ -1,0 +1,143 @@
+//! Helpers for the proxy end-to-end tests.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A plain-TCP origin answering every HTTP/1.1 request with `body`, recording what it received.
+pub fn origin(body: &'static str) -> (SocketAddr, Arc<Mutex<Vec<u8>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || {
+                let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = [0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf) {
+                        Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                        _ => break,
+                    }
+                    if got.starts_with(b"PRI * HTTP/2.0") {
+                        break;
+                    }
+                }
+                s.lock().unwrap().extend_from_slice(&got);
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    (addr, seen)
+}
+
+pub struct Proxy {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub stderr: Arc<Mutex<String>>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn start(config: &Path) -> Proxy {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edgetls"))
+        .args(["proxy", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let e = Arc::clone(&stderr);
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            e.lock().unwrap().push_str(&format!("{line}\n"));
+        }
+    });
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}; stderr: {}", stderr.lock().unwrap()));
+    Proxy {
+        child,
+        addr,
+        stderr,
+    }
+}
+
+pub fn pki(dir: &Path) -> PathBuf {
+    let out = Command::new(env!("CARGO_BIN_EXE_edgetls"))
+        .args([
+            "demo",
+            "--generate-only",
+            "--names",
+            "5",
+            "--dir",
+            dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    dir.join("ssl_multicert.config")
+}
+
+pub fn curl(p: &Proxy, ca: &Path, name: &str, extra: &[&str]) -> (i32, String, String) {
+    let o = Command::new("curl")
+        .args(["-sv", "--max-time", "5", "--cacert", ca.to_str().unwrap()])
+        .args(["--resolve", &format!("{name}:{}:127.0.0.1", p.addr.port())])
+        .args(extra)
+        .arg(format!("https://{name}:{}/", p.addr.port()))
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        text(&o.stdout),
+        text(&o.stderr),
+    )
+}
+
+pub fn signal(p: &Proxy, sig: &str) {
+    assert!(
+        Command::new("kill")
+            .args(["-s", sig, &p.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+pub fn eventually(limit: Duration, f: impl Fn() -> bool) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
