@@ -1,7 +1,6 @@
 //! `edgetls proxy` as an operator runs it: real curl and s_client clients, plain and TLS
 //! origins, a tunnel, SIGHUP reloads (a broken one rejected), SIGTERM draining.
 
-#[path = "proxy_common.rs"]
 mod common;
 
 use common::{curl, eventually, origin, pki, signal, start, text};

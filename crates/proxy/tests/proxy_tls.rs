@@ -1,7 +1,6 @@
 //! `edgetls proxy` with TLS origins (a client certificate per origin), a tunnel, tickets, a
 //! name that requires client certificates, and a name whose key is on a key server.
 
-#[path = "proxy_common.rs"]
 mod common;
 
 use common::{Proxy, curl, origin, pki, start};

@@ -1,5 +1,5 @@
 //! Helpers for the proxy end-to-end tests.
-#![allow(dead_code)]
+#![allow(dead_code, missing_debug_implementations)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
