@@ -60,6 +60,8 @@ mod tests {
         let mut ssl = openssl::ssl::Ssl::new(&ctx).unwrap();
         ssl.set_hostname("Tunnel.Example.com").unwrap();
         let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        // Non-blocking: the handshake writes its ClientHello and stops, waiting for nothing.
+        a.set_nonblocking(true).unwrap();
         b.set_nonblocking(true).unwrap();
         let _ = ssl.connect(a);
         let mut record = vec![0u8; 4096];
