@@ -123,6 +123,7 @@ fn tls_origins_tunnels_tickets_client_certs_and_keyless() {
 [server]
 listen = ["127.0.0.1:0"]
 workers = 1
+metrics = "127.0.0.1:0"
 
 [certificates]
 sources = ["{multicert}", "{keyless}"]

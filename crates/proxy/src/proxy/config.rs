@@ -7,6 +7,7 @@
 //! max_connections = 10000
 //! handshake_timeout = "10s"
 //! idle_timeout = "5m"
+//! metrics = "127.0.0.1:9100"      # optional: Prometheus text at /metrics
 //!
 //! [certificates]
 //! sources = ["/etc/edge/ssl_multicert.config"]   # directories, ssl_multicert.config, crt-lists
@@ -62,6 +63,7 @@ struct RawServer {
     max_connections: Option<usize>,
     handshake_timeout: Option<String>,
     idle_timeout: Option<String>,
+    metrics: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +148,7 @@ pub(crate) struct Keyless {
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) listen: Vec<std::net::SocketAddr>,
+    pub(crate) metrics: Option<std::net::SocketAddr>,
     pub(crate) workers: usize,
     pub(crate) max_connections: usize,
     pub(crate) handshake_timeout: Duration,
@@ -321,8 +324,20 @@ impl Config {
                 line,
             });
         }
+        let metrics = match &raw.server.metrics {
+            None => None,
+            Some(a) => Some(a.parse().map_err(|e| {
+                bad(
+                    path,
+                    line_of("metrics"),
+                    "server.metrics",
+                    format!("{a:?}: {e}"),
+                )
+            })?),
+        };
         Ok(Config {
             listen,
+            metrics,
             workers,
             max_connections: raw.server.max_connections.unwrap_or(10_000),
             handshake_timeout: duration(

@@ -1,6 +1,7 @@
 //! `edgetls proxy --config FILE`: the crates composed into a TLS terminator.
 
 mod config;
+mod metrics;
 mod origin;
 mod peek;
 mod pipe;
@@ -43,6 +44,8 @@ pub(crate) struct Shared {
     pub(crate) base: SslContext,
     pub(crate) active: AtomicUsize,
     pub(crate) limit: Arc<tokio::sync::Semaphore>,
+    pub(crate) metrics: metrics::Metrics,
+    pub(crate) keyless: Option<Arc<edgetls_keyless_client::ClientMetrics>>,
 }
 
 pub(crate) fn run(args: &ProxyArgs) -> ExitCode {
@@ -58,6 +61,7 @@ pub(crate) fn run(args: &ProxyArgs) -> ExitCode {
 fn setup(config: Config) -> Result<Shared, CliError> {
     let mut opts = LoadOptions::default();
     let mut remote_keys = false;
+    let mut keyless_metrics = None;
     if let Some(k) = &config.keyless {
         let mut c = ClientConfig::new(
             k.servers
@@ -70,6 +74,7 @@ fn setup(config: Config) -> Result<Shared, CliError> {
         );
         c.request_timeout = Duration::from_secs(2);
         let client = KeylessClient::new(c).map_err(|e| CliError::Setup(format!("keyless: {e}")))?;
+        keyless_metrics = Some(client.metrics());
         let remote: Arc<dyn RemoteKey> = Arc::new(KeylessKey::new(Arc::new(client)));
         opts.remote_keys = Some(Arc::new(StoreKeys::new(remote)));
         remote_keys = true;
@@ -124,12 +129,14 @@ fn setup(config: Config) -> Result<Shared, CliError> {
         base,
         active: AtomicUsize::new(0),
         limit,
+        metrics: metrics::Metrics::default(),
+        keyless: keyless_metrics,
     })
 }
 
 fn start(args: &ProxyArgs) -> Result<ExitCode, CliError> {
     let config = Config::load(&args.config)?;
-    let (listen, workers) = (config.listen.clone(), config.workers);
+    let (listen, workers, metrics_addr) = (config.listen.clone(), config.workers, config.metrics);
     let shared = Arc::new(setup(config)?);
     if args.check {
         println!("edgetls proxy: {} is valid", args.config.display());
@@ -148,6 +155,13 @@ fn start(args: &ProxyArgs) -> Result<ExitCode, CliError> {
     }
     for a in &addrs {
         println!("edgetls proxy: listening on {a} ({workers} workers)");
+    }
+    if let Some(m) = metrics_addr {
+        let bound = metrics::serve(m, Arc::clone(&shared)).map_err(|source| CliError::Listen {
+            addr: m.to_string(),
+            source,
+        })?;
+        println!("edgetls proxy: metrics on http://{bound}/metrics");
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -178,8 +192,15 @@ async fn signals(path: &std::path::Path, shared: &Shared) -> Result<(), CliError
     loop {
         tokio::select! {
             _ = hup.recv() => match reload(path, shared) {
-                Ok(summary) => eprintln!("edgetls proxy: reloaded: {summary}"),
-                Err(e) => eprintln!("edgetls proxy: reload failed, the previous configuration keeps serving: {e}"),
+                Ok(summary) => {
+                    shared.metrics.reloads_ok.fetch_add(1, Relaxed);
+                    eprintln!("edgetls proxy: reloaded: {summary}");
+                }
+                Err(e) => {
+                    shared.metrics.reloads_failed.fetch_add(1, Relaxed);
+                    *shared.metrics.last_reload_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                    eprintln!("edgetls proxy: reload failed, the previous configuration keeps serving: {e}");
+                }
             },
             _ = term.recv() => break,
             _ = int.recv() => break,

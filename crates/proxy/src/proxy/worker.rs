@@ -134,9 +134,11 @@ async fn connection(shared: &Shared, tcp: TcpStream) -> Result<(), String> {
         {
             if let Some(rule) = policy.find(Some(&sni), local) {
                 if let Some(target) = &rule.tunnel {
-                    let origin = TcpStream::connect(target)
-                        .await
-                        .map_err(|e| format!("{peer}: tunnel to {target}: {e}"))?;
+                    let origin = TcpStream::connect(target).await.map_err(|e| {
+                        shared.metrics.origin_failures.fetch_add(1, Relaxed);
+                        format!("{peer}: tunnel to {target}: {e}")
+                    })?;
+                    shared.metrics.tunnels.fetch_add(1, Relaxed);
                     pipe(tcp, origin, idle).await;
                     return Ok(());
                 }
@@ -150,9 +152,16 @@ async fn connection(shared: &Shared, tcp: TcpStream) -> Result<(), String> {
     let tls = match tokio::time::timeout(handshake_timeout, edgetls_engine::accept(ssl, tcp)).await
     {
         Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => return Err(format!("{peer}: {e}")),
-        Err(_) => return Err(format!("{peer}: no handshake within {handshake_timeout:?}")),
+        Ok(Err(e)) => {
+            shared.metrics.handshakes_failed.fetch_add(1, Relaxed);
+            return Err(format!("{peer}: {e}"));
+        }
+        Err(_) => {
+            shared.metrics.handshakes_timeout.fetch_add(1, Relaxed);
+            return Err(format!("{peer}: no handshake within {handshake_timeout:?}"));
+        }
     };
+    shared.metrics.handshake(tls.ssl());
     let sni = tls
         .ssl()
         .servername(NameType::HOST_NAME)
@@ -160,13 +169,13 @@ async fn connection(shared: &Shared, tcp: TcpStream) -> Result<(), String> {
     let alpn = tls.ssl().selected_alpn_protocol().map(<[u8]>::to_vec);
     let routes = shared.routes.load_full();
     let Some(route) = routes.0.route(sni.as_deref(), alpn.as_deref()) else {
+        shared.metrics.no_route.fetch_add(1, Relaxed);
         return Err(format!("{peer}: no route for {sni:?}"));
     };
-    let origin = routes
-        .1
-        .connect(route)
-        .await
-        .map_err(|e| format!("{peer}: {e}"))?;
+    let origin = routes.1.connect(route).await.map_err(|e| {
+        shared.metrics.origin_failures.fetch_add(1, Relaxed);
+        format!("{peer}: {e}")
+    })?;
     pipe(tls, origin, idle).await;
     Ok(())
 }

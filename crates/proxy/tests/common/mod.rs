@@ -50,6 +50,7 @@ pub fn origin(body: &'static str) -> (SocketAddr, Arc<Mutex<Vec<u8>>>) {
 pub struct Proxy {
     pub child: Child,
     pub addr: SocketAddr,
+    pub metrics: Option<SocketAddr>,
     pub stderr: Arc<Mutex<String>>,
 }
 
@@ -76,16 +77,28 @@ pub fn start(config: &Path) -> Proxy {
         }
     });
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
     let addr = line
         .split_whitespace()
         .find_map(|w| w.parse().ok())
         .unwrap_or_else(|| panic!("no address in {line:?}; stderr: {}", stderr.lock().unwrap()));
+    let metrics = if std::fs::read_to_string(config).is_ok_and(|t| t.contains("\nmetrics =")) {
+        let mut second = String::new();
+        out.read_line(&mut second).unwrap();
+        second.split_whitespace().find_map(|w| {
+            w.strip_prefix("http://")?
+                .strip_suffix("/metrics")?
+                .parse()
+                .ok()
+        })
+    } else {
+        None
+    };
     Proxy {
         child,
         addr,
+        metrics,
         stderr,
     }
 }
