@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
-    /// What to measure: certs, keyless, engine, tickets, policy, or all.
+    /// What to measure: certs, keyless, engine, tickets, policy, proxy, or all.
     #[arg(long, default_value = "all")]
     suite: String,
     /// Keyless throughput runs: client connections to the key server.
@@ -52,6 +52,14 @@ struct Run {
 
 pub(crate) fn run(args: &Args) -> Result<()> {
     let root = workspace_root()?;
+    if args.suite == "proxy" {
+        let mut report = String::new();
+        crate::bench_proxy::run(&root, &mut report)?;
+        let out = root.join("target/benchmarks-proxy.md");
+        std::fs::write(&out, &report)?;
+        println!("{report}\n(written to {})", out.display());
+        return Ok(());
+    }
     if args.suite == "policy" {
         let mut report = String::new();
         crate::bench_policy::run(&mut report)?;

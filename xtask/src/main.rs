@@ -4,6 +4,7 @@ mod bench;
 mod bench_engine;
 mod bench_keyless;
 mod bench_policy;
+mod bench_proxy;
 mod bench_tickets;
 mod gen_certs;
 

@@ -1,0 +1,347 @@
+//! `cargo xtask bench --suite proxy`: the load generator against `edgetls proxy` (1 worker)
+//! and nginx (`worker_processes 1`, when installed), same certificate, same origin, same
+//! clients, side by side. Each connection: a TLS 1.3 ECDSA P-256 handshake (full, or resumed
+//! from the ticket the last connection got), `GET /`, the origin's 3-byte answer, close.
+//! Server CPU is read from /proc for the server's processes, so the load generator's own CPU
+//! on the same two cores does not blur the per-CPU-second figures.
+
+use crate::bench_keyless::median;
+use crate::bench_tickets::self_signed;
+use anyhow::{Context, Result, bail};
+use edgetls_tickets::format::{self, Format};
+use edgetls_tickets::{KeySet, KeySize, TicketKey};
+use openssl::nid::Nid;
+use openssl::pkey::PKey;
+use openssl::ssl::{SslConnector, SslMethod, SslSession, SslVerifyMode, SslVersion};
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const CONCURRENCY: usize = 32;
+const SECONDS: f64 = 4.0;
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU seconds (user + system) used so far by `pid` and its children.
+fn cpu_of(pid: u32) -> f64 {
+    let tck = 100.0; // CLK_TCK on Linux
+    let mut total = 0.0;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    for e in dir.flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let Some(after) = stat.rsplit_once(") ").map(|(_, a)| a) else {
+            continue;
+        };
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let this: u32 = e.file_name().to_string_lossy().parse().unwrap_or(0);
+        let ppid: u32 = f.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+        if this == pid || ppid == pid {
+            let u: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            let s: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            total += (u + s) / tck;
+        }
+    }
+    total
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The origin: answers every connection with a 3-byte HTTP response, on its own thread.
+fn origin() -> Result<SocketAddr> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = l.local_addr()?;
+    l.set_nonblocking(true)?;
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::from_std(l).expect("listener");
+            loop {
+                let Ok((mut c, _)) = l.accept().await else { continue };
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 2048];
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match c.read(&mut buf).await {
+                            Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                            _ => break,
+                        }
+                    }
+                    let _ = c
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n")
+                        .await;
+                });
+            }
+        });
+    });
+    Ok(addr)
+}
+
+fn edgetls(root: &Path, dir: &Path, origin: SocketAddr) -> Result<Server> {
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[certificates]\nsources = [\"certs\"]\n\n\
+         [tickets]\nfile = \"tickets.haproxy\"\nformat = \"haproxy\"\n\n[[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n"
+    );
+    std::fs::write(dir.join("proxy.toml"), config)?;
+    let mut child = Command::new(root.join("target/release/edgetls"))
+        .args(["proxy", "--config"])
+        .arg(dir.join("proxy.toml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .with_context(|| format!("edgetls proxy did not start: {line:?}"))?;
+    Ok(Server { child, addr })
+}
+
+fn nginx(dir: &Path, origin: SocketAddr) -> Result<Option<Server>> {
+    if Command::new("nginx").arg("-v").output().is_err() {
+        return Ok(None);
+    }
+    let port = free_port()?;
+    let d = dir.display();
+    let conf = format!(
+        "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx.err;\nevents {{ worker_connections 4096; }}\n\
+         http {{\n  access_log off;\n  upstream origin {{ server {origin}; }}\n  server {{\n    listen 127.0.0.1:{port} ssl;\n\
+         ssl_certificate {d}/cert.pem;\n    ssl_certificate_key {d}/key.pem;\n    ssl_protocols TLSv1.3;\n\
+         ssl_session_tickets on;\n    ssl_session_ticket_key {d}/tickets.nginx80;\n    ssl_session_cache off;\n\
+         location / {{ proxy_pass http://origin; }}\n  }}\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf)?;
+    let child = Command::new("nginx")
+        .args(["-p"])
+        .arg(dir)
+        .args(["-c"])
+        .arg(dir.join("nginx.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let until = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(addr).is_err() {
+        if Instant::now() > until {
+            bail!("nginx did not start (see {d}/nginx.err)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(Some(Server { child, addr }))
+}
+
+/// One load run: connections per second (wall), per server CPU second, latency p50/p99 (ms),
+/// and the share of resumed handshakes.
+struct Load {
+    per_cpu_second: f64,
+    per_second: f64,
+    p50: f64,
+    p99: f64,
+    resumed: f64,
+}
+
+fn load(server: &Server, resume: bool) -> Result<Load> {
+    let mut b = SslConnector::builder(SslMethod::tls_client())?;
+    b.set_verify(SslVerifyMode::NONE);
+    b.set_min_proto_version(Some(SslVersion::TLS1_3))?;
+    b.set_sigalgs_list("ecdsa_secp256r1_sha256")?;
+    let connector = b.build();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let addr = server.addr;
+    let running = Arc::new(AtomicBool::new(true));
+    let samples = Arc::new(Mutex::new(Vec::<(f64, bool)>::new()));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let (cpu0, t0, cpu1, t1) = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..CONCURRENCY {
+            let (c, running, samples, measuring) = (
+                connector.clone(),
+                Arc::clone(&running),
+                Arc::clone(&samples),
+                Arc::clone(&measuring),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut session: Option<SslSession> = None;
+                while running.load(Relaxed) {
+                    let t = Instant::now();
+                    if let Ok((s, reused)) =
+                        one(&c, addr, if resume { session.as_ref() } else { None }).await
+                    {
+                        if measuring.load(Relaxed) {
+                            samples
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push((t.elapsed().as_secs_f64() * 1e3, reused));
+                        }
+                        session = s;
+                    }
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        measuring.store(true, Relaxed);
+        let (cpu0, t0) = (cpu_of(server.child.id()), Instant::now());
+        tokio::time::sleep(Duration::from_secs_f64(SECONDS)).await;
+        measuring.store(false, Relaxed);
+        let (cpu1, t1) = (cpu_of(server.child.id()), Instant::now());
+        running.store(false, Relaxed);
+        for t in tasks {
+            let _ = t.await;
+        }
+        (cpu0, t0, cpu1, t1)
+    });
+    let mut s = std::mem::take(&mut *samples.lock().unwrap_or_else(|p| p.into_inner()));
+    if s.is_empty() {
+        bail!("no connection completed");
+    }
+    let n = s.len() as f64;
+    let resumed = s.iter().filter(|x| x.1).count() as f64 / n;
+    s.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let pct = |p: f64| s[((n - 1.0) * p) as usize].0;
+    Ok(Load {
+        per_cpu_second: n / (cpu1 - cpu0).max(1e-9),
+        per_second: n / (t1 - t0).as_secs_f64(),
+        p50: pct(0.5),
+        p99: pct(0.99),
+        resumed,
+    })
+}
+
+async fn one(
+    c: &SslConnector,
+    addr: SocketAddr,
+    session: Option<&SslSession>,
+) -> Result<(Option<SslSession>, bool)> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let mut ssl = c.configure()?.into_ssl("site.test")?;
+    if let Some(s) = session {
+        // SAFETY: the session comes from a connection of this same connector.
+        unsafe { ssl.set_session(s)? };
+    }
+    let mut tls = tokio_openssl::SslStream::new(ssl, tcp)?;
+    Pin::new(&mut tls)
+        .connect()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    tls.write_all(b"GET / HTTP/1.1\r\nhost: site.test\r\nconnection: close\r\n\r\n")
+        .await?;
+    let mut resp = Vec::new();
+    let _ = tls.read_to_end(&mut resp).await;
+    if !resp.ends_with(b"ok\n") {
+        bail!("bad answer");
+    }
+    let _ = tls.shutdown().await;
+    let reused = tls.ssl().session_reused();
+    Ok((tls.ssl().session().map(|s| s.to_owned()), reused))
+}
+
+pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
+    let status = Command::new("cargo")
+        .args(["build", "--release", "--quiet", "-p", "edgetls-proxy"])
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        bail!("building edgetls failed");
+    }
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let group = openssl::ec::EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+    let key = PKey::from_ec_key(openssl::ec::EcKey::generate(&group)?)?;
+    let cert = self_signed(&key)?;
+    std::fs::write(d.join("cert.pem"), cert.to_pem()?)?;
+    std::fs::write(d.join("key.pem"), key.private_key_to_pem_pkcs8()?)?;
+    std::fs::create_dir(d.join("certs"))?;
+    let mut bundle = cert.to_pem()?;
+    bundle.extend(key.private_key_to_pem_pkcs8()?);
+    std::fs::write(d.join("certs/site.pem"), bundle)?;
+    let tk = KeySet::new(vec![TicketKey::generate(KeySize::Aes256)?], 0)?;
+    std::fs::write(
+        d.join("tickets.haproxy"),
+        &*format::write(&tk, Format::Haproxy)?,
+    )?;
+    std::fs::write(
+        d.join("tickets.nginx80"),
+        &*format::write(&tk, Format::Nginx80)?,
+    )?;
+    let origin = origin()?;
+    let ours = edgetls(root, d, origin)?;
+    let theirs = nginx(d, origin)?;
+    let _ = writeln!(
+        report,
+        "## Proxy: edgetls against nginx (`cargo xtask bench --suite proxy`)\n\n\
+         {CONCURRENCY} concurrent clients (Rust, OpenSSL, two threads on the same cores), TLS 1.3 ECDSA P-256, \
+         `GET /` proxied to the same local origin, {SECONDS} s per round, median of 3 alternating rounds.\n\n\
+         | server | handshakes | per second of server CPU | per second (wall) | latency p50 | p99 | resumed |\n|---|---|---:|---:|---:|---:|---:|"
+    );
+    let mut ratios = Vec::new();
+    for resume in [false, true] {
+        let kind = if resume { "resumed" } else { "full" };
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            a.push(load(&ours, resume)?);
+            if let Some(n) = &theirs {
+                b.push(load(n, resume)?);
+            }
+        }
+        let pick = |v: &Vec<Load>| {
+            let m = median(v.iter().map(|l| l.per_cpu_second).collect());
+            v.iter()
+                .find(|l| l.per_cpu_second == m)
+                .map(|l| (l.per_cpu_second, l.per_second, l.p50, l.p99, l.resumed))
+        };
+        for (name, v) in [
+            ("edgetls proxy, 1 worker", &a),
+            ("nginx 1.22, worker_processes 1", &b),
+        ] {
+            if let Some((c, w, p50, p99, r)) = pick(v) {
+                let _ = writeln!(
+                    report,
+                    "| {name} | {kind} | {c:.0} | {w:.0} | {p50:.2} ms | {p99:.2} ms | {:.0}% |",
+                    r * 100.0
+                );
+            }
+        }
+        if let (Some(x), Some(y)) = (pick(&a), pick(&b)) {
+            ratios.push((kind, x.0 / y.0));
+        }
+    }
+    for (kind, r) in ratios {
+        let _ = writeln!(
+            report,
+            "\n{kind}: edgetls / nginx per server CPU second = **{r:.2}×** (target ≥ 1.0×)"
+        );
+    }
+    Ok(())
+}
