@@ -104,15 +104,16 @@ fn origin() -> Result<SocketAddr> {
     Ok(addr)
 }
 
-fn edgetls(root: &Path, dir: &Path, origin: SocketAddr) -> Result<Server> {
+fn edgetls(root: &Path, dir: &Path, origin: SocketAddr, workers: usize) -> Result<Server> {
     let config = format!(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[certificates]\nsources = [\"certs\"]\n\n\
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = {workers}\n\n[certificates]\nsources = [\"certs\"]\n\n\
          [tickets]\nfile = \"tickets.haproxy\"\nformat = \"haproxy\"\n\n[[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n"
     );
-    std::fs::write(dir.join("proxy.toml"), config)?;
+    let file = dir.join(format!("proxy-{workers}.toml"));
+    std::fs::write(&file, config)?;
     let mut child = Command::new(root.join("target/release/edgetls"))
         .args(["proxy", "--config"])
-        .arg(dir.join("proxy.toml"))
+        .arg(&file)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
@@ -161,6 +162,7 @@ fn nginx(dir: &Path, origin: SocketAddr) -> Result<Option<Server>> {
 /// One load run: connections per second (wall), per server CPU second, latency p50/p99 (ms),
 /// and the share of resumed handshakes.
 struct Load {
+    failed: usize,
     per_cpu_second: f64,
     per_second: f64,
     p50: f64,
@@ -181,30 +183,35 @@ fn load(server: &Server, resume: bool) -> Result<Load> {
     let addr = server.addr;
     let running = Arc::new(AtomicBool::new(true));
     let samples = Arc::new(Mutex::new(Vec::<(f64, bool)>::new()));
+    let failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let measuring = Arc::new(AtomicBool::new(false));
     let (cpu0, t0, cpu1, t1) = rt.block_on(async {
         let mut tasks = Vec::new();
         for _ in 0..CONCURRENCY {
-            let (c, running, samples, measuring) = (
+            let (c, running, samples, measuring, failed) = (
                 connector.clone(),
                 Arc::clone(&running),
                 Arc::clone(&samples),
                 Arc::clone(&measuring),
+                Arc::clone(&failed),
             );
             tasks.push(tokio::spawn(async move {
                 let mut session: Option<SslSession> = None;
                 while running.load(Relaxed) {
                     let t = Instant::now();
-                    if let Ok((s, reused)) =
-                        one(&c, addr, if resume { session.as_ref() } else { None }).await
-                    {
-                        if measuring.load(Relaxed) {
-                            samples
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .push((t.elapsed().as_secs_f64() * 1e3, reused));
+                    match one(&c, addr, if resume { session.as_ref() } else { None }).await {
+                        Ok((s, reused)) => {
+                            if measuring.load(Relaxed) {
+                                samples
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .push((t.elapsed().as_secs_f64() * 1e3, reused));
+                            }
+                            session = s;
                         }
-                        session = s;
+                        Err(_) => {
+                            failed.fetch_add(1, Relaxed);
+                        }
                     }
                 }
             }));
@@ -230,6 +237,7 @@ fn load(server: &Server, resume: bool) -> Result<Load> {
     s.sort_by(|a, b| a.0.total_cmp(&b.0));
     let pct = |p: f64| s[((n - 1.0) * p) as usize].0;
     Ok(Load {
+        failed: failed.load(Relaxed),
         per_cpu_second: n / (cpu1 - cpu0).max(1e-9),
         per_second: n / (t1 - t0).as_secs_f64(),
         p50: pct(0.5),
@@ -296,7 +304,7 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
         &*format::write(&tk, Format::Nginx80)?,
     )?;
     let origin = origin()?;
-    let ours = edgetls(root, d, origin)?;
+    let ours = edgetls(root, d, origin, 1)?;
     let theirs = nginx(d, origin)?;
     let _ = writeln!(
         report,
@@ -343,5 +351,61 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
             "\n{kind}: edgetls / nginx per server CPU second = **{r:.2}×** (target ≥ 1.0×)"
         );
     }
+    drop(theirs);
+    reloads(root, d, origin, ours, report)
+}
+
+/// Full handshakes on 1 and then 2 workers while certificates, policy and ticket keys are
+/// reloaded (SIGHUP) every 100 ms: server CPU per handshake, and connections that failed.
+fn reloads(
+    root: &Path,
+    d: &Path,
+    origin: SocketAddr,
+    one_worker: Server,
+    report: &mut String,
+) -> Result<()> {
+    let two = edgetls(root, d, origin, 2)?;
+    let mut rows = Vec::new();
+    let mut all_reloads = 0;
+    for (name, server) in [("1 worker", &one_worker), ("2 workers", &two)] {
+        let mut per_cpu = Vec::new();
+        let mut failed = 0;
+        for _ in 0..3 {
+            let stop = Arc::new(AtomicBool::new(false));
+            let (pid, s) = (server.child.id(), Arc::clone(&stop));
+            let hup = std::thread::spawn(move || {
+                let mut n = 0;
+                while !s.load(Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    let _ = Command::new("kill")
+                        .args(["-HUP", &pid.to_string()])
+                        .status();
+                    n += 1;
+                }
+                n
+            });
+            let l = load(server, false)?;
+            stop.store(true, Relaxed);
+            all_reloads += hup.join().unwrap_or(0);
+            per_cpu.push(l.per_cpu_second);
+            failed += l.failed;
+        }
+        rows.push((name, median(per_cpu), failed));
+    }
+    let ratio = rows[0].1 / rows[1].1;
+    let _ = writeln!(
+        report,
+        "\n### Two workers while reloading every 100 ms (SIGHUP: certificates, policy, ticket keys, routes)\n\n\
+         | edgetls proxy | full handshakes per second of server CPU (median of 3) | failed connections |\n|---|---:|---:|"
+    );
+    for (name, c, f) in &rows {
+        let _ = writeln!(report, "| {name} | {c:.0} | {f} |");
+    }
+    let _ = writeln!(
+        report,
+        "\nServer CPU per handshake, 2 workers / 1 worker: **{ratio:.2}×** (target ≤ 1.1×); \
+         {all_reloads} reloads during the runs; **{} connections failed** (target 0).",
+        rows.iter().map(|r| r.2).sum::<usize>()
+    );
     Ok(())
 }
