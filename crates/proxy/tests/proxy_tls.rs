@@ -124,6 +124,7 @@ fn tls_origins_tunnels_tickets_client_certs_and_keyless() {
 listen = ["127.0.0.1:0"]
 workers = 1
 metrics = "127.0.0.1:0"
+idle_timeout = "1s"
 
 [certificates]
 sources = ["{multicert}", "{keyless}"]

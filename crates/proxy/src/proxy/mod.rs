@@ -118,6 +118,8 @@ fn setup(config: Config) -> Result<Shared, CliError> {
         // Remote keys: a handshake waiting for the key server pauses; the worker goes on.
         enable_async(&mut b);
     }
+    // Idle connections give their read and write buffers back (≈ 34 KiB each otherwise).
+    b.set_mode(openssl::ssl::SslMode::RELEASE_BUFFERS);
     let base = b.build().into_context();
     let origins = Origins::build(&config.routes)?;
     let limit = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
@@ -142,6 +144,7 @@ fn start(args: &ProxyArgs) -> Result<ExitCode, CliError> {
         println!("edgetls proxy: {} is valid", args.config.display());
         return Ok(ExitCode::SUCCESS);
     }
+    raise_fd_limit();
     let addrs = worker::resolve_ports(&listen)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut threads = Vec::new();
@@ -178,6 +181,21 @@ fn start(args: &ProxyArgs) -> Result<ExitCode, CliError> {
     eprintln!("edgetls proxy: stopped ({left} connections still open)");
     drop(threads);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each connection holds two descriptors (client and origin): take the hard limit.
+fn raise_fd_limit() {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: reads and writes this process's limit through a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
 }
 
 /// Waits for SIGTERM/SIGINT; reloads on SIGHUP.

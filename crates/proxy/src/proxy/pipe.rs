@@ -27,11 +27,15 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; 16 * 1024];
+    // A small buffer in the task until data flows, then a larger one on the heap: most
+    // connections are idle most of the time, and an idle connection should cost little memory.
+    let mut small = [0u8; 512];
+    let mut big: Vec<u8> = Vec::new();
     let mut total = 0u64;
     loop {
+        let buf: &mut [u8] = if big.is_empty() { &mut small } else { &mut big };
         let n = loop {
-            match tokio::time::timeout_at(last.get() + idle, r.read(&mut buf)).await {
+            match tokio::time::timeout_at(last.get() + idle, r.read(buf)).await {
                 Ok(Ok(n)) => break n,
                 Ok(Err(_)) => break 0,
                 // The other direction may have moved bytes meanwhile: wait on.
@@ -49,6 +53,9 @@ where
         last.set(Instant::now());
         if w.write_all(&buf[..n]).await.is_err() || w.flush().await.is_err() {
             return total;
+        }
+        if n == buf.len() && big.is_empty() {
+            big = vec![0u8; 16 * 1024];
         }
         total += n as u64;
     }

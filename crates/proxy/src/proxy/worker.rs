@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// Ports chosen for `:0` addresses (so every worker binds the same port).
@@ -172,10 +173,21 @@ async fn connection(shared: &Shared, tcp: TcpStream) -> Result<(), String> {
         shared.metrics.no_route.fetch_add(1, Relaxed);
         return Err(format!("{peer}: no route for {sni:?}"));
     };
-    let origin = routes.1.connect(route).await.map_err(|e| {
+    // The origin is connected when the client sends its first bytes (TLS-terminated
+    // protocols here are client-first): an idle client holds no origin connection.
+    let mut tls = tls;
+    let mut first = [0u8; 1024];
+    let n = match tokio::time::timeout(idle, tls.read(&mut first)).await {
+        Ok(Ok(n)) if n > 0 => n,
+        _ => return Ok(()),
+    };
+    let mut origin = routes.1.connect(route).await.map_err(|e| {
         shared.metrics.origin_failures.fetch_add(1, Relaxed);
         format!("{peer}: {e}")
     })?;
+    if origin.write_all(&first[..n]).await.is_err() {
+        return Ok(());
+    }
     pipe(tls, origin, idle).await;
     Ok(())
 }
