@@ -109,8 +109,9 @@ impl CertStore {
         Watcher { stop, thread }
     }
 
-    /// A digest of the metadata of every file the store depends on.
-    fn fingerprint(&self) -> [u8; 32] {
+    /// A digest of the metadata (name, size, modification time) of every file the store
+    /// depends on: it changes when any of them does (for callers with their own watch loop).
+    pub fn fingerprint(&self) -> [u8; 32] {
         let mut h = openssl::sha::Sha256::new();
         let mut add = |path: &std::path::Path| {
             h.update(path.as_os_str().as_encoded_bytes());

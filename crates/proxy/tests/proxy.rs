@@ -162,3 +162,94 @@ origin = "{a}"
         p.stderr.lock().unwrap()
     );
 }
+
+/// An origin that answers with `chunks` KiB, one every 50 ms.
+fn slow_origin(chunks: usize) -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 1024];
+                let _ = c.read(&mut buf);
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n",
+                    chunks * 1024
+                );
+                for _ in 0..chunks {
+                    if c.write_all(&[b'x'; 1024]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn served_cert(addr: std::net::SocketAddr, name: &str) -> Vec<u8> {
+    let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client()).unwrap();
+    b.set_verify(openssl::ssl::SslVerifyMode::NONE);
+    let tls = b
+        .build()
+        .connect(name, TcpStream::connect(addr).unwrap())
+        .unwrap();
+    tls.ssl().peer_certificate().unwrap().to_der().unwrap()
+}
+
+#[test]
+fn a_changed_certificate_file_is_served_while_a_long_transfer_stays_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let multicert = pki(dir.path());
+    let other = tempfile::tempdir().unwrap();
+    pki(other.path()); // same names, another CA and other keys
+    let origin = slow_origin(60);
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[certificates]\nsources = [\"{}\"]\n\n[[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n",
+        multicert.display()
+    );
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(&path, config).unwrap();
+    let p = start(&path);
+    let name = "site000004.demo.test";
+    let before = served_cert(p.addr, name);
+
+    // A 60 KiB answer arriving over 3 s.
+    let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client()).unwrap();
+    b.set_verify(openssl::ssl::SslVerifyMode::NONE);
+    let mut long = b
+        .build()
+        .connect(name, TcpStream::connect(p.addr).unwrap())
+        .unwrap();
+    long.write_all(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 512];
+    let n = long.read(&mut first).unwrap();
+    assert!(n > 0);
+
+    // The certificate file changes: the proxy notices by itself and serves the new one.
+    let file = format!("certs/{name}.pem");
+    std::fs::copy(other.path().join(&file), dir.path().join(&file)).unwrap();
+    assert!(
+        eventually(Duration::from_secs(8), || p
+            .stderr
+            .lock()
+            .unwrap()
+            .contains("reloaded (file change)")),
+        "{}",
+        p.stderr.lock().unwrap()
+    );
+    let after = served_cert(p.addr, name);
+    assert_ne!(before, after, "the new certificate is served");
+
+    // The transfer that started before the reload completes, every byte of it.
+    let mut rest = Vec::new();
+    long.read_to_end(&mut rest).unwrap_or(0);
+    let mut all = first[..n].to_vec();
+    all.extend_from_slice(&rest);
+    let body = all.split(|b| *b == b'\n').next_back().unwrap().to_vec();
+    assert_eq!(body.len(), 60 * 1024, "the long transfer stayed up");
+}

@@ -166,6 +166,7 @@ fn start(args: &ProxyArgs) -> Result<ExitCode, CliError> {
         })?;
         println!("edgetls proxy: metrics on http://{bound}/metrics");
     }
+    watch(args.config.clone(), Arc::clone(&shared));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -181,6 +182,62 @@ fn start(args: &ProxyArgs) -> Result<ExitCode, CliError> {
     eprintln!("edgetls proxy: stopped ({left} connections still open)");
     drop(threads);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reloads when a file changes: the configuration, the policy, the ticket keys or any file of
+/// the certificate sources (looked at every 2 s).
+fn watch(path: PathBuf, shared: Arc<Shared>) {
+    let stamp = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()))
+    };
+    let file = path.clone();
+    let look = move |shared: &Shared| {
+        let routes = shared.routes.load();
+        let c = &routes.0;
+        let files: Vec<_> = std::iter::once(file.clone())
+            .chain(c.policy.clone())
+            .chain(c.tickets.as_ref().map(|t| t.0.clone()))
+            .map(|p| stamp(&p))
+            .collect();
+        (files, shared.certs.fingerprint())
+    };
+    let config = path.clone();
+    let _ = std::thread::Builder::new()
+        .name("edgetls-watch".into())
+        .spawn(move || {
+            let mut seen = look(&shared);
+            loop {
+                std::thread::sleep(Duration::from_secs(2));
+                let now = look(&shared);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                report_reload(&shared, reload(&config, &shared), "file change");
+            }
+        });
+}
+
+fn report_reload(shared: &Shared, r: Result<String, CliError>, why: &str) {
+    match r {
+        Ok(summary) => {
+            shared.metrics.reloads_ok.fetch_add(1, Relaxed);
+            eprintln!("edgetls proxy: reloaded ({why}): {summary}");
+        }
+        Err(e) => {
+            shared.metrics.reloads_failed.fetch_add(1, Relaxed);
+            *shared
+                .metrics
+                .last_reload_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+            eprintln!(
+                "edgetls proxy: reload failed ({why}), the previous configuration keeps serving: {e}"
+            );
+        }
+    }
 }
 
 /// Each connection holds two descriptors (client and origin): take the hard limit.
@@ -209,17 +266,7 @@ async fn signals(path: &std::path::Path, shared: &Shared) -> Result<(), CliError
     );
     loop {
         tokio::select! {
-            _ = hup.recv() => match reload(path, shared) {
-                Ok(summary) => {
-                    shared.metrics.reloads_ok.fetch_add(1, Relaxed);
-                    eprintln!("edgetls proxy: reloaded: {summary}");
-                }
-                Err(e) => {
-                    shared.metrics.reloads_failed.fetch_add(1, Relaxed);
-                    *shared.metrics.last_reload_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
-                    eprintln!("edgetls proxy: reload failed, the previous configuration keeps serving: {e}");
-                }
-            },
+            _ = hup.recv() => report_reload(shared, reload(path, shared), "SIGHUP"),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
