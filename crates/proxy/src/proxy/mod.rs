@@ -52,7 +52,7 @@ pub(crate) fn run(args: &ProxyArgs) -> ExitCode {
     match start(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("edgetls proxy: {e}");
+            tracing::debug!("{e}");
             ExitCode::from(2)
         }
     }
@@ -86,7 +86,7 @@ fn setup(config: Config) -> Result<Shared, CliError> {
         .collect::<Result<Vec<_>, _>>()?;
     let (certs, report) = CertStore::load(sources, opts)?;
     for p in &report.problems {
-        eprintln!("edgetls proxy: {p}");
+        tracing::warn!("{p}");
     }
     let certs = Arc::new(certs);
     let tickets = match &config.tickets {
@@ -137,6 +137,15 @@ fn setup(config: Config) -> Result<Shared, CliError> {
 }
 
 fn start(args: &ProxyArgs) -> Result<ExitCode, CliError> {
+    // Logs on stderr; RUST_LOG overrides the level (e.g. RUST_LOG=debug shows every failed
+    // connection with its peer and reason).
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
     let config = Config::load(&args.config)?;
     let (listen, workers, metrics_addr) = (config.listen.clone(), config.workers, config.metrics);
     let shared = Arc::new(setup(config)?);
@@ -179,7 +188,7 @@ fn start(args: &ProxyArgs) -> Result<ExitCode, CliError> {
         std::thread::sleep(Duration::from_millis(20));
     }
     let left = shared.active.load(Relaxed);
-    eprintln!("edgetls proxy: stopped ({left} connections still open)");
+    tracing::info!("stopped ({left} connections still open)");
     drop(threads);
     Ok(ExitCode::SUCCESS)
 }
@@ -224,7 +233,7 @@ fn report_reload(shared: &Shared, r: Result<String, CliError>, why: &str) {
     match r {
         Ok(summary) => {
             shared.metrics.reloads_ok.fetch_add(1, Relaxed);
-            eprintln!("edgetls proxy: reloaded ({why}): {summary}");
+            tracing::info!("reloaded ({why}): {summary}");
         }
         Err(e) => {
             shared.metrics.reloads_failed.fetch_add(1, Relaxed);
@@ -233,9 +242,7 @@ fn report_reload(shared: &Shared, r: Result<String, CliError>, why: &str) {
                 .last_reload_error
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
-            eprintln!(
-                "edgetls proxy: reload failed ({why}), the previous configuration keeps serving: {e}"
-            );
+            tracing::error!("reload failed ({why}), the previous configuration keeps serving: {e}");
         }
     }
 }
@@ -271,7 +278,7 @@ async fn signals(path: &std::path::Path, shared: &Shared) -> Result<(), CliError
             _ = int.recv() => break,
         }
     }
-    eprintln!("edgetls proxy: draining");
+    tracing::info!("draining");
     Ok(())
 }
 

@@ -83,7 +83,7 @@ pub(crate) fn spawn(
                                 r = l.accept() => match r {
                                     Ok((tcp, _)) => accepted(&shared, tcp),
                                     Err(e) => {
-                                        eprintln!("edgetls proxy: accept failed: {e}");
+                                        tracing::warn!("accept failed: {e}");
                                         tokio::time::sleep(Duration::from_millis(50)).await;
                                     }
                                 },
@@ -112,7 +112,7 @@ fn accepted(shared: &Arc<Shared>, tcp: TcpStream) {
     let shared = Arc::clone(shared);
     tokio::task::spawn_local(async move {
         if let Err(e) = connection(&shared, tcp).await {
-            eprintln!("edgetls proxy: {e}");
+            tracing::debug!("{e}");
         }
         shared.active.fetch_sub(1, Relaxed);
         drop(permit);
