@@ -271,6 +271,8 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         crate::bench_tickets::run(&mut report)?;
         report.push('\n');
         crate::bench_policy::run(&mut report)?;
+        report.push('\n');
+        crate::bench_proxy::run(&root, &mut report)?;
     }
     let out = root.join("target/benchmarks-certstore.md");
     std::fs::write(&out, &report)?;
