@@ -253,3 +253,40 @@ fn a_changed_certificate_file_is_served_while_a_long_transfer_stays_up() {
     let body = all.split(|b| *b == b'\n').next_back().unwrap().to_vec();
     assert_eq!(body.len(), 60 * 1024, "the long transfer stayed up");
 }
+
+#[test]
+fn check_validates_the_configuration_and_names_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let multicert = pki(dir.path());
+    let good = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n\n[certificates]\nsources = [\"{}\"]\n\n[[routes]]\nfqdn = \"*\"\norigin = \"127.0.0.1:9\"\n",
+        multicert.display()
+    );
+    let path = dir.path().join("proxy.toml");
+    let check = |text: &str| {
+        std::fs::write(&path, text).unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_edgetls"))
+            .args(["proxy", "--check", "--config", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (o.status.code(), text_of(&o.stdout), text_of(&o.stderr))
+    };
+    let (code, out, err) = check(&good);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("is valid"), "{out}");
+    for (broken, want) in [
+        (good.replace("origin = \"127.0.0.1:9\"", "origin = \"nowhere\""), "proxy.toml:7: routes.origin"),
+        (good.replace("fqdn = \"*\"", "fqdn = \"*\"\nverify = \"full\""), "proxy.toml:7: routes.tls"),
+        (good.replace("[server]\n", "[server]\nidle_timeout = \"soon\"\n"), "proxy.toml:2: server.idle_timeout"),
+        (good.replace("listen", "listn"), "proxy.toml"),
+        (good.replace("[[routes]]\nfqdn = \"*\"\norigin = \"127.0.0.1:9\"\n", "[[routes]]\nfqdn = \"*\"\norigin = \"127.0.0.1:9\"\ntls = true\nverify = \"full\"\n"), "routes.ca"),
+    ] {
+        let (code, _, err) = check(&broken);
+        assert_eq!(code, Some(2), "{broken}");
+        assert!(err.contains(want), "want {want:?} in {err}");
+    }
+}
+
+fn text_of(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}

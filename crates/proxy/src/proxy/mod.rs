@@ -52,7 +52,7 @@ pub(crate) fn run(args: &ProxyArgs) -> ExitCode {
     match start(args) {
         Ok(code) => code,
         Err(e) => {
-            tracing::debug!("{e}");
+            eprintln!("edgetls proxy: {e}");
             ExitCode::from(2)
         }
     }
