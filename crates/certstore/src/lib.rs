@@ -56,6 +56,6 @@ pub use snapshot::{Selected, Snapshot};
 pub use source::{EntrySpec, Source, SourceOptions};
 pub use ssl::{
     Materialized, SslCache, apply_certificate, client_hello_server_name, local_addr_index,
-    materialize, servername_callback,
+    materialize, server_name_extension, servername_callback,
 };
 pub use store::{CertStore, Watcher};

@@ -354,12 +354,13 @@ pub fn client_hello_server_name(ssl: &SslRef) -> Option<String> {
         {
             return None;
         }
-        server_name(std::slice::from_raw_parts(p, len))
+        server_name_extension(std::slice::from_raw_parts(p, len))
     }
 }
 
-/// The host name in a ClientHello's server_name extension (RFC 6066), if well formed.
-fn server_name(ext: &[u8]) -> Option<String> {
+/// The host name (lowercased) in the body of a ClientHello's server_name extension
+/// (RFC 6066), if well formed: for code that reads ClientHellos itself.
+pub fn server_name_extension(ext: &[u8]) -> Option<String> {
     let list = ext.get(2..)?;
     let len = usize::from(u16::from_be_bytes([*ext.first()?, *ext.get(1)?]));
     let list = list.get(..len)?;
@@ -374,7 +375,7 @@ fn server_name(ext: &[u8]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::server_name;
+    use super::server_name_extension as server_name;
 
     #[test]
     fn server_name_extension_parsing_survives_any_input() {

@@ -16,6 +16,7 @@ pub struct Policy {
     any: Vec<u32>,
     profiles: usize,
     contexts_per_thread: usize,
+    tunnels: bool,
 }
 
 /// Longest server name looked up without allocating (DNS names are at most 253 bytes).
@@ -56,12 +57,13 @@ impl Policy {
             }
         }
         Ok(Policy {
-            rules,
             exact,
             wildcard,
             any,
             profiles: profiles.len(),
             contexts_per_thread: env.contexts_per_thread,
+            tunnels: rules.iter().any(|r| r.tunnel.is_some()),
+            rules,
         })
     }
 
@@ -70,8 +72,9 @@ impl Policy {
     }
 
     /// Whether any rule passes connections through untouched (they must be routed before TLS).
+    /// Decided at build: servers ask for every connection.
     pub fn has_tunnels(&self) -> bool {
-        self.rules.iter().any(|r| r.tunnel.is_some())
+        self.tunnels
     }
 
     /// Per-thread bound of contexts built per (certificate entry, settings).

@@ -49,6 +49,11 @@ pub(crate) struct Profile {
     pub(crate) ctx: SslContext,
     settings: Settings,
     env: Env,
+    conn: PerConnection,
+}
+
+/// What a context switch does not carry: set on each connection.
+struct PerConnection {
     min: Option<SslVersion>,
     max: Option<SslVersion>,
     verify: SslVerifyMode,
@@ -61,9 +66,9 @@ pub(crate) struct Profile {
 impl std::fmt::Debug for Profile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Profile")
-            .field("min", &self.min)
-            .field("max", &self.max)
-            .field("verify", &self.verify)
+            .field("min", &self.conn.min)
+            .field("max", &self.conn.max)
+            .field("verify", &self.conn.verify)
             .finish_non_exhaustive()
     }
 }
@@ -87,12 +92,12 @@ fn npn_index() -> Result<NpnIndex, openssl::error::ErrorStack> {
 impl Profile {
     /// The context for `s`; errors are messages for the rule that asked for it.
     pub(crate) fn build(s: &Settings, env: &Env) -> Result<Profile, String> {
-        let (ctx, parts) = Profile::context(s, env, None)?;
+        let (ctx, conn) = Profile::context(s, env, None)?;
         Ok(Profile {
             ctx,
             settings: s.clone(),
             env: env.clone(),
-            ..parts
+            conn,
         })
     }
 
@@ -108,7 +113,7 @@ impl Profile {
         s: &Settings,
         env: &Env,
         certs: Option<&edgetls_certstore::Materialized>,
-    ) -> Result<(SslContext, Profile), String> {
+    ) -> Result<(SslContext, PerConnection), String> {
         fn ossl(what: &'static str) -> impl Fn(openssl::error::ErrorStack) -> String {
             move |e| format!("{what}: {e}")
         }
@@ -206,13 +211,9 @@ impl Profile {
             Some(g) => Some(CString::new(g.as_str()).map_err(|_| "groups: NUL byte".to_string())?),
             None => None,
         };
-        let ctx = b.build().into_context();
         Ok((
-            ctx.clone(),
-            Profile {
-                ctx,
-                settings: Settings::default(),
-                env: Env::default(),
+            b.build().into_context(),
+            PerConnection {
                 min,
                 max,
                 verify,
@@ -237,14 +238,14 @@ impl Profile {
         ctx: &SslContext,
     ) -> Result<(), openssl::error::ErrorStack> {
         ssl.set_ssl_context(ctx)?;
-        ssl.set_min_proto_version(self.min)?;
-        ssl.set_max_proto_version(self.max)?;
-        ssl.set_verify(self.verify);
-        if let Some(d) = self.depth {
+        ssl.set_min_proto_version(self.conn.min)?;
+        ssl.set_max_proto_version(self.conn.max)?;
+        ssl.set_verify(self.conn.verify);
+        if let Some(d) = self.conn.depth {
             // SAFETY: sets an integer on a live SSL.
             unsafe { ffi::SSL_set_verify_depth(ssl.as_ptr(), d as c_int) };
         }
-        if let Some(g) = &self.groups {
+        if let Some(g) = &self.conn.groups {
             // SAFETY: SSL_set1_groups_list copies the NUL-terminated list; the SSL is live.
             let ok = unsafe {
                 openssl_sys::SSL_ctrl(
@@ -258,9 +259,9 @@ impl Profile {
                 return Err(openssl::error::ErrorStack::get());
             }
         }
-        if self.tickets_off {
+        if self.conn.tickets_off {
             edgetls_tickets::disable_for(ssl).map_err(|_| openssl::error::ErrorStack::get())?;
-        } else if let Some(n) = self.tls13_tickets {
+        } else if let Some(n) = self.conn.tls13_tickets {
             ssl.set_num_tickets(n)?;
         }
         Ok(())

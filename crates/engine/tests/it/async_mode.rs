@@ -1,7 +1,7 @@
 //! Async mode under delay, faults and disconnects.
 
-use crate::common::{Mode, connector, context, handshake, handshake_with, keyless, serve};
-use edgetls_engine::{KeylessKey, RemoteKey, stats};
+use crate::common::{Mode, connector, context, handshake, handshake_with, remote, serve};
+use edgetls_engine::stats;
 use edgetls_keyless_testkit::{setup, site_cert, start, start_on};
 use edgetls_keyserver::{Authz, ServerOptions};
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode, SslVersion};
@@ -33,11 +33,7 @@ fn two_hundred_handshakes_at_50ms_on_one_thread_overlap() {
     let _g = crate::serial();
     let (pki, keys) = setup();
     let ks = start(&pki, Authz::open(), delayed(Duration::from_millis(50)));
-    let remote: Arc<dyn RemoteKey> = Arc::new(KeylessKey::new(keyless(
-        &pki,
-        ks.addr,
-        Duration::from_secs(5),
-    )));
+    let remote = remote(&pki, ks.addr, Duration::from_secs(5));
     let cert = site_cert(&pki, &keys.p256, &["p256.test"]);
     // One server thread: `serve` runs every connection on a single current-thread runtime.
     let tls = serve(context(&cert, remote, Mode::Async), Mode::Async);
@@ -69,11 +65,7 @@ fn key_server_killed_mid_handshake_then_back() {
     let (pki, keys) = setup();
     let ks = start(&pki, Authz::open(), delayed(Duration::from_millis(400)));
     let ks_addr = ks.addr;
-    let remote: Arc<dyn RemoteKey> = Arc::new(KeylessKey::new(keyless(
-        &pki,
-        ks_addr,
-        Duration::from_millis(1500),
-    )));
+    let remote = remote(&pki, ks_addr, Duration::from_millis(1500));
     let cert = site_cert(&pki, &keys.p256, &["p256.test"]);
     let tls = serve(
         context(&cert, Arc::clone(&remote), Mode::Async),
@@ -143,11 +135,7 @@ fn clients_leaving_while_jobs_are_paused_crash_nothing_and_leak_nothing() {
     let _g = crate::serial();
     let (pki, keys) = setup();
     let ks = start(&pki, Authz::open(), delayed(Duration::from_millis(30)));
-    let remote: Arc<dyn RemoteKey> = Arc::new(KeylessKey::new(keyless(
-        &pki,
-        ks.addr,
-        Duration::from_secs(2),
-    )));
+    let remote = remote(&pki, ks.addr, Duration::from_secs(2));
     let cert = site_cert(&pki, &keys.p256, &["p256.test"]);
     let tls = serve(context(&cert, remote, Mode::Async), Mode::Async);
     let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
@@ -190,11 +178,7 @@ fn a_remote_timeout_fails_the_handshake_by_the_deadline_with_the_reason() {
     let (pki, keys) = setup();
     // The key server answers after 600 ms; the client gives up after 200 ms.
     let slow = start(&pki, Authz::open(), delayed(Duration::from_millis(600)));
-    let remote: Arc<dyn RemoteKey> = Arc::new(KeylessKey::new(keyless(
-        &pki,
-        slow.addr,
-        Duration::from_millis(200),
-    )));
+    let remote = remote(&pki, slow.addr, Duration::from_millis(200));
     let cert = site_cert(&pki, &keys.p256, &["p256.test"]);
     let ctx = context(&cert, remote, Mode::Async);
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -162,6 +162,13 @@ pub fn handshake_with(
     Ok(got)
 }
 
+/// The remote key of `server`'s keys, through a keyless client as "edge-1".
+pub fn remote(pki: &Pki, server: SocketAddr, timeout: Duration) -> Arc<dyn RemoteKey> {
+    Arc::new(edgetls_engine::KeylessKey::new(keyless(
+        pki, server, timeout,
+    )))
+}
+
 /// A keyless client of `server` as "edge-1".
 pub fn keyless(pki: &Pki, server: SocketAddr, timeout: Duration) -> Arc<KeylessClient> {
     let mut c = ClientConfig::new(

@@ -1,7 +1,7 @@
 //! Every protocol and algorithm combination, both modes, with the opcode the key server saw.
 
-use crate::common::{Mode, context, handshake, keyless, serve};
-use edgetls_engine::{KeylessKey, LocalSigner, RemoteKey};
+use crate::common::{Mode, context, handshake, remote, serve};
+use edgetls_engine::{LocalSigner, RemoteKey};
 use edgetls_keyless_proto::Opcode;
 use edgetls_keyless_testkit::{setup, site_cert, start};
 use edgetls_keyserver::{Authz, ServerOptions};
@@ -65,11 +65,7 @@ fn every_combination(mode: Mode) {
     let _g = crate::serial();
     let (pki, keys) = setup();
     let ks = start(&pki, Authz::open(), ServerOptions::default());
-    let remote: Arc<dyn RemoteKey> = Arc::new(KeylessKey::new(keyless(
-        &pki,
-        ks.addr,
-        Duration::from_secs(2),
-    )));
+    let remote = remote(&pki, ks.addr, Duration::from_secs(2));
     for (key, name, cases) in [
         (&keys.rsa, "rsa.test", RSA_CASES),
         (&keys.p256, "p256.test", P256_CASES),
@@ -160,11 +156,7 @@ fn a_key_the_server_does_not_hold_fails_that_handshake_only() {
     let _g = crate::serial();
     let (pki, keys) = setup();
     let ks = start(&pki, Authz::open(), ServerOptions::default());
-    let remote: Arc<dyn RemoteKey> = Arc::new(KeylessKey::new(keyless(
-        &pki,
-        ks.addr,
-        Duration::from_secs(2),
-    )));
+    let remote = remote(&pki, ks.addr, Duration::from_secs(2));
     // A key the key server does not have: KEY_NOT_FOUND, an alert, the server lives on.
     let stranger = openssl::pkey::PKey::from_ec_key(
         openssl::ec::EcKey::generate(

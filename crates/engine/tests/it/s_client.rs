@@ -1,7 +1,6 @@
 //! `openssl s_client` against remote-key servers, both modes.
 
-use crate::common::{Mode, context, keyless, serve};
-use edgetls_engine::{KeylessKey, RemoteKey};
+use crate::common::{Mode, context, remote, serve};
 use edgetls_keyless_testkit::{setup, site_cert, start};
 use edgetls_keyserver::{Authz, ServerOptions};
 use std::process::{Command, Stdio};
@@ -43,11 +42,7 @@ fn s_client_verifies_remote_key_handshakes() {
     let _g = crate::serial();
     let (pki, keys) = setup();
     let ks = start(&pki, Authz::open(), ServerOptions::default());
-    let remote: Arc<dyn RemoteKey> = Arc::new(KeylessKey::new(keyless(
-        &pki,
-        ks.addr,
-        Duration::from_secs(2),
-    )));
+    let remote = remote(&pki, ks.addr, Duration::from_secs(2));
     let ca = pki.path("ca.pem");
     for mode in [Mode::Blocking, Mode::Async] {
         let rsa = serve(

@@ -1,8 +1,8 @@
 //! Certificate-store entries without a private key, served with the key server's key.
 
-use crate::common::{Mode, handshake, keyless, serve};
+use crate::common::{Mode, handshake, remote, serve};
 use edgetls_certstore::{CertStore, LoadOptions, Source, servername_callback};
-use edgetls_engine::{KeylessKey, RemoteKey, StoreKeys, enable_async};
+use edgetls_engine::{StoreKeys, enable_async};
 use edgetls_keyless_proto::Opcode;
 use edgetls_keyless_testkit::{setup, site_cert, start};
 use edgetls_keyserver::{Authz, ServerOptions};
@@ -15,11 +15,7 @@ fn certificates_without_keys_are_served_with_the_key_servers_keys() {
     let _g = crate::serial();
     let (pki, keys) = setup();
     let ks = start(&pki, Authz::open(), ServerOptions::default());
-    let remote: Arc<dyn RemoteKey> = Arc::new(KeylessKey::new(keyless(
-        &pki,
-        ks.addr,
-        Duration::from_secs(2),
-    )));
+    let remote = remote(&pki, ks.addr, Duration::from_secs(2));
     // Two certificates alone (their keys are on the key server) and one with a local key.
     let dir = tempfile::tempdir().unwrap();
     for (key, name) in [(&keys.rsa, "rsa.test"), (&keys.p256, "p256.test")] {

@@ -29,13 +29,7 @@ pub(crate) fn client_hello_sni(record: &[u8]) -> Option<String> {
         let n = usize::from(u16::from_be_bytes([ext[2], ext[3]]));
         let data = ext.get(4..4 + n)?;
         if kind == 0 {
-            // server_name: list length (2), type (1) = 0, name length (2), name.
-            let name_len = usize::from(u16::from_be_bytes([*data.get(3)?, *data.get(4)?]));
-            if *data.get(2)? != 0 {
-                return None;
-            }
-            let name = data.get(5..5 + name_len)?;
-            return std::str::from_utf8(name).ok().map(str::to_ascii_lowercase);
+            return edgetls_certstore::server_name_extension(data);
         }
         ext = &ext[4 + n..];
     }
