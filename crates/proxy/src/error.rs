@@ -31,8 +31,6 @@ pub(crate) enum CliError {
     },
     #[error("{0}")]
     Setup(String),
-    #[error("connection from {peer}: {message}")]
-    Connection { peer: String, message: String },
 }
 
 impl CliError {

@@ -30,7 +30,7 @@ enum Command {
     /// Session-ticket key files: generate them, inspect them.
     #[command(subcommand)]
     Tickets(tickets::TicketsCommand),
-    /// Generate a throwaway PKI with many names, load it, and serve TLS with it.
+    /// The whole stack on this machine: a throwaway PKI, a key server, origins and the proxy.
     Demo(demo::DemoArgs),
 }
 

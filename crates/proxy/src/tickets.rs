@@ -44,7 +44,7 @@ pub(crate) fn run(cmd: TicketsCommand) -> ExitCode {
     }
 }
 
-fn generate(format: Format, count: usize, out: Option<PathBuf>) -> Result<(), CliError> {
+pub(crate) fn generate(format: Format, count: usize, out: Option<PathBuf>) -> Result<(), CliError> {
     if count == 0 {
         return Err(CliError::Tickets(edgetls_tickets::TicketError::Invalid(
             "--count must be at least 1".into(),

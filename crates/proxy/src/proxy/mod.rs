@@ -49,7 +49,7 @@ pub(crate) struct Shared {
 }
 
 pub(crate) fn run(args: &ProxyArgs) -> ExitCode {
-    match start(args) {
+    match start(args, |_, _| {}) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("edgetls proxy: {e}");
@@ -136,11 +136,26 @@ fn setup(config: Config) -> Result<Shared, CliError> {
     })
 }
 
-fn start(args: &ProxyArgs) -> Result<ExitCode, CliError> {
+impl ProxyArgs {
+    pub(crate) fn new(config: PathBuf) -> ProxyArgs {
+        ProxyArgs {
+            config,
+            check: false,
+        }
+    }
+}
+
+/// Runs the proxy until SIGTERM/SIGINT, then drains. `ready` is called once every listener and
+/// the metrics endpoint are bound (the demo prints its commands from there).
+pub(crate) fn start(
+    args: &ProxyArgs,
+    ready: impl Fn(&[std::net::SocketAddr], Option<std::net::SocketAddr>),
+) -> Result<ExitCode, CliError> {
     // Logs on stderr; RUST_LOG overrides the level (e.g. RUST_LOG=debug shows every failed
     // connection with its peer and reason).
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -168,13 +183,16 @@ fn start(args: &ProxyArgs) -> Result<ExitCode, CliError> {
     for a in &addrs {
         println!("edgetls proxy: listening on {a} ({workers} workers)");
     }
+    let mut metrics_bound = None;
     if let Some(m) = metrics_addr {
         let bound = metrics::serve(m, Arc::clone(&shared)).map_err(|source| CliError::Listen {
             addr: m.to_string(),
             source,
         })?;
         println!("edgetls proxy: metrics on http://{bound}/metrics");
+        metrics_bound = Some(bound);
     }
+    ready(&addrs, metrics_bound);
     watch(args.config.clone(), Arc::clone(&shared));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
