@@ -6,6 +6,7 @@ mod bench_keyless;
 mod bench_policy;
 mod bench_proxy;
 mod bench_tickets;
+mod fuzz;
 mod gen_certs;
 
 use clap::{Parser, Subcommand};
@@ -23,11 +24,14 @@ enum Task {
     GenCerts(gen_certs::Args),
     /// Run the measurements behind docs/benchmarks.md.
     Bench(bench::Args),
+    /// Run every cargo-fuzz target for a while (RUSTC_BOOTSTRAP=1 on the stable toolchain).
+    Fuzz(fuzz::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::GenCerts(args) => gen_certs::run(&args).map(|summary| println!("{summary}")),
         Task::Bench(args) => bench::run(&args),
+        Task::Fuzz(args) => fuzz::run(&args),
     }
 }

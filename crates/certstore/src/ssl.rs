@@ -369,13 +369,19 @@ pub fn server_name_extension(ext: &[u8]) -> Option<String> {
         return None;
     }
     let n = usize::from(u16::from_be_bytes([*list.get(1)?, *list.get(2)?]));
-    let name = list.get(3..3 + n)?;
+    // RFC 6066: HostName is 1 to 2^16-1 bytes; an empty one is no name.
+    let name = list.get(3..3 + n).filter(|n| !n.is_empty())?;
     std::str::from_utf8(name).ok().map(str::to_ascii_lowercase)
 }
 
 #[cfg(test)]
 mod tests {
     use super::server_name_extension as server_name;
+
+    #[test]
+    fn an_empty_host_name_is_no_name() {
+        assert_eq!(server_name(&[0, 3, 0, 0, 0]), None);
+    }
 
     #[test]
     fn server_name_extension_parsing_survives_any_input() {

@@ -2,4 +2,5 @@
 
 mod common;
 mod config;
+mod fuzz_seeds;
 mod handshakes;

@@ -3,6 +3,7 @@
 
 mod common;
 mod formats;
+mod fuzz_seeds;
 mod origin;
 mod remote;
 mod resumption;
