@@ -77,11 +77,14 @@ pub(crate) fn spawn(
             local.block_on(&rt, async move {
                 for l in listeners {
                     let (shared, mut stop) = (Arc::clone(&shared), stop.clone());
+                    // The local address of every connection, when the listener is bound to
+                    // one address (no getsockname per connection); else asked per connection.
+                    let bound = l.local_addr().ok().filter(|a| !a.ip().is_unspecified());
                     tokio::task::spawn_local(async move {
                         loop {
                             tokio::select! {
                                 r = l.accept() => match r {
-                                    Ok((tcp, _)) => accepted(&shared, tcp),
+                                    Ok((tcp, peer)) => accepted(&shared, tcp, peer, bound),
                                     Err(e) => {
                                         tracing::warn!("accept failed: {e}");
                                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -103,7 +106,7 @@ pub(crate) fn spawn(
         .map_err(|e| CliError::Setup(e.to_string()))
 }
 
-fn accepted(shared: &Arc<Shared>, tcp: TcpStream) {
+fn accepted(shared: &Arc<Shared>, tcp: TcpStream, peer: SocketAddr, bound: Option<SocketAddr>) {
     let Ok(permit) = Arc::clone(&shared.limit).try_acquire_owned() else {
         return; // at the connection limit: close
     };
@@ -111,7 +114,8 @@ fn accepted(shared: &Arc<Shared>, tcp: TcpStream) {
     shared.active.fetch_add(1, Relaxed);
     let shared = Arc::clone(shared);
     tokio::task::spawn_local(async move {
-        if let Err(e) = connection(&shared, tcp).await {
+        let local = bound.or_else(|| tcp.local_addr().ok());
+        if let Err(e) = connection(&shared, tcp, peer, local).await {
             tracing::debug!("{e}");
         }
         shared.active.fetch_sub(1, Relaxed);
@@ -119,9 +123,12 @@ fn accepted(shared: &Arc<Shared>, tcp: TcpStream) {
     });
 }
 
-async fn connection(shared: &Shared, tcp: TcpStream) -> Result<(), String> {
-    let peer = tcp.peer_addr().map_or("?".into(), |a| a.to_string());
-    let local = tcp.local_addr().ok();
+async fn connection(
+    shared: &Shared,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+) -> Result<(), String> {
     let (handshake_timeout, idle) = {
         let r = shared.routes.load();
         (r.0.handshake_timeout, r.0.idle_timeout)
@@ -150,8 +157,7 @@ async fn connection(shared: &Shared, tcp: TcpStream) -> Result<(), String> {
     if let (Ok(index), Some(local)) = (local_addr_index(), local) {
         ssl.set_ex_data(index, local);
     }
-    let tls = match tokio::time::timeout(handshake_timeout, edgetls_engine::accept(ssl, tcp)).await
-    {
+    let tls = match tokio::time::timeout(handshake_timeout, handshake(shared, ssl, tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             shared.metrics.handshakes_failed.fetch_add(1, Relaxed);
@@ -190,6 +196,27 @@ async fn connection(shared: &Shared, tcp: TcpStream) -> Result<(), String> {
     }
     pipe(tls, origin, idle).await;
     Ok(())
+}
+
+/// The server side of the handshake. With remote keys, OpenSSL's async jobs need the engine's
+/// driver (the SSL stays with a task of its own until a paused job finishes); without, the
+/// handshake runs in this task, saving a task and a wake-up per connection.
+async fn handshake(
+    shared: &Shared,
+    ssl: Ssl,
+    tcp: TcpStream,
+) -> Result<tokio_openssl::SslStream<TcpStream>, String> {
+    if shared.keyless.is_some() {
+        return edgetls_engine::accept(ssl, tcp)
+            .await
+            .map_err(|e| e.to_string());
+    }
+    let mut tls = tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| e.to_string())?;
+    std::pin::Pin::new(&mut tls)
+        .accept()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(tls)
 }
 
 /// The SNI of the ClientHello waiting on `tcp`, without consuming it.
