@@ -86,9 +86,9 @@ fn tls_origins_tunnels_tickets_client_certs_and_keyless() {
     let (plain, _) = origin("plain\n");
     let ks = start_keyserver(&kit, Authz::open(), ServerOptions::default());
     // keyless.test: the certificate alone; its key is on the key server.
-    std::fs::create_dir(dir.path().join("keyless")).unwrap();
+    std::fs::create_dir(dir.path().join("remote")).unwrap();
     std::fs::write(
-        dir.path().join("keyless/keyless.test.pem"),
+        dir.path().join("remote/keyless.test.pem"),
         site_cert(&kit, &keys.p256, &["keyless.test"])
             .to_pem()
             .unwrap(),
@@ -168,7 +168,7 @@ fqdn = "*"
 origin = "{plain}"
 "#,
         multicert = multicert.display(),
-        keyless = dir.path().join("keyless").display(),
+        keyless = dir.path().join("remote").display(),
         ks = ks.addr,
         edge1 = k("edge-1.pem"),
         edge1key = k("edge-1.key"),
