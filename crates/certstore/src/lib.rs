@@ -1,17 +1,38 @@
 //! edgetls-certstore: load, validate and index 10k–100k+ TLS certificates.
 //!
-//! ```no_run
+//! ```
 //! use edgetls_certstore::{CertStore, LoadOptions, Source};
-//!
-//! let (store, report) = CertStore::load(vec![Source::detect("/etc/ssl/edge")?], LoadOptions::default())?;
+//! # use openssl::{asn1::Asn1Time, ec::{EcGroup, EcKey}, hash::MessageDigest, nid::Nid, pkey::PKey, x509::{X509, X509Name}};
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+//! # let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
+//! # let mut name = X509Name::builder()?;
+//! # name.append_entry_by_text("CN", "www.example.com")?;
+//! # let name = name.build();
+//! # let mut b = X509::builder()?;
+//! # b.set_version(2)?;
+//! # b.set_subject_name(&name)?;
+//! # b.set_issuer_name(&name)?;
+//! # b.set_pubkey(&key)?;
+//! # let (from, until) = (Asn1Time::days_from_now(0)?, Asn1Time::days_from_now(30)?);
+//! # b.set_not_before(&from)?;
+//! # b.set_not_after(&until)?;
+//! # b.sign(&key, MessageDigest::sha256())?;
+//! # let mut pem = b.build().to_pem()?;
+//! # pem.extend(key.private_key_to_pem_pkcs8()?);
+//! # std::fs::write(dir.path().join("www.example.com.pem"), pem).unwrap();
+//! # let dir = dir.path();
+//! // A directory of certificate files (or an ssl_multicert.config, or a crt-list).
+//! let (store, report) = CertStore::load(vec![Source::detect(dir)?], LoadOptions::default())?;
 //! for problem in &report.problems {
 //!     eprintln!("{problem}");
 //! }
+//! assert_eq!(report.loaded, 1);
 //! let snapshot = store.snapshot();
-//! if let Some(hit) = snapshot.lookup(Some("www.example.com"), None) {
-//!     println!("{} ({})", hit.entry.path().display(), hit.how.as_str());
-//! }
-//! # Ok::<(), edgetls_certstore::CertStoreError>(())
+//! let hit = snapshot.lookup(Some("WWW.example.com."), None).expect("an entry");
+//! assert!(hit.entry.path().ends_with("www.example.com.pem"));
+//! assert_eq!(hit.how.as_str(), "exact");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! * Sources: a directory, an Apache Traffic Server `ssl_multicert.config`, a HAProxy crt-list

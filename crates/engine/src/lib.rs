@@ -18,6 +18,41 @@
 //!   loaded without a private key with the key server's key for its SKI.
 //!
 //! This is the only edgetls crate with FFI beyond `openssl-sys`: see `ffi.rs`.
+//!
+//! A key whose signatures are made elsewhere — here by a [`LocalSigner`] standing in for a key
+//! server — used by OpenSSL like any private key:
+//!
+//! ```
+//! use edgetls_engine::{LocalSigner, remote_pkey};
+//! use openssl::{ec::{EcGroup, EcKey}, hash::MessageDigest, nid::Nid, pkey::PKey};
+//! use openssl::sign::{Signer, Verifier};
+//! use std::sync::Arc;
+//! # fn cert_for(key: &PKey<openssl::pkey::Private>) -> openssl::x509::X509 {
+//! #     let mut b = openssl::x509::X509::builder().unwrap();
+//! #     let mut name = openssl::x509::X509Name::builder().unwrap();
+//! #     name.append_entry_by_text("CN", "remote.example").unwrap();
+//! #     let name = name.build();
+//! #     b.set_subject_name(&name).unwrap();
+//! #     b.set_issuer_name(&name).unwrap();
+//! #     b.set_pubkey(key).unwrap();
+//! #     b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap()).unwrap();
+//! #     b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap()).unwrap();
+//! #     b.sign(key, MessageDigest::sha256()).unwrap();
+//! #     b.build()
+//! # }
+//!
+//! let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+//! let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
+//! let cert = cert_for(&key);
+//! // The edge holds only the certificate; the signer holds the key.
+//! let remote = remote_pkey(&cert, Arc::new(LocalSigner::new(key)))?;
+//! let mut signer = Signer::new(MessageDigest::sha256(), &remote)?;
+//! let signature = signer.sign_oneshot_to_vec(b"handshake transcript")?;
+//! let public = cert.public_key()?;
+//! let mut verifier = Verifier::new(MessageDigest::sha256(), &public)?;
+//! assert!(verifier.verify_oneshot(&signature, b"handshake transcript")?);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod context;
 mod driver;

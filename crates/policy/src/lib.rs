@@ -15,6 +15,35 @@
 //! - [`install`] puts one ClientHello callback on a listener's context. Rules with equal
 //!   settings share one OpenSSL context, prepared at load; a connection is switched to it and
 //!   given the few settings a context switch does not carry.
+//!
+//! ```
+//! use edgetls_policy::{alpn, config};
+//! use std::path::Path;
+//!
+//! let rules = config::parse(
+//!     Path::new("policy.toml"),
+//!     r#"
+//! [[sni]]
+//! fqdn = "www.example.com"
+//! alpn = ["h2", "http/1.1"]
+//! valid_tls_version_min_in = "TLSv1_3"
+//!
+//! [[sni]]
+//! fqdn = "*"
+//! alpn = ["http/1.1"]
+//! "#,
+//! )?;
+//! assert_eq!(rules.len(), 2);
+//! // The server's preference wins among what the client offered (RFC 7301).
+//! let offered = b"\x08http/1.1\x02h2";
+//! let ours = [b"h2".to_vec(), b"http/1.1".to_vec()];
+//! assert_eq!(alpn::select(&ours, offered), Ok(Some(&b"h2"[..])));
+//! // A broken file is an error naming the file and the line.
+//! let err = config::parse(Path::new("policy.toml"), "[[sni]]\nfqdn = \"a.test\"\nalpn = [\"\"]\n")
+//!     .unwrap_err();
+//! assert!(err.to_string().starts_with("policy.toml:"), "{err}");
+//! # Ok::<(), edgetls_policy::PolicyError>(())
+//! ```
 
 pub mod alpn;
 pub mod config;

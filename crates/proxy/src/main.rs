@@ -1,4 +1,18 @@
-//! `edgetls`: the operator's command line.
+//! `edgetls`: the operator's command line, and the example TLS-terminating proxy.
+//!
+//! ```text
+//! edgetls demo                                   # the whole stack on 127.0.0.1:8443, with commands to try
+//! edgetls proxy --config proxy.toml [--check]    # the proxy (docs/proxy.md, docs/configuration.md)
+//! edgetls certs check SOURCE [--json|--deep|--keyless]
+//! edgetls certs lookup [--ip ADDR] SOURCE NAME...
+//! edgetls tickets gen --format haproxy --count 3 --out tickets.keys
+//! edgetls tickets inspect tickets.keys --format haproxy
+//! ```
+//!
+//! The proxy composes the workspace's crates: `edgetls-certstore` (certificates),
+//! `edgetls-policy` (per-name negotiation), `edgetls-tickets` (ticket keys),
+//! `edgetls-engine` + `edgetls-keyless-client` (keys on key servers); see
+//! `docs/architecture.md` for the handshake path and the threads.
 
 mod certs;
 mod demo;

@@ -14,6 +14,26 @@
 //!   and 1.3), renewal of tickets under old keys, full handshakes for unknown ones, global
 //!   on/off, a per-name override, the TLS 1.3 ticket count and [`Counters`].
 //! - [`OriginSessions`]: outgoing connections resume, per (host, port, SNI).
+//!
+//! ```
+//! use edgetls_tickets::format::{self, Format};
+//! use edgetls_tickets::{KeySet, KeySize, RingOptions, StaticSource, TicketKey, TicketKeys};
+//! use std::path::Path;
+//!
+//! // Three keys in HAProxy's order (previous, current, next): the penultimate encrypts.
+//! let keys = (0..3)
+//!     .map(|_| TicketKey::generate(KeySize::Aes256))
+//!     .collect::<Result<Vec<_>, _>>()?;
+//! let set = KeySet::new(keys, Format::Haproxy.encrypting_index(3))?;
+//! let file = format::write(&set, Format::Haproxy)?;
+//! // What another server of the fleet reads back from that file: the same keys.
+//! let read = format::parse(Path::new("tickets.keys"), &file, Format::Haproxy)?;
+//! assert_eq!(read.encrypting().name(), set.encrypting().name());
+//! // The ring a server installs on its contexts with `install`.
+//! let ring = TicketKeys::new(StaticSource(read), RingOptions::default())?;
+//! assert_eq!(ring.encrypting().name(), set.encrypting().name());
+//! # Ok::<(), edgetls_tickets::TicketError>(())
+//! ```
 
 pub mod clock;
 mod error;
