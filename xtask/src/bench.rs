@@ -1,10 +1,12 @@
-//! `cargo xtask bench`: the measurements behind docs/benchmarks.md, side by side in one run.
+//! `cargo xtask bench`: every measurement, side by side in one run, written to
+//! `docs/benchmarks.md` with its plots in `docs/plots/` (`--suite NAME` runs one part and writes
+//! under `target/`).
 //!
-//! * `edgetls certs check` on generated sets (10k and 100k ECDSA P-256 pairs, each its own key;
-//!   100k also through ascending and descending ssl_multicert.config): median wall of N runs and
-//!   peak resident memory, per entry above a one-entry baseline.
-//! * HAProxy (`haproxy -c`) and nginx (`nginx -t`) loading the same 10k certificates, when installed.
-//! * The criterion benches (`cargo bench -p edgetls-benches`): medians from target/criterion.
+//! * Certificates: `edgetls certs check` on generated sets of 1k, 10k and 100k ECDSA P-256 pairs
+//!   (100k also through ascending and descending ssl_multicert.config) against one `SSL_CTX` per
+//!   file (`cargo xtask naive-load`): median wall and peak resident memory. HAProxy (`haproxy
+//!   -c`) and nginx (`nginx -t`) loading the same 10k, when installed. Criterion medians.
+//! * Keyless, engine, tickets, policy, proxy: `bench_*.rs`.
 //!
 //! Data sets live in `bench-data/` (git-ignored) and are generated once.
 
@@ -52,63 +54,132 @@ struct Run {
 
 pub(crate) fn run(args: &Args) -> Result<()> {
     let root = workspace_root()?;
-    if args.suite == "proxy" {
-        let mut report = String::new();
-        crate::bench_proxy::run(&root, &mut report)?;
-        let out = root.join("target/benchmarks-proxy.md");
-        std::fs::write(&out, &report)?;
-        println!("{report}\n(written to {})", out.display());
-        return Ok(());
+    let all = args.suite == "all";
+    // The full run writes the report and its plots under docs/; one suite writes under target/.
+    let (out, plots) = if all {
+        (root.join("docs/benchmarks.md"), root.join("docs/plots"))
+    } else {
+        (
+            root.join(format!("target/benchmarks-{}.md", args.suite)),
+            root.join("target/plots"),
+        )
+    };
+    crate::plot::set_dir(plots, "plots/")?;
+    let started = Instant::now();
+    let mut report = String::new();
+    match args.suite.as_str() {
+        "all" => {
+            certs(&root, args, &mut report)?;
+            report.push('\n');
+            crate::bench_keyless::run(&root, shape(args), &mut report)?;
+            report.push('\n');
+            crate::bench_engine::run(&root, &mut report)?;
+            report.push('\n');
+            crate::bench_tickets::run(&mut report)?;
+            report.push('\n');
+            crate::bench_policy::run(&mut report)?;
+            report.push('\n');
+            crate::bench_proxy::run(&root, &mut report)?;
+            report = format!("{}{report}", header(args, started.elapsed()));
+        }
+        "certs" => certs(&root, args, &mut report)?,
+        "keyless" => crate::bench_keyless::run(&root, shape(args), &mut report)?,
+        "engine" => crate::bench_engine::run(&root, &mut report)?,
+        "tickets" => crate::bench_tickets::run(&mut report)?,
+        "policy" => crate::bench_policy::run(&mut report)?,
+        "proxy" => crate::bench_proxy::run(&root, &mut report)?,
+        other => {
+            bail!("unknown suite {other:?}: certs, keyless, engine, tickets, policy, proxy or all")
+        }
     }
-    if args.suite == "policy" {
-        let mut report = String::new();
-        crate::bench_policy::run(&mut report)?;
-        let out = root.join("target/benchmarks-policy.md");
-        std::fs::write(&out, &report)?;
-        println!("{report}\n(written to {})", out.display());
-        return Ok(());
-    }
-    if args.suite == "tickets" {
-        let mut report = String::new();
-        crate::bench_tickets::run(&mut report)?;
-        let out = root.join("target/benchmarks-tickets.md");
-        std::fs::write(&out, &report)?;
-        println!("{report}\n(written to {})", out.display());
-        return Ok(());
-    }
-    if args.suite == "engine" {
-        let mut report = String::new();
-        crate::bench_engine::run(&root, &mut report)?;
-        let out = root.join("target/benchmarks-engine.md");
-        std::fs::write(&out, &report)?;
-        println!("{report}\n(written to {})", out.display());
-        return Ok(());
-    }
-    if args.suite == "keyless" {
-        let mut report = String::new();
-        crate::bench_keyless::run(&root, shape(args), &mut report)?;
-        let out = root.join("target/benchmarks-keyless.md");
-        std::fs::write(&out, &report)?;
-        println!("{report}\n(written to {})", out.display());
-        return Ok(());
-    }
+    std::fs::write(&out, &report)?;
+    println!("{report}\n(written to {})", out.display());
+    Ok(())
+}
+
+/// The report's opening: how it was made, on what, and how to make it again.
+fn header(args: &Args, took: Duration) -> String {
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let rustc = Command::new("rustc")
+        .arg("-V")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let kernel = Command::new("uname")
+        .arg("-r")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or_else(String::new, |kib| {
+            format!(", {:.0} GiB", kib as f64 / 1048576.0)
+        });
+    let peers: Vec<String> = [("nginx", "-v"), ("haproxy", "-v")]
+        .iter()
+        .filter(|(t, _)| which(t))
+        .map(|(t, a)| format!("{t} {}", tool_version(t, &[a])))
+        .collect();
+    let flags = if args.no_100k || args.no_compare || args.no_criterion {
+        " (with flags that left parts out: see the command in each section)"
+    } else {
+        ""
+    };
+    format!(
+        "# Benchmarks\n\n\
+         Generated by `cargo xtask bench` on {date} in {:.0} minutes{flags}; run it again to \
+         regenerate this file and `docs/plots/`. Each section names the command that measures it \
+         alone. Every comparison — edgetls against the naive loader, nginx and HAProxy; async \
+         against blocking; local against remote keys; resumed against full — is measured side by \
+         side in this one run. These machines are shared and noisy: figures are medians, and \
+         comparisons are ratios within the run. What the figures mean, and how they moved while \
+         the crates were built: `docs/benchmark-notes.md`.\n\n\
+         Machine: {}{mem}, Linux {kernel}, {rustc}{}.\n\n",
+        took.as_secs_f64() / 60.0,
+        machine(),
+        if peers.is_empty() {
+            String::new()
+        } else {
+            format!("; peers: {}", peers.join(", "))
+        }
+    )
+}
+
+/// Certificate loading: sets of 1k, 10k and 100k, the naive loader, the peers, criterion.
+fn certs(root: &Path, args: &Args, report: &mut String) -> Result<()> {
     let data = root.join(&args.data);
     status(
         Command::new("cargo")
             .args(["build", "--release", "--quiet", "-p", "edgetls-proxy"])
-            .current_dir(&root),
+            .current_dir(root),
     )?;
     let edgetls = root.join("target/release/edgetls");
-    let mut report = String::new();
+    let naive_bin = std::env::current_exe()?;
     let _ = writeln!(
         report,
-        "## Certificate loading (`edgetls certs check`, median of {} runs)\n",
-        args.runs
+        "## Certificate loading\n\n\
+         `cargo xtask bench --suite certs` — `edgetls certs check --json SOURCE` (the store's whole \
+         load: read, parse, validate every chain and key, index) against the naive way, one \
+         OpenSSL `SSL_CTX` per certificate file loaded with OpenSSL's own file loaders \
+         (`cargo xtask naive-load DIR`, the shape of a server without a certificate store). \
+         Generated sets of ECDSA P-256 certificates, each with its own key (`cargo xtask gen-certs`). \
+         Wall time is the median of {} runs ({} for the naive loader, 1 at 100k); memory is the \
+         peak resident set of the process.\n",
+        args.runs,
+        args.runs.min(3)
     );
-    let _ = writeln!(report, "Machine: {}\n", machine());
     let _ = writeln!(
         report,
-        "| set | source | entries | wall (median) | peak RSS | RSS per entry above 1-entry baseline |"
+        "| set | loader / source | entries | wall (median) | peak RSS | RSS per entry above 1-entry baseline |"
     );
     let _ = writeln!(report, "|---|---|---:|---:|---:|---:|");
 
@@ -120,22 +191,27 @@ pub(crate) fn run(args: &Args) -> Result<()> {
                 .arg(one.join("certs")),
         )
     })?;
-    row(&mut report, "ec1", "directory", 1, &base, None);
-    let mut sets = vec![("ec10k", 10_000usize)];
+    row(report, "ec1", "edgetls, directory", 1, &base, None);
+    let mut sets = vec![("ec1k", 1_000usize), ("ec10k", 10_000)];
     if !args.no_100k {
         sets.push(("ec100k", 100_000));
     }
+    // (entries, seconds, MiB) per loader, for the plots.
+    let (mut ours, mut naive) = (Vec::new(), Vec::new());
     for (name, n) in &sets {
         let dir = ensure_set(&data, name, *n)?;
-        let mut sources = vec![("directory", dir.join("certs"))];
+        let mut sources = vec![("edgetls, directory", dir.join("certs"))];
         if *n >= 100_000 {
             sources.push((
-                "ssl_multicert.config, ascending",
+                "edgetls, ssl_multicert.config ascending",
                 dir.join("ssl_multicert.config"),
             ));
-            sources.push(("ssl_multicert.config, descending", descending(&dir)?));
+            sources.push((
+                "edgetls, ssl_multicert.config descending",
+                descending(&dir)?,
+            ));
         }
-        for (label, src) in sources {
+        for (i, (label, src)) in sources.into_iter().enumerate() {
             let r = median_run(args.runs, || {
                 measure(
                     Command::new(&edgetls)
@@ -146,15 +222,89 @@ pub(crate) fn run(args: &Args) -> Result<()> {
             if !r.ok {
                 bail!("edgetls certs check {} failed", src.display());
             }
-            row(&mut report, name, label, *n, &r, Some((&base, *n)));
+            row(report, name, label, *n, &r, Some((&base, *n)));
+            if i == 0 {
+                ours.push((
+                    *n as f64,
+                    r.wall.as_secs_f64(),
+                    r.max_rss_kib as f64 / 1024.0,
+                ));
+            }
         }
+        let runs = if *n >= 100_000 { 1 } else { args.runs.min(3) };
+        let r = median_run(runs, || {
+            measure(
+                Command::new(&naive_bin)
+                    .arg("naive-load")
+                    .arg(dir.join("certs")),
+            )
+        })?;
+        if !r.ok {
+            bail!("naive-load {} failed", dir.display());
+        }
+        row(
+            report,
+            name,
+            "naive: one SSL_CTX per file",
+            *n,
+            &r,
+            Some((&base, *n)),
+        );
+        naive.push((
+            *n as f64,
+            r.wall.as_secs_f64(),
+            r.max_rss_kib as f64 / 1024.0,
+        ));
     }
+    if let (Some(o), Some(v)) = (ours.last(), naive.last()) {
+        let _ = writeln!(
+            report,
+            "\nAt {:.0} certificates the naive loader takes **{:.1}×** the time and **{:.1}×** the memory of the store.",
+            o.0,
+            v.1 / o.1,
+            v.2 / o.2
+        );
+    }
+    let pick = |v: &[(f64, f64, f64)], f: fn(&(f64, f64, f64)) -> f64| {
+        v.iter().map(|p| (p.0, f(p))).collect::<Vec<_>>()
+    };
+    use crate::plot::{Axes, Series, lines};
+    report.push_str(&lines(
+        "certs_load_time",
+        &Axes {
+            title: "Loading N certificates: wall time",
+            x: "certificates",
+            y: "seconds",
+            log_x: true,
+            log_y: true,
+        },
+        &[
+            Series::new("edgetls certificate store", pick(&ours, |p| p.1)),
+            Series::new("one SSL_CTX per certificate", pick(&naive, |p| p.1)),
+        ],
+    )?);
+    report.push_str(&lines(
+        "certs_load_memory",
+        &Axes {
+            title: "Loading N certificates: peak resident memory",
+            x: "certificates",
+            y: "MiB",
+            log_x: true,
+            log_y: true,
+        },
+        &[
+            Series::new("edgetls certificate store", pick(&ours, |p| p.2)),
+            Series::new("one SSL_CTX per certificate", pick(&naive, |p| p.2)),
+        ],
+    )?);
 
     if !args.no_compare {
         let dir = ensure_set(&data, "ec10k", 10_000)?;
         let _ = writeln!(
             report,
-            "\n## Side by side: loading the same 10,000 ECDSA certificates\n"
+            "\n### Side by side: loading the same 10,000 ECDSA certificates (same run)\n\n\
+             `cargo xtask bench --suite certs`: each server checks its configuration with every \
+             certificate loaded and exits.\n"
         );
         let _ = writeln!(
             report,
@@ -187,7 +337,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
             let r = median_run(args.runs.min(3), || {
                 measure(Command::new("haproxy").args(["-c", "-q", "-f"]).arg(&cfg))
             })?;
-            let name = format!("HAProxy {}", version("haproxy", &["-v"]));
+            let name = format!("HAProxy {}", tool_version("haproxy", &["-v"]));
             compare(&name, "`haproxy -c -f cfg` (bind … crt DIR)", r);
         }
         if which("nginx") {
@@ -200,7 +350,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
                         .args(["-c", "nginx.conf"]),
                 )
             })?;
-            let name = format!("nginx {}", version("nginx", &["-v"]));
+            let name = format!("nginx {}", tool_version("nginx", &["-v"]));
             compare(&name, "`nginx -t` (one server block per name)", r);
         }
     }
@@ -209,11 +359,11 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         status(
             Command::new("cargo")
                 .args(["bench", "--quiet", "-p", "edgetls-benches"])
-                .current_dir(&root),
+                .current_dir(root),
         )?;
         let _ = writeln!(
             report,
-            "\n## Criterion medians (`cargo bench -p edgetls-benches`)\n"
+            "\n### Lookup and sort (criterion medians, `cargo bench -p edgetls-benches`)\n"
         );
         let _ = writeln!(report, "| bench | median | ratio |\n|---|---:|---:|");
         let crit = root.join("target/criterion");
@@ -262,21 +412,6 @@ pub(crate) fn run(args: &Args) -> Result<()> {
             }
         }
     }
-    if args.suite == "all" {
-        report.push('\n');
-        crate::bench_keyless::run(&root, shape(args), &mut report)?;
-        report.push('\n');
-        crate::bench_engine::run(&root, &mut report)?;
-        report.push('\n');
-        crate::bench_tickets::run(&mut report)?;
-        report.push('\n');
-        crate::bench_policy::run(&mut report)?;
-        report.push('\n');
-        crate::bench_proxy::run(&root, &mut report)?;
-    }
-    let out = root.join("target/benchmarks-certstore.md");
-    std::fs::write(&out, &report)?;
-    println!("{report}\n(written to {})", out.display());
     Ok(())
 }
 
@@ -427,7 +562,7 @@ fn which(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn version(tool: &str, args: &[&str]) -> String {
+pub(crate) fn tool_version(tool: &str, args: &[&str]) -> String {
     let out = Command::new(tool).args(args).output().ok();
     let text = out
         .map(|o| {

@@ -351,6 +351,8 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
         (100, "173 ms"),
     ];
     let mut at50 = None;
+    let mut at10 = None;
+    let mut curve: Vec<(f64, f64, f64, f64, f64)> = Vec::new();
     for (delay, ats_figure) in ats {
         let (ks, kc, remote_key) = with_key_server(&bin, &s, delay)?;
         let n = if delay >= 50 { 25 } else { 51 };
@@ -364,10 +366,80 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
             r - l - rtt
         );
         drop((local, remote));
+        let ats_ms: f64 = ats_figure
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN);
+        curve.push((delay as f64, rtt, l, r, ats_ms));
         if delay == 50 {
             at50 = Some((ks, kc, remote_key));
+        } else if delay == 10 {
+            at10 = Some((ks, kc, remote_key));
         }
     }
+    use crate::plot::{Axes, Series, lines};
+    let col = |f: fn(&(f64, f64, f64, f64, f64)) -> f64| {
+        curve.iter().map(|c| (c.0, f(c))).collect::<Vec<_>>()
+    };
+    report.push_str(&lines(
+        "keyless_latency_vs_delay",
+        &Axes {
+            title: "One handshake at a time against key-server delay",
+            x: "key server delay (ms)",
+            y: "milliseconds",
+            log_x: false,
+            log_y: false,
+        },
+        &[
+            Series::new("handshake, local key", col(|c| c.2)),
+            Series::new("handshake, remote key (async)", col(|c| c.3)),
+            Series::new("key server round trip", col(|c| c.1)),
+            Series::new(
+                "Traffic Server: fetch a small object (its docs)",
+                col(|c| c.4),
+            ),
+        ],
+    )?);
+
+    // 2b. Async against blocking as concurrency grows, key server 10 ms away.
+    let (ks10, kc10, remote10) = at10.context("10 ms setup")?;
+    let mut sweep = Vec::new();
+    for c in [1usize, 4, 16, 64, 256] {
+        let server = serve(context(&s.cert, &remote10, Mode::Async)?, Mode::Async)?;
+        let a = rate(server.addr, c, 3.0)?;
+        drop(server);
+        // Blocking completes in bursts of `c` every c × 10 ms: the window covers whole bursts.
+        let server = serve(context(&s.cert, &remote10, Mode::Blocking)?, Mode::Blocking)?;
+        let b = rate(server.addr, c, if c >= 64 { 5.0 } else { 3.0 })?;
+        drop(server);
+        sweep.push((c as f64, a, b));
+    }
+    drop((ks10, kc10, remote10));
+    let _ = writeln!(
+        report,
+        "\n| key server 10 ms away, 1 server thread: concurrent clients | remote key, async (handshakes/s) | remote key, blocking | async / blocking |\n|---:|---:|---:|---:|"
+    );
+    for (c, a, b) in &sweep {
+        let _ = writeln!(report, "| {c:.0} | {a:.0} | {b:.1} | {:.1}× |", a / b);
+    }
+    report.push_str(&lines(
+        "keyless_async_vs_blocking",
+        &Axes {
+            title: "Handshakes/s with the key server 10 ms away, one server thread",
+            x: "concurrent clients",
+            y: "handshakes per second",
+            log_x: true,
+            log_y: true,
+        },
+        &[
+            Series::new(
+                "async (paused jobs)",
+                sweep.iter().map(|p| (p.0, p.1)).collect(),
+            ),
+            Series::new("blocking", sweep.iter().map(|p| (p.0, p.2)).collect()),
+        ],
+    )?);
 
     // 3. At 50 ms: 256 concurrent clients on one server thread.
     let (_ks, _kc, remote_key) = at50.context("50 ms setup")?;

@@ -7,20 +7,21 @@
 
 use crate::bench_keyless::median;
 use crate::bench_tickets::self_signed;
+use crate::loadgen::{self, Load, Target};
 use anyhow::{Context, Result, bail};
 use edgetls_tickets::format::{self, Format};
 use edgetls_tickets::{KeySet, KeySize, TicketKey};
 use openssl::nid::Nid;
 use openssl::pkey::PKey;
-use openssl::ssl::{SslConnector, SslMethod, SslSession, SslVerifyMode, SslVersion};
+use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode, SslVersion};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -48,32 +49,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// CPU seconds (user + system) used so far by `pid` and its children.
-fn cpu_of(pid: u32) -> f64 {
-    let tck = 100.0; // CLK_TCK on Linux
-    let mut total = 0.0;
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0.0;
-    };
-    for e in dir.flatten() {
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        let Some(after) = stat.rsplit_once(") ").map(|(_, a)| a) else {
-            continue;
-        };
-        let f: Vec<&str> = after.split_whitespace().collect();
-        let this: u32 = e.file_name().to_string_lossy().parse().unwrap_or(0);
-        let ppid: u32 = f.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
-        if this == pid || ppid == pid {
-            let u: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-            let s: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-            total += (u + s) / tck;
-        }
-    }
-    total
 }
 
 fn free_port() -> Result<u16> {
@@ -170,129 +145,52 @@ fn nginx(dir: &Path, origin: SocketAddr, workers: usize) -> Result<Option<Server
     Ok(Some(Server { child, addr }))
 }
 
-/// One load run: connections per second (wall), per server CPU second, latency p50/p99 (ms),
-/// and the share of resumed handshakes.
-struct Load {
-    failed: usize,
-    per_cpu_second: f64,
-    per_second: f64,
-    p50: f64,
-    p99: f64,
-    resumed: f64,
+/// HAProxy (Debian package) when installed: one thread, TLS on the same certificate and ticket
+/// key, passing bytes to the origin (`mode tcp`, as edgetls does).
+fn haproxy(dir: &Path, origin: SocketAddr) -> Result<Option<Server>> {
+    if Command::new("haproxy").arg("-v").output().is_err() {
+        return Ok(None);
+    }
+    let port = free_port()?;
+    let d = dir.display();
+    let mut bundle = std::fs::read(dir.join("cert.pem"))?;
+    bundle.extend(std::fs::read(dir.join("key.pem"))?);
+    std::fs::write(dir.join("haproxy.pem"), bundle)?;
+    let conf = format!(
+        "global\n    nbthread 1\n    maxconn 20000\ndefaults\n    mode tcp\n    timeout client 30s\n    timeout server 30s\n    timeout connect 5s\n\
+         frontend edge\n    bind 127.0.0.1:{port} ssl crt {d}/haproxy.pem ssl-min-ver TLSv1.3 tls-ticket-keys {d}/tickets.haproxy\n    default_backend origin\n\
+         backend origin\n    server o {origin}\n"
+    );
+    std::fs::write(dir.join("haproxy.cfg"), conf)?;
+    let child = Command::new("haproxy")
+        .args(["-db", "-f"])
+        .arg(dir.join("haproxy.cfg"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let until = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(addr).is_err() {
+        if Instant::now() > until {
+            bail!("haproxy did not start (check {d}/haproxy.cfg with haproxy -c)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(Some(Server { child, addr }))
 }
 
-/// Runs the load for one round. `pace`: a fixed offered rate (connections per second, spread
-/// over the clients) instead of as fast as the clients can go.
+/// One round of the load generator against `server` (see `crate::loadgen`).
 fn load(server: &Server, resume: bool, pace: Option<f64>) -> Result<Load> {
-    let mut b = SslConnector::builder(SslMethod::tls_client())?;
-    b.set_verify(SslVerifyMode::NONE);
-    b.set_min_proto_version(Some(SslVersion::TLS1_3))?;
-    b.set_sigalgs_list("ecdsa_secp256r1_sha256")?;
-    let connector = b.build();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let addr = server.addr;
-    let running = Arc::new(AtomicBool::new(true));
-    let samples = Arc::new(Mutex::new(Vec::<(f64, bool)>::new()));
-    let failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let measuring = Arc::new(AtomicBool::new(false));
-    let (cpu0, t0, cpu1, t1) = rt.block_on(async {
-        let mut tasks = Vec::new();
-        for i in 0..CONCURRENCY {
-            let interval = pace.map(|r| Duration::from_secs_f64(CONCURRENCY as f64 / r));
-            let (c, running, samples, measuring, failed) = (
-                connector.clone(),
-                Arc::clone(&running),
-                Arc::clone(&samples),
-                Arc::clone(&measuring),
-                Arc::clone(&failed),
-            );
-            tasks.push(tokio::spawn(async move {
-                let mut session: Option<SslSession> = None;
-                let mut next = tokio::time::Instant::now()
-                    + interval.map_or(Duration::ZERO, |d| d * i as u32 / CONCURRENCY as u32);
-                while running.load(Relaxed) {
-                    if let Some(d) = interval {
-                        tokio::time::sleep_until(next).await;
-                        next += d;
-                    }
-                    let t = Instant::now();
-                    match one(&c, addr, if resume { session.as_ref() } else { None }).await {
-                        Ok((s, reused)) => {
-                            if measuring.load(Relaxed) {
-                                samples
-                                    .lock()
-                                    .unwrap_or_else(|p| p.into_inner())
-                                    .push((t.elapsed().as_secs_f64() * 1e3, reused));
-                            }
-                            session = s;
-                        }
-                        Err(_) => {
-                            failed.fetch_add(1, Relaxed);
-                        }
-                    }
-                }
-            }));
-        }
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        measuring.store(true, Relaxed);
-        let (cpu0, t0) = (cpu_of(server.child.id()), Instant::now());
-        tokio::time::sleep(Duration::from_secs_f64(SECONDS)).await;
-        measuring.store(false, Relaxed);
-        let (cpu1, t1) = (cpu_of(server.child.id()), Instant::now());
-        running.store(false, Relaxed);
-        for t in tasks {
-            let _ = t.await;
-        }
-        (cpu0, t0, cpu1, t1)
-    });
-    let mut s = std::mem::take(&mut *samples.lock().unwrap_or_else(|p| p.into_inner()));
-    if s.is_empty() {
-        bail!("no connection completed");
-    }
-    let n = s.len() as f64;
-    let resumed = s.iter().filter(|x| x.1).count() as f64 / n;
-    s.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let pct = |p: f64| s[((n - 1.0) * p) as usize].0;
-    Ok(Load {
-        failed: failed.load(Relaxed),
-        per_cpu_second: n / (cpu1 - cpu0).max(1e-9),
-        per_second: n / (t1 - t0).as_secs_f64(),
-        p50: pct(0.5),
-        p99: pct(0.99),
-        resumed,
+    loadgen::run(&Target {
+        addr: server.addr,
+        sni: "site.test".into(),
+        pid: Some(server.child.id()),
+        concurrency: CONCURRENCY,
+        seconds: SECONDS,
+        resume,
+        pace,
+        expect: Some(b"ok\n"),
     })
-}
-
-async fn one(
-    c: &SslConnector,
-    addr: SocketAddr,
-    session: Option<&SslSession>,
-) -> Result<(Option<SslSession>, bool)> {
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    tcp.set_nodelay(true)?;
-    let mut ssl = c.configure()?.into_ssl("site.test")?;
-    if let Some(s) = session {
-        // SAFETY: the session comes from a connection of this same connector.
-        unsafe { ssl.set_session(s)? };
-    }
-    let mut tls = tokio_openssl::SslStream::new(ssl, tcp)?;
-    Pin::new(&mut tls)
-        .connect()
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    tls.write_all(b"GET / HTTP/1.1\r\nhost: site.test\r\nconnection: close\r\n\r\n")
-        .await?;
-    let mut resp = Vec::new();
-    let _ = tls.read_to_end(&mut resp).await;
-    if !resp.ends_with(b"ok\n") {
-        bail!("bad answer");
-    }
-    let _ = tls.shutdown().await;
-    let reused = tls.ssl().session_reused();
-    Ok((tls.ssl().session().map(|s| s.to_owned()), reused))
 }
 
 pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
@@ -325,53 +223,90 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
     )?;
     let origin = origin()?;
     let ours = edgetls(root, d, origin, 1)?;
-    let theirs = nginx(d, origin, 1)?;
+    let mut servers: Vec<(String, Server)> = vec![("edgetls proxy, 1 worker".into(), ours)];
+    if let Some(n) = nginx(d, origin, 1)? {
+        let v = crate::bench::tool_version("nginx", &["-v"]);
+        servers.push((format!("nginx {v}, `worker_processes 1`, `proxy_pass`"), n));
+    }
+    if let Some(h) = haproxy(d, origin)? {
+        let v = crate::bench::tool_version("haproxy", &["-v"]);
+        servers.push((format!("HAProxy {v}, `nbthread 1`, `mode tcp`"), h));
+    }
     let _ = writeln!(
         report,
-        "## Proxy: edgetls against nginx (`cargo xtask bench --suite proxy`)\n\n\
-         {CONCURRENCY} concurrent clients (Rust, OpenSSL, two threads on the same cores), TLS 1.3 ECDSA P-256, \
-         `GET /` proxied to the same local origin, {SECONDS} s per round, median of 3 alternating rounds.\n\n\
+        "## Proxy: edgetls against nginx and HAProxy\n\n\
+         `cargo xtask bench --suite proxy` — {CONCURRENCY} concurrent clients (Rust, OpenSSL, two threads on the same two cores), \
+         each connection a TLS 1.3 ECDSA P-256 handshake (full, or resumed from the ticket its previous connection got), \
+         `GET /`, the origin's 3-byte answer, close. Every server has the same certificate and ticket key, one worker, \
+         and forwards to the same local origin. Server CPU (user + system of the server's processes) is read from \
+         `/proc`, so the load generator's own CPU does not enter the per-CPU-second figures. {SECONDS} s per round, \
+         median of 3 rounds, the servers taking turns.\n\n\
          | server | handshakes | per second of server CPU | per second (wall) | latency p50 | p99 | resumed |\n|---|---|---:|---:|---:|---:|---:|"
     );
-    let mut ratios = Vec::new();
+    // per kind: per server: median Load summary
+    // Per kind: handshakes per server CPU-second of each server (medians).
+    let mut table: Vec<(&str, Vec<f64>)> = Vec::new();
     for resume in [false, true] {
         let kind = if resume { "resumed" } else { "full" };
-        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut runs: Vec<Vec<Load>> = servers.iter().map(|_| Vec::new()).collect();
         for _ in 0..3 {
-            a.push(load(&ours, resume, None)?);
-            if let Some(n) = &theirs {
-                b.push(load(n, resume, None)?);
+            for (i, (_, server)) in servers.iter().enumerate() {
+                runs[i].push(load(server, resume, None)?);
             }
         }
-        let pick = |v: &Vec<Load>| {
+        let mut picked = Vec::new();
+        for (i, v) in runs.iter().enumerate() {
             let m = median(v.iter().map(|l| l.per_cpu_second).collect());
-            v.iter()
+            let l = v
+                .iter()
                 .find(|l| l.per_cpu_second == m)
-                .map(|l| (l.per_cpu_second, l.per_second, l.p50, l.p99, l.resumed))
-        };
-        for (name, v) in [
-            ("edgetls proxy, 1 worker", &a),
-            ("nginx 1.22, worker_processes 1", &b),
-        ] {
-            if let Some((c, w, p50, p99, r)) = pick(v) {
-                let _ = writeln!(
-                    report,
-                    "| {name} | {kind} | {c:.0} | {w:.0} | {p50:.2} ms | {p99:.2} ms | {:.0}% |",
-                    r * 100.0
-                );
-            }
+                .context("median round")?;
+            let _ = writeln!(
+                report,
+                "| {} | {kind} | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {:.0}% |",
+                servers[i].0,
+                l.per_cpu_second,
+                l.per_second,
+                l.p50,
+                l.p99,
+                l.resumed * 100.0
+            );
+            picked.push(l.per_cpu_second);
         }
-        if let (Some(x), Some(y)) = (pick(&a), pick(&b)) {
-            ratios.push((kind, x.0 / y.0));
+        table.push((kind, picked));
+    }
+    for (kind, picked) in &table {
+        for (i, (name, _)) in servers.iter().enumerate().skip(1) {
+            let _ = writeln!(
+                report,
+                "\n{kind}: edgetls / {} per server CPU second = **{:.2}×** (target ≥ 1.0×)",
+                name.split(',').next().unwrap_or(name),
+                picked[0] / picked[i]
+            );
         }
     }
-    for (kind, r) in ratios {
-        let _ = writeln!(
-            report,
-            "\n{kind}: edgetls / nginx per server CPU second = **{r:.2}×** (target ≥ 1.0×)"
-        );
-    }
-    drop(theirs);
+    let names: Vec<&str> = servers
+        .iter()
+        .map(|(n, _)| n.split(',').next().unwrap_or(n))
+        .collect();
+    report.push_str(&crate::plot::bars(
+        "proxy_handshakes_per_cpu",
+        "TLS 1.3 ECDSA handshakes per second of server CPU, one worker",
+        "handshakes per CPU-second",
+        &["full", "resumed"],
+        &names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                (
+                    n.to_string(),
+                    table.iter().map(|(_, p)| p[i]).collect::<Vec<f64>>(),
+                )
+            })
+            .collect::<Vec<_>>(),
+    )?);
+    let ours = servers.remove(0).1;
+    drop(servers);
     idle(&ours, 10_000, report)?;
     reloads(root, d, origin, ours, report)
 }

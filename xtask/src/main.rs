@@ -8,6 +8,9 @@ mod bench_proxy;
 mod bench_tickets;
 mod fuzz;
 mod gen_certs;
+mod loadgen;
+mod naive;
+mod plot;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +29,11 @@ enum Task {
     Bench(bench::Args),
     /// Run every cargo-fuzz target for a while (RUSTC_BOOTSTRAP=1 on the stable toolchain).
     Fuzz(fuzz::Args),
+    /// The load generator: N concurrent TLS clients against a server (handshakes/s, latency).
+    Load(loadgen::Args),
+    /// One SSL_CTX per certificate file, the way servers without a store load (for the report).
+    #[command(hide = true)]
+    NaiveLoad(naive::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,5 +41,7 @@ fn main() -> anyhow::Result<()> {
         Task::GenCerts(args) => gen_certs::run(&args).map(|summary| println!("{summary}")),
         Task::Bench(args) => bench::run(&args),
         Task::Fuzz(args) => fuzz::run(&args),
+        Task::NaiveLoad(args) => naive::run(&args),
+        Task::Load(args) => loadgen::cli(&args),
     }
 }
