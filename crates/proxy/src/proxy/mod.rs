@@ -120,6 +120,9 @@ fn setup(config: Config) -> Result<Shared, CliError> {
     }
     // Idle connections give their read and write buffers back (≈ 34 KiB each otherwise).
     b.set_mode(openssl::ssl::SslMode::RELEASE_BUFFERS);
+    // Read ahead: one read takes whatever has arrived, not a record header and then its body
+    // (a full TLS 1.3 handshake and a request: ≈ 8 fewer recvfrom calls per connection).
+    b.set_read_ahead(true);
     let base = b.build().into_context();
     let origins = Origins::build(&config.routes)?;
     let limit = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
