@@ -156,9 +156,18 @@ fn haproxy(dir: &Path, origin: SocketAddr) -> Result<Option<Server>> {
     let mut bundle = std::fs::read(dir.join("cert.pem"))?;
     bundle.extend(std::fs::read(dir.join("key.pem"))?);
     std::fs::write(dir.join("haproxy.pem"), bundle)?;
+    // HAProxy wants at least three keys (previous, current, next).
+    let keys = (0..3)
+        .map(|_| TicketKey::generate(KeySize::Aes256))
+        .collect::<Result<Vec<_>, _>>()?;
+    let set = KeySet::new(keys, Format::Haproxy.encrypting_index(3))?;
+    std::fs::write(
+        dir.join("tickets3.haproxy"),
+        &*format::write(&set, Format::Haproxy)?,
+    )?;
     let conf = format!(
-        "global\n    nbthread 1\n    maxconn 20000\ndefaults\n    mode tcp\n    timeout client 30s\n    timeout server 30s\n    timeout connect 5s\n\
-         frontend edge\n    bind 127.0.0.1:{port} ssl crt {d}/haproxy.pem ssl-min-ver TLSv1.3 tls-ticket-keys {d}/tickets.haproxy\n    default_backend origin\n\
+        "global\n    nbthread 1\n    maxconn 4096\ndefaults\n    mode tcp\n    timeout client 30s\n    timeout server 30s\n    timeout connect 5s\n\
+         frontend edge\n    bind 127.0.0.1:{port} ssl crt {d}/haproxy.pem ssl-min-ver TLSv1.3 tls-ticket-keys {d}/tickets3.haproxy\n    default_backend origin\n\
          backend origin\n    server o {origin}\n"
     );
     std::fs::write(dir.join("haproxy.cfg"), conf)?;
@@ -224,26 +233,39 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
     let origin = origin()?;
     let ours = edgetls(root, d, origin, 1)?;
     let mut servers: Vec<(String, Server)> = vec![("edgetls proxy, 1 worker".into(), ours)];
-    if let Some(n) = nginx(d, origin, 1)? {
-        let v = crate::bench::tool_version("nginx", &["-v"]);
-        servers.push((format!("nginx {v}, `worker_processes 1`, `proxy_pass`"), n));
+    // A peer that is installed but does not start is reported, and the rest goes on.
+    let mut missing = Vec::new();
+    match nginx(d, origin, 1) {
+        Ok(Some(n)) => {
+            let v = crate::bench::tool_version("nginx", &["-v"]);
+            servers.push((format!("nginx {v}, `worker_processes 1`, `proxy_pass`"), n));
+        }
+        Ok(None) => missing.push("nginx: not installed".to_string()),
+        Err(e) => missing.push(format!("nginx: did not start: {e}")),
     }
-    if let Some(h) = haproxy(d, origin)? {
-        let v = crate::bench::tool_version("haproxy", &["-v"]);
-        servers.push((format!("HAProxy {v}, `nbthread 1`, `mode tcp`"), h));
+    match haproxy(d, origin) {
+        Ok(Some(h)) => {
+            let v = crate::bench::tool_version("haproxy", &["-v"]);
+            servers.push((format!("HAProxy {v}, `nbthread 1`, `mode tcp`"), h));
+        }
+        Ok(None) => missing.push("HAProxy: not installed".to_string()),
+        Err(e) => missing.push(format!("HAProxy: did not start: {e}")),
     }
     let _ = writeln!(
         report,
         "## Proxy: edgetls against nginx and HAProxy\n\n\
          `cargo xtask bench --suite proxy` — {CONCURRENCY} concurrent clients (Rust, OpenSSL, two threads on the same two cores), \
          each connection a TLS 1.3 ECDSA P-256 handshake (full, or resumed from the ticket its previous connection got), \
-         `GET /`, the origin's 3-byte answer, close. Every server has the same certificate and ticket key, one worker, \
+         `GET /`, the origin's 3-byte answer, close. Every server has the same certificate and its own ticket keys, one worker, \
          and forwards to the same local origin. Server CPU (user + system of the server's processes) is read from \
          `/proc`, so the load generator's own CPU does not enter the per-CPU-second figures. {SECONDS} s per round, \
          median of 3 rounds, the servers taking turns.\n\n\
          | server | handshakes | per second of server CPU | per second (wall) | latency p50 | p99 | resumed |\n|---|---|---:|---:|---:|---:|---:|"
     );
     // per kind: per server: median Load summary
+    for m in &missing {
+        let _ = writeln!(report, "| {m} | | | | | | |");
+    }
     // Per kind: handshakes per server CPU-second of each server (medians).
     let mut table: Vec<(&str, Vec<f64>)> = Vec::new();
     for resume in [false, true] {
@@ -391,12 +413,14 @@ fn reloads(
     let two = edgetls(root, d, origin, 2)?;
     let mut rows = Vec::new();
     let mut all_reloads = 0;
+    let setups = [("1 worker", &one_worker), ("2 workers", &two)];
     for pace in [None, Some(PACED_RATE)] {
-        for (name, server) in [("1 worker", &one_worker), ("2 workers", &two)] {
-            let mut per_cpu = Vec::new();
-            let mut wall = Vec::new();
-            let mut failed = 0;
-            for _ in 0..3 {
+        // Five rounds, the two setups taking turns within each, so drift hits both alike.
+        let mut per_cpu = [Vec::new(), Vec::new()];
+        let mut wall = [Vec::new(), Vec::new()];
+        let mut failed = [0, 0];
+        for _ in 0..5 {
+            for (i, (_, server)) in setups.iter().enumerate() {
                 let stop = Arc::new(AtomicBool::new(false));
                 let (pid, s) = (server.child.id(), Arc::clone(&stop));
                 let hup = std::thread::spawn(move || {
@@ -413,18 +437,26 @@ fn reloads(
                 let l = load(server, false, pace)?;
                 stop.store(true, Relaxed);
                 all_reloads += hup.join().unwrap_or(0);
-                per_cpu.push(l.per_cpu_second);
-                wall.push(l.per_second);
-                failed += l.failed;
+                per_cpu[i].push(l.per_cpu_second);
+                wall[i].push(l.per_second);
+                failed[i] += l.failed;
             }
-            rows.push((pace, name, median(per_cpu), median(wall), failed));
+        }
+        for (i, (name, _)) in setups.iter().enumerate() {
+            rows.push((
+                pace,
+                *name,
+                median(per_cpu[i].clone()),
+                median(wall[i].clone()),
+                failed[i],
+            ));
         }
     }
     drop(two);
     drop(one_worker);
     let mut control = Vec::new();
     for workers in [1, 2] {
-        if let Some(n) = nginx(d, origin, workers)? {
+        if let Ok(Some(n)) = nginx(d, origin, workers) {
             let mut per_cpu = Vec::new();
             for _ in 0..3 {
                 per_cpu.push(load(&n, false, None)?.per_cpu_second);
@@ -435,7 +467,7 @@ fn reloads(
     let _ = writeln!(
         report,
         "\n### Two workers while reloading every 100 ms (SIGHUP: certificates, policy, ticket keys, routes)\n\n\
-         | edgetls proxy | offered load | full handshakes per second of server CPU (median of 3) | per second (wall) | failed connections |\n|---|---|---:|---:|---:|"
+         | edgetls proxy | offered load | full handshakes per second of server CPU (median of 5, alternating) | per second (wall) | failed connections |\n|---|---|---:|---:|---:|"
     );
     for (pace, name, c, w, f) in &rows {
         let offered = pace.map_or_else(|| "flat out".to_string(), |r| format!("{r:.0}/s"));
