@@ -2,9 +2,10 @@
 //!
 //! A handshake whose remote operation is pending returns `SSL_ERROR_WANT_ASYNC`; the job that
 //! holds its state is paused and MUST be resumed on the same OS thread, and its SSL must not be
-//! freed while it is paused. So each handshake runs in a task spawned on the current thread's
-//! `LocalSet` ([`tokio::task::spawn_local`]) that owns the SSL until the job has finished,
-//! whatever happens to the caller: dropping the [`Handshake`] only detaches it. [`Handshake`]
+//! freed while it is paused. So each async-mode handshake runs in a task spawned on the current
+//! thread's `LocalSet` ([`tokio::task::spawn_local`]) that owns the SSL until the job has
+//! finished, whatever happens to the caller: dropping the [`Handshake`] only detaches it. A
+//! handshake without async mode cannot pause and is driven by the caller's own task. [`Handshake`]
 //! is `!Send`, so it cannot be moved to (and awaited on) another thread by mistake.
 
 use crate::error::EngineError;
@@ -23,36 +24,76 @@ use tokio::sync::oneshot;
 use tokio_openssl::SslStream;
 
 /// A server handshake in progress; resolves to the established TLS stream.
-#[derive(Debug)]
 pub struct Handshake {
-    result: oneshot::Receiver<Result<SslStream<TcpStream>, EngineError>>,
+    inner: Inner,
     _same_thread: PhantomData<Rc<()>>,
+}
+
+type Driven = Pin<Box<dyn Future<Output = Result<SslStream<TcpStream>, EngineError>>>>;
+
+enum Inner {
+    /// Async mode: a local task owns the SSL until any paused job has finished.
+    Task(oneshot::Receiver<Result<SslStream<TcpStream>, EngineError>>),
+    /// No async mode: nothing can pause, so the caller's task drives the handshake itself
+    /// (no task and no wake-up of its own).
+    Inline(Driven),
+}
+
+impl std::fmt::Debug for Handshake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = match self.inner {
+            Inner::Task(_) => "task",
+            Inner::Inline(_) => "inline",
+        };
+        f.debug_struct("Handshake").field("driven", &how).finish()
+    }
 }
 
 impl Future for Handshake {
     type Output = Result<SslStream<TcpStream>, EngineError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.result).poll(cx).map(|r| {
-            r.unwrap_or_else(|_| Err(EngineError::Handshake("handshake task ended".into())))
-        })
+        match &mut self.inner {
+            Inner::Task(rx) => Pin::new(rx).poll(cx).map(|r| {
+                r.unwrap_or_else(|_| Err(EngineError::Handshake("handshake task ended".into())))
+            }),
+            Inner::Inline(f) => f.as_mut().poll(cx),
+        }
     }
 }
 
 /// Starts the server side of a TLS handshake on `tcp`, in async mode if `ssl` (or its context)
-/// has it. Must be called from inside a [`tokio::task::LocalSet`] on a current-thread runtime;
-/// the handshake runs as a local task of this thread.
+/// has it. Must be called from inside a [`tokio::task::LocalSet`] on a current-thread runtime:
+/// in async mode the handshake runs as a local task of this thread; without it, in the task
+/// that awaits the [`Handshake`].
 pub fn accept(ssl: Ssl, tcp: TcpStream) -> Handshake {
-    let (tx, rx) = oneshot::channel();
-    tokio::task::spawn_local(async move {
-        let r = drive(ssl, tcp).await;
-        // If nobody waits any more, the stream is dropped here: the job has finished.
-        let _ = tx.send(r);
-    });
+    let inner = if async_mode(&ssl) {
+        let (tx, rx) = oneshot::channel();
+        tokio::task::spawn_local(async move {
+            let r = drive(ssl, tcp).await;
+            let _ = tx.send(r);
+        });
+        Inner::Task(rx)
+    } else {
+        Inner::Inline(Box::pin(drive(ssl, tcp)))
+    };
     Handshake {
-        result: rx,
+        inner,
         _same_thread: PhantomData,
     }
+}
+
+fn async_mode(ssl: &Ssl) -> bool {
+    // SAFETY: SSL_ctrl(SSL_CTRL_MODE) with no bits to add only returns the live SSL's mode.
+    let mode = unsafe {
+        openssl_sys::SSL_ctrl(
+            foreign_types::ForeignType::as_ptr(ssl),
+            openssl_sys::SSL_CTRL_MODE,
+            0,
+            std::ptr::null_mut(),
+        )
+    };
+    mode as u64 & ffi::SSL_MODE_ASYNC != 0
 }
 
 async fn drive(ssl: Ssl, tcp: TcpStream) -> Result<SslStream<TcpStream>, EngineError> {

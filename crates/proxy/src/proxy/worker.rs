@@ -157,7 +157,8 @@ async fn connection(
     if let (Ok(index), Some(local)) = (local_addr_index(), local) {
         ssl.set_ex_data(index, local);
     }
-    let tls = match tokio::time::timeout(handshake_timeout, handshake(shared, ssl, tcp)).await {
+    let tls = match tokio::time::timeout(handshake_timeout, edgetls_engine::accept(ssl, tcp)).await
+    {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             shared.metrics.handshakes_failed.fetch_add(1, Relaxed);
@@ -196,27 +197,6 @@ async fn connection(
     }
     pipe(tls, origin, idle).await;
     Ok(())
-}
-
-/// The server side of the handshake. With remote keys, OpenSSL's async jobs need the engine's
-/// driver (the SSL stays with a task of its own until a paused job finishes); without, the
-/// handshake runs in this task, saving a task and a wake-up per connection.
-async fn handshake(
-    shared: &Shared,
-    ssl: Ssl,
-    tcp: TcpStream,
-) -> Result<tokio_openssl::SslStream<TcpStream>, String> {
-    if shared.keyless.is_some() {
-        return edgetls_engine::accept(ssl, tcp)
-            .await
-            .map_err(|e| e.to_string());
-    }
-    let mut tls = tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| e.to_string())?;
-    std::pin::Pin::new(&mut tls)
-        .accept()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(tls)
 }
 
 /// The SNI of the ClientHello waiting on `tcp`, without consuming it.
