@@ -134,15 +134,29 @@ fn nginx(dir: &Path, origin: SocketAddr, workers: usize) -> Result<Option<Server
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    listening(
+        child,
+        port,
+        &format!("nginx did not start (see {d}/nginx.err)"),
+    )
+    .map(Some)
+}
+
+/// The peer `child`, once it accepts on `port` (up to 5 s). On failure it is stopped (as a
+/// `Server`, dropped) and `why` is the error.
+fn listening(child: Child, port: u16, why: &str) -> Result<Server> {
+    let server = Server {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    };
     let until = Instant::now() + Duration::from_secs(5);
-    while std::net::TcpStream::connect(addr).is_err() {
+    while std::net::TcpStream::connect(server.addr).is_err() {
         if Instant::now() > until {
-            bail!("nginx did not start (see {d}/nginx.err)");
+            bail!("{why}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(Some(Server { child, addr }))
+    Ok(server)
 }
 
 /// HAProxy (Debian package) when installed: one thread, TLS on the same certificate and ticket
@@ -177,15 +191,12 @@ fn haproxy(dir: &Path, origin: SocketAddr) -> Result<Option<Server>> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    let until = Instant::now() + Duration::from_secs(5);
-    while std::net::TcpStream::connect(addr).is_err() {
-        if Instant::now() > until {
-            bail!("haproxy did not start (check {d}/haproxy.cfg with haproxy -c)");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(Some(Server { child, addr }))
+    listening(
+        child,
+        port,
+        &format!("haproxy did not start (check {d}/haproxy.cfg with haproxy -c)"),
+    )
+    .map(Some)
 }
 
 /// One round of the load generator against `server` (see `crate::loadgen`).
