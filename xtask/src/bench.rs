@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
-    /// What to measure: certs, keyless, engine, tickets, policy, proxy, or all.
+    /// What to measure: certs, keyless, engine, tickets, policy, proxy, fuzz (the recorded run), or all.
     #[arg(long, default_value = "all")]
     suite: String,
     /// Keyless throughput runs: client connections to the key server.
@@ -80,6 +80,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
             crate::bench_policy::run(&mut report)?;
             report.push('\n');
             crate::bench_proxy::run(&root, &mut report)?;
+            report.push_str(&fuzz_section(&root));
             report = format!("{}{report}", header(args, started.elapsed()));
         }
         "certs" => certs(&root, args, &mut report)?,
@@ -88,13 +89,29 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         "tickets" => crate::bench_tickets::run(&mut report)?,
         "policy" => crate::bench_policy::run(&mut report)?,
         "proxy" => crate::bench_proxy::run(&root, &mut report)?,
+        "fuzz" => report.push_str(&fuzz_section(&root)),
         other => {
-            bail!("unknown suite {other:?}: certs, keyless, engine, tickets, policy, proxy or all")
+            bail!(
+                "unknown suite {other:?}: certs, keyless, engine, tickets, policy, proxy, fuzz or all"
+            )
         }
     }
     std::fs::write(&out, &report)?;
     println!("{report}\n(written to {})", out.display());
     Ok(())
+}
+
+/// The last recorded fuzzing run (docs/fuzz-runs.md, written by `cargo xtask fuzz --record`):
+/// fuzzing for minutes per target is not repeated here, its record is carried into the report.
+fn fuzz_section(root: &Path) -> String {
+    let runs = std::fs::read_to_string(root.join("docs/fuzz-runs.md")).unwrap_or_else(|_| {
+        "No run recorded yet (`cargo xtask fuzz --seconds 600 --jobs 2 --record`).\n".into()
+    });
+    format!(
+        "\n## Fuzzing\n\n\
+         Every parser of untrusted or operator input has a cargo-fuzz target (`fuzz/`); the last \
+         recorded run, carried from `docs/fuzz-runs.md`:\n\n{runs}"
+    )
 }
 
 /// The report's opening: how it was made, on what, and how to make it again.

@@ -20,6 +20,9 @@ pub(crate) struct Args {
     /// Targets run at once (each uses one core).
     #[arg(long, default_value_t = 1)]
     jobs: usize,
+    /// Write the outcome to docs/fuzz-runs.md, which `cargo xtask bench` puts in the report.
+    #[arg(long)]
+    record: bool,
 }
 
 /// The `[[bin]]` names of fuzz/Cargo.toml.
@@ -137,6 +140,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             outcomes.push(o);
         }
     }
+    if args.record {
+        record(args, &outcomes)?;
+    }
     let crashed: Vec<&str> = outcomes
         .iter()
         .filter(|o| o.crash.is_some())
@@ -148,5 +154,33 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             crashed.join(", ")
         );
     }
+    Ok(())
+}
+
+/// docs/fuzz-runs.md: the command, when, and per target its executions and outcome.
+fn record(args: &Args, outcomes: &[Outcome]) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
+    let date = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let mut md = format!(
+        "`cargo xtask fuzz --seconds {} --jobs {}`, {date}:\n\n\
+         | target | executions | seconds | outcome |\n|---|---:|---:|---|\n",
+        args.seconds, args.jobs
+    );
+    for o in outcomes {
+        let _ = writeln!(
+            md,
+            "| `{}` | {} | {:.0} | {} |",
+            o.target,
+            o.runs.map_or_else(|| "?".into(), |r| r.to_string()),
+            o.seconds,
+            o.crash.as_deref().unwrap_or("no crash")
+        );
+    }
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/fuzz-runs.md");
+    std::fs::write(&path, md).with_context(|| path.display().to_string())?;
     Ok(())
 }
