@@ -79,18 +79,20 @@ fn serve(ctx: SslContext, mode: Mode) -> Result<Server> {
                         let _ = tcp.set_nodelay(true);
                         let Ok(ssl) = Ssl::new(&ctx) else { continue };
                         tokio::task::spawn_local(async move {
-                            let tls = match mode {
-                                Mode::Async => edgetls_engine::accept(ssl, tcp).await.ok(),
+                            match mode {
+                                Mode::Async => {
+                                    if let Ok(s) = edgetls_engine::accept(ssl, tcp).await {
+                                        answer(s).await;
+                                    }
+                                }
                                 Mode::Blocking => {
                                     let Ok(mut s) = tokio_openssl::SslStream::new(ssl, tcp) else {
                                         return;
                                     };
-                                    Pin::new(&mut s).accept().await.ok().map(|_| s)
+                                    if Pin::new(&mut s).accept().await.is_ok() {
+                                        answer(s).await;
+                                    }
                                 }
-                            };
-                            if let Some(mut s) = tls {
-                                let _ = s.write_all(b"ok\n").await;
-                                let _ = s.shutdown().await;
                             }
                         });
                     }
@@ -106,6 +108,12 @@ fn serve(ctx: SslContext, mode: Mode) -> Result<Server> {
         stop: Some(stop),
         thread: Some(thread),
     })
+}
+
+/// The server's answer on an established stream: "ok\n" and a TLS close.
+async fn answer<S: tokio::io::AsyncWrite + Unpin>(mut s: S) {
+    let _ = s.write_all(b"ok\n").await;
+    let _ = s.shutdown().await;
 }
 
 fn context(cert: &X509, key: &PKey<Private>, mode: Mode) -> Result<SslContext> {

@@ -10,6 +10,7 @@
 
 use crate::error::EngineError;
 use crate::ffi;
+use crate::stream::TlsStream;
 use crate::wait;
 use openssl::ssl::{ErrorCode, Ssl};
 use std::future::{Future, poll_fn};
@@ -21,7 +22,6 @@ use std::task::{Context, Poll};
 use tokio::io::unix::AsyncFd;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
-use tokio_openssl::SslStream;
 
 /// A server handshake in progress; resolves to the established TLS stream.
 pub struct Handshake {
@@ -29,11 +29,11 @@ pub struct Handshake {
     _same_thread: PhantomData<Rc<()>>,
 }
 
-type Driven = Pin<Box<dyn Future<Output = Result<SslStream<TcpStream>, EngineError>>>>;
+type Driven = Pin<Box<dyn Future<Output = Result<TlsStream, EngineError>>>>;
 
 enum Inner {
     /// Async mode: a local task owns the SSL until any paused job has finished.
-    Task(oneshot::Receiver<Result<SslStream<TcpStream>, EngineError>>),
+    Task(oneshot::Receiver<Result<TlsStream, EngineError>>),
     /// No async mode: nothing can pause, so the caller's task drives the handshake itself
     /// (no task and no wake-up of its own).
     Inline(Driven),
@@ -50,7 +50,7 @@ impl std::fmt::Debug for Handshake {
 }
 
 impl Future for Handshake {
-    type Output = Result<SslStream<TcpStream>, EngineError>;
+    type Output = Result<TlsStream, EngineError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.inner {
@@ -96,10 +96,10 @@ fn async_mode(ssl: &Ssl) -> bool {
     mode as u64 & ffi::SSL_MODE_ASYNC != 0
 }
 
-async fn drive(ssl: Ssl, tcp: TcpStream) -> Result<SslStream<TcpStream>, EngineError> {
-    let mut stream = SslStream::new(ssl, tcp).map_err(|e| EngineError::Handshake(e.to_string()))?;
+async fn drive(ssl: Ssl, tcp: TcpStream) -> Result<TlsStream, EngineError> {
+    let mut stream = TlsStream::new(ssl, tcp).map_err(|e| EngineError::Handshake(e.to_string()))?;
     loop {
-        match poll_fn(|cx| Pin::new(&mut stream).poll_accept(cx)).await {
+        match poll_fn(|cx| stream.poll_accept(cx)).await {
             Ok(()) => return Ok(stream),
             Err(e) if e.code() == ErrorCode::from_raw(ffi::SSL_ERROR_WANT_ASYNC) => {
                 wait_for_job(&stream).await?;
@@ -125,7 +125,7 @@ impl AsRawFd for Borrowed {
 }
 
 /// Waits until the paused job's wait descriptor is readable.
-async fn wait_for_job(stream: &SslStream<TcpStream>) -> Result<(), EngineError> {
+async fn wait_for_job(stream: &TlsStream) -> Result<(), EngineError> {
     let mut fds = [0 as RawFd; 4];
     let mut n: libc::size_t = 0;
     // SAFETY: the SSL is live; first call asks for the count, the second fills our array

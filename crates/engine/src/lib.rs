@@ -12,6 +12,9 @@
 //! - Async mode ([`enable_async`] + [`accept`]): the sign step submits the request, registers a
 //!   wait descriptor and pauses the handshake's job; the driver waits on the descriptor and
 //!   resumes the job on the same thread, which serves other connections meanwhile.
+//! - [`accept`] resolves to a [`TlsStream`], whose [`Transport`] sends OpenSSL's small writes
+//!   together (the session tickets as one send; an answer and its `close_notify` as one):
+//!   flush it when the peer should have what was written.
 //! - Static RSA key exchange cannot use such keys: [`set_remote_key`] (certificate + remote key
 //!   on a context) and the store integration remove it automatically ([`restrict_to_ecdhe`]).
 //! - Certificate store: [`StoreKeys`] in `LoadOptions::remote_keys` serves every certificate
@@ -62,6 +65,7 @@ mod ffi;
 mod key;
 mod remote;
 mod store;
+mod stream;
 mod wait;
 
 pub use context::{
@@ -72,4 +76,5 @@ pub use error::EngineError;
 pub use key::{remote_pkey, ski_of};
 pub use remote::{Done, Hash, KeylessKey, LocalSigner, RemoteKey, Scheme, SignRequest};
 pub use store::StoreKeys;
+pub use stream::{DIRECT, HOLD, TlsStream, Transport};
 pub use wait::{Stats, stats, take_last_error};

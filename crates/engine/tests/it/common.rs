@@ -83,20 +83,18 @@ pub fn serve(ctx: SslContext, mode: Mode) -> Tls {
                     let ssl = Ssl::new(&ctx).unwrap();
                     let counts = Arc::clone(&theirs);
                     tokio::task::spawn_local(async move {
-                        let stream = match mode {
-                            Mode::Async => accept(ssl, tcp).await.map_err(|e| e.to_string()),
-                            Mode::Blocking => blocking_accept(ssl, tcp).await,
+                        let done = match mode {
+                            Mode::Async => match accept(ssl, tcp).await {
+                                Ok(s) => answer(s).await,
+                                Err(_) => false,
+                            },
+                            Mode::Blocking => match blocking_accept(ssl, tcp).await {
+                                Ok(s) => answer(s).await,
+                                Err(_) => false,
+                            },
                         };
-                        match stream {
-                            Ok(mut s) => {
-                                counts.ok.fetch_add(1, Relaxed);
-                                let _ = s.write_all(b"ok\n").await;
-                                let _ = s.shutdown().await;
-                            }
-                            Err(_) => {
-                                counts.failed.fetch_add(1, Relaxed);
-                            }
-                        }
+                        let count = if done { &counts.ok } else { &counts.failed };
+                        count.fetch_add(1, Relaxed);
                     });
                 }
             };
@@ -112,6 +110,13 @@ pub fn serve(ctx: SslContext, mode: Mode) -> Tls {
         stop: Some(stop_tx),
         thread: Some(thread),
     }
+}
+
+/// "ok\n" and a TLS close on an established stream; true (the handshake succeeded).
+async fn answer<S: tokio::io::AsyncWrite + Unpin>(mut s: S) -> bool {
+    let _ = s.write_all(b"ok\n").await;
+    let _ = s.shutdown().await;
+    true
 }
 
 /// A plain tokio-openssl accept: the sign step blocks this thread until the answer.

@@ -6,6 +6,7 @@ mod common;
 mod handshakes;
 mod s_client;
 mod store;
+mod stream;
 
 /// Tests that read the process-wide engine counters take this, so others do not move them.
 pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
