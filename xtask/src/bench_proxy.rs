@@ -57,9 +57,9 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-/// The origin: answers every connection with a 3-byte HTTP response, on its own thread.
-fn origin() -> Result<SocketAddr> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// The origin (on `addr`): answers every connection with a 3-byte HTTP response, on its own thread.
+pub(crate) fn origin(addr: SocketAddr) -> Result<SocketAddr> {
+    let l = std::net::TcpListener::bind(addr)?;
     let addr = l.local_addr()?;
     l.set_nonblocking(true)?;
     std::thread::spawn(move || {
@@ -241,7 +241,7 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
         d.join("tickets.nginx80"),
         &*format::write(&tk, Format::Nginx80)?,
     )?;
-    let origin = origin()?;
+    let origin = origin("127.0.0.1:0".parse()?)?;
     let ours = edgetls(root, d, origin, 1)?;
     let mut servers: Vec<(String, Server)> = vec![("edgetls proxy, 1 worker".into(), ours)];
     // A peer that is installed but does not start is reported, and the rest goes on.

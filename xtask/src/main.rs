@@ -34,6 +34,12 @@ enum Task {
     /// One SSL_CTX per certificate file, the way servers without a store load (for the report).
     #[command(hide = true)]
     NaiveLoad(naive::Args),
+    /// The bench's origin (a 3-byte HTTP answer to every request), for manual comparisons.
+    Origin {
+        /// Address to listen on.
+        #[arg(default_value = "127.0.0.1:9099")]
+        addr: std::net::SocketAddr,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +49,11 @@ fn main() -> anyhow::Result<()> {
         Task::Fuzz(args) => fuzz::run(&args),
         Task::NaiveLoad(args) => naive::run(&args),
         Task::Load(args) => loadgen::cli(&args),
+        Task::Origin { addr } => {
+            println!("origin on {}", bench_proxy::origin(addr)?);
+            loop {
+                std::thread::park();
+            }
+        }
     }
 }
