@@ -254,6 +254,69 @@ fn a_changed_certificate_file_is_served_while_a_long_transfer_stays_up() {
     assert_eq!(body.len(), 60 * 1024, "the long transfer stayed up");
 }
 
+/// An origin that answers with a status line and then says nothing more, holding the
+/// connection open for 30 s.
+fn silent_origin() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 1024];
+                let _ = c.read(&mut buf);
+                let _ = c.write_all(b"HTTP/1.1 200 OK\r\n");
+                std::thread::sleep(Duration::from_secs(30));
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn idle_connections_are_closed_and_busy_ones_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let multicert = pki(dir.path());
+    let (silent, busy) = (silent_origin(), slow_origin(40));
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\nidle_timeout = \"1s\"\n\n\
+         [certificates]\nsources = [\"{}\"]\n\n\
+         [[routes]]\nfqdn = \"site000001.demo.test\"\norigin = \"{silent}\"\n\n\
+         [[routes]]\nfqdn = \"*\"\norigin = \"{busy}\"\n",
+        multicert.display()
+    );
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(&path, config).unwrap();
+    let p = start(&path);
+    let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client()).unwrap();
+    b.set_verify(openssl::ssl::SslVerifyMode::NONE);
+    let connector = b.build();
+    let request = |name: &str| {
+        let tcp = TcpStream::connect(p.addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut tls = connector.connect(name, tcp).unwrap();
+        tls.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+        let started = std::time::Instant::now();
+        let mut got = Vec::new();
+        let _ = tls.read_to_end(&mut got);
+        (got, started.elapsed())
+    };
+
+    // Nothing moves after the status line: closed after about a second, not after 30.
+    let (got, took) = request("site000001.demo.test");
+    assert!(got.starts_with(b"HTTP/1.1 200 OK"), "{}", text(&got));
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "closed after {took:?}"
+    );
+
+    // A kilobyte every 50 ms for 2 s: never idle for a second, so it runs to the end.
+    let (got, took) = request("site000002.demo.test");
+    let body = got.split(|b| *b == b'\n').next_back().unwrap();
+    assert_eq!(body.len(), 40 * 1024, "the busy transfer completed");
+    assert!(took >= Duration::from_millis(1900), "took {took:?}");
+}
+
 #[test]
 fn check_validates_the_configuration_and_names_file_line_and_field() {
     let dir = tempfile::tempdir().unwrap();

@@ -14,9 +14,12 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 
 /// Copies `a` → `b` and `b` → `a` until both directions ended. End of input on one side is
-/// passed on as a write shutdown (half-close) of the other; no byte in either direction for
-/// `idle` ends both. Returns the bytes copied each way.
-pub(crate) async fn pipe<A, B>(a: A, b: B, idle: Duration) -> (u64, u64)
+/// passed on as a write shutdown (half-close) of the other. When no byte has moved either way
+/// for `idle` (reads waiting, or a write the peer does not take), both sides are shut down.
+///
+/// One timer serves the connection: it is set once per idle period and, when it fires, looks
+/// at when bytes last moved, rather than a timer armed and cancelled around every read.
+pub(crate) async fn pipe<A, B>(a: A, b: B, idle: Duration)
 where
     A: AsyncRead + AsyncWrite,
     B: AsyncRead + AsyncWrite,
@@ -24,13 +27,36 @@ where
     let (mut ar, mut aw) = tokio::io::split(a);
     let (mut br, mut bw) = tokio::io::split(b);
     let last = Cell::new(Instant::now());
-    tokio::join!(
-        one_way(&mut ar, &mut bw, &last, idle),
-        one_way(&mut br, &mut aw, &last, idle)
-    )
+    let done = {
+        let both = async {
+            tokio::join!(
+                one_way(&mut ar, &mut bw, &last),
+                one_way(&mut br, &mut aw, &last)
+            )
+        };
+        tokio::select! {
+            _ = both => true,
+            () = watchdog(&last, idle) => false,
+        }
+    };
+    if !done {
+        let _ = aw.shutdown().await;
+        let _ = bw.shutdown().await;
+    }
 }
 
-async fn one_way<R, W>(r: &mut R, w: &mut W, last: &Cell<Instant>, idle: Duration) -> u64
+/// Returns once `idle` has passed since `last`.
+async fn watchdog(last: &Cell<Instant>, idle: Duration) {
+    loop {
+        let deadline = last.get() + idle;
+        if deadline <= Instant::now() {
+            return;
+        }
+        tokio::time::sleep_until(deadline).await;
+    }
+}
+
+async fn one_way<R, W>(r: &mut R, w: &mut W, last: &Cell<Instant>)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -39,36 +65,22 @@ where
     // connections are idle most of the time, and an idle connection should cost little memory.
     let mut small = [0u8; 512];
     let mut big: Vec<u8> = Vec::new();
-    let mut total = 0u64;
     let mut unflushed = false;
     loop {
         let buf: &mut [u8] = if big.is_empty() { &mut small } else { &mut big };
-        let n = loop {
-            let read = read_or_flush(r, w, buf, &mut unflushed);
-            match tokio::time::timeout_at(last.get() + idle, read).await {
-                Ok(Ok(n)) => break n,
-                Ok(Err(_)) => break 0,
-                // The other direction may have moved bytes meanwhile: wait on.
-                Err(_) if last.get() + idle > Instant::now() => continue,
-                Err(_) => {
-                    let _ = w.shutdown().await;
-                    return total;
-                }
-            }
-        };
+        let n = read_or_flush(r, w, buf, &mut unflushed).await.unwrap_or(0);
         if n == 0 {
             let _ = w.shutdown().await;
-            return total;
+            return;
         }
         last.set(Instant::now());
         if w.write_all(&buf[..n]).await.is_err() {
-            return total;
+            return;
         }
         unflushed = true;
         if n == buf.len() && big.is_empty() {
             big = vec![0u8; 16 * 1024];
         }
-        total += n as u64;
     }
 }
 
