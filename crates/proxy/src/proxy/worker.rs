@@ -42,8 +42,33 @@ fn listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     };
     s.set_reuseaddr(true)?;
     s.set_reuseport(true)?;
+    // Accepted connections inherit it: no setsockopt per connection.
+    s.set_nodelay(true)?;
+    defer_accept(&s)?;
     s.bind(addr)?;
     s.listen(4096)
+}
+
+/// A connection is handed to accept() once its first bytes (the ClientHello) have arrived:
+/// TLS is client-first, so the worker wakes once for both, never to find nothing to read.
+/// Connections that send nothing are not accepted (the kernel drops them after a while).
+fn defer_accept(s: &TcpSocket) -> std::io::Result<()> {
+    let seconds: libc::c_int = 10;
+    // SAFETY: setsockopt on the socket's open descriptor, with a live c_int of the size given.
+    let r = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(s),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&seconds as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Starts worker `i` on its own thread.
@@ -110,7 +135,6 @@ fn accepted(shared: &Arc<Shared>, tcp: TcpStream, peer: SocketAddr, bound: Optio
     let Ok(permit) = Arc::clone(&shared.limit).try_acquire_owned() else {
         return; // at the connection limit: close
     };
-    let _ = tcp.set_nodelay(true);
     shared.active.fetch_add(1, Relaxed);
     let shared = Arc::clone(shared);
     tokio::task::spawn_local(async move {
