@@ -27,6 +27,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CONCURRENCY: usize = 32;
 const SECONDS: f64 = 4.0;
+/// Rounds per server and kind in the comparison (the servers take turns in every round).
+const ROUNDS: usize = 5;
 
 struct Server {
     child: Child,
@@ -199,6 +201,15 @@ fn haproxy(dir: &Path, origin: SocketAddr) -> Result<Option<Server>> {
     .map(Some)
 }
 
+/// Full or resumed: handshakes per second of server CPU, per server.
+struct Kind {
+    kind: &'static str,
+    /// Each server's median round.
+    medians: Vec<f64>,
+    /// Each server's rounds, in order.
+    rounds: Vec<Vec<f64>>,
+}
+
 /// One round of the load generator against `server` (see `crate::loadgen`).
 fn load(server: &Server, resume: bool, pace: Option<f64>) -> Result<Load> {
     loadgen::run(&Target {
@@ -270,7 +281,8 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
          `GET /`, the origin's 3-byte answer, close. Every server has the same certificate and its own ticket keys, one worker, \
          and forwards to the same local origin. Server CPU (user + system of the server's processes) is read from \
          `/proc`, so the load generator's own CPU does not enter the per-CPU-second figures. {SECONDS} s per round, \
-         median of 3 rounds, the servers taking turns.\n\n\
+         {ROUNDS} rounds, the servers taking turns in each; the table shows each server's median round, and a \
+         ratio is the median of the ratios of the rounds (each measured next to the other in time).\n\n\
          | server | handshakes | per second of server CPU | per second (wall) | latency p50 | p99 | resumed |\n|---|---|---:|---:|---:|---:|---:|"
     );
     // per kind: per server: median Load summary
@@ -278,11 +290,11 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
         let _ = writeln!(report, "| {m} | | | | | | |");
     }
     // Per kind: handshakes per server CPU-second of each server (medians).
-    let mut table: Vec<(&str, Vec<f64>)> = Vec::new();
+    let mut table: Vec<Kind> = Vec::new();
     for resume in [false, true] {
         let kind = if resume { "resumed" } else { "full" };
         let mut runs: Vec<Vec<Load>> = servers.iter().map(|_| Vec::new()).collect();
-        for _ in 0..3 {
+        for _ in 0..ROUNDS {
             for (i, (_, server)) in servers.iter().enumerate() {
                 runs[i].push(load(server, resume, None)?);
             }
@@ -306,15 +318,35 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
             );
             picked.push(l.per_cpu_second);
         }
-        table.push((kind, picked));
+        let per_cpu = runs
+            .iter()
+            .map(|v| v.iter().map(|l| l.per_cpu_second).collect())
+            .collect();
+        table.push(Kind {
+            kind,
+            medians: picked,
+            rounds: per_cpu,
+        });
     }
-    for (kind, picked) in &table {
+    for Kind {
+        kind,
+        rounds: per_cpu,
+        ..
+    } in &table
+    {
         for (i, (name, _)) in servers.iter().enumerate().skip(1) {
+            let ratios: Vec<f64> = per_cpu[0]
+                .iter()
+                .zip(&per_cpu[i])
+                .map(|(ours, theirs)| ours / theirs)
+                .collect();
+            let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
             let _ = writeln!(
                 report,
-                "\n{kind}: edgetls / {} per server CPU second = **{:.2}×** (target ≥ 1.0×)",
+                "\n{kind}: edgetls / {} per server CPU second = **{:.2}×** (target ≥ 1.0×; rounds: {})",
                 name.split(',').next().unwrap_or(name),
-                picked[0] / picked[i]
+                median(ratios),
+                each.join(", ")
             );
         }
     }
@@ -333,7 +365,7 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
             .map(|(i, n)| {
                 (
                     n.to_string(),
-                    table.iter().map(|(_, p)| p[i]).collect::<Vec<f64>>(),
+                    table.iter().map(|k| k.medians[i]).collect::<Vec<f64>>(),
                 )
             })
             .collect::<Vec<_>>(),
