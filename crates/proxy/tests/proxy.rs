@@ -163,31 +163,43 @@ origin = "{a}"
     );
 }
 
-/// An origin that answers with `chunks` KiB, one every 50 ms.
-fn slow_origin(chunks: usize) -> std::net::SocketAddr {
+/// A local origin that reads the request and then runs `answer` on the connection, each
+/// connection on its own thread.
+fn origin_answering(
+    answer: impl Fn(&mut TcpStream) + Send + Sync + 'static,
+) -> std::net::SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
+    let answer = std::sync::Arc::new(answer);
     std::thread::spawn(move || {
         for c in l.incoming() {
             let Ok(mut c) = c else { continue };
+            let answer = std::sync::Arc::clone(&answer);
             std::thread::spawn(move || {
                 let mut buf = [0u8; 1024];
                 let _ = c.read(&mut buf);
-                let _ = write!(
-                    c,
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n",
-                    chunks * 1024
-                );
-                for _ in 0..chunks {
-                    if c.write_all(&[b'x'; 1024]).is_err() {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
+                answer(&mut c);
             });
         }
     });
     addr
+}
+
+/// An origin that answers with `chunks` KiB, one every 50 ms.
+fn slow_origin(chunks: usize) -> std::net::SocketAddr {
+    origin_answering(move |c| {
+        let _ = write!(
+            c,
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n",
+            chunks * 1024
+        );
+        for _ in 0..chunks {
+            if c.write_all(&[b'x'; 1024]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
 }
 
 fn served_cert(addr: std::net::SocketAddr, name: &str) -> Vec<u8> {
@@ -257,20 +269,10 @@ fn a_changed_certificate_file_is_served_while_a_long_transfer_stays_up() {
 /// An origin that answers with a status line and then says nothing more, holding the
 /// connection open for 30 s.
 fn silent_origin() -> std::net::SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut c) = c else { continue };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 1024];
-                let _ = c.read(&mut buf);
-                let _ = c.write_all(b"HTTP/1.1 200 OK\r\n");
-                std::thread::sleep(Duration::from_secs(30));
-            });
-        }
-    });
-    addr
+    origin_answering(|c| {
+        let _ = c.write_all(b"HTTP/1.1 200 OK\r\n");
+        std::thread::sleep(Duration::from_secs(30));
+    })
 }
 
 #[test]
