@@ -62,7 +62,13 @@ impl Transport {
             }
             self.sent += n;
         }
-        self.out.clear();
+        // Small writes reuse the buffer; one grown by a burst is given back, so a connection
+        // that goes idle after bulk data holds no more than one that never had any.
+        if self.out.capacity() > DIRECT {
+            self.out = Vec::new();
+        } else {
+            self.out.clear();
+        }
         self.sent = 0;
         Poll::Ready(Ok(()))
     }
