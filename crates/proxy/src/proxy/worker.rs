@@ -51,7 +51,9 @@ fn listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
 
 /// A connection is handed to accept() once its first bytes (the ClientHello) have arrived:
 /// TLS is client-first, so the worker wakes once for both, never to find nothing to read.
-/// Connections that send nothing are not accepted (the kernel drops them after a while).
+/// A client that connects and sends nothing is handed over after the kernel's deferral
+/// (10 s, rounded up to its SYN-ACK retransmissions: 15 s measured here), and
+/// `handshake_timeout` applies from then.
 fn defer_accept(s: &TcpSocket) -> std::io::Result<()> {
     let seconds: libc::c_int = 10;
     // SAFETY: setsockopt on the socket's open descriptor, with a live c_int of the size given.
