@@ -129,27 +129,23 @@ fn nginx(dir: &Path, origin: SocketAddr, workers: usize) -> Result<Option<Server
     );
     let file = dir.join(format!("nginx-{workers}.conf"));
     std::fs::write(&file, conf)?;
-    let child = Command::new("nginx")
-        .args(["-p"])
-        .arg(dir)
-        .args(["-c"])
-        .arg(&file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
     listening(
-        child,
+        Command::new("nginx")
+            .args(["-p"])
+            .arg(dir)
+            .args(["-c"])
+            .arg(&file),
         port,
         &format!("nginx did not start (see {d}/nginx-{workers}.err)"),
     )
     .map(Some)
 }
 
-/// The peer `child`, once it accepts on `port` (up to 5 s). On failure it is stopped (as a
-/// `Server`, dropped) and `why` is the error.
-fn listening(child: Child, port: u16, why: &str) -> Result<Server> {
+/// Starts `peer` (output discarded) and returns it once it accepts on `port` (up to 5 s). On
+/// failure it is stopped (as a `Server`, dropped) and `why` is the error.
+fn listening(peer: &mut Command, port: u16, why: &str) -> Result<Server> {
     let server = Server {
-        child,
+        child: peer.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
     };
     let until = Instant::now() + Duration::from_secs(5);
@@ -188,14 +184,10 @@ fn haproxy(dir: &Path, origin: SocketAddr) -> Result<Option<Server>> {
          backend origin\n    server o {origin}\n"
     );
     std::fs::write(dir.join("haproxy.cfg"), conf)?;
-    let child = Command::new("haproxy")
-        .args(["-db", "-f"])
-        .arg(dir.join("haproxy.cfg"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
     listening(
-        child,
+        Command::new("haproxy")
+            .args(["-db", "-f"])
+            .arg(dir.join("haproxy.cfg")),
         port,
         &format!("haproxy did not start (check {d}/haproxy.cfg with haproxy -c)"),
     )
