@@ -76,7 +76,8 @@ pub use report::Report;
 pub use snapshot::{Selected, Snapshot};
 pub use source::{EntrySpec, Source, SourceOptions};
 pub use ssl::{
-    Materialized, SslCache, apply_certificate, client_hello_server_name, local_addr_index,
-    materialize, server_name_extension, servername_callback,
+    Materialized, Refusal, SslCache, apply_certificate, client_hello_server_name, local_addr_index,
+    materialize, no_certificate, refusal_index, refuse, server_name_extension, servername_callback,
+    tunnel_name,
 };
 pub use store::{CertStore, Watcher};

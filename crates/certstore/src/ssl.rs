@@ -277,6 +277,43 @@ pub fn local_addr_index() -> Result<Index<Ssl, SocketAddr>, ErrorStack> {
     INDEX.get_or_init(Ssl::new_ex_index).clone()
 }
 
+/// Why a callback refused a connection: kept on the SSL (see [`refusal_index`]) so whoever
+/// drives the handshake can count and log the real reason, not only the alert the client saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// A short, fixed label for metrics (`unrecognized_name`, `tunnel_name`,
+    /// `certificate_unusable`, `settings_unusable`, `internal`).
+    pub reason: &'static str,
+    /// What exactly happened (names the server name, the file or OpenSSL's message).
+    pub detail: String,
+}
+
+/// The ex_data slot holding a connection's [`Refusal`], set by the callbacks of this crate
+/// and of `edgetls-policy` when they end a handshake.
+pub fn refusal_index() -> Result<Index<Ssl, Refusal>, ErrorStack> {
+    static INDEX: OnceLock<Result<Index<Ssl, Refusal>, ErrorStack>> = OnceLock::new();
+    INDEX.get_or_init(Ssl::new_ex_index).clone()
+}
+
+/// Records why `ssl` is refused and returns the alert to end it with.
+pub fn refuse(
+    ssl: &mut SslRef,
+    alert: SslAlert,
+    reason: &'static str,
+    detail: impl Into<String>,
+) -> SslAlert {
+    if let Ok(i) = refusal_index() {
+        ssl.set_ex_data(
+            i,
+            Refusal {
+                reason,
+                detail: detail.into(),
+            },
+        );
+    }
+    alert
+}
+
 /// Per-thread cache used by [`servername_callback`].
 const THREAD_CACHE: usize = 4096;
 
@@ -315,7 +352,8 @@ fn select(store: &CertStore, ssl: &mut SslRef, alert: &mut SslAlert) -> Result<(
 /// Sets on `ssl` the certificates of the entry `store` selects for `name` (a server name, or
 /// the name a policy chose) and the local address, from this thread's cache. The error is the
 /// alert to end the handshake with: `unrecognized_name` when nothing matches (or the match is
-/// a tunnel), `internal_error` when OpenSSL refuses the objects.
+/// a tunnel), `internal_error` when the entry's objects cannot be built or OpenSSL refuses
+/// them; the reason is recorded on `ssl` ([`refusal_index`]).
 pub fn apply_certificate(
     store: &CertStore,
     ssl: &mut SslRef,
@@ -324,21 +362,54 @@ pub fn apply_certificate(
 ) -> Result<(), SslAlert> {
     let snapshot = store.snapshot();
     let Some(selected) = snapshot.lookup(name, local) else {
-        return Err(SslAlert::UNRECOGNIZED_NAME);
+        return Err(no_certificate(ssl, name));
     };
     if selected.entry.is_tunnel() {
         // Tunnelled names are passed through before TLS is terminated; reaching here means
         // the caller terminated one anyway.
-        return Err(SslAlert::UNRECOGNIZED_NAME);
+        return Err(tunnel_name(ssl, name));
     }
     let applied = CACHE.with(|cache| {
-        let mut cache = cache.try_borrow_mut().ok()?;
+        let mut cache = cache.try_borrow_mut().map_err(|_| {
+            (
+                "internal",
+                "certificate cache in use (re-entered)".to_string(),
+            )
+        })?;
         let ready = cache
             .get_with(selected.entry, store.options().remote_keys.as_ref())
-            .ok()?;
-        ready.apply(ssl).ok()
+            .map_err(|e| ("certificate_unusable", e.to_string()))?;
+        ready
+            .apply(ssl)
+            .map_err(|e| ("certificate_unusable", format!("OpenSSL refused it: {e}")))
     });
-    applied.ok_or(SslAlert::INTERNAL_ERROR)
+    applied.map_err(|(reason, detail)| {
+        let detail = format!("{}: {detail}", selected.entry.path().display());
+        refuse(ssl, SslAlert::INTERNAL_ERROR, reason, detail)
+    })
+}
+
+/// Records that no certificate serves `name`; the alert for it.
+pub fn no_certificate(ssl: &mut SslRef, name: Option<&str>) -> SslAlert {
+    refuse(
+        ssl,
+        SslAlert::UNRECOGNIZED_NAME,
+        "unrecognized_name",
+        format!("no certificate for {}", name.unwrap_or("<no server name>")),
+    )
+}
+
+/// Records that `name` is tunnelled, not terminated; the alert for it.
+pub fn tunnel_name(ssl: &mut SslRef, name: Option<&str>) -> SslAlert {
+    refuse(
+        ssl,
+        SslAlert::UNRECOGNIZED_NAME,
+        "tunnel_name",
+        format!(
+            "{} is tunnelled, not terminated here",
+            name.unwrap_or("<no server name>")
+        ),
+    )
 }
 
 /// The server name the ClientHello being processed asks for, lowercased (for ClientHello

@@ -1,51 +1,81 @@
-//! Driving async-mode handshakes on a current-thread runtime.
+//! Driving handshakes, with or without async mode, on a current-thread runtime.
 //!
-//! A handshake whose remote operation is pending returns `SSL_ERROR_WANT_ASYNC`; the job that
-//! holds its state is paused and MUST be resumed on the same OS thread, and its SSL must not be
-//! freed while it is paused. So each async-mode handshake runs in a task spawned on the current
-//! thread's `LocalSet` ([`tokio::task::spawn_local`]) that owns the SSL until the job has
-//! finished, whatever happens to the caller: dropping the [`Handshake`] only detaches it. A
-//! handshake without async mode cannot pause and is driven by the caller's own task. [`Handshake`]
-//! is `!Send`, so it cannot be moved to (and awaited on) another thread by mistake.
+//! A handshake whose remote operation is pending returns `SSL_ERROR_WANT_ASYNC`: the job that
+//! holds its state is paused, MUST be resumed on the same OS thread, and its SSL must not be
+//! freed while it is paused. [`Handshake`] is polled by the caller's own task in every mode
+//! (no task or wake-up of its own) and is `!Send`, so it cannot be moved to another thread.
+//!
+//! Dropping a [`Handshake`] cancels it, which is how a caller's timeout works: the TCP
+//! connection and the SSL are released at once, unless a job is paused at that moment. Then
+//! the SSL is handed to a local task that resumes the job when its remote answer (or the
+//! remote key's own deadline) arrives, and frees everything as soon as the job has ended.
+//! That task waits at most [`PAUSED_LIMIT`]: past it the job is woken and ends with a timeout
+//! even if the remote key never answers. A client that stalls at any step therefore costs its
+//! connection for no longer than the caller's timeout, and in the worst case (a remote key
+//! that breaks its promise to answer) for [`PAUSED_LIMIT`].
 
 use crate::error::EngineError;
+use crate::failure::{Failure, classify};
 use crate::ffi;
 use crate::stream::TlsStream;
 use crate::wait;
 use openssl::ssl::{ErrorCode, Ssl};
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use tokio::io::unix::AsyncFd;
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 
-/// A server handshake in progress; resolves to the established TLS stream.
+/// How long a job paused for a cancelled handshake may wait for its remote answer before it
+/// is woken to end with a timeout (the same bound blocking mode has).
+pub const PAUSED_LIMIT: std::time::Duration = wait::REMOTE_LIMIT;
+
+/// A server handshake in progress; resolves to the established TLS stream. Dropping it cancels
+/// the handshake (see the module documentation).
 pub struct Handshake {
-    inner: Inner,
+    /// Set while a job is paused: its wait descriptor, registered with the runtime. Declared
+    /// (so dropped) before the stream whose wait context owns the descriptor.
+    job: Option<AsyncFd<Borrowed>>,
+    stream: Option<TlsStream>,
+    /// Why the handshake could not even start (reported on first poll).
+    failed: Option<EngineError>,
     _same_thread: PhantomData<Rc<()>>,
-}
-
-type Driven = Pin<Box<dyn Future<Output = Result<TlsStream, EngineError>>>>;
-
-enum Inner {
-    /// Async mode: a local task owns the SSL until any paused job has finished.
-    Task(oneshot::Receiver<Result<TlsStream, EngineError>>),
-    /// No async mode: nothing can pause, so the caller's task drives the handshake itself
-    /// (no task and no wake-up of its own).
-    Inline(Driven),
 }
 
 impl std::fmt::Debug for Handshake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let how = match self.inner {
-            Inner::Task(_) => "task",
-            Inner::Inline(_) => "inline",
-        };
-        f.debug_struct("Handshake").field("driven", &how).finish()
+        f.debug_struct("Handshake")
+            .field("job_paused", &self.job.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts the server side of a TLS handshake on `tcp`, in async mode if `ssl` (or its context)
+/// has it. Must be polled on a current-thread runtime inside a [`tokio::task::LocalSet`]: a
+/// handshake dropped while its job is paused is finished by a local task of this thread.
+pub fn accept(ssl: Ssl, tcp: TcpStream) -> Handshake {
+    let (stream, failed) = match TlsStream::new(ssl, tcp) {
+        Ok(s) => (Some(s), None),
+        Err(e) => (None, Some(internal(e.to_string()))),
+    };
+    Handshake {
+        stream,
+        failed,
+        job: None,
+        _same_thread: PhantomData,
+    }
+}
+
+impl Handshake {
+    /// Whether any byte has come from the client yet. After a first poll that did not finish
+    /// the handshake, false means the client had sent nothing by then.
+    pub fn received(&self) -> bool {
+        self.stream
+            .as_ref()
+            .is_some_and(|s| s.transport().received())
     }
 }
 
@@ -53,69 +83,146 @@ impl Future for Handshake {
     type Output = Result<TlsStream, EngineError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.inner {
-            Inner::Task(rx) => Pin::new(rx).poll(cx).map(|r| {
-                r.unwrap_or_else(|_| Err(EngineError::Handshake("handshake task ended".into())))
-            }),
-            Inner::Inline(f) => f.as_mut().poll(cx),
+        let this = &mut *self;
+        if let Some(e) = this.failed.take() {
+            return Poll::Ready(Err(e));
         }
-    }
-}
-
-/// Starts the server side of a TLS handshake on `tcp`, in async mode if `ssl` (or its context)
-/// has it. Must be called from inside a [`tokio::task::LocalSet`] on a current-thread runtime:
-/// in async mode the handshake runs as a local task of this thread; without it, in the task
-/// that awaits the [`Handshake`].
-pub fn accept(ssl: Ssl, tcp: TcpStream) -> Handshake {
-    let inner = if async_mode(&ssl) {
-        let (tx, rx) = oneshot::channel();
-        tokio::task::spawn_local(async move {
-            let r = drive(ssl, tcp).await;
-            let _ = tx.send(r);
-        });
-        Inner::Task(rx)
-    } else {
-        Inner::Inline(Box::pin(drive(ssl, tcp)))
-    };
-    Handshake {
-        inner,
-        _same_thread: PhantomData,
-    }
-}
-
-fn async_mode(ssl: &Ssl) -> bool {
-    // SAFETY: SSL_ctrl(SSL_CTRL_MODE) with no bits to add only returns the live SSL's mode.
-    let mode = unsafe {
-        openssl_sys::SSL_ctrl(
-            foreign_types::ForeignType::as_ptr(ssl),
-            openssl_sys::SSL_CTRL_MODE,
-            0,
-            std::ptr::null_mut(),
-        )
-    };
-    mode as u64 & ffi::SSL_MODE_ASYNC != 0
-}
-
-async fn drive(ssl: Ssl, tcp: TcpStream) -> Result<TlsStream, EngineError> {
-    let mut stream = TlsStream::new(ssl, tcp).map_err(|e| EngineError::Handshake(e.to_string()))?;
-    loop {
-        match poll_fn(|cx| stream.poll_accept(cx)).await {
-            Ok(()) => return Ok(stream),
-            Err(e) if e.code() == ErrorCode::from_raw(ffi::SSL_ERROR_WANT_ASYNC) => {
-                wait_for_job(&stream).await?;
+        loop {
+            if let Some(fd) = &this.job {
+                let mut guard = ready!(fd.poll_read_ready(cx))
+                    .map_err(|e| EngineError::Async(format!("waiting for the job: {e}")))?;
+                guard.clear_ready();
+                this.job = None;
             }
-            Err(e) => {
-                let why = match wait::take_last_error() {
-                    Some(remote) => format!("{e} ({remote})"),
-                    None => e.to_string(),
-                };
-                return Err(EngineError::Handshake(why));
+            let Some(stream) = this.stream.as_mut() else {
+                return Poll::Ready(Err(internal("polled after the end")));
+            };
+            match ready!(stream.poll_accept(cx)) {
+                Ok(()) => {
+                    let stream = this.stream.take();
+                    return Poll::Ready(stream.ok_or_else(|| internal("polled after the end")));
+                }
+                Err(e) if is_want_async(&e) => match register_job(stream) {
+                    Ok(fd) => this.job = Some(fd),
+                    Err(e) => {
+                        // A paused job we cannot wait for: never free its SSL.
+                        std::mem::forget(this.stream.take());
+                        return Poll::Ready(Err(e));
+                    }
+                },
+                Err(e) => {
+                    let (reason, detail) = classify(stream.ssl(), &e, wait::take_last_error());
+                    this.stream = None;
+                    return Poll::Ready(Err(EngineError::Handshake { reason, detail }));
+                }
             }
         }
     }
 }
 
-/// A descriptor owned by the SSL's wait context, borrowed for one wait.
+impl Drop for Handshake {
+    fn drop(&mut self) {
+        let (Some(stream), Some(job)) = (self.stream.take(), self.job.take()) else {
+            return; // no job paused: the SSL and the socket are freed now
+        };
+        // The client is let go now; the descriptor waits for the job.
+        // SAFETY: shutdown on the stream's open socket; it stays open (the stream owns it).
+        unsafe { libc::shutdown(stream.tcp().as_raw_fd(), libc::SHUT_RDWR) };
+        let finish = Finish {
+            job: Some(job),
+            stream: Some(stream),
+            deadline: Box::pin(tokio::time::sleep(PAUSED_LIMIT)),
+            woken: false,
+        };
+        // Outside a LocalSet spawn_local panics; the future is dropped in the unwind and
+        // `Finish` leaks the SSL rather than free it under a paused job.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            tokio::task::spawn_local(finish);
+        }));
+    }
+}
+
+/// Finishes the paused job of a cancelled handshake, then frees the SSL and the socket.
+struct Finish {
+    /// The paused job's wait descriptor (dropped before the stream, as in [`Handshake`]).
+    job: Option<AsyncFd<Borrowed>>,
+    stream: Option<TlsStream>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// The job was woken past the deadline (it then ends with a timeout).
+    woken: bool,
+}
+
+impl Future for Finish {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        loop {
+            let Some(fd) = &this.job else {
+                this.stream = None; // no job paused any more: free everything
+                return Poll::Ready(());
+            };
+            match fd.poll_read_ready(cx) {
+                Poll::Ready(Ok(mut guard)) => guard.clear_ready(),
+                Poll::Ready(Err(_)) => {
+                    // The runtime cannot wait for it (it is shutting down): keep the SSL.
+                    std::mem::forget(this.stream.take());
+                    return Poll::Ready(());
+                }
+                Poll::Pending => {
+                    if this.woken || this.deadline.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    // Past the limit: wake the job; it sees no answer and ends with a timeout.
+                    wait::wake_fd(fd.get_ref().0);
+                    this.woken = true;
+                    continue;
+                }
+            }
+            this.job = None;
+            let Some(stream) = this.stream.as_mut() else {
+                return Poll::Ready(());
+            };
+            // The job resumes and runs to its next stop: done, failed, or waiting for the
+            // client (which nobody waits for any more).
+            if let Poll::Ready(Err(e)) = stream.poll_accept(cx) {
+                if is_want_async(&e) {
+                    match register_job(stream) {
+                        Ok(fd) => this.job = Some(fd),
+                        Err(_) => {
+                            std::mem::forget(this.stream.take());
+                            return Poll::Ready(());
+                        }
+                    }
+                }
+            }
+            let _ = wait::take_last_error();
+        }
+    }
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        if self.job.is_some() {
+            // Dropped with its job still paused (the runtime is going away): leak the SSL
+            // rather than free it under a paused job.
+            std::mem::forget(self.stream.take());
+        }
+    }
+}
+
+fn internal(detail: impl Into<String>) -> EngineError {
+    EngineError::Handshake {
+        reason: Failure::Internal,
+        detail: detail.into(),
+    }
+}
+
+fn is_want_async(e: &openssl::ssl::Error) -> bool {
+    e.code() == ErrorCode::from_raw(ffi::SSL_ERROR_WANT_ASYNC)
+}
+
+/// A descriptor owned by the SSL's wait context, borrowed while its job is paused.
 struct Borrowed(RawFd);
 
 impl AsRawFd for Borrowed {
@@ -124,8 +231,8 @@ impl AsRawFd for Borrowed {
     }
 }
 
-/// Waits until the paused job's wait descriptor is readable.
-async fn wait_for_job(stream: &TlsStream) -> Result<(), EngineError> {
+/// Registers the paused job's wait descriptor with the runtime.
+fn register_job(stream: &TlsStream) -> Result<AsyncFd<Borrowed>, EngineError> {
     let mut fds = [0 as RawFd; 4];
     let mut n: libc::size_t = 0;
     // SAFETY: the SSL is live; first call asks for the count, the second fills our array
@@ -143,15 +250,8 @@ async fn wait_for_job(stream: &TlsStream) -> Result<(), EngineError> {
         ffi::SSL_get_all_async_fds(ssl, fds.as_mut_ptr(), &mut n);
     }
     // SAFETY: the descriptor belongs to the SSL's wait context and stays open, referring to the
-    // same socket, until the SSL is freed; the SSL (in `stream`) outlives this AsyncFd, which is
-    // dropped (deregistered) at the end of this function.
-    let fd =
-        unsafe { AsyncFd::register_with_interest(Borrowed(fds[0]), tokio::io::Interest::READABLE) }
-            .map_err(|e| EngineError::Async(format!("registering the wait descriptor: {e}")))?;
-    let mut guard = fd
-        .readable()
-        .await
-        .map_err(|e| EngineError::Async(e.to_string()))?;
-    guard.clear_ready();
-    Ok(())
+    // same eventfd, until the SSL is freed; every AsyncFd made here is dropped (deregistered)
+    // before the SSL it came from: the owner keeps both and clears `job` before the stream.
+    unsafe { AsyncFd::register_with_interest(Borrowed(fds[0]), tokio::io::Interest::READABLE) }
+        .map_err(|e| EngineError::Async(format!("registering the wait descriptor: {e}")))
 }

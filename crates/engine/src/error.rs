@@ -27,9 +27,12 @@ pub enum EngineError {
     #[error("async job: {0}")]
     Async(String),
     /// The TLS handshake failed (including a failed remote operation, which ends it with an
-    /// alert).
-    #[error("TLS handshake: {0}")]
-    Handshake(String),
+    /// alert): why, as a fixed label, and what exactly happened.
+    #[error("TLS handshake failed ({reason}): {detail}")]
+    Handshake {
+        reason: crate::Failure,
+        detail: String,
+    },
     /// A panic inside a callback, caught before it could reach OpenSSL.
     #[error("internal error in a key callback (caught panic)")]
     Panic,

@@ -61,6 +61,7 @@ mod context;
 mod driver;
 mod engine;
 mod error;
+mod failure;
 mod ffi;
 mod key;
 mod remote;
@@ -71,8 +72,9 @@ mod wait;
 pub use context::{
     enable_async, enable_async_ssl, restrict_ssl_to_ecdhe, restrict_to_ecdhe, set_remote_key,
 };
-pub use driver::{Handshake, accept};
+pub use driver::{Handshake, PAUSED_LIMIT, accept};
 pub use error::EngineError;
+pub use failure::Failure;
 pub use key::{remote_pkey, ski_of};
 pub use remote::{Done, Hash, KeylessKey, LocalSigner, RemoteKey, Scheme, SignRequest};
 pub use store::StoreKeys;

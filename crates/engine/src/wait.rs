@@ -11,10 +11,12 @@ use libc::{c_int, c_void};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// How long blocking mode waits at most, should a remote key break its promise to answer.
-const BLOCKING_LIMIT: Duration = Duration::from_secs(60);
+/// How long a remote operation waits at most, should a remote key break its promise to answer:
+/// blocking mode stops waiting; a paused job whose handshake was cancelled is woken by the
+/// driver and ends.
+pub(crate) const REMOTE_LIMIT: Duration = Duration::from_secs(60);
 
 /// Counters of what the sign hook did (process-wide).
 #[derive(Debug, Default)]
@@ -92,11 +94,18 @@ fn blocking(remote: &dyn RemoteKey, request: SignRequest) -> Result<Vec<u8>, Eng
     let (slot, ready) = &*shared;
     let guard = slot.lock().unwrap_or_else(|p| p.into_inner());
     let (mut guard, _) = ready
-        .wait_timeout_while(guard, BLOCKING_LIMIT, |r| r.is_none())
+        .wait_timeout_while(guard, REMOTE_LIMIT, |r| r.is_none())
         .unwrap_or_else(|p| p.into_inner());
     guard
         .take()
-        .unwrap_or(Err(EngineError::Timeout(BLOCKING_LIMIT)))
+        .unwrap_or(Err(EngineError::Timeout(REMOTE_LIMIT)))
+}
+
+/// Makes a job's wait descriptor (one of ours: an eventfd) readable, so the job runs again.
+pub(crate) fn wake_fd(fd: std::os::fd::RawFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a local to a descriptor the caller holds open.
+    unsafe { libc::write(fd, (&raw const one).cast(), 8) };
 }
 
 /// The per-connection wake-up descriptor (an eventfd): the job's wait fd; completions add 1 to
@@ -120,9 +129,7 @@ impl Waker {
 
     /// Makes the descriptor readable (from any thread).
     fn wake(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a local to a live eventfd.
-        unsafe { libc::write(self.fd.as_raw_fd(), (&raw const one).cast(), 8) };
+        wake_fd(self.fd.as_raw_fd());
     }
 
     /// Makes it unreadable again (non-blocking).
@@ -176,10 +183,15 @@ fn paused(
             their_waker.wake();
         }),
     );
+    let started = Instant::now();
     loop {
         if let Some(r) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
             waker.drain();
             return r;
+        }
+        if started.elapsed() >= REMOTE_LIMIT {
+            // Woken with no answer past the limit (by the driver of a cancelled handshake).
+            return Err(EngineError::Timeout(REMOTE_LIMIT));
         }
         // SAFETY: we are inside an async job (checked by the caller); pausing returns here
         // when the driver resumes the job on this same thread.

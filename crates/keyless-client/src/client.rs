@@ -289,7 +289,7 @@ struct InFlight<'a>(&'a Inner);
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Relaxed);
-        self.0.metrics.in_flight.fetch_sub(1, Relaxed);
+        self.0.metrics.in_flight.dec();
     }
 }
 
@@ -299,12 +299,12 @@ async fn execute(inner: Arc<Inner>, op: Operation) -> Result<Operation, ClientEr
     let limit = config.max_in_flight as u64;
     if inner.in_flight.fetch_add(1, Relaxed) >= limit {
         inner.in_flight.fetch_sub(1, Relaxed);
-        inner.metrics.queue_full.fetch_add(1, Relaxed);
+        inner.metrics.queue_full.inc();
         return Err(ClientError::QueueFull {
             limit: config.max_in_flight,
         });
     }
-    inner.metrics.in_flight.fetch_add(1, Relaxed);
+    inner.metrics.in_flight.inc();
     let _guard = InFlight(&inner);
     let deadline = tokio::time::Instant::from_std(started + config.request_timeout);
     let mut tried: Vec<usize> = Vec::new();
@@ -321,7 +321,7 @@ async fn execute(inner: Arc<Inner>, op: Operation) -> Result<Operation, ClientEr
             tokio::select! {
                 _ = notified => continue,
                 _ = tokio::time::sleep_until(deadline) => {
-                    inner.metrics.no_server.fetch_add(1, Relaxed);
+                    inner.metrics.no_server.inc();
                     let detail = inner.conns.iter().map(|c| c.describe()).collect::<Vec<_>>().join("; ");
                     return Err(ClientError::NoServer { after: config.request_timeout, detail });
                 }
@@ -356,7 +356,7 @@ async fn execute(inner: Arc<Inner>, op: Operation) -> Result<Operation, ClientEr
                 failures += 1;
                 tried.push(index);
                 if failures > config.retries {
-                    inner.metrics.no_server.fetch_add(1, Relaxed);
+                    inner.metrics.no_server.inc();
                     return Err(ClientError::NoServer {
                         after: started.elapsed(),
                         detail: format!(
@@ -366,11 +366,11 @@ async fn execute(inner: Arc<Inner>, op: Operation) -> Result<Operation, ClientEr
                         ),
                     });
                 }
-                inner.metrics.retries.fetch_add(1, Relaxed);
+                inner.metrics.retries.inc();
             }
             Err(_) => {
                 conn.forget(id);
-                inner.metrics.timeouts.fetch_add(1, Relaxed);
+                inner.metrics.timeouts.inc();
                 return Err(ClientError::Timeout {
                     after: config.request_timeout,
                     server: conn.server.addr.clone(),

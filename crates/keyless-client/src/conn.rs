@@ -170,7 +170,7 @@ impl Conn {
             };
             match connected {
                 Ok(tls) => {
-                    metrics.reconnects.fetch_add(1, Relaxed);
+                    metrics.reconnects.inc();
                     backoff = config.backoff_min;
                     let why = self
                         .serve_link(tls, &config, &ids, &metrics, &healthy_now, &mut shutdown)
@@ -178,7 +178,7 @@ impl Conn {
                     self.set_error(why);
                 }
                 Err(e) => {
-                    metrics.connect_failures.fetch_add(1, Relaxed);
+                    metrics.connect_failures.inc();
                     self.set_error(e);
                 }
             }
@@ -290,7 +290,7 @@ impl Conn {
                         }
                     }
                     _ => {
-                        metrics.health_failures.fetch_add(1, Relaxed);
+                        metrics.health_failures.inc();
                         self.forget(id);
                         return format!("health check: no pong within {:?}", config.health_timeout);
                     }

@@ -1,168 +1,164 @@
-//! What the client counts, in the Prometheus text format.
+//! What the client counts, as `prometheus-client` metrics: register them in the application's
+//! registry ([`ClientMetrics::register`]) or render them alone ([`ClientMetrics::render`]).
 
 use edgetls_keyless_proto::ErrorCode;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use std::time::Duration;
 
-const BUCKETS_US: [u64; 15] = [
-    50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000,
-    1_000_000, 5_000_000,
+/// Latency bucket bounds, seconds.
+const BUCKETS: [f64; 15] = [
+    50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 20e-3, 50e-3, 100e-3, 200e-3, 500e-3,
+    1.0, 5.0,
 ];
 
-/// Client counters; lock-free.
-#[derive(Debug)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: String,
+}
+
+/// The label of a key-server error code: its name (`key_not_found`), or `0xNN`.
+pub(crate) fn code_label(code: ErrorCode) -> String {
+    code.name()
+        .map_or(format!("0x{:02x}", code.0), |n| n.replace(' ', "_"))
+}
+
+/// Client counters (cheap to clone: every metric is shared).
+#[derive(Debug, Clone)]
 pub struct ClientMetrics {
-    latency: [AtomicU64; BUCKETS_US.len() + 1],
-    latency_sum_us: AtomicU64,
-    errors: [AtomicU64; 256],
-    pub(crate) in_flight: AtomicU64,
-    pub(crate) timeouts: AtomicU64,
-    pub(crate) no_server: AtomicU64,
-    pub(crate) queue_full: AtomicU64,
-    pub(crate) retries: AtomicU64,
-    pub(crate) reconnects: AtomicU64,
-    pub(crate) connect_failures: AtomicU64,
-    pub(crate) health_failures: AtomicU64,
+    latency: Histogram,
+    /// The histogram's count, readable (the histogram's own is not).
+    answered: Counter,
+    errors: Family<CodeLabel, Counter>,
+    pub(crate) in_flight: Gauge,
+    pub(crate) timeouts: Counter,
+    pub(crate) no_server: Counter,
+    pub(crate) queue_full: Counter,
+    pub(crate) retries: Counter,
+    pub(crate) reconnects: Counter,
+    pub(crate) connect_failures: Counter,
+    pub(crate) health_failures: Counter,
 }
 
 impl Default for ClientMetrics {
     fn default() -> Self {
         ClientMetrics {
-            latency: std::array::from_fn(|_| AtomicU64::new(0)),
-            latency_sum_us: AtomicU64::new(0),
-            errors: std::array::from_fn(|_| AtomicU64::new(0)),
-            in_flight: AtomicU64::new(0),
-            timeouts: AtomicU64::new(0),
-            no_server: AtomicU64::new(0),
-            queue_full: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
-            reconnects: AtomicU64::new(0),
-            connect_failures: AtomicU64::new(0),
-            health_failures: AtomicU64::new(0),
+            latency: Histogram::new(BUCKETS),
+            answered: Counter::default(),
+            errors: Family::default(),
+            in_flight: Gauge::default(),
+            timeouts: Counter::default(),
+            no_server: Counter::default(),
+            queue_full: Counter::default(),
+            retries: Counter::default(),
+            reconnects: Counter::default(),
+            connect_failures: Counter::default(),
+            health_failures: Counter::default(),
         }
     }
 }
 
 impl ClientMetrics {
     pub(crate) fn observe(&self, took: Duration) {
-        let us = took.as_micros().min(u128::from(u64::MAX)) as u64;
-        let i = BUCKETS_US
-            .iter()
-            .position(|&b| us <= b)
-            .unwrap_or(BUCKETS_US.len());
-        self.latency[i].fetch_add(1, Relaxed);
-        self.latency_sum_us.fetch_add(us, Relaxed);
+        self.latency.observe(took.as_secs_f64());
+        self.answered.inc();
     }
 
     pub(crate) fn server_error(&self, code: ErrorCode) {
-        self.errors[usize::from(code.0)].fetch_add(1, Relaxed);
+        self.errors
+            .get_or_create(&CodeLabel {
+                code: code_label(code),
+            })
+            .inc();
     }
 
-    /// Answered requests, by how many ended in each state.
+    /// Requests that got an answer.
     pub fn answered(&self) -> u64 {
-        self.latency.iter().map(|c| c.load(Relaxed)).sum()
+        self.answered.get()
     }
 
     pub fn reconnects(&self) -> u64 {
-        self.reconnects.load(Relaxed)
+        self.reconnects.get()
     }
 
     pub fn retries(&self) -> u64 {
-        self.retries.load(Relaxed)
+        self.retries.get()
     }
 
     pub fn in_flight(&self) -> u64 {
-        self.in_flight.load(Relaxed)
+        self.in_flight.get().max(0) as u64
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let mut out = String::from(
-            "# HELP keyless_client_latency_seconds Request latency seen by the client, retries included.\n# TYPE keyless_client_latency_seconds histogram\n",
+    /// Adds every client metric (`keyless_client_*`) to `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry;
+        r.register(
+            "keyless_client_latency_seconds",
+            "Request latency seen by the client, retries included",
+            self.latency.clone(),
         );
-        let mut cumulative = 0;
-        for (i, c) in self.latency.iter().enumerate() {
-            cumulative += c.load(Relaxed);
-            let le = BUCKETS_US
-                .get(i)
-                .map_or("+Inf".to_string(), |us| format!("{}", *us as f64 / 1e6));
-            let _ = writeln!(
-                out,
-                "keyless_client_latency_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "keyless_client_latency_seconds_sum {}",
-            self.latency_sum_us.load(Relaxed) as f64 / 1e6
+        r.register(
+            "keyless_client_server_errors",
+            "Error answers from key servers, by code",
+            self.errors.clone(),
         );
-        let _ = writeln!(out, "keyless_client_latency_seconds_count {cumulative}");
-        let _ = writeln!(
-            out,
-            "# HELP keyless_client_server_errors_total Error answers from key servers, by code.\n# TYPE keyless_client_server_errors_total counter"
-        );
-        for code in 0..=255u8 {
-            let n = self.errors[usize::from(code)].load(Relaxed);
-            if n > 0 {
-                let name = ErrorCode(code)
-                    .name()
-                    .map_or(format!("0x{code:02x}"), |n| n.replace(' ', "_"));
-                let _ = writeln!(
-                    out,
-                    "keyless_client_server_errors_total{{code=\"{name}\"}} {n}"
-                );
-            }
-        }
         let counters = [
             (
-                "keyless_client_timeouts_total",
-                "Requests that got no answer before their deadline.",
+                "keyless_client_timeouts",
+                "Requests that got no answer before their deadline",
                 &self.timeouts,
             ),
             (
-                "keyless_client_no_server_total",
-                "Requests that found no reachable key server before their deadline.",
+                "keyless_client_no_server",
+                "Requests that found no reachable key server before their deadline",
                 &self.no_server,
             ),
             (
-                "keyless_client_queue_full_total",
-                "Requests refused because too many were in flight.",
+                "keyless_client_queue_full",
+                "Requests refused because too many were in flight",
                 &self.queue_full,
             ),
             (
-                "keyless_client_retries_total",
-                "Requests sent again after their connection failed.",
+                "keyless_client_retries",
+                "Requests sent again after their connection failed",
                 &self.retries,
             ),
             (
-                "keyless_client_reconnects_total",
-                "Connections (re)established.",
+                "keyless_client_reconnects",
+                "Connections (re)established",
                 &self.reconnects,
             ),
             (
-                "keyless_client_connect_failures_total",
-                "Connection attempts that failed.",
+                "keyless_client_connect_failures",
+                "Connection attempts that failed",
                 &self.connect_failures,
             ),
             (
-                "keyless_client_health_failures_total",
-                "Health-check pings that went unanswered.",
+                "keyless_client_health_failures",
+                "Health-check pings that went unanswered",
                 &self.health_failures,
             ),
         ];
-        for (name, help, v) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                v.load(Relaxed)
-            );
+        for (name, help, c) in counters {
+            r.register(name, help, c.clone());
         }
-        let _ = writeln!(
-            out,
-            "# HELP keyless_client_in_flight Requests waiting for an answer.\n# TYPE keyless_client_in_flight gauge\nkeyless_client_in_flight {}",
-            self.in_flight.load(Relaxed)
+        r.register(
+            "keyless_client_in_flight",
+            "Requests waiting for an answer",
+            self.in_flight.clone(),
         );
+    }
+
+    /// These metrics alone, in the OpenMetrics text format.
+    pub fn render(&self) -> String {
+        let mut registry = Registry::default();
+        self.register(&mut registry);
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         out
     }
 }

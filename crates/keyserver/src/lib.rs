@@ -30,5 +30,5 @@ mod server;
 pub use authz::{Allowed, Authz, ClientId};
 pub use error::KeyServerError;
 pub use keys::{Key, KeyKind, KeyStore, load_key};
-pub use metrics::Metrics;
-pub use server::{KeyServer, ServerOptions, serve_metrics, tls_acceptor};
+pub use metrics::{Metrics, serve_metrics};
+pub use server::{KeyServer, ServerOptions, tls_acceptor};

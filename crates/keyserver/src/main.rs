@@ -212,7 +212,9 @@ fn run(args: Args) -> Result<(), KeyServerError> {
         let _enter = side.enter();
         let metrics_listener = tokio::net::TcpListener::from_std(metrics_listener)
             .map_err(|source| KeyServerError::Listen { addr, source })?;
-        side.spawn(serve_metrics(metrics_listener, metrics, stopped));
+        let mut registry = prometheus_client::registry::Registry::default();
+        metrics.register(&mut registry);
+        side.spawn(serve_metrics(metrics_listener, Arc::new(registry), stopped));
     }
     side.spawn(async move {
         wait_for_signal().await;

@@ -1,78 +1,75 @@
-//! Counters and latency histograms, rendered in the Prometheus text format.
+//! What the key server counts, as `prometheus-client` metrics, and the HTTP endpoint that
+//! serves a registry ([`serve_metrics`]).
 
+use bytes::Bytes;
 use edgetls_keyless_proto::{ErrorCode, Opcode};
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode, body::Incoming};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 
-/// Latency bucket bounds in microseconds (the last bucket is +Inf).
-const BUCKETS_US: [u64; 14] = [
-    25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+/// Latency bucket bounds, seconds.
+const BUCKETS: [f64; 14] = [
+    25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3,
+    1.0,
 ];
 
-#[derive(Default)]
-struct Histogram {
-    counts: [AtomicU64; BUCKETS_US.len() + 1],
-    sum_us: AtomicU64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabel {
+    opcode: String,
 }
 
-impl Histogram {
-    fn observe(&self, d: Duration) {
-        let us = d.as_micros().min(u128::from(u64::MAX)) as u64;
-        let i = BUCKETS_US
-            .iter()
-            .position(|&b| us <= b)
-            .unwrap_or(BUCKETS_US.len());
-        self.counts[i].fetch_add(1, Relaxed);
-        self.sum_us.fetch_add(us, Relaxed);
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: String,
+}
+
+fn op_label(op: Opcode) -> OpLabel {
+    OpLabel {
+        opcode: op.name().map_or(format!("0x{:02x}", op.0), |n| {
+            n.replace(' ', "_").to_lowercase()
+        }),
     }
 }
 
-/// Per-request counters of one thread: each serving thread writes its own shard, so the
-/// counters of a busy server do not bounce between cores; rendering adds the shards up.
-struct Shard {
-    requests: [AtomicU64; 256],
-    latency: Box<[Histogram]>,
-    errors: [AtomicU64; 256],
-}
-
-impl Default for Shard {
-    fn default() -> Self {
-        Shard {
-            requests: std::array::from_fn(|_| AtomicU64::new(0)),
-            latency: (0..256).map(|_| Histogram::default()).collect(),
-            errors: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
+fn code_label(code: ErrorCode) -> CodeLabel {
+    CodeLabel {
+        code: code
+            .name()
+            .map_or(format!("0x{:02x}", code.0), |n| n.replace(' ', "_")),
     }
 }
 
-/// Shards: enough that threads rarely share one.
-const SHARDS: usize = 16;
-
-fn shard_index() -> usize {
-    use std::sync::atomic::AtomicUsize;
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local!(static MINE: usize = NEXT.fetch_add(1, Relaxed) % SHARDS);
-    MINE.with(|m| *m)
-}
-
-/// Everything the server counts. Shared by all connections; lock-free.
+/// Everything the server counts. Shared by all connections (cheap to clone).
+#[derive(Clone)]
 pub struct Metrics {
-    shards: Box<[Shard]>,
-    pub(crate) connections_total: AtomicU64,
-    pub(crate) connections_open: AtomicU64,
-    pub(crate) tls_failures: AtomicU64,
-    pub(crate) in_flight: AtomicU64,
+    requests: Family<OpLabel, Counter>,
+    latency: Family<OpLabel, Histogram>,
+    errors: Family<CodeLabel, Counter>,
+    pub(crate) connections_total: Counter,
+    pub(crate) connections_open: Gauge,
+    pub(crate) tls_failures: Counter,
+    pub(crate) in_flight: Gauge,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
-            connections_total: AtomicU64::new(0),
-            connections_open: AtomicU64::new(0),
-            tls_failures: AtomicU64::new(0),
-            in_flight: AtomicU64::new(0),
+            requests: Family::default(),
+            latency: Family::new_with_constructor(|| Histogram::new(BUCKETS)),
+            errors: Family::default(),
+            connections_total: Counter::default(),
+            connections_open: Gauge::default(),
+            tls_failures: Counter::default(),
+            in_flight: Gauge::default(),
         }
     }
 }
@@ -86,141 +83,135 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     /// Records one answered request: its opcode, how long the server took, and its error.
     pub fn record(&self, opcode: Opcode, took: Duration, error: Option<ErrorCode>) {
-        let shard = &self.shards[shard_index()];
-        shard.requests[usize::from(opcode.0)].fetch_add(1, Relaxed);
-        shard.latency[usize::from(opcode.0)].observe(took);
+        let label = op_label(opcode);
+        self.requests.get_or_create(&label).inc();
+        self.latency
+            .get_or_create(&label)
+            .observe(took.as_secs_f64());
         if let Some(e) = error {
-            shard.errors[usize::from(e.0)].fetch_add(1, Relaxed);
+            self.errors.get_or_create(&code_label(e)).inc();
         }
     }
 
     /// Requests answered for `opcode`.
     pub fn requests(&self, opcode: Opcode) -> u64 {
-        self.shards
-            .iter()
-            .map(|s| s.requests[usize::from(opcode.0)].load(Relaxed))
-            .sum()
+        self.requests.get_or_create(&op_label(opcode)).get()
     }
 
     /// Error responses sent with `code`.
     pub fn errors(&self, code: ErrorCode) -> u64 {
-        self.shards
-            .iter()
-            .map(|s| s.errors[usize::from(code.0)].load(Relaxed))
-            .sum()
+        self.errors.get_or_create(&code_label(code)).get()
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        let label = |op: u8| {
-            Opcode(op).name().map_or(format!("0x{op:02x}"), |n| {
-                n.replace(' ', "_").to_lowercase()
-            })
-        };
-        let _ = writeln!(
-            out,
-            "# HELP keyless_requests_total Requests answered, by opcode.\n# TYPE keyless_requests_total counter"
+    /// Adds every key-server metric (`keyless_*`) to `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry;
+        r.register(
+            "keyless_requests",
+            "Requests answered, by opcode",
+            self.requests.clone(),
         );
-        for op in 0..=255u8 {
-            let n = self.requests(Opcode(op));
-            if n > 0 {
-                let _ = writeln!(
-                    out,
-                    "keyless_requests_total{{opcode=\"{}\"}} {n}",
-                    label(op)
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP keyless_request_duration_seconds Time from a request's arrival to its answer being queued.\n# TYPE keyless_request_duration_seconds histogram"
+        r.register(
+            "keyless_request_duration_seconds",
+            "Time from a request's arrival to its answer being queued",
+            self.latency.clone(),
         );
-        for op in 0..=255u8 {
-            let hists: Vec<&Histogram> = self
-                .shards
-                .iter()
-                .map(|s| &s.latency[usize::from(op)])
-                .collect();
-            let count = |i: usize| -> u64 { hists.iter().map(|h| h.counts[i].load(Relaxed)).sum() };
-            let total: u64 = (0..=BUCKETS_US.len()).map(count).sum();
-            if total == 0 {
-                continue;
-            }
-            let sum_us: u64 = hists.iter().map(|h| h.sum_us.load(Relaxed)).sum();
-            let mut cumulative = 0;
-            for i in 0..=BUCKETS_US.len() {
-                cumulative += count(i);
-                let le = BUCKETS_US
-                    .get(i)
-                    .map_or("+Inf".to_string(), |us| format!("{}", *us as f64 / 1e6));
-                let _ = writeln!(
-                    out,
-                    "keyless_request_duration_seconds_bucket{{opcode=\"{}\",le=\"{le}\"}} {cumulative}",
-                    label(op)
-                );
-            }
-            let _ = writeln!(
-                out,
-                "keyless_request_duration_seconds_sum{{opcode=\"{}\"}} {}",
-                label(op),
-                sum_us as f64 / 1e6
-            );
-            let _ = writeln!(
-                out,
-                "keyless_request_duration_seconds_count{{opcode=\"{}\"}} {total}",
-                label(op)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP keyless_errors_total Error responses, by code.\n# TYPE keyless_errors_total counter"
+        r.register(
+            "keyless_errors",
+            "Error responses, by code",
+            self.errors.clone(),
         );
-        for code in 0..=255u8 {
-            let n = self.errors(ErrorCode(code));
-            if n > 0 {
-                let name = ErrorCode(code)
-                    .name()
-                    .map_or(format!("0x{code:02x}"), |n| n.replace(' ', "_"));
-                let _ = writeln!(out, "keyless_errors_total{{code=\"{name}\"}} {n}");
-            }
-        }
-        for (name, help, v) in [
-            (
-                "keyless_connections_total",
-                "Connections accepted.",
-                &self.connections_total,
-            ),
-            (
-                "keyless_tls_failures_total",
-                "Connections whose TLS handshake failed (no or untrusted client certificate, garbage).",
-                &self.tls_failures,
-            ),
-        ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                v.load(Relaxed)
-            );
-        }
-        for (name, help, v) in [
-            (
-                "keyless_connections_open",
-                "Connections open now.",
-                &self.connections_open,
-            ),
-            (
-                "keyless_requests_in_flight",
-                "Requests received and not yet answered.",
-                &self.in_flight,
-            ),
-        ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
-                v.load(Relaxed)
-            );
-        }
-        out
+        r.register(
+            "keyless_connections",
+            "Connections accepted",
+            self.connections_total.clone(),
+        );
+        r.register(
+            "keyless_tls_failures",
+            "Connections whose TLS handshake failed (no or untrusted client certificate, garbage)",
+            self.tls_failures.clone(),
+        );
+        r.register(
+            "keyless_connections_open",
+            "Connections open now",
+            self.connections_open.clone(),
+        );
+        r.register(
+            "keyless_requests_in_flight",
+            "Requests received and not yet answered",
+            self.in_flight.clone(),
+        );
     }
+
+    /// These metrics alone, in the OpenMetrics text format.
+    pub fn render(&self) -> String {
+        let mut registry = Registry::default();
+        self.register(&mut registry);
+        encode(&registry)
+    }
+}
+
+fn encode(registry: &Registry) -> String {
+    let mut out = String::new();
+    let _ = prometheus_client::encoding::text::encode(&mut out, registry);
+    out
+}
+
+/// The content type of [`encode`]'s output.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Serves `registry` over HTTP/1.1 (hyper) at `GET /metrics` on `listener` until `shutdown`
+/// turns true. Other paths answer 404, other methods 405; a client that sends no request
+/// within 5 s, or keeps a connection for more than a minute, is dropped.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        let Ok((tcp, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let registry = Arc::clone(&registry);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let answer = respond(&registry, &req);
+                async move { Ok::<_, std::convert::Infallible>(answer) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(5))
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+            let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
+        });
+    }
+}
+
+fn respond(registry: &Registry, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let (status, kind, body) = match (req.method(), req.uri().path()) {
+        (&Method::GET | &Method::HEAD, "/metrics") => {
+            (StatusCode::OK, OPENMETRICS, encode(registry))
+        }
+        (&Method::GET | &Method::HEAD, _) => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: the metrics are at /metrics\n".to_string(),
+        ),
+        _ => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "GET /metrics\n".to_string(),
+        ),
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(kind) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
 }

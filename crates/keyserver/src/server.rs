@@ -235,12 +235,12 @@ impl KeyServer {
     }
 
     async fn connection(self: Arc<Self>, tcp: TcpStream, mut shutdown: watch::Receiver<bool>) {
-        self.metrics.connections_total.fetch_add(1, Relaxed);
+        self.metrics.connections_total.inc();
         let Some(tls) = self.handshake(tcp).await else {
-            self.metrics.tls_failures.fetch_add(1, Relaxed);
+            self.metrics.tls_failures.inc();
             return;
         };
-        self.metrics.connections_open.fetch_add(1, Relaxed);
+        self.metrics.connections_open.inc();
         let allowed = match tls.ssl().peer_certificate() {
             Some(cert) => Arc::new(self.authz.allowed(&ClientId::of(&cert))),
             None => Arc::new(Allowed::Keys(Default::default())),
@@ -307,13 +307,13 @@ impl KeyServer {
                     break 'read;
                 };
                 let (server, tx, allowed) = (Arc::clone(&self), tx.clone(), Arc::clone(&allowed));
-                self.metrics.in_flight.fetch_add(1, Relaxed);
+                self.metrics.in_flight.inc();
                 tokio::spawn(async move {
                     let (id, op) = server.answer(packet, key.as_deref(), &allowed).await;
                     let mut bytes = Vec::new();
                     encode_into(id, op, &mut bytes);
                     let _ = tx.send(bytes).await;
-                    server.metrics.in_flight.fetch_sub(1, Relaxed);
+                    server.metrics.in_flight.dec();
                     drop(permit);
                 });
             }
@@ -326,7 +326,7 @@ impl KeyServer {
         let _ = tokio::time::timeout(self.opts.drain_timeout, limit.acquire_many(all)).await;
         drop(tx);
         let _ = write_task.await;
-        self.metrics.connections_open.fetch_sub(1, Relaxed);
+        self.metrics.connections_open.dec();
     }
 
     async fn handshake(&self, tcp: TcpStream) -> Option<SslStream<TcpStream>> {
@@ -416,33 +416,5 @@ fn encode_into(id: u32, op: Operation, out: &mut Vec<u8>) {
         // Only an over-long payload fails to encode, and no operation produces one.
         out.truncate(start);
         let _ = Packet::new(id, Operation::error(ErrorCode::INTERNAL)).encode(out);
-    }
-}
-
-/// Serves the metrics in the Prometheus text format on every HTTP request to `listener`.
-pub async fn serve_metrics(
-    listener: TcpListener,
-    metrics: Arc<Metrics>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        };
-        let Ok((mut tcp, _)) = accepted else { continue };
-        let metrics = Arc::clone(&metrics);
-        tokio::spawn(async move {
-            let mut req = [0u8; 2048];
-            let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut req)).await;
-            let body = metrics.render();
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = tcp.write_all(head.as_bytes()).await;
-            let _ = tcp.write_all(body.as_bytes()).await;
-            let _ = tcp.shutdown().await;
-        });
     }
 }

@@ -6,7 +6,7 @@
 //! fqdn = "www.example.com"            # exact, "*.example.com" (one label), or "*" (default)
 //! local = "192.0.2.10:443"            # optional: "ip", "ip:port" or ":port"
 //! alpn = ["h2", "http/1.1"]           # server preference order
-//! alpn_mode = "strict"                # or "fallback" (default): no overlap → alert 120 / no ALPN
+//! alpn_mode = "strict"                # (default) or "fallback": no overlap → alert 120 / no ALPN
 //! npn = ["http/1.1"]
 //! valid_tls_version_min_in = "TLSv1_2"
 //! valid_tls_version_max_in = "TLSv1_3"
@@ -101,9 +101,9 @@ fn rule(raw: RawRule, dir: &Path) -> Result<Rule, String> {
     let sni = sni_pattern(&raw.fqdn)?;
     let settings = Settings {
         alpn: protocols("alpn", raw.alpn.unwrap_or_default())?,
-        alpn_strict: match raw.alpn_mode.as_deref() {
-            None | Some("fallback") => false,
-            Some("strict") => true,
+        alpn_fallback: match raw.alpn_mode.as_deref() {
+            None | Some("strict") => false,
+            Some("fallback") => true,
             Some(o) => return Err(format!("alpn_mode {o:?}: \"strict\" or \"fallback\"")),
         },
         npn: protocols("npn", raw.npn.unwrap_or_default())?,
@@ -150,8 +150,8 @@ pub(crate) fn check(s: &Settings) -> Result<(), String> {
             "client certificates need a CA bundle (verify_client_ca_certs / ca-file)".into(),
         );
     }
-    if s.alpn_strict && s.alpn.is_empty() {
-        return Err("alpn_mode = \"strict\" without alpn protocols".into());
+    if s.alpn_fallback && s.alpn.is_empty() {
+        return Err("alpn_mode = \"fallback\" without alpn protocols".into());
     }
     Ok(())
 }

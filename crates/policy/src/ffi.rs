@@ -1,7 +1,7 @@
 //! OpenSSL functions this crate needs that `openssl-sys` does not declare.
 
-use libc::c_int;
-use openssl_sys::SSL;
+use libc::{c_int, c_long, c_uchar, c_uint};
+use openssl_sys::{SSL, SSL_CTX};
 
 /// `SSL_CTRL_SET_GROUPS_LIST`.
 pub const SSL_CTRL_SET_GROUPS_LIST: c_int = 92;
@@ -9,6 +9,15 @@ pub const SSL_CTRL_SET_GROUPS_LIST: c_int = 92;
 pub const SSL_TLSEXT_ERR_OK: c_int = 0;
 pub const SSL_TLSEXT_ERR_NOACK: c_int = 3;
 
+/// `SSL_CTX_ctrl` session-cache queries (`SSL_CTX_sess_number`, `_hits`, …).
+pub const SSL_CTRL_SESS_NUMBER: c_int = 20;
+pub const SSL_CTRL_SESS_HIT: c_int = 27;
+pub const SSL_CTRL_SESS_MISSES: c_int = 29;
+pub const SSL_CTRL_SESS_TIMEOUTS: c_int = 30;
+pub const SSL_CTRL_SESS_CACHE_FULL: c_int = 31;
+
 unsafe extern "C" {
     pub fn SSL_set_verify_depth(s: *mut SSL, depth: c_int);
+    pub fn SSL_CTX_set_timeout(ctx: *mut SSL_CTX, t: c_long) -> c_long;
+    pub fn SSL_set_session_id_context(s: *mut SSL, sid_ctx: *const c_uchar, len: c_uint) -> c_int;
 }

@@ -5,7 +5,7 @@
 //! - [`Rule`]s match by server name (exact, one-label `*.domain`, `*` default; first match in
 //!   order wins) and optionally by local address/port; a connection without a server name gets
 //!   the default rule.
-//! - Each rule sets ALPN (server preference, strict or fallback), NPN, TLS versions, TLS 1.2
+//! - Each rule sets ALPN (server preference; no overlap fails with alert 120 unless `fallback`), NPN, TLS versions, TLS 1.2
 //!   ciphers and TLS 1.3 suites, groups, signature algorithms, client certificates
 //!   (none/request/require with a CA bundle and depth), tickets on/off and the TLS 1.3 ticket
 //!   count, the certificate entry to serve, or a tunnel.
@@ -53,10 +53,12 @@ mod ffi;
 mod policy;
 mod profile;
 mod rule;
+mod session;
 mod ssl;
 
 pub use error::PolicyError;
 pub use policy::Policy;
 pub use profile::Env;
 pub use rule::{ClientCert, LocalMatch, Rule, Settings, SniMatch};
+pub use session::{SessionCache, SessionCacheStats, session_cache_stats};
 pub use ssl::{PolicySources, PolicyStore, chosen_rule, decide, install};

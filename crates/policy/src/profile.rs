@@ -6,6 +6,7 @@
 use crate::alpn;
 use crate::ffi;
 use crate::rule::{ClientCert, Settings};
+use crate::session::SessionCache;
 use edgetls_tickets::{TicketConfig, TicketKeys};
 use libc::{c_int, c_uchar, c_uint, c_void};
 use openssl::ex_data::Index;
@@ -25,6 +26,8 @@ pub struct Env {
     pub tickets: Option<(Arc<TicketKeys>, TicketConfig)>,
     /// Contexts (one per certificate entry and settings) each thread keeps; each ≈ 14 KiB.
     pub contexts_per_thread: usize,
+    /// The listener's session-ID cache (on by default; `sessions: 0` turns it off).
+    pub session_cache: SessionCache,
 }
 
 impl Default for Env {
@@ -32,6 +35,7 @@ impl Default for Env {
         Env {
             tickets: None,
             contexts_per_thread: 1024,
+            session_cache: SessionCache::default(),
         }
     }
 }
@@ -41,6 +45,7 @@ impl std::fmt::Debug for Env {
         f.debug_struct("Env")
             .field("tickets", &self.tickets.as_ref().map(|(_, c)| c))
             .field("contexts_per_thread", &self.contexts_per_thread)
+            .field("session_cache", &self.session_cache)
             .finish()
     }
 }
@@ -165,7 +170,7 @@ impl Profile {
             b.set_verify_depth(d);
         }
         if !s.alpn.is_empty() {
-            let (server, strict) = (s.alpn.clone(), s.alpn_strict);
+            let (server, strict) = (s.alpn.clone(), !s.alpn_fallback);
             b.set_alpn_select_callback(move |_ssl, client| match alpn::select(&server, client) {
                 Ok(Some(p)) => Ok(p),
                 // No common protocol: strict ends with no_application_protocol (alert 120).

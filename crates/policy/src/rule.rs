@@ -52,9 +52,10 @@ pub enum ClientCert {
 pub struct Settings {
     /// ALPN protocols in server preference order (empty: no ALPN).
     pub alpn: Vec<Vec<u8>>,
-    /// No overlap with the client's offer ends the handshake (alert 120) instead of going on
-    /// without ALPN.
-    pub alpn_strict: bool,
+    /// No overlap with the client's offer goes on without ALPN instead of ending the handshake
+    /// with `no_application_protocol` (alert 120, RFC 7301 §3.2: the default, as in Traffic
+    /// Server, HAProxy and nginx).
+    pub alpn_fallback: bool,
     /// NPN protocols advertised to TLS 1.2 clients that ask.
     pub npn: Vec<Vec<u8>>,
     /// TLS versions as OpenSSL numbers (0x0303 = TLS 1.2, 0x0304 = TLS 1.3).

@@ -5,9 +5,11 @@ use crate::error::PolicyError;
 use crate::policy::Policy;
 use crate::profile::{Env, Profile};
 use crate::rule::Rule;
+use crate::session::bind_to_name;
 use arc_swap::ArcSwap;
 use edgetls_certstore::{
-    CertStore, Snapshot, client_hello_server_name, local_addr_index, materialize,
+    CertStore, Snapshot, client_hello_server_name, local_addr_index, materialize, no_certificate,
+    refuse, tunnel_name,
 };
 use lru::LruCache;
 use openssl::ex_data::Index;
@@ -150,6 +152,8 @@ pub fn install(
             }
         })?;
     }
+    // After the tickets: the session cache is the listener's own setting.
+    crate::session::configure(base, &policy.env.session_cache);
     let index = chosen_index()?;
     base.set_client_hello_callback(move |ssl, alert| {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -162,7 +166,14 @@ pub fn install(
             ssl.set_ex_data(index, Chosen { policy, index: i });
             Ok(())
         }))
-        .unwrap_or(Err(SslAlert::INTERNAL_ERROR))
+        .unwrap_or_else(|_| {
+            Err(refuse(
+                ssl,
+                SslAlert::INTERNAL_ERROR,
+                "internal",
+                "panic in the ClientHello decision (caught)",
+            ))
+        })
         .map(|()| ClientHelloResponse::SUCCESS)
         .map_err(|a| {
             *alert = a;
@@ -188,50 +199,90 @@ pub fn decide(
     local: Option<std::net::SocketAddr>,
 ) -> Result<usize, SslAlert> {
     let Some(i) = policy.find_index(sni, local) else {
-        return Err(SslAlert::UNRECOGNIZED_NAME);
+        return Err(refuse(
+            ssl,
+            SslAlert::UNRECOGNIZED_NAME,
+            "unrecognized_name",
+            format!("no policy rule for {}", sni.unwrap_or("<no server name>")),
+        ));
     };
     let rule = &policy.rules()[i];
     if rule.tunnel.is_some() {
-        return Err(SslAlert::UNRECOGNIZED_NAME);
+        return Err(tunnel_name(ssl, sni));
     }
+    let where_ = || format!("rule at {}", rule.describe());
     let Some(profile) = &rule.profile else {
-        return Err(SslAlert::INTERNAL_ERROR);
+        let detail = format!("{} has no settings profile", where_());
+        return Err(refuse(ssl, SslAlert::INTERNAL_ERROR, "internal", detail));
     };
     let Some(certs) = certs else {
-        profile.apply(ssl).map_err(|_| SslAlert::INTERNAL_ERROR)?;
-        return Ok(i);
+        return match profile.apply(ssl).and_then(|()| bind_to_name(ssl, sni)) {
+            Ok(()) => Ok(i),
+            Err(e) => {
+                let detail = format!("{}: applying its settings: {e}", where_());
+                Err(refuse(
+                    ssl,
+                    SslAlert::INTERNAL_ERROR,
+                    "settings_unusable",
+                    detail,
+                ))
+            }
+        };
     };
     let name = rule.certificate.as_deref().or(sni);
     let entry = {
         let snapshot = certs.snapshot();
         match snapshot.lookup(name, local) {
-            Some(s) if !s.entry.is_tunnel() => s.entry.id(),
-            _ => return Err(SslAlert::UNRECOGNIZED_NAME),
+            Some(s) if s.entry.is_tunnel() => return Err(tunnel_name(ssl, name)),
+            Some(s) => s.entry.id(),
+            None => return Err(no_certificate(ssl, name)),
         }
     };
-    let ctx = CONTEXTS.with(|cache| -> Result<SslContext, SslAlert> {
+    let ctx = CONTEXTS.with(|cache| -> Result<SslContext, (&'static str, String)> {
         let mut cache = cache
             .try_borrow_mut()
-            .map_err(|_| SslAlert::INTERNAL_ERROR)?;
+            .map_err(|_| ("internal", "context cache in use (re-entered)".to_string()))?;
         let cap = NonZeroUsize::new(policy.contexts_per_thread()).unwrap_or(NonZeroUsize::MIN);
         let cache = cache.get_or_insert_with(|| LruCache::new(cap));
         let key = (entry, Arc::as_ptr(profile) as usize);
         if let Some((_, ctx)) = cache.get(&key) {
             return Ok(ctx.clone());
         }
-        let Ok(Some((_, materialized))) = materialize(certs, name, local) else {
-            return Err(SslAlert::INTERNAL_ERROR);
+        let materialized = match materialize(certs, name, local) {
+            Ok(Some((_, m))) => m,
+            Ok(None) => return Err(("unrecognized_name", "entry gone (reloaded)".into())),
+            Err(e) => return Err(("certificate_unusable", e.to_string())),
         };
         let ctx = profile
             .context_for(&materialized)
-            .map_err(|_| SslAlert::INTERNAL_ERROR)?;
+            .map_err(|e| ("settings_unusable", format!("{}: {e}", where_())))?;
         // The value holds the profile, so its address (in the key) is not reused meanwhile.
         cache.put(key, (Arc::clone(profile), ctx.clone()));
         Ok(ctx)
+    });
+    let ctx = ctx.map_err(|(reason, detail)| {
+        let alert = if reason == "unrecognized_name" {
+            SslAlert::UNRECOGNIZED_NAME
+        } else {
+            SslAlert::INTERNAL_ERROR
+        };
+        let detail = format!("{}: {detail}", name.unwrap_or("<no server name>"));
+        refuse(ssl, alert, reason, detail)
     })?;
-    profile
+    // The session is bound to the name asked for, after the switch (which copies the
+    // context's session-ID context).
+    if let Err(e) = profile
         .apply_to(ssl, &ctx)
-        .map_err(|_| SslAlert::INTERNAL_ERROR)?;
+        .and_then(|()| bind_to_name(ssl, sni))
+    {
+        let detail = format!("{}: applying its settings: {e}", where_());
+        return Err(refuse(
+            ssl,
+            SslAlert::INTERNAL_ERROR,
+            "settings_unusable",
+            detail,
+        ));
+    }
     Ok(i)
 }
 

@@ -11,7 +11,6 @@ use libc::{c_int, c_uchar, c_void, size_t};
 use openssl::ex_data::Index;
 use openssl::ssl::{
     ClientHelloResponse, NameType, SslContext, SslContextBuilder, SslOptions, SslRef,
-    SslSessionCacheMode,
 };
 use openssl_sys::{EVP_CIPHER_CTX, EVP_MAC_CTX, SSL, SSL_SESSION};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -68,12 +67,12 @@ fn state_index() -> Result<Index<SslContext, Arc<State>>, TicketError> {
 
 /// Turns session tickets on for contexts built from `ctx`, with keys from `keys`, or off.
 ///
-/// Off means no ticket extension and no TLS 1.3 tickets at all. On, OpenSSL's in-process
-/// session-ID cache is turned off (tickets replace it), and tickets are sealed with the
+/// Off means no ticket extension and no TLS 1.3 tickets at all. On, tickets are sealed with the
 /// ring's encrypting key; tickets under an older key still in the ring resume and are renewed;
 /// unknown or expired keys give a full handshake, never an error. If a server name callback
 /// switches connections to other contexts, install on those too (OpenSSL asks the context the
-/// connection has at that moment for its state).
+/// connection has at that moment for its state). OpenSSL's session-ID cache is left as it is:
+/// clients that do not use tickets resume from it (`edgetls_policy::SessionCache` sets it).
 pub fn install(
     ctx: &mut SslContextBuilder,
     keys: Arc<TicketKeys>,
@@ -86,10 +85,6 @@ pub fn install(
     }
     ctx.clear_options(SslOptions::NO_TICKET);
     ctx.set_num_tickets(config.tls13_tickets)?;
-    // Tickets are the resumption mechanism: stateless and shared by the fleet. OpenSSL's
-    // in-process session-ID cache would only add memory and a second way to resume that no
-    // other server shares (and that a per-name override could not turn off).
-    ctx.set_session_cache_mode(SslSessionCacheMode::OFF);
     if let Some(o) = config.name_override.clone() {
         // Tickets are looked at before the server name is processed: decide per name from the
         // ClientHello itself, before OpenSSL looks for a ticket.

@@ -71,7 +71,7 @@ fn every_bad_field_is_an_error_naming_the_file_and_line() {
             "1 to 255 bytes",
         ),
         (
-            "[[sni]]\nfqdn = \"a.test\"\nalpn_mode = \"strict\"\n",
+            "[[sni]]\nfqdn = \"a.test\"\nalpn_mode = \"fallback\"\n",
             "policy.toml:1:",
             "without alpn",
         ),

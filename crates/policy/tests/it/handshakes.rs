@@ -99,6 +99,15 @@ fn alpn_per_name_strict_and_fallback_with_s_client() {
     );
     let (ok, out) = s_client(&srv, &pki, "strict.test", &["-alpn", "h2"]);
     assert!(ok && out.contains("ALPN protocol: h2"), "{out}");
+    // No alpn_mode: strict is the default (RFC 7301 §3.2, as Traffic Server, HAProxy, nginx).
+    let (ok, out) = s_client(&srv, &pki, "h2.test", &["-alpn", "banana"]);
+    assert!(
+        !ok && out.contains("no application protocol"),
+        "default: alert 120:\n{out}"
+    );
+    // A client that offers no ALPN at all is not refused.
+    let (ok, out) = s_client(&srv, &pki, "h2.test", &[]);
+    assert!(ok && out.contains("No ALPN negotiated"), "{out}");
 }
 
 #[test]

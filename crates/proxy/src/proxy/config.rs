@@ -7,7 +7,9 @@
 //! max_connections = 10000
 //! handshake_timeout = "10s"
 //! idle_timeout = "5m"
-//! metrics = "127.0.0.1:9100"      # optional: Prometheus text at /metrics
+//! metrics = "127.0.0.1:9100"      # optional: Prometheus/OpenMetrics text at /metrics
+//! session_cache = 20000           # TLS sessions kept for session-ID resumption (0: off)
+//! session_timeout = "5m"          # how long a session may be resumed
 //!
 //! [certificates]
 //! sources = ["/etc/edge/ssl_multicert.config"]   # directories, ssl_multicert.config, crt-lists
@@ -64,6 +66,8 @@ struct RawServer {
     handshake_timeout: Option<String>,
     idle_timeout: Option<String>,
     metrics: Option<String>,
+    session_cache: Option<usize>,
+    session_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,6 +157,7 @@ pub(crate) struct Config {
     pub(crate) max_connections: usize,
     pub(crate) handshake_timeout: Duration,
     pub(crate) idle_timeout: Duration,
+    pub(crate) session_cache: edgetls_policy::SessionCache,
     pub(crate) sources: Vec<PathBuf>,
     pub(crate) policy: Option<PathBuf>,
     pub(crate) tickets: Option<(PathBuf, edgetls_tickets::Format)>,
@@ -350,6 +355,13 @@ impl Config {
                 "idle_timeout",
                 Duration::from_secs(300),
             )?,
+            session_cache: {
+                let d = edgetls_policy::SessionCache::default();
+                edgetls_policy::SessionCache {
+                    sessions: raw.server.session_cache.unwrap_or(d.sessions),
+                    timeout: duration(&raw.server.session_timeout, "session_timeout", d.timeout)?,
+                }
+            },
             sources: raw.certificates.sources.iter().map(|s| rel(s)).collect(),
             policy: raw.policy.map(|p| rel(&p.file)),
             tickets,

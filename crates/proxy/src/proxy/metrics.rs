@@ -1,212 +1,341 @@
-//! The metrics endpoint: Prometheus text format over plain HTTP.
+//! The proxy's metrics (`prometheus-client`): counters updated on the connection path, and the
+//! values read at scrape time (connections, certificates, tickets, remote keys, session cache).
+//! Served over HTTP by `edgetls_keyserver::serve_metrics`.
 
-use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use edgetls_engine::Failure;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabel, EncodeLabelSet, EncodeMetric, LabelSetEncoder,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 
-/// Handshake counters, labelled by what matters to an operator.
+/// The labels of `edgetls_handshakes_total`: completed handshakes by version and kind,
+/// failures by reason, and timeouts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+enum Handshake {
+    Ok {
+        version: &'static str,
+        kind: &'static str,
+    },
+    Failed(&'static str),
+    Timeout,
+}
+
+impl EncodeLabelSet for Handshake {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        let mut label = |k: &str, v: &str| EncodeLabel::encode(&(k, v), encoder.encode_label());
+        match self {
+            Handshake::Ok { version, kind } => {
+                label("result", "ok")?;
+                label("version", version)?;
+                label("kind", kind)
+            }
+            Handshake::Failed(reason) => {
+                label("result", "failed")?;
+                label("reason", reason)
+            }
+            Handshake::Timeout => label("result", "timeout"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Alpn {
+    alpn: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Key {
+    key: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    result: &'static str,
+}
+
+/// Counters of the connection path.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
-    pub(crate) handshakes_failed: AtomicU64,
-    pub(crate) handshakes_timeout: AtomicU64,
-    /// [TLS 1.2, TLS 1.3] × [full, resumed].
-    by_version: [[AtomicU64; 2]; 2],
-    /// [h2, http/1.1, other, none].
-    by_alpn: [AtomicU64; 4],
-    /// [RSA, ECDSA, other].
-    by_key: [AtomicU64; 3],
-    pub(crate) tunnels: AtomicU64,
-    pub(crate) no_route: AtomicU64,
-    pub(crate) origin_failures: AtomicU64,
-    pub(crate) reloads_ok: AtomicU64,
-    pub(crate) reloads_failed: AtomicU64,
+    handshakes: Family<Handshake, Counter>,
+    alpn: Family<Alpn, Counter>,
+    key: Family<Key, Counter>,
+    pub(crate) tunnels: Counter,
+    pub(crate) no_route: Counter,
+    pub(crate) origin_failures: Counter,
+    reloads: Family<Outcome, Counter>,
     pub(crate) last_reload_error: Mutex<Option<String>>,
 }
 
 impl Metrics {
+    /// Counts a completed handshake.
     pub(crate) fn handshake(&self, ssl: &openssl::ssl::SslRef) {
-        let v = usize::from(ssl.version2() == Some(openssl::ssl::SslVersion::TLS1_3));
-        self.by_version[v][usize::from(ssl.session_reused())].fetch_add(1, Relaxed);
-        let alpn = match ssl.selected_alpn_protocol() {
-            Some(b"h2") => 0,
-            Some(b"http/1.1") => 1,
-            Some(_) => 2,
-            None => 3,
+        let version = if ssl.version2() == Some(openssl::ssl::SslVersion::TLS1_3) {
+            "TLSv1.3"
+        } else {
+            "TLSv1.2"
         };
-        self.by_alpn[alpn].fetch_add(1, Relaxed);
+        let kind = if ssl.session_reused() {
+            "resumed"
+        } else {
+            "full"
+        };
+        self.handshakes
+            .get_or_create(&Handshake::Ok { version, kind })
+            .inc();
+        let alpn = match ssl.selected_alpn_protocol() {
+            Some(b"h2") => "h2",
+            Some(b"http/1.1") => "http/1.1",
+            Some(_) => "other",
+            None => "none",
+        };
+        self.alpn.get_or_create(&Alpn { alpn }).inc();
         let key = match ssl
             .certificate()
             .and_then(|c| c.public_key().ok())
             .map(|k| k.id())
         {
-            Some(openssl::pkey::Id::RSA) => 0,
-            Some(openssl::pkey::Id::EC) => 1,
-            _ => 2,
+            Some(openssl::pkey::Id::RSA) => "rsa",
+            Some(openssl::pkey::Id::EC) => "ecdsa",
+            _ => "other",
         };
-        self.by_key[key].fetch_add(1, Relaxed);
+        self.key.get_or_create(&Key { key }).inc();
     }
 
-    pub(crate) fn render(&self, shared: &super::Shared) -> String {
-        let mut o = String::new();
-        let c = |o: &mut String, name: &str, help: &str, rows: &[(&str, u64)]| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (labels, v) in rows {
-                let _ = writeln!(o, "{name}{labels} {v}");
+    /// Counts a failed handshake by its reason.
+    pub(crate) fn failed(&self, reason: Failure) {
+        self.handshakes
+            .get_or_create(&Handshake::Failed(reason.as_str()))
+            .inc();
+    }
+
+    /// Counts a handshake given up at its deadline.
+    pub(crate) fn timeout(&self) {
+        self.handshakes.get_or_create(&Handshake::Timeout).inc();
+    }
+
+    pub(crate) fn reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.reloads.get_or_create(&Outcome { result }).inc();
+    }
+
+    /// Completed handshakes: (full, resumed).
+    fn completed(&self) -> (u64, u64) {
+        let mut sums = (0, 0);
+        for version in ["TLSv1.2", "TLSv1.3"] {
+            for (kind, sum) in [("full", &mut sums.0), ("resumed", &mut sums.1)] {
+                *sum += self
+                    .handshakes
+                    .get_or_create(&Handshake::Ok { version, kind })
+                    .get();
             }
-        };
-        let g = |o: &mut String, name: &str, help: &str, v: f64| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        };
-        let l = |a: &AtomicU64| a.load(Relaxed);
-        let mut rows = Vec::new();
-        for (vi, v) in ["TLSv1.2", "TLSv1.3"].iter().enumerate() {
-            for (ri, r) in ["full", "resumed"].iter().enumerate() {
-                rows.push((
-                    format!("{{result=\"ok\",version=\"{v}\",kind=\"{r}\"}}"),
-                    l(&self.by_version[vi][ri]),
-                ));
-            }
         }
-        rows.push(("{result=\"failed\"}".into(), l(&self.handshakes_failed)));
-        rows.push(("{result=\"timeout\"}".into(), l(&self.handshakes_timeout)));
-        let rows: Vec<(&str, u64)> = rows.iter().map(|(a, b)| (a.as_str(), *b)).collect();
-        c(
-            &mut o,
-            "edgetls_handshakes_total",
-            "TLS handshakes by result, version and full/resumed.",
-            &rows,
-        );
-        let alpn: Vec<(String, u64)> = ["h2", "http/1.1", "other", "none"]
-            .iter()
-            .zip(&self.by_alpn)
-            .map(|(n, a)| (format!("{{alpn=\"{n}\"}}"), l(a)))
-            .collect();
-        let alpn: Vec<(&str, u64)> = alpn.iter().map(|(a, b)| (a.as_str(), *b)).collect();
-        c(
-            &mut o,
-            "edgetls_handshakes_alpn_total",
-            "Completed handshakes by negotiated ALPN.",
-            &alpn,
-        );
-        let key: Vec<(String, u64)> = ["rsa", "ecdsa", "other"]
-            .iter()
-            .zip(&self.by_key)
-            .map(|(n, a)| (format!("{{key=\"{n}\"}}"), l(a)))
-            .collect();
-        let key: Vec<(&str, u64)> = key.iter().map(|(a, b)| (a.as_str(), *b)).collect();
-        c(
-            &mut o,
-            "edgetls_handshakes_key_total",
-            "Completed handshakes by the served key's type.",
-            &key,
-        );
-        let (full, resumed) = self
-            .by_version
-            .iter()
-            .fold((0, 0), |(f, r), v| (f + l(&v[0]), r + l(&v[1])));
-        g(
-            &mut o,
-            "edgetls_resumption_ratio",
-            "Resumed share of completed handshakes since start.",
-            if full + resumed == 0 {
-                0.0
-            } else {
-                resumed as f64 / (full + resumed) as f64
-            },
-        );
-        c(
-            &mut o,
-            "edgetls_tunnels_total",
-            "Connections passed through untouched.",
-            &[("", l(&self.tunnels))],
-        );
-        c(
-            &mut o,
-            "edgetls_no_route_total",
-            "Handshakes with no route to an origin.",
-            &[("", l(&self.no_route))],
-        );
-        c(
-            &mut o,
-            "edgetls_origin_failures_total",
-            "Failed origin connections.",
-            &[("", l(&self.origin_failures))],
-        );
-        c(
-            &mut o,
-            "edgetls_reloads_total",
-            "Reloads by result.",
-            &[
-                ("{result=\"ok\"}", l(&self.reloads_ok)),
-                ("{result=\"failed\"}", l(&self.reloads_failed)),
-            ],
-        );
-        g(
-            &mut o,
-            "edgetls_connections_open",
-            "Client connections open.",
-            shared.active.load(Relaxed) as f64,
-        );
-        let snap = shared.certs.snapshot();
-        g(
-            &mut o,
-            "edgetls_certificates_loaded",
-            "Certificate entries served.",
-            snap.entries().len() as f64,
-        );
-        if let Some(t) = snap.entries().iter().filter_map(|e| e.not_after()).min() {
-            g(
-                &mut o,
-                "edgetls_certificate_nearest_expiry_seconds",
-                "Unix time of the nearest certificate expiry.",
-                t as f64,
-            );
-        }
-        if let Some(t) = &shared.tickets {
-            let tc = t.counters();
-            c(
-                &mut o,
-                "edgetls_tickets_total",
-                "Session tickets by outcome.",
-                &[
-                    ("{outcome=\"issued\"}", l(&tc.issued)),
-                    ("{outcome=\"resumed\"}", l(&tc.resumed)),
-                    ("{outcome=\"renewed\"}", l(&tc.renewed)),
-                    ("{outcome=\"unknown_key\"}", l(&tc.unknown_key)),
-                    ("{outcome=\"decrypt_failed\"}", tc.decrypt_failures()),
-                ],
-            );
-        }
-        if let Some(k) = &shared.keyless {
-            o.push_str(&k.render());
-        }
-        o
+        sums
     }
 }
 
-/// Serves `/metrics` on `addr` from a thread of its own.
-pub(crate) fn serve(
-    addr: std::net::SocketAddr,
-    shared: std::sync::Arc<super::Shared>,
-) -> std::io::Result<std::net::SocketAddr> {
-    let l = std::net::TcpListener::bind(addr)?;
-    let bound = l.local_addr()?;
-    std::thread::Builder::new()
-        .name("edgetls-metrics".into())
-        .spawn(move || {
-            for c in l.incoming() {
-                let Ok(mut c) = c else { continue };
-                let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(2)));
-                let mut buf = [0u8; 1024];
-                let _ = c.read(&mut buf);
-                let body = shared.metrics.render(&shared);
-                let _ = write!(
-                    c,
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        })?;
-    Ok(bound)
+/// Every metric of the proxy (and of its keyless client) in one registry.
+pub(crate) fn registry(shared: &Arc<super::Shared>) -> Registry {
+    let mut r = Registry::default();
+    let m = &shared.metrics;
+    // Every series an operator alerts on exists from the start, at zero.
+    for version in ["TLSv1.2", "TLSv1.3"] {
+        for kind in ["full", "resumed"] {
+            let _ = m.handshakes.get_or_create(&Handshake::Ok { version, kind });
+        }
+    }
+    for reason in Failure::ALL {
+        let _ = m
+            .handshakes
+            .get_or_create(&Handshake::Failed(reason.as_str()));
+    }
+    let _ = m.handshakes.get_or_create(&Handshake::Timeout);
+    for result in ["ok", "failed"] {
+        let _ = m.reloads.get_or_create(&Outcome { result });
+    }
+    r.register(
+        "edgetls_handshakes",
+        "TLS handshakes by result: completed by version and full/resumed, failed by reason, timed out",
+        m.handshakes.clone(),
+    );
+    r.register(
+        "edgetls_handshakes_alpn",
+        "Completed handshakes by negotiated ALPN",
+        m.alpn.clone(),
+    );
+    r.register(
+        "edgetls_handshakes_key",
+        "Completed handshakes by the served key's type",
+        m.key.clone(),
+    );
+    r.register(
+        "edgetls_tunnels",
+        "Connections passed through untouched",
+        m.tunnels.clone(),
+    );
+    r.register(
+        "edgetls_no_route",
+        "Handshakes with no route to an origin",
+        m.no_route.clone(),
+    );
+    r.register(
+        "edgetls_origin_failures",
+        "Failed origin connections",
+        m.origin_failures.clone(),
+    );
+    r.register("edgetls_reloads", "Reloads by result", m.reloads.clone());
+    r.register_collector(Box::new(AtScrape(Arc::clone(shared))));
+    if let Some(k) = &shared.keyless {
+        k.register(&mut r);
+    }
+    r
+}
+
+/// The values read when scraped.
+struct AtScrape(Arc<super::Shared>);
+
+impl std::fmt::Debug for AtScrape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AtScrape")
+    }
+}
+
+fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> std::fmt::Result {
+    let g = ConstGauge::new(v);
+    g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    let c = ConstCounter::new(v);
+    c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+/// A counter family with one label whose series are given.
+fn counters(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    series: &[(&str, u64)],
+) -> std::fmt::Result {
+    let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (value, n) in series {
+        ConstCounter::new(*n).encode(m.encode_family(&[(label, *value)])?)?;
+    }
+    Ok(())
+}
+
+impl Collector for AtScrape {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let shared = &self.0;
+        let (full, resumed) = shared.metrics.completed();
+        let ratio = if full + resumed == 0 {
+            0.0
+        } else {
+            resumed as f64 / (full + resumed) as f64
+        };
+        gauge(
+            &mut e,
+            "edgetls_resumption_ratio",
+            "Resumed share of completed handshakes since start",
+            ratio,
+        )?;
+        gauge(
+            &mut e,
+            "edgetls_connections_open",
+            "Client connections open",
+            shared.active.load(Relaxed) as f64,
+        )?;
+        let snap = shared.certs.snapshot();
+        gauge(
+            &mut e,
+            "edgetls_certificates_loaded",
+            "Certificate entries served",
+            snap.entries().len() as f64,
+        )?;
+        if let Some(t) = snap.entries().iter().filter_map(|e| e.not_after()).min() {
+            gauge(
+                &mut e,
+                "edgetls_certificate_nearest_expiry_seconds",
+                "Unix time of the nearest certificate expiry",
+                t as f64,
+            )?;
+        }
+        if let Some(t) = &shared.tickets {
+            let tc = t.counters();
+            counters(
+                &mut e,
+                "edgetls_tickets",
+                "Session tickets by outcome",
+                "outcome",
+                &[
+                    ("issued", tc.issued.load(Relaxed)),
+                    ("resumed", tc.resumed.load(Relaxed)),
+                    ("renewed", tc.renewed.load(Relaxed)),
+                    ("unknown_key", tc.unknown_key.load(Relaxed)),
+                    ("decrypt_failed", tc.decrypt_failures()),
+                ],
+            )?;
+        }
+        let cache = edgetls_policy::session_cache_stats(&shared.base);
+        gauge(
+            &mut e,
+            "edgetls_session_cache_sessions",
+            "Sessions in the session-ID cache",
+            cache.sessions as f64,
+        )?;
+        counters(
+            &mut e,
+            "edgetls_session_cache_lookups",
+            "Session IDs offered by clients, by what the cache had",
+            "result",
+            &[
+                ("hit", cache.hits),
+                ("miss", cache.misses),
+                ("expired", cache.timeouts),
+            ],
+        )?;
+        counter(
+            &mut e,
+            "edgetls_session_cache_evicted",
+            "Sessions evicted because the cache was full",
+            cache.evicted,
+        )?;
+        let engine = edgetls_engine::stats();
+        counters(
+            &mut e,
+            "edgetls_remote_key_operations",
+            "Remote private-key operations by how the handshake waited",
+            "mode",
+            &[
+                ("blocking", engine.blocking.load(Relaxed)),
+                ("async", engine.paused.load(Relaxed)),
+            ],
+        )?;
+        counter(
+            &mut e,
+            "edgetls_remote_key_failures",
+            "Remote private-key operations that failed",
+            engine.failed.load(Relaxed),
+        )?;
+        gauge(
+            &mut e,
+            "edgetls_remote_key_waiting",
+            "Handshakes waiting for a remote key now",
+            engine.waiting.load(Relaxed) as f64,
+        )?;
+        gauge(
+            &mut e,
+            "edgetls_remote_key_wakers",
+            "Connections holding a remote-key wake-up descriptor now",
+            engine.live_wakers.load(Relaxed) as f64,
+        )?;
+        Ok(())
+    }
 }

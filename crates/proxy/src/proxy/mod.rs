@@ -100,6 +100,7 @@ fn setup(config: Config) -> Result<Shared, CliError> {
         tickets: tickets
             .as_ref()
             .map(|t| (Arc::clone(t), TicketConfig::default())),
+        session_cache: config.session_cache,
         ..Env::default()
     };
     let policy = PolicyStore::load(
@@ -188,7 +189,7 @@ pub(crate) fn start(
     }
     let mut metrics_bound = None;
     if let Some(m) = metrics_addr {
-        let bound = metrics::serve(m, Arc::clone(&shared)).map_err(|source| CliError::Listen {
+        let bound = serve_metrics(m, &shared).map_err(|source| CliError::Listen {
             addr: m.to_string(),
             source,
         })?;
@@ -250,14 +251,39 @@ fn watch(path: PathBuf, shared: Arc<Shared>) {
         });
 }
 
+/// Serves the metrics on `addr` (HTTP, `GET /metrics`) from a thread of its own.
+fn serve_metrics(
+    addr: std::net::SocketAddr,
+    shared: &Arc<Shared>,
+) -> std::io::Result<std::net::SocketAddr> {
+    let l = std::net::TcpListener::bind(addr)?;
+    l.set_nonblocking(true)?;
+    let bound = l.local_addr()?;
+    let registry = Arc::new(metrics::registry(shared));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let l = {
+        let _in = rt.enter();
+        tokio::net::TcpListener::from_std(l)?
+    };
+    std::thread::Builder::new()
+        .name("edgetls-metrics".into())
+        .spawn(move || {
+            // Runs as long as the process: nothing ever asks it to stop.
+            let (_keep, never) = tokio::sync::watch::channel(false);
+            rt.block_on(edgetls_keyserver::serve_metrics(l, registry, never));
+        })?;
+    Ok(bound)
+}
+
 fn report_reload(shared: &Shared, r: Result<String, CliError>, why: &str) {
+    shared.metrics.reload(r.is_ok());
     match r {
         Ok(summary) => {
-            shared.metrics.reloads_ok.fetch_add(1, Relaxed);
             tracing::info!("reloaded ({why}): {summary}");
         }
         Err(e) => {
-            shared.metrics.reloads_failed.fetch_add(1, Relaxed);
             *shared
                 .metrics
                 .last_reload_error

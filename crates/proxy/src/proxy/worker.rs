@@ -6,10 +6,14 @@ use crate::proxy::Shared;
 use crate::proxy::peek::{client_hello_sni, record_len};
 use crate::proxy::pipe::pipe;
 use edgetls_certstore::local_addr_index;
+use edgetls_engine::{EngineError, Failure};
 use openssl::ssl::{NameType, Ssl};
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -49,13 +53,17 @@ fn listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     s.listen(4096)
 }
 
+/// How long the kernel holds a connection that has sent nothing before handing it over anyway
+/// (`TCP_DEFER_ACCEPT`, one SYN-ACK retransmission).
+pub(crate) const DEFERRAL: Duration = Duration::from_secs(1);
+
 /// A connection is handed to accept() once its first bytes (the ClientHello) have arrived:
 /// TLS is client-first, so the worker wakes once for both, never to find nothing to read.
-/// A client that connects and sends nothing is handed over after the kernel's deferral
-/// (10 s, rounded up to its SYN-ACK retransmissions: 15 s measured here), and
-/// `handshake_timeout` applies from then.
+/// A client that connects and sends nothing is handed over after [`DEFERRAL`] (the kernel
+/// rounds the time up to its SYN-ACK retransmissions: the first is at 1 s), and the
+/// handshake deadline counts that second (see `handshake`).
 fn defer_accept(s: &TcpSocket) -> std::io::Result<()> {
-    let seconds: libc::c_int = 10;
+    let seconds: libc::c_int = DEFERRAL.as_secs() as libc::c_int;
     // SAFETY: setsockopt on the socket's open descriptor, with a live c_int of the size given.
     let r = unsafe {
         libc::setsockopt(
@@ -141,58 +149,56 @@ fn accepted(shared: &Arc<Shared>, tcp: TcpStream, peer: SocketAddr, bound: Optio
     let shared = Arc::clone(shared);
     tokio::task::spawn_local(async move {
         let local = bound.or_else(|| tcp.local_addr().ok());
-        if let Err(e) = connection(&shared, tcp, peer, local).await {
-            tracing::debug!("{e}");
+        if let Err(e) = connection(&shared, tcp, local).await {
+            tracing::debug!("{peer}: {e}");
         }
         shared.active.fetch_sub(1, Relaxed);
         drop(permit);
     });
 }
 
+/// One client connection, start to end; the error says why it ended early (logged with the
+/// peer by the caller).
 async fn connection(
     shared: &Shared,
     tcp: TcpStream,
-    peer: SocketAddr,
     local: Option<SocketAddr>,
 ) -> Result<(), String> {
     let (handshake_timeout, idle) = {
         let r = shared.routes.load();
         (r.0.handshake_timeout, r.0.idle_timeout)
     };
+    let deadline = tokio::time::Instant::now() + handshake_timeout;
     let policy = shared.policy.current();
     if policy.has_tunnels() {
-        if let Some(sni) = tokio::time::timeout(handshake_timeout, peek_sni(&tcp))
-            .await
-            .ok()
-            .flatten()
-        {
-            if let Some(rule) = policy.find(Some(&sni), local) {
-                if let Some(target) = &rule.tunnel {
-                    let origin = TcpStream::connect(target).await.map_err(|e| {
-                        shared.metrics.origin_failures.fetch_add(1, Relaxed);
-                        format!("{peer}: tunnel to {target}: {e}")
-                    })?;
-                    shared.metrics.tunnels.fetch_add(1, Relaxed);
-                    pipe(tcp, origin, idle).await;
-                    return Ok(());
-                }
+        let sni = match tokio::time::timeout_at(deadline, peek_sni(&tcp)).await {
+            Ok(sni) => sni,
+            Err(_) => {
+                shared.metrics.timeout();
+                return Err(format!("no ClientHello within {handshake_timeout:?}"));
+            }
+        };
+        if let Some(rule) = sni.and_then(|sni| policy.find(Some(&sni), local)) {
+            if let Some(target) = &rule.tunnel {
+                let origin = TcpStream::connect(target).await.map_err(|e| {
+                    shared.metrics.origin_failures.inc();
+                    format!("tunnel to {target}: {e}")
+                })?;
+                shared.metrics.tunnels.inc();
+                pipe(tcp, origin, idle).await;
+                return Ok(());
             }
         }
     }
-    let mut ssl = Ssl::new(&shared.base).map_err(|e| e.to_string())?;
-    if let (Ok(index), Some(local)) = (local_addr_index(), local) {
-        ssl.set_ex_data(index, local);
-    }
-    let tls = match tokio::time::timeout(handshake_timeout, edgetls_engine::accept(ssl, tcp)).await
-    {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            shared.metrics.handshakes_failed.fetch_add(1, Relaxed);
-            return Err(format!("{peer}: {e}"));
+    let tls = match handshake(shared, tcp, local, deadline).await {
+        Ok(tls) => tls,
+        Err(Failed::Error(reason, detail)) => {
+            shared.metrics.failed(reason);
+            return Err(format!("handshake failed ({reason}): {detail}"));
         }
-        Err(_) => {
-            shared.metrics.handshakes_timeout.fetch_add(1, Relaxed);
-            return Err(format!("{peer}: no handshake within {handshake_timeout:?}"));
+        Err(Failed::Timeout) => {
+            shared.metrics.timeout();
+            return Err(format!("no handshake within {handshake_timeout:?}"));
         }
     };
     shared.metrics.handshake(tls.ssl());
@@ -203,8 +209,8 @@ async fn connection(
     let alpn = tls.ssl().selected_alpn_protocol().map(<[u8]>::to_vec);
     let routes = shared.routes.load_full();
     let Some(route) = routes.0.route(sni.as_deref(), alpn.as_deref()) else {
-        shared.metrics.no_route.fetch_add(1, Relaxed);
-        return Err(format!("{peer}: no route for {sni:?}"));
+        shared.metrics.no_route.inc();
+        return Err(format!("no route for {sni:?}"));
     };
     // The origin is connected when the client sends its first bytes (TLS-terminated
     // protocols here are client-first): an idle client holds no origin connection.
@@ -215,14 +221,57 @@ async fn connection(
         _ => return Ok(()),
     };
     let mut origin = routes.1.connect(route).await.map_err(|e| {
-        shared.metrics.origin_failures.fetch_add(1, Relaxed);
-        format!("{peer}: {e}")
+        shared.metrics.origin_failures.inc();
+        e.to_string()
     })?;
     if origin.write_all(&first[..n]).await.is_err() {
         return Ok(());
     }
     pipe(tls, origin, idle).await;
     Ok(())
+}
+
+/// Why a handshake did not complete.
+enum Failed {
+    Timeout,
+    Error(Failure, String),
+}
+
+/// The server handshake, given up at `deadline`.
+///
+/// With deferred accept a connection arrives with its ClientHello. One whose first step finds
+/// nothing to read had sent nothing when it was accepted, so the kernel had held it for
+/// [`DEFERRAL`] already: its deadline is that much earlier.
+async fn handshake(
+    shared: &Shared,
+    tcp: TcpStream,
+    local: Option<SocketAddr>,
+    deadline: tokio::time::Instant,
+) -> Result<edgetls_engine::TlsStream, Failed> {
+    let mut ssl =
+        Ssl::new(&shared.base).map_err(|e| Failed::Error(Failure::Internal, e.to_string()))?;
+    if let (Ok(index), Some(local)) = (local_addr_index(), local) {
+        ssl.set_ex_data(index, local);
+    }
+    let mut hs = edgetls_engine::accept(ssl, tcp);
+    let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut hs).poll(cx))).await;
+    let done = match first {
+        Poll::Ready(r) => r,
+        Poll::Pending => {
+            let deadline = match hs.received() {
+                true => deadline,
+                false => deadline.checked_sub(DEFERRAL).unwrap_or(deadline),
+            };
+            match tokio::time::timeout_at(deadline, hs).await {
+                Ok(r) => r,
+                Err(_) => return Err(Failed::Timeout),
+            }
+        }
+    };
+    done.map_err(|e| match e {
+        EngineError::Handshake { reason, detail } => Failed::Error(reason, detail),
+        e => Failed::Error(Failure::Internal, e.to_string()),
+    })
 }
 
 /// The SNI of the ClientHello waiting on `tcp`, without consuming it.

@@ -154,3 +154,55 @@ pub fn eventually(limit: Duration, f: impl Fn() -> bool) -> bool {
     }
     f()
 }
+
+/// The proxy's `/metrics` text (curl).
+pub fn metrics(p: &Proxy) -> String {
+    let addr = p.metrics.expect("the configuration has a metrics address");
+    let o = Command::new("curl")
+        .args(["-s", "--max-time", "5"])
+        .arg(format!("http://{addr}/metrics"))
+        .output()
+        .unwrap();
+    text(&o.stdout)
+}
+
+/// The value of the series that starts with `series` (name and labels as printed).
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Open file descriptors of a process.
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Resident memory of a process, KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The ClientHello a TLS client (at most `max`) sends for `name`, as bytes on the wire.
+pub fn client_hello(name: &str, max: openssl::ssl::SslVersion) -> Vec<u8> {
+    let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client()).unwrap();
+    b.set_max_proto_version(Some(max)).unwrap();
+    let connector = b.build();
+    let (a, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    peer.set_nonblocking(true).unwrap();
+    // Non-blocking: the handshake writes its ClientHello and stops, waiting for the answer.
+    let _ = connector.configure().unwrap().connect(name, a);
+    let mut hello = vec![0u8; 16 * 1024];
+    let n = peer.read(&mut hello).unwrap();
+    hello.truncate(n);
+    hello
+}

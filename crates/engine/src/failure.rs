@@ -1,0 +1,166 @@
+//! Why a handshake failed, as a short fixed label (for metrics) and the whole story (for logs).
+
+use edgetls_certstore::refusal_index;
+use openssl::ssl::{ErrorCode, SslRef};
+
+/// The reason a handshake failed, from a small fixed set (a metrics label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Failure {
+    /// The client closed the connection before the handshake ended.
+    Closed,
+    /// The connection was reset.
+    Reset,
+    /// Another socket error.
+    Io,
+    /// Not TLS, or TLS that breaks the protocol (garbage, HTTP, bad lengths, bad messages).
+    Protocol,
+    /// No TLS version in common.
+    Version,
+    /// No cipher suite, group or signature algorithm in common.
+    NoSharedCipher,
+    /// No ALPN protocol in common (alert 120).
+    NoApplicationProtocol,
+    /// A required client certificate was missing or did not verify.
+    ClientCertificate,
+    /// The client ended the handshake with an alert of its own.
+    PeerAlert,
+    /// No certificate or rule serves the requested name.
+    UnrecognizedName,
+    /// The requested name is tunnelled, not terminated.
+    TunnelName,
+    /// A certificate entry could not be used (objects not built, OpenSSL refused them).
+    CertificateUnusable,
+    /// A rule's settings could not be applied.
+    SettingsUnusable,
+    /// The remote private-key operation failed (key server error, timeout, unreachable).
+    RemoteKey,
+    /// Anything else (an internal error, a caught panic).
+    Internal,
+}
+
+impl Failure {
+    /// The metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Closed => "closed",
+            Failure::Reset => "reset",
+            Failure::Io => "io",
+            Failure::Protocol => "protocol",
+            Failure::Version => "version",
+            Failure::NoSharedCipher => "no_shared_cipher",
+            Failure::NoApplicationProtocol => "no_application_protocol",
+            Failure::ClientCertificate => "client_certificate",
+            Failure::PeerAlert => "peer_alert",
+            Failure::UnrecognizedName => "unrecognized_name",
+            Failure::TunnelName => "tunnel_name",
+            Failure::CertificateUnusable => "certificate_unusable",
+            Failure::SettingsUnusable => "settings_unusable",
+            Failure::RemoteKey => "remote_key",
+            Failure::Internal => "internal",
+        }
+    }
+
+    /// Every reason, for metrics that list them all.
+    pub const ALL: [Failure; 15] = [
+        Failure::Closed,
+        Failure::Reset,
+        Failure::Io,
+        Failure::Protocol,
+        Failure::Version,
+        Failure::NoSharedCipher,
+        Failure::NoApplicationProtocol,
+        Failure::ClientCertificate,
+        Failure::PeerAlert,
+        Failure::UnrecognizedName,
+        Failure::TunnelName,
+        Failure::CertificateUnusable,
+        Failure::SettingsUnusable,
+        Failure::RemoteKey,
+        Failure::Internal,
+    ];
+
+    fn from_refusal(reason: &str) -> Failure {
+        match reason {
+            "unrecognized_name" => Failure::UnrecognizedName,
+            "tunnel_name" => Failure::TunnelName,
+            "certificate_unusable" => Failure::CertificateUnusable,
+            "settings_unusable" => Failure::SettingsUnusable,
+            _ => Failure::Internal,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// OpenSSL's SSL library reason codes (ERR_GET_REASON), stable across 3.x.
+const SSL_R_BAD_PACKET_LENGTH: i32 = 115;
+const SSL_R_CERTIFICATE_VERIFY_FAILED: i32 = 134;
+const SSL_R_NO_SHARED_CIPHER: i32 = 193;
+const SSL_R_NO_SHARED_GROUPS: i32 = 410;
+const SSL_R_NO_SHARED_SIGNATURE_ALGORITHMS: i32 = 376;
+const SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM: i32 = 118;
+const SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE: i32 = 199;
+const SSL_R_NO_APPLICATION_PROTOCOL: i32 = 235;
+const SSL_R_UNSUPPORTED_PROTOCOL: i32 = 258;
+const SSL_R_VERSION_TOO_LOW: i32 = 396;
+const SSL_R_VERSION_TOO_HIGH: i32 = 166;
+const SSL_R_NO_PROTOCOLS_AVAILABLE: i32 = 191;
+/// The SSL library's code (ERR_GET_LIB).
+const ERR_LIB_SSL: i32 = 20;
+/// Alerts received from the peer are reported as 1000 + the alert number.
+const SSL_AD_REASON_OFFSET: i32 = 1000;
+
+/// Classifies a failed handshake step on `ssl`; `remote` is the remote-key failure recorded on
+/// this thread, if any. Returns the reason and a description for the log.
+pub(crate) fn classify(
+    ssl: &SslRef,
+    e: &openssl::ssl::Error,
+    remote: Option<String>,
+) -> (Failure, String) {
+    if let Some(r) = refusal_index().ok().and_then(|i| ssl.ex_data(i)) {
+        return (Failure::from_refusal(r.reason), r.detail.clone());
+    }
+    if let Some(remote) = remote {
+        return (Failure::RemoteKey, format!("{e} ({remote})"));
+    }
+    if let Some(io) = e.io_error() {
+        let reason = match io.kind() {
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => Failure::Reset,
+            std::io::ErrorKind::UnexpectedEof => Failure::Closed,
+            _ => Failure::Io,
+        };
+        return (reason, io.to_string());
+    }
+    if e.code() == ErrorCode::ZERO_RETURN
+        || (e.code() == ErrorCode::SYSCALL && e.ssl_error().is_none())
+    {
+        return (Failure::Closed, "the client closed the connection".into());
+    }
+    let reason = e.ssl_error().and_then(|s| s.errors().first()).map_or(
+        Failure::Internal,
+        |first| match first.reason_code() {
+            SSL_R_NO_SHARED_CIPHER
+            | SSL_R_NO_SHARED_GROUPS
+            | SSL_R_NO_SHARED_SIGNATURE_ALGORITHMS
+            | SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM => Failure::NoSharedCipher,
+            SSL_R_NO_APPLICATION_PROTOCOL => Failure::NoApplicationProtocol,
+            SSL_R_UNSUPPORTED_PROTOCOL
+            | SSL_R_VERSION_TOO_LOW
+            | SSL_R_VERSION_TOO_HIGH
+            | SSL_R_NO_PROTOCOLS_AVAILABLE => Failure::Version,
+            SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE | SSL_R_CERTIFICATE_VERIFY_FAILED => {
+                Failure::ClientCertificate
+            }
+            SSL_R_BAD_PACKET_LENGTH => Failure::Protocol,
+            r if r > SSL_AD_REASON_OFFSET => Failure::PeerAlert,
+            _ if first.library_code() == ERR_LIB_SSL => Failure::Protocol,
+            _ => Failure::Internal,
+        },
+    );
+    (reason, e.to_string())
+}
