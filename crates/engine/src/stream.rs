@@ -183,6 +183,27 @@ impl TlsStream {
     }
 }
 
+impl Drop for TlsStream {
+    /// A connection that completed its handshake ends without a `close_notify` of ours more
+    /// often than not (the client closed first, a timeout, an origin that failed). OpenSSL
+    /// would then drop its session from the session cache as if it had failed; sessions that
+    /// did fail were removed when the alert was sent or received. Mark the shutdown done so
+    /// the session stays resumable (what a quiet shutdown does).
+    fn drop(&mut self) {
+        let ssl = self.inner.ssl();
+        if ssl.is_init_finished() {
+            // SAFETY: the SSL is live and owned by this stream, which nothing else uses while
+            // it is dropped; SSL_set_shutdown only sets flag bits.
+            unsafe {
+                openssl_sys::SSL_set_shutdown(
+                    foreign_types::ForeignTypeRef::as_ptr(ssl),
+                    openssl_sys::SSL_SENT_SHUTDOWN | openssl_sys::SSL_RECEIVED_SHUTDOWN,
+                );
+            }
+        }
+    }
+}
+
 impl AsyncRead for TlsStream {
     fn poll_read(
         mut self: Pin<&mut Self>,

@@ -62,8 +62,14 @@ impl Drop for Proxy {
 }
 
 pub fn start(config: &Path) -> Proxy {
+    start_with_env(config, &[])
+}
+
+/// As [`start`], with environment variables for the proxy (e.g. `RUST_LOG`).
+pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Proxy {
     let mut child = Command::new(env!("CARGO_BIN_EXE_edgetls"))
         .args(["proxy", "--config", config.to_str().unwrap()])
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
