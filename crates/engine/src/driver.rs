@@ -69,16 +69,6 @@ pub fn accept(ssl: Ssl, tcp: TcpStream) -> Handshake {
     }
 }
 
-impl Handshake {
-    /// Whether any byte has come from the client yet. After a first poll that did not finish
-    /// the handshake, false means the client had sent nothing by then.
-    pub fn received(&self) -> bool {
-        self.stream
-            .as_ref()
-            .is_some_and(|s| s.transport().received())
-    }
-}
-
 impl Future for Handshake {
     type Output = Result<TlsStream, EngineError>;
 

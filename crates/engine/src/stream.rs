@@ -37,8 +37,6 @@ pub struct Transport {
     out: Vec<u8>,
     /// How much of `out` has been sent.
     sent: usize,
-    /// Something has been read from the peer.
-    received: bool,
 }
 
 impl Transport {
@@ -47,13 +45,7 @@ impl Transport {
             tcp,
             out: Vec::new(),
             sent: 0,
-            received: false,
         }
-    }
-
-    /// Whether anything has been read from the peer yet.
-    pub fn received(&self) -> bool {
-        self.received
     }
 
     /// Bytes held, not yet sent.
@@ -102,9 +94,7 @@ impl AsyncRead for Transport {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let before = buf.filled().len();
         let read = Pin::new(&mut this.tcp).poll_read(cx, buf);
-        this.received |= buf.filled().len() > before;
         if read.is_pending() && this.held() > 0 {
             // About to wait for the peer: it may be waiting for what is held. If the socket
             // is full, this task is woken when it is writable as well as when it is readable.

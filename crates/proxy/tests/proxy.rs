@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{curl, eventually, origin, pki, signal, start, text};
+use common::{curl, eventually, origin, origin_answering, pki, signal, start, text};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -161,28 +161,6 @@ origin = "{a}"
         "{}",
         p.stderr.lock().unwrap()
     );
-}
-
-/// A local origin that reads the request and then runs `answer` on the connection, each
-/// connection on its own thread.
-fn origin_answering(
-    answer: impl Fn(&mut TcpStream) + Send + Sync + 'static,
-) -> std::net::SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let answer = std::sync::Arc::new(answer);
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut c) = c else { continue };
-            let answer = std::sync::Arc::clone(&answer);
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 1024];
-                let _ = c.read(&mut buf);
-                answer(&mut c);
-            });
-        }
-    });
-    addr
 }
 
 /// An origin that answers with `chunks` KiB, one every 50 ms.

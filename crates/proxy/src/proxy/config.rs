@@ -10,6 +10,7 @@
 //! metrics = "127.0.0.1:9100"      # optional: Prometheus/OpenMetrics text at /metrics
 //! session_cache = 20000           # TLS sessions kept for session-ID resumption (0: off)
 //! session_timeout = "5m"          # how long a session may be resumed
+//! defer_accept = false            # true: the kernel holds a connection until its first bytes
 //!
 //! [certificates]
 //! sources = ["/etc/edge/ssl_multicert.config"]   # directories, ssl_multicert.config, crt-lists
@@ -68,6 +69,7 @@ struct RawServer {
     metrics: Option<String>,
     session_cache: Option<usize>,
     session_timeout: Option<String>,
+    defer_accept: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +160,7 @@ pub(crate) struct Config {
     pub(crate) handshake_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) session_cache: edgetls_policy::SessionCache,
+    pub(crate) defer_accept: bool,
     pub(crate) sources: Vec<PathBuf>,
     pub(crate) policy: Option<PathBuf>,
     pub(crate) tickets: Option<(PathBuf, edgetls_tickets::Format)>,
@@ -355,6 +358,7 @@ impl Config {
                 "idle_timeout",
                 Duration::from_secs(300),
             )?,
+            defer_accept: raw.server.defer_accept.unwrap_or(false),
             session_cache: {
                 let d = edgetls_policy::SessionCache::default();
                 edgetls_policy::SessionCache {

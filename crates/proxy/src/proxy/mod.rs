@@ -1,6 +1,7 @@
 //! `edgetls proxy --config FILE`: the crates composed into a TLS terminator.
 
 mod config;
+mod memory;
 mod metrics;
 mod origin;
 mod peek;
@@ -43,6 +44,10 @@ pub(crate) struct Shared {
     pub(crate) tickets: Option<Arc<TicketKeys>>,
     pub(crate) base: SslContext,
     pub(crate) active: AtomicUsize,
+    /// The most connections open at once since the last memory look.
+    pub(crate) peak: memory::Peak,
+    /// Listeners defer accept until data arrives (`[server] defer_accept`; fixed at start).
+    pub(crate) defer_accept: bool,
     pub(crate) limit: Arc<tokio::sync::Semaphore>,
     pub(crate) metrics: metrics::Metrics,
     pub(crate) keyless: Option<Arc<edgetls_keyless_client::ClientMetrics>>,
@@ -126,6 +131,7 @@ fn setup(config: Config) -> Result<Shared, CliError> {
     b.set_read_ahead(true);
     let base = b.build().into_context();
     let origins = Origins::build(&config.routes)?;
+    let defer_accept = config.defer_accept;
     let limit = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
     Ok(Shared {
         routes: ArcSwap::from_pointee((config, origins)),
@@ -134,6 +140,8 @@ fn setup(config: Config) -> Result<Shared, CliError> {
         tickets,
         base,
         active: AtomicUsize::new(0),
+        peak: memory::Peak::default(),
+        defer_accept,
         limit,
         metrics: metrics::Metrics::default(),
         keyless: keyless_metrics,
@@ -309,7 +317,7 @@ fn raise_fd_limit() {
     }
 }
 
-/// Waits for SIGTERM/SIGINT; reloads on SIGHUP.
+/// Waits for SIGTERM/SIGINT; reloads on SIGHUP; gives memory back after bursts.
 async fn signals(path: &std::path::Path, shared: &Shared) -> Result<(), CliError> {
     use tokio::signal::unix::{SignalKind, signal};
     let sig = |k| signal(k).map_err(|e| CliError::Setup(format!("signals: {e}")));
@@ -318,8 +326,10 @@ async fn signals(path: &std::path::Path, shared: &Shared) -> Result<(), CliError
         sig(SignalKind::terminate())?,
         sig(SignalKind::interrupt())?,
     );
+    let mut look = tokio::time::interval(Duration::from_secs(2));
     loop {
         tokio::select! {
+            _ = look.tick() => shared.peak.look(shared.active.load(Relaxed)),
             _ = hup.recv() => report_reload(shared, reload(path, shared), "SIGHUP"),
             _ = term.recv() => break,
             _ = int.recv() => break,

@@ -15,7 +15,8 @@ use tokio::time::Instant;
 
 /// Copies `a` → `b` and `b` → `a` until both directions ended. End of input on one side is
 /// passed on as a write shutdown (half-close) of the other. When no byte has moved either way
-/// for `idle` (reads waiting, or a write the peer does not take), both sides are shut down.
+/// for `idle` (reads waiting, or a write the peer does not take), both sides are shut down
+/// (waiting at most [`CLOSE_GRACE`] for that) and closed.
 ///
 /// One timer serves the connection: it is set once per idle period and, when it fires, looks
 /// at when bytes last moved, rather than a timer armed and cancelled around every read.
@@ -40,10 +41,18 @@ where
         }
     };
     if !done {
-        let _ = aw.shutdown().await;
-        let _ = bw.shutdown().await;
+        // A polite close (close_notify, FIN) where the peer still takes it; a peer that does
+        // not read gets no longer than CLOSE_GRACE before the sockets are dropped.
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            let _ = aw.shutdown().await;
+            let _ = bw.shutdown().await;
+        })
+        .await;
     }
 }
+
+/// How long an idle connection's shutdown may wait for its peers to take the last bytes.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
 
 /// Returns once `idle` has passed since `last`.
 async fn watchdog(last: &Cell<Instant>, idle: Duration) {

@@ -10,7 +10,6 @@ use edgetls_engine::{EngineError, Failure};
 use openssl::ssl::{NameType, Ssl};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::Poll;
@@ -38,7 +37,7 @@ pub(crate) fn resolve_ports(listen: &[SocketAddr]) -> Result<Vec<SocketAddr>, Cl
         .collect()
 }
 
-fn listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+fn listener(addr: SocketAddr, defer: bool) -> std::io::Result<tokio::net::TcpListener> {
     let s = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -48,20 +47,24 @@ fn listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     s.set_reuseport(true)?;
     // Accepted connections inherit it: no setsockopt per connection.
     s.set_nodelay(true)?;
-    defer_accept(&s)?;
+    if defer {
+        defer_accept(&s)?;
+    }
     s.bind(addr)?;
     s.listen(4096)
 }
 
-/// How long the kernel holds a connection that has sent nothing before handing it over anyway
-/// (`TCP_DEFER_ACCEPT`, one SYN-ACK retransmission).
+/// With `defer_accept`, how long the kernel holds a connection that has sent nothing before
+/// handing it over anyway (`TCP_DEFER_ACCEPT`, one SYN-ACK retransmission).
 pub(crate) const DEFERRAL: Duration = Duration::from_secs(1);
 
 /// A connection is handed to accept() once its first bytes (the ClientHello) have arrived:
-/// TLS is client-first, so the worker wakes once for both, never to find nothing to read.
-/// A client that connects and sends nothing is handed over after [`DEFERRAL`] (the kernel
-/// rounds the time up to its SYN-ACK retransmissions: the first is at 1 s), and the
-/// handshake deadline counts that second (see `handshake`).
+/// TLS is client-first, so the worker wakes once for both. A client that connects and sends
+/// nothing is handed over after [`DEFERRAL`] (the kernel rounds the time up to its SYN-ACK
+/// retransmissions: the first is at 1 s), and its handshake deadline counts that second (see
+/// `handshake`). Off by default, as in nginx (`deferred`) and HAProxy (`defer-accept`): under
+/// a burst of thousands of silent connections the kernel hands some over only after further
+/// retransmissions (3 s, 7 s), past any handshake deadline of ours.
 fn defer_accept(s: &TcpSocket) -> std::io::Result<()> {
     let seconds: libc::c_int = DEFERRAL.as_secs() as libc::c_int;
     // SAFETY: setsockopt on the socket's open descriptor, with a live c_int of the size given.
@@ -93,12 +96,13 @@ pub(crate) fn spawn(
         .build()
         .map_err(|e| CliError::Setup(e.to_string()))?;
     // Bind here, so a port in use is an error before the workers start.
+    let defer = shared.defer_accept;
     let listeners = {
         let _g = rt.enter();
         addrs
             .iter()
             .map(|a| {
-                listener(*a).map_err(|source| CliError::Listen {
+                listener(*a, defer).map_err(|source| CliError::Listen {
                     addr: a.to_string(),
                     source,
                 })
@@ -145,7 +149,8 @@ fn accepted(shared: &Arc<Shared>, tcp: TcpStream, peer: SocketAddr, bound: Optio
     let Ok(permit) = Arc::clone(&shared.limit).try_acquire_owned() else {
         return; // at the connection limit: close
     };
-    shared.active.fetch_add(1, Relaxed);
+    let open = shared.active.fetch_add(1, Relaxed) + 1;
+    shared.peak.saw(open);
     let shared = Arc::clone(shared);
     tokio::task::spawn_local(async move {
         let local = bound.or_else(|| tcp.local_addr().ok());
@@ -190,7 +195,7 @@ async fn connection(
             }
         }
     }
-    let tls = match handshake(shared, tcp, local, deadline).await {
+    let tls = match handshake(shared, tcp, local, deadline, shared.defer_accept).await {
         Ok(tls) => tls,
         Err(Failed::Error(reason, detail)) => {
             shared.metrics.failed(reason);
@@ -239,39 +244,42 @@ enum Failed {
 
 /// The server handshake, given up at `deadline`.
 ///
-/// With deferred accept a connection arrives with its ClientHello. One whose first step finds
-/// nothing to read had sent nothing when it was accepted, so the kernel had held it for
-/// [`DEFERRAL`] already: its deadline is that much earlier.
+/// Nothing TLS is allocated until the client's first bytes are there (OpenSSL takes ≈ 40 KiB
+/// for a handshake in progress): a client that connects and sends nothing costs a task and a
+/// socket. With `defer_accept` a connection that has nothing to read when accepted had been
+/// held by the kernel for [`DEFERRAL`] already: its deadline is that much earlier.
 async fn handshake(
     shared: &Shared,
     tcp: TcpStream,
     local: Option<SocketAddr>,
     deadline: tokio::time::Instant,
+    deferred: bool,
 ) -> Result<edgetls_engine::TlsStream, Failed> {
+    {
+        let mut first = [0u8; 1];
+        let mut peek = std::pin::pin!(tcp.peek(&mut first));
+        let here = std::future::poll_fn(|cx| Poll::Ready(peek.as_mut().poll(cx).is_ready())).await;
+        if !here {
+            let deadline = match deferred {
+                true => deadline.checked_sub(DEFERRAL).unwrap_or(deadline),
+                false => deadline,
+            };
+            if tokio::time::timeout_at(deadline, peek).await.is_err() {
+                return Err(Failed::Timeout);
+            }
+        }
+    }
     let mut ssl =
         Ssl::new(&shared.base).map_err(|e| Failed::Error(Failure::Internal, e.to_string()))?;
     if let (Ok(index), Some(local)) = (local_addr_index(), local) {
         ssl.set_ex_data(index, local);
     }
-    let mut hs = edgetls_engine::accept(ssl, tcp);
-    let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut hs).poll(cx))).await;
-    let done = match first {
-        Poll::Ready(r) => r,
-        Poll::Pending => {
-            let deadline = match hs.received() {
-                true => deadline,
-                false => deadline.checked_sub(DEFERRAL).unwrap_or(deadline),
-            };
-            match tokio::time::timeout_at(deadline, hs).await {
-                Ok(r) => r,
-                Err(_) => return Err(Failed::Timeout),
-            }
-        }
-    };
-    done.map_err(|e| match e {
-        EngineError::Handshake { reason, detail } => Failed::Error(reason, detail),
-        e => Failed::Error(Failure::Internal, e.to_string()),
-    })
+    match tokio::time::timeout_at(deadline, edgetls_engine::accept(ssl, tcp)).await {
+        Ok(Ok(tls)) => Ok(tls),
+        Ok(Err(EngineError::Handshake { reason, detail })) => Err(Failed::Error(reason, detail)),
+        Ok(Err(e)) => Err(Failed::Error(Failure::Internal, e.to_string())),
+        Err(_) => Err(Failed::Timeout),
+    }
 }
 
 /// The SNI of the ClientHello waiting on `tcp`, without consuming it.

@@ -212,3 +212,25 @@ pub fn client_hello(name: &str, max: openssl::ssl::SslVersion) -> Vec<u8> {
     hello.truncate(n);
     hello
 }
+
+/// A local origin that reads the request and then runs `answer` on the connection, each
+/// connection on its own thread.
+pub fn origin_answering(
+    answer: impl Fn(&mut std::net::TcpStream) + Send + Sync + 'static,
+) -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let answer = std::sync::Arc::new(answer);
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            let answer = std::sync::Arc::clone(&answer);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 1024];
+                let _ = c.read(&mut buf);
+                answer(&mut c);
+            });
+        }
+    });
+    addr
+}
