@@ -93,11 +93,22 @@ pub(crate) fn origin(addr: SocketAddr) -> Result<SocketAddr> {
 }
 
 fn edgetls(root: &Path, dir: &Path, origin: SocketAddr, workers: usize) -> Result<Server> {
+    edgetls_with(root, dir, origin, workers, "")
+}
+
+/// `edgetls proxy` with `server` added to its `[server]` section.
+fn edgetls_with(
+    root: &Path,
+    dir: &Path,
+    origin: SocketAddr,
+    workers: usize,
+    server: &str,
+) -> Result<Server> {
     let config = format!(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = {workers}\n\n[certificates]\nsources = [\"certs\"]\n\n\
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = {workers}\n{server}\n\n[certificates]\nsources = [\"certs\"]\n\n\
          [tickets]\nfile = \"tickets.haproxy\"\nformat = \"haproxy\"\n\n[[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n"
     );
-    let file = dir.join(format!("proxy-{workers}.toml"));
+    let file = dir.join(format!("proxy-{workers}-{}.toml", server.len()));
     std::fs::write(&file, config)?;
     let mut child = Command::new(root.join("target/release/edgetls"))
         .args(["proxy", "--config"])
@@ -205,6 +216,15 @@ struct Kind {
 
 /// One round of the load generator against `server` (see `crate::loadgen`).
 fn load(server: &Server, resume: bool, pace: Option<f64>) -> Result<Load> {
+    load_version(server, resume, pace, SslVersion::TLS1_3)
+}
+
+fn load_version(
+    server: &Server,
+    resume: bool,
+    pace: Option<f64>,
+    version: SslVersion,
+) -> Result<Load> {
     loadgen::run(&Target {
         addr: server.addr,
         sni: "site.test".into(),
@@ -214,6 +234,7 @@ fn load(server: &Server, resume: bool, pace: Option<f64>) -> Result<Load> {
         resume,
         pace,
         expect: Some(b"ok\n"),
+        version,
     })
 }
 
@@ -365,8 +386,47 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
     )?);
     let ours = servers.remove(0).1;
     drop(servers);
+    session_cache(root, d, origin, report)?;
     idle(&ours, 10_000, report)?;
     reloads(root, d, origin, ours, report)
+}
+
+/// Full handshakes with the session-ID cache on (the default: every TLS 1.2 full handshake
+/// adds its session) and off (`session_cache = 0`), TLS 1.2 and 1.3, the two taking turns in
+/// every round.
+fn session_cache(root: &Path, d: &Path, origin: SocketAddr, report: &mut String) -> Result<()> {
+    let on = edgetls_with(root, d, origin, 1, "")?;
+    let off = edgetls_with(root, d, origin, 1, "session_cache = 0")?;
+    let _ = writeln!(
+        report,
+        "\n### Session cache on and off\n\n\
+         `edgetls proxy` (1 worker) with the session-ID cache on (default: 20,000 sessions, 5 min; each TLS 1.2 \
+         full handshake adds its session) and off (`session_cache = 0`), full handshakes, {ROUNDS} rounds of \
+         {SECONDS} s, the two taking turns in each.\n\n\
+         | version | on: per second of server CPU (median) | off | on / off (median of the rounds' ratios) | rounds |\n|---|---:|---:|---:|---|"
+    );
+    for (version, name) in [
+        (SslVersion::TLS1_2, "TLS 1.2"),
+        (SslVersion::TLS1_3, "TLS 1.3"),
+    ] {
+        let mut per_cpu = [Vec::new(), Vec::new()];
+        for _ in 0..ROUNDS {
+            for (i, s) in [&on, &off].iter().enumerate() {
+                per_cpu[i].push(load_version(s, false, None, version)?.per_cpu_second);
+            }
+        }
+        let ratios = paired(&per_cpu[0], &per_cpu[1]);
+        let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+        let _ = writeln!(
+            report,
+            "| {name} | {:.0} | {:.0} | **{:.2}×** (target ≥ 0.98×) | {} |",
+            median(per_cpu[0].clone()),
+            median(per_cpu[1].clone()),
+            median(ratios),
+            each.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// Per round, CPU per handshake of the second setup over the first, from handshakes per

@@ -1,10 +1,10 @@
 //! The load generator: N concurrent clients (Rust, OpenSSL, two threads), each looping over
-//! connect → TLS 1.3 handshake (full, or resumed from the ticket its previous connection got) →
+//! connect → TLS 1.3 (or 1.2) handshake (full, or resumed from the session its previous connection got) →
 //! `GET /` → read the answer → close. Reports connections per second, per second of the
 //! server's CPU (user + system of `--pid` and its children, read from /proc, so the generator's
 //! own CPU does not enter it), latency percentiles and the resumed share.
 //!
-//! `cargo xtask load 127.0.0.1:8443 --sni www.example.com --concurrency 64 --seconds 10 [--resume] [--pid PID] [--rate R]`
+//! `cargo xtask load 127.0.0.1:8443 --sni www.example.com --concurrency 64 --seconds 10 [--resume] [--pid PID] [--rate R] [--tls12]`
 
 use anyhow::{Result, bail};
 use openssl::ssl::{SslConnector, SslMethod, SslSession, SslVerifyMode, SslVersion};
@@ -37,6 +37,9 @@ pub(crate) struct Args {
     /// Offer this many connections per second in total instead of going flat out.
     #[arg(long)]
     rate: Option<f64>,
+    /// TLS 1.2 instead of TLS 1.3.
+    #[arg(long)]
+    tls12: bool,
 }
 
 /// What to load and how.
@@ -50,6 +53,8 @@ pub(crate) struct Target {
     pub(crate) pace: Option<f64>,
     /// The answer must end with these bytes (default: start with `HTTP/`).
     pub(crate) expect: Option<&'static [u8]>,
+    /// The TLS version every connection uses.
+    pub(crate) version: SslVersion,
 }
 
 /// `cargo xtask load`: one run, printed.
@@ -63,6 +68,11 @@ pub(crate) fn cli(args: &Args) -> Result<()> {
         resume: args.resume,
         pace: args.rate,
         expect: None,
+        version: if args.tls12 {
+            SslVersion::TLS1_2
+        } else {
+            SslVersion::TLS1_3
+        },
     })?;
     println!(
         "{} connections in {:.1} s: {:.0}/s{}; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms; resumed {:.0}%; failed {}",
@@ -103,7 +113,8 @@ pub(crate) fn run(t: &Target) -> Result<Load> {
     let (resume, pace, concurrency) = (t.resume, t.pace, t.concurrency);
     let mut b = SslConnector::builder(SslMethod::tls_client())?;
     b.set_verify(SslVerifyMode::NONE);
-    b.set_min_proto_version(Some(SslVersion::TLS1_3))?;
+    b.set_min_proto_version(Some(t.version))?;
+    b.set_max_proto_version(Some(t.version))?;
     b.set_sigalgs_list("ecdsa_secp256r1_sha256")?;
     let connector = b.build();
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_engine;
+mod bench_hostile;
 mod bench_keyless;
 mod bench_policy;
 mod bench_proxy;
