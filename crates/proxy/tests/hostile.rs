@@ -78,8 +78,10 @@ impl Target {
         );
         assert!(
             settled,
-            "{attack}: descriptors {fds} (baseline {}), RSS {rss} KiB (baseline {} + {RSS_SLACK_KIB})",
-            self.fds, self.rss
+            "{attack}: descriptors {fds} (baseline {}), RSS {rss} KiB (baseline {} + {RSS_SLACK_KIB}) {}",
+            self.fds,
+            self.rss,
+            self.proxy.stderr.lock().unwrap()
         );
     }
 }

@@ -56,7 +56,13 @@ fn two_hundred_handshakes_at_50ms_on_one_thread_overlap() {
         took < Duration::from_secs(5),
         "200 handshakes took {took:?}: the server thread was blocked"
     );
-    assert_eq!(tls.counts.ok.load(Relaxed), 200);
+    // The client has its answer a moment before the server task counts it.
+    assert!(
+        eventually(Duration::from_secs(2), || tls.counts.ok.load(Relaxed)
+            == 200),
+        "the server counted {} handshakes",
+        tls.counts.ok.load(Relaxed)
+    );
 }
 
 #[test]
