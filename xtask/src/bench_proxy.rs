@@ -180,15 +180,6 @@ fn haproxy(dir: &Path, origin: SocketAddr) -> Result<Option<Server>> {
     let mut bundle = std::fs::read(dir.join("cert.pem"))?;
     bundle.extend(std::fs::read(dir.join("key.pem"))?);
     std::fs::write(dir.join("haproxy.pem"), bundle)?;
-    // HAProxy wants at least three keys (previous, current, next).
-    let keys = (0..3)
-        .map(|_| TicketKey::generate(KeySize::Aes256))
-        .collect::<Result<Vec<_>, _>>()?;
-    let set = KeySet::new(keys, Format::Haproxy.encrypting_index(3))?;
-    std::fs::write(
-        dir.join("tickets3.haproxy"),
-        &*format::write(&set, Format::Haproxy)?,
-    )?;
     let conf = format!(
         "global\n    nbthread 1\n    maxconn 4096\ndefaults\n    mode tcp\n    timeout client 30s\n    timeout server 30s\n    timeout connect 5s\n\
          frontend edge\n    bind 127.0.0.1:{port} ssl crt {d}/haproxy.pem ssl-min-ver TLSv1.3 tls-ticket-keys {d}/tickets3.haproxy\n    default_backend origin\n\
@@ -203,6 +194,29 @@ fn haproxy(dir: &Path, origin: SocketAddr) -> Result<Option<Server>> {
         &format!("haproxy did not start (check {d}/haproxy.cfg with haproxy -c)"),
     )
     .map(Some)
+}
+
+/// Each server's own ticket keys in `dir`: `tickets.haproxy` (edgetls), `tickets.nginx80`,
+/// `tickets3.haproxy` (HAProxy wants at least three keys: previous, current, next).
+pub(crate) fn ticket_files(dir: &Path) -> Result<()> {
+    let tk = KeySet::new(vec![TicketKey::generate(KeySize::Aes256)?], 0)?;
+    std::fs::write(
+        dir.join("tickets.haproxy"),
+        &*format::write(&tk, Format::Haproxy)?,
+    )?;
+    std::fs::write(
+        dir.join("tickets.nginx80"),
+        &*format::write(&tk, Format::Nginx80)?,
+    )?;
+    let keys = (0..3)
+        .map(|_| TicketKey::generate(KeySize::Aes256))
+        .collect::<Result<Vec<_>, _>>()?;
+    let set = KeySet::new(keys, Format::Haproxy.encrypting_index(3))?;
+    std::fs::write(
+        dir.join("tickets3.haproxy"),
+        &*format::write(&set, Format::Haproxy)?,
+    )?;
+    Ok(())
 }
 
 /// Full or resumed: handshakes per second of server CPU, per server.
@@ -235,6 +249,7 @@ fn load_version(
         pace,
         expect: Some(b"ok\n"),
         version,
+        names: None,
     })
 }
 
@@ -257,15 +272,7 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
     let mut bundle = cert.to_pem()?;
     bundle.extend(key.private_key_to_pem_pkcs8()?);
     std::fs::write(d.join("certs/site.pem"), bundle)?;
-    let tk = KeySet::new(vec![TicketKey::generate(KeySize::Aes256)?], 0)?;
-    std::fs::write(
-        d.join("tickets.haproxy"),
-        &*format::write(&tk, Format::Haproxy)?,
-    )?;
-    std::fs::write(
-        d.join("tickets.nginx80"),
-        &*format::write(&tk, Format::Nginx80)?,
-    )?;
+    ticket_files(d)?;
     let origin = origin("127.0.0.1:0".parse()?)?;
     let ours = edgetls(root, d, origin, 1)?;
     let mut servers: Vec<(String, Server)> = vec![("edgetls proxy, 1 worker".into(), ours)];

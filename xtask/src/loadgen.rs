@@ -55,6 +55,9 @@ pub(crate) struct Target {
     pub(crate) expect: Option<&'static [u8]>,
     /// The TLS version every connection uses.
     pub(crate) version: SslVersion,
+    /// Server names to spread the connections over, in order (overrides `sni`), and whether
+    /// to make exactly one connection per name and stop (a cold pass), measured whole.
+    pub(crate) names: Option<(Arc<[String]>, bool)>,
 }
 
 /// `cargo xtask load`: one run, printed.
@@ -73,6 +76,7 @@ pub(crate) fn cli(args: &Args) -> Result<()> {
         } else {
             SslVersion::TLS1_3
         },
+        names: None,
     })?;
     println!(
         "{} connections in {:.1} s: {:.0}/s{}; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms; resumed {:.0}%; failed {}",
@@ -128,9 +132,20 @@ pub(crate) fn run(t: &Target) -> Result<Load> {
     let samples = Arc::new(Mutex::new(Vec::<(f64, bool)>::new()));
     let failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let measuring = Arc::new(AtomicBool::new(false));
+    // The next name (or the next connection of a one-per-name pass).
+    let next_name = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (names, once) = match &t.names {
+        Some((n, once)) => (Some(Arc::clone(n)), *once),
+        None => (None, false),
+    };
     let (cpu0, t0, cpu1, t1) = rt.block_on(async {
+        if once {
+            measuring.store(true, Relaxed);
+        }
+        let start = (t.pid.map_or(0.0, cpu_of), Instant::now());
         let mut tasks = Vec::new();
         for i in 0..concurrency {
+            let (names, next_name) = (names.clone(), Arc::clone(&next_name));
             let interval = pace.map(|r| Duration::from_secs_f64(concurrency as f64 / r));
             let sni = Arc::clone(&sni);
             let (c, running, samples, measuring, failed) = (
@@ -149,11 +164,21 @@ pub(crate) fn run(t: &Target) -> Result<Load> {
                         tokio::time::sleep_until(next).await;
                         next += d;
                     }
+                    let name = match &names {
+                        Some(n) => {
+                            let k = next_name.fetch_add(1, Relaxed);
+                            if once && k >= n.len() {
+                                break;
+                            }
+                            &n[k % n.len()]
+                        }
+                        None => &*sni,
+                    };
                     let t = Instant::now();
                     match one(
                         &c,
                         addr,
-                        &sni,
+                        name,
                         expect,
                         if resume { session.as_ref() } else { None },
                     )
@@ -174,6 +199,13 @@ pub(crate) fn run(t: &Target) -> Result<Load> {
                     }
                 }
             }));
+        }
+        if once {
+            for t in tasks {
+                let _ = t.await;
+            }
+            let (cpu0, t0) = start;
+            return (cpu0, t0, t.pid.map_or(0.0, cpu_of), Instant::now());
         }
         tokio::time::sleep(Duration::from_millis(700)).await;
         measuring.store(true, Relaxed);

@@ -4,6 +4,7 @@ mod bench;
 mod bench_engine;
 mod bench_hostile;
 mod bench_keyless;
+mod bench_names;
 mod bench_policy;
 mod bench_proxy;
 mod bench_tickets;

@@ -39,7 +39,8 @@
 //!   ([`Source`]).
 //! * Each entry is validated when loaded — the chain parses (strict DER), the key decodes through
 //!   OpenSSL's typed decoder and matches the leaf — and kept as compact DER. OpenSSL objects are
-//!   made only when a handshake needs them, through a bounded per-thread cache ([`SslCache`]).
+//!   made when a handshake first needs them (or all at once, [`CertStore::prepare_all`]) and
+//!   shared by every thread through a cache bounded in bytes ([`PreparedCache`]).
 //! * One bad entry never stops the others: [`Report`] lists every problem with its file and line.
 //! * Lookups (exact, one-label wildcard, local addr:port, addr, default) search sorted arrays by
 //!   binary search; the arrays are sorted by this crate's [`sort::introsort`].
@@ -57,6 +58,7 @@ mod key;
 mod load;
 mod name;
 mod pem;
+mod prepared;
 mod remote;
 mod report;
 mod snapshot;
@@ -71,12 +73,13 @@ pub use entry::{Chain, Entry};
 pub use error::{CertStoreError, Problem, Severity};
 pub use index::MatchKind;
 pub use load::{LoadOptions, Progress};
+pub use prepared::{CacheStats, DEFAULT_CACHE_BYTES, PreparedCache};
 pub use remote::RemoteKeys;
 pub use report::Report;
 pub use snapshot::{Selected, Snapshot};
 pub use source::{EntrySpec, Source, SourceOptions};
 pub use ssl::{
-    Materialized, Refusal, SslCache, apply_certificate, client_hello_server_name, local_addr_index,
+    Materialized, Refusal, apply_certificate, client_hello_server_name, local_addr_index,
     materialize, no_certificate, refusal_index, refuse, server_name_extension, servername_callback,
     tunnel_name,
 };

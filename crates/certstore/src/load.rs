@@ -40,6 +40,9 @@ pub struct LoadOptions {
     /// Where keys come from for certificates that have none of their own (see
     /// [`RemoteKeys`](crate::RemoteKeys)). Without it such a certificate is an error.
     pub remote_keys: Option<Arc<dyn crate::RemoteKeys>>,
+    /// The memory budget, bytes, of the entries' OpenSSL objects shared by every thread
+    /// (`None`: [`DEFAULT_CACHE_BYTES`](crate::DEFAULT_CACHE_BYTES), 1 GiB).
+    pub cache_bytes: Option<usize>,
 }
 
 impl std::fmt::Debug for LoadOptions {

@@ -1,10 +1,13 @@
 //! The store: the current snapshot behind an atomic pointer, reload and watch.
 
+use crate::entry::Entry;
 use crate::error::CertStoreError;
 use crate::load::{LoadOptions, load};
+use crate::prepared::{CacheStats, DEFAULT_CACHE_BYTES, PreparedCache};
 use crate::report::Report;
 use crate::snapshot::Snapshot;
 use crate::source::Source;
+use crate::ssl::Materialized;
 use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,6 +23,8 @@ pub struct CertStore {
     sources: Vec<Source>,
     options: LoadOptions,
     current: ArcSwap<Snapshot>,
+    /// The entries' OpenSSL objects, shared by every thread.
+    prepared: PreparedCache,
     /// Serializes reloads (a watch and a SIGHUP may race); readers never take it.
     reloading: Mutex<()>,
 }
@@ -40,10 +45,12 @@ impl CertStore {
         options: LoadOptions,
     ) -> Result<(CertStore, Report), CertStoreError> {
         let (snapshot, report) = load(&sources, &options, None)?;
+        let prepared = PreparedCache::new(options.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES));
         let store = CertStore {
             sources,
             options,
             current: ArcSwap::from_pointee(snapshot),
+            prepared,
             reloading: Mutex::new(()),
         };
         Ok((store, report))
@@ -62,8 +69,41 @@ impl CertStore {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.current.load_full();
         let (snapshot, report) = load(&self.sources, &self.options, Some(&old))?;
+        let live: std::collections::HashSet<u64> =
+            snapshot.entries().iter().map(|e| e.id()).collect();
         self.current.store(Arc::new(snapshot));
+        // Entries that changed or went away are not served any more: free their objects.
+        self.prepared.retain(|id| live.contains(&id));
         Ok(report)
+    }
+
+    /// The OpenSSL objects of `entry` (one of this store's), from the shared cache: built on
+    /// the first call, then shared by every thread until the budget evicts them.
+    pub fn prepared(&self, entry: &Entry) -> Result<Arc<Materialized>, CertStoreError> {
+        self.prepared.get(entry, self.options.remote_keys.as_ref())
+    }
+
+    /// Builds the OpenSSL objects of every entry now (in parallel), as far as the cache budget
+    /// holds them, so that no first handshake of a name pays for them. Returns the entries that
+    /// could not be built, with why.
+    pub fn prepare_all(&self) -> Vec<(std::path::PathBuf, CertStoreError)> {
+        use rayon::prelude::*;
+        let snapshot = self.snapshot();
+        snapshot
+            .entries()
+            .par_iter()
+            .filter(|e| !e.is_tunnel())
+            .filter_map(|e| {
+                self.prepared(e)
+                    .err()
+                    .map(|err| (e.path().to_path_buf(), err))
+            })
+            .collect()
+    }
+
+    /// What the shared cache of OpenSSL objects holds and did.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.prepared.stats()
     }
 
     /// The sources this store reads.

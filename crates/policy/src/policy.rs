@@ -15,7 +15,6 @@ pub struct Policy {
     wildcard: HashMap<Box<str>, Vec<u32>>,
     any: Vec<u32>,
     profiles: usize,
-    contexts_per_thread: usize,
     tunnels: bool,
 }
 
@@ -61,7 +60,6 @@ impl Policy {
             wildcard,
             any,
             profiles: profiles.len(),
-            contexts_per_thread: env.contexts_per_thread,
             tunnels: rules.iter().any(|r| r.tunnel.is_some()),
             rules,
         })
@@ -75,11 +73,6 @@ impl Policy {
     /// Decided at build: servers ask for every connection.
     pub fn has_tunnels(&self) -> bool {
         self.tunnels
-    }
-
-    /// Per-thread bound of contexts built per (certificate entry, settings).
-    pub fn contexts_per_thread(&self) -> usize {
-        self.contexts_per_thread
     }
 
     /// OpenSSL contexts built (one per distinct settings).

@@ -20,31 +20,18 @@ use std::ffi::CString;
 use std::sync::{Arc, OnceLock};
 
 /// What every profile of a listener shares.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Env {
     /// Ticket keys and the listener-wide ticket settings (None: OpenSSL's defaults).
     pub tickets: Option<(Arc<TicketKeys>, TicketConfig)>,
-    /// Contexts (one per certificate entry and settings) each thread keeps; each ≈ 14 KiB.
-    pub contexts_per_thread: usize,
     /// The listener's session-ID cache (on by default; `sessions: 0` turns it off).
     pub session_cache: SessionCache,
-}
-
-impl Default for Env {
-    fn default() -> Self {
-        Env {
-            tickets: None,
-            contexts_per_thread: 1024,
-            session_cache: SessionCache::default(),
-        }
-    }
 }
 
 impl std::fmt::Debug for Env {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Env")
             .field("tickets", &self.tickets.as_ref().map(|(_, c)| c))
-            .field("contexts_per_thread", &self.contexts_per_thread)
             .field("session_cache", &self.session_cache)
             .finish()
     }
@@ -52,8 +39,6 @@ impl std::fmt::Debug for Env {
 
 pub(crate) struct Profile {
     pub(crate) ctx: SslContext,
-    settings: Settings,
-    env: Env,
     conn: PerConnection,
 }
 
@@ -97,28 +82,11 @@ fn npn_index() -> Result<NpnIndex, openssl::error::ErrorStack> {
 impl Profile {
     /// The context for `s`; errors are messages for the rule that asked for it.
     pub(crate) fn build(s: &Settings, env: &Env) -> Result<Profile, String> {
-        let (ctx, conn) = Profile::context(s, env, None)?;
-        Ok(Profile {
-            ctx,
-            settings: s.clone(),
-            env: env.clone(),
-            conn,
-        })
+        let (ctx, conn) = Profile::context(s, env)?;
+        Ok(Profile { ctx, conn })
     }
 
-    /// A context with this profile's settings serving `certs` (built on a cache miss).
-    pub(crate) fn context_for(
-        &self,
-        certs: &edgetls_certstore::Materialized,
-    ) -> Result<SslContext, String> {
-        Profile::context(&self.settings, &self.env, Some(certs)).map(|(ctx, _)| ctx)
-    }
-
-    fn context(
-        s: &Settings,
-        env: &Env,
-        certs: Option<&edgetls_certstore::Materialized>,
-    ) -> Result<(SslContext, PerConnection), String> {
+    fn context(s: &Settings, env: &Env) -> Result<(SslContext, PerConnection), String> {
         fn ossl(what: &'static str) -> impl Fn(openssl::error::ErrorStack) -> String {
             move |e| format!("{what}: {e}")
         }
@@ -207,11 +175,6 @@ impl Profile {
             }
             None => {}
         }
-        if let Some(certs) = certs {
-            certs
-                .apply_to_context(&mut b)
-                .map_err(ossl("certificate"))?;
-        }
         let groups = match &s.groups {
             Some(g) => Some(CString::new(g.as_str()).map_err(|_| "groups: NUL byte".to_string())?),
             None => None,
@@ -232,17 +195,7 @@ impl Profile {
 
     /// Switches `ssl` to this profile: the context, then what the context does not carry.
     pub(crate) fn apply(&self, ssl: &mut SslRef) -> Result<(), openssl::error::ErrorStack> {
-        self.apply_to(ssl, &self.ctx)
-    }
-
-    /// Switches `ssl` to `ctx` (this profile's, or one built by `context_for`), then sets what
-    /// a context switch does not carry.
-    pub(crate) fn apply_to(
-        &self,
-        ssl: &mut SslRef,
-        ctx: &SslContext,
-    ) -> Result<(), openssl::error::ErrorStack> {
-        ssl.set_ssl_context(ctx)?;
+        ssl.set_ssl_context(&self.ctx)?;
         ssl.set_min_proto_version(self.conn.min)?;
         ssl.set_max_proto_version(self.conn.max)?;
         ssl.set_verify(self.conn.verify);

@@ -3,19 +3,16 @@
 
 use crate::error::PolicyError;
 use crate::policy::Policy;
-use crate::profile::{Env, Profile};
+use crate::profile::Env;
 use crate::rule::Rule;
 use crate::session::bind_to_name;
 use arc_swap::ArcSwap;
 use edgetls_certstore::{
-    CertStore, Snapshot, client_hello_server_name, local_addr_index, materialize, no_certificate,
-    refuse, tunnel_name,
+    CertStore, Snapshot, apply_certificate, client_hello_server_name, local_addr_index, refuse,
+    tunnel_name,
 };
-use lru::LruCache;
 use openssl::ex_data::Index;
-use openssl::ssl::{ClientHelloResponse, Ssl, SslAlert, SslContext, SslContextBuilder, SslRef};
-use std::cell::RefCell;
-use std::num::NonZeroUsize;
+use openssl::ssl::{ClientHelloResponse, Ssl, SslAlert, SslContextBuilder, SslRef};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -187,10 +184,12 @@ pub fn install(
 /// context and per-connection settings, and (with `certs`) the certificate. Returns the rule's
 /// index. Public so it can be measured on its own.
 ///
-/// With a certificate store the connection is switched to a context that carries both the
-/// rule's settings and the entry's certificates: one per (entry, settings), built on first use
-/// and kept in a per-thread LRU (`Env::contexts_per_thread`). Switching costs ≈ 0.3 µs;
-/// installing a certificate on each connection instead costs ≈ 2.4 µs in OpenSSL 3.0.
+/// The connection is switched to the rule's context (one per distinct settings, built at load:
+/// ≈ 0.3 µs), then given the entry's certificates and keys from the store's shared cache
+/// (≈ 1.2 µs per chain). Nothing here reads a file or builds a context, whatever the name: a
+/// handshake for any of 100,000 names costs what one for a hot name costs, once the entry's
+/// OpenSSL objects are in the cache (built on first use, or at load with
+/// `CertStore::prepare_all`).
 pub fn decide(
     policy: &Policy,
     certs: Option<&CertStore>,
@@ -215,66 +214,9 @@ pub fn decide(
         let detail = format!("{} has no settings profile", where_());
         return Err(refuse(ssl, SslAlert::INTERNAL_ERROR, "internal", detail));
     };
-    let Some(certs) = certs else {
-        return match profile.apply(ssl).and_then(|()| bind_to_name(ssl, sni)) {
-            Ok(()) => Ok(i),
-            Err(e) => {
-                let detail = format!("{}: applying its settings: {e}", where_());
-                Err(refuse(
-                    ssl,
-                    SslAlert::INTERNAL_ERROR,
-                    "settings_unusable",
-                    detail,
-                ))
-            }
-        };
-    };
-    let name = rule.certificate.as_deref().or(sni);
-    let entry = {
-        let snapshot = certs.snapshot();
-        match snapshot.lookup(name, local) {
-            Some(s) if s.entry.is_tunnel() => return Err(tunnel_name(ssl, name)),
-            Some(s) => s.entry.id(),
-            None => return Err(no_certificate(ssl, name)),
-        }
-    };
-    let ctx = CONTEXTS.with(|cache| -> Result<SslContext, (&'static str, String)> {
-        let mut cache = cache
-            .try_borrow_mut()
-            .map_err(|_| ("internal", "context cache in use (re-entered)".to_string()))?;
-        let cap = NonZeroUsize::new(policy.contexts_per_thread()).unwrap_or(NonZeroUsize::MIN);
-        let cache = cache.get_or_insert_with(|| LruCache::new(cap));
-        let key = (entry, Arc::as_ptr(profile) as usize);
-        if let Some((_, ctx)) = cache.get(&key) {
-            return Ok(ctx.clone());
-        }
-        let materialized = match materialize(certs, name, local) {
-            Ok(Some((_, m))) => m,
-            Ok(None) => return Err(("unrecognized_name", "entry gone (reloaded)".into())),
-            Err(e) => return Err(("certificate_unusable", e.to_string())),
-        };
-        let ctx = profile
-            .context_for(&materialized)
-            .map_err(|e| ("settings_unusable", format!("{}: {e}", where_())))?;
-        // The value holds the profile, so its address (in the key) is not reused meanwhile.
-        cache.put(key, (Arc::clone(profile), ctx.clone()));
-        Ok(ctx)
-    });
-    let ctx = ctx.map_err(|(reason, detail)| {
-        let alert = if reason == "unrecognized_name" {
-            SslAlert::UNRECOGNIZED_NAME
-        } else {
-            SslAlert::INTERNAL_ERROR
-        };
-        let detail = format!("{}: {detail}", name.unwrap_or("<no server name>"));
-        refuse(ssl, alert, reason, detail)
-    })?;
     // The session is bound to the name asked for, after the switch (which copies the
     // context's session-ID context).
-    if let Err(e) = profile
-        .apply_to(ssl, &ctx)
-        .and_then(|()| bind_to_name(ssl, sni))
-    {
+    if let Err(e) = profile.apply(ssl).and_then(|()| bind_to_name(ssl, sni)) {
         let detail = format!("{}: applying its settings: {e}", where_());
         return Err(refuse(
             ssl,
@@ -283,11 +225,9 @@ pub fn decide(
             detail,
         ));
     }
+    if let Some(certs) = certs {
+        let name = rule.certificate.as_deref().or(sni);
+        apply_certificate(certs, ssl, name, local)?;
+    }
     Ok(i)
-}
-
-type ContextCache = LruCache<(u64, usize), (Arc<Profile>, SslContext)>;
-
-thread_local! {
-    static CONTEXTS: RefCell<Option<ContextCache>> = const { RefCell::new(None) };
 }

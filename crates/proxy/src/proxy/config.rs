@@ -14,6 +14,8 @@
 //!
 //! [certificates]
 //! sources = ["/etc/edge/ssl_multicert.config"]   # directories, ssl_multicert.config, crt-lists
+//! prepare = "lazy"                # or "all": build every entry's OpenSSL objects at start
+//! cache = "1GiB"                  # memory budget of those objects, shared by the workers
 //!
 //! [policy]                        # optional: per-name negotiation (docs/policy.md)
 //! file = "/etc/edge/policy.toml"
@@ -76,6 +78,8 @@ struct RawServer {
 #[serde(deny_unknown_fields)]
 struct RawCertificates {
     sources: Vec<String>,
+    prepare: Option<String>,
+    cache: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,10 +166,33 @@ pub(crate) struct Config {
     pub(crate) session_cache: edgetls_policy::SessionCache,
     pub(crate) defer_accept: bool,
     pub(crate) sources: Vec<PathBuf>,
+    /// Build every entry's OpenSSL objects at start (`prepare = "all"`).
+    pub(crate) prepare_all: bool,
+    /// The budget of those objects, bytes.
+    pub(crate) cache_bytes: usize,
     pub(crate) policy: Option<PathBuf>,
     pub(crate) tickets: Option<(PathBuf, edgetls_tickets::Format)>,
     pub(crate) keyless: Option<Keyless>,
     pub(crate) routes: Vec<Route>,
+}
+
+/// A size: bytes, or a number with KiB/MiB/GiB (or KB/MB/GB, powers of 1000).
+fn bytes(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: usize = n.parse().ok()?;
+    let unit: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(unit)
 }
 
 fn bad(path: &Path, line: usize, field: &str, message: impl std::fmt::Display) -> CliError {
@@ -367,6 +394,29 @@ impl Config {
                 }
             },
             sources: raw.certificates.sources.iter().map(|s| rel(s)).collect(),
+            prepare_all: match raw.certificates.prepare.as_deref() {
+                None | Some("lazy") => false,
+                Some("all") => true,
+                Some(o) => {
+                    return Err(bad(
+                        path,
+                        line_of("prepare"),
+                        "certificates.prepare",
+                        format!("{o:?}: \"lazy\" or \"all\""),
+                    ));
+                }
+            },
+            cache_bytes: match &raw.certificates.cache {
+                None => edgetls_certstore::DEFAULT_CACHE_BYTES,
+                Some(s) => bytes(s).ok_or_else(|| {
+                    bad(
+                        path,
+                        line_of("cache"),
+                        "certificates.cache",
+                        format!("{s:?}: a size such as \"512MiB\", \"2GiB\" or a number of bytes"),
+                    )
+                })?,
+            },
             policy: raw.policy.map(|p| rel(&p.file)),
             tickets,
             keyless: raw.keyless.map(|k| Keyless {

@@ -267,6 +267,32 @@ impl Collector for AtScrape {
                 t as f64,
             )?;
         }
+        let prepared = shared.certs.cache_stats();
+        counters(
+            &mut e,
+            "edgetls_certificate_cache_lookups",
+            "Certificate entries' OpenSSL objects asked for, by whether they were cached",
+            "result",
+            &[("hit", prepared.hits), ("miss", prepared.misses)],
+        )?;
+        counter(
+            &mut e,
+            "edgetls_certificate_cache_evicted",
+            "Entries dropped from the cache to stay within its budget",
+            prepared.evicted,
+        )?;
+        gauge(
+            &mut e,
+            "edgetls_certificate_cache_entries",
+            "Entries whose OpenSSL objects are cached",
+            prepared.entries as f64,
+        )?;
+        gauge(
+            &mut e,
+            "edgetls_certificate_cache_bytes",
+            "Estimated memory of the cached OpenSSL objects",
+            prepared.bytes as f64,
+        )?;
         if let Some(t) = &shared.tickets {
             let tc = t.counters();
             counters(

@@ -64,7 +64,10 @@ pub(crate) fn run(args: &ProxyArgs) -> ExitCode {
 }
 
 fn setup(config: Config) -> Result<Shared, CliError> {
-    let mut opts = LoadOptions::default();
+    let mut opts = LoadOptions {
+        cache_bytes: Some(config.cache_bytes),
+        ..LoadOptions::default()
+    };
     let mut remote_keys = false;
     let mut keyless_metrics = None;
     if let Some(k) = &config.keyless {
@@ -93,6 +96,11 @@ fn setup(config: Config) -> Result<Shared, CliError> {
     for p in &report.problems {
         tracing::warn!("{p}");
     }
+    if config.prepare_all {
+        for (path, e) in certs.prepare_all() {
+            tracing::warn!("{}: {e}", path.display());
+        }
+    }
     let certs = Arc::new(certs);
     let tickets = match &config.tickets {
         Some((file, format)) => Some(Arc::new(
@@ -106,7 +114,6 @@ fn setup(config: Config) -> Result<Shared, CliError> {
             .as_ref()
             .map(|t| (Arc::clone(t), TicketConfig::default())),
         session_cache: config.session_cache,
-        ..Env::default()
     };
     let policy = PolicyStore::load(
         PolicySources {

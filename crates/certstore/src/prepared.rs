@@ -1,0 +1,242 @@
+//! The OpenSSL objects of entries (certificates, chains, keys), built once and shared by every
+//! thread, within a memory budget in bytes.
+//!
+//! OpenSSL's `X509` and `EVP_PKEY` are reference-counted and safe to use from many threads, so
+//! one [`Materialized`] serves every worker's handshakes: a name costs its parse once per
+//! process, not once per thread or per settings profile. The cache is split into shards, each
+//! an LRU behind its own mutex (a hit is one uncontended lock and an `Arc` clone); what a shard
+//! holds is bounded by bytes (an estimate per entry, see [`Materialized::bytes`]), so the budget
+//! holds whatever the key types and chain lengths. Entries are keyed by their load id, which a
+//! reload keeps for unchanged entries: a reload costs the changed entries only.
+
+use crate::entry::Entry;
+use crate::error::CertStoreError;
+use crate::remote::RemoteKeys;
+use crate::ssl::{Materialized, ReadyChain};
+use lru::LruCache;
+use openssl::stack::Stack;
+use openssl::x509::X509;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+/// At most this many shards; fewer for small budgets (one per MiB), so a budget bounds the
+/// cache however the entries spread over the shards.
+const SHARDS: usize = 16;
+
+/// The default budget: 1 GiB, room for 100,000 ECDSA or RSA entries with their chains
+/// (≈ 6–9 KiB each, measured) on a machine with tens of GiB.
+pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
+
+/// What the cache did since it was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that built the entry's objects.
+    pub misses: u64,
+    /// Entries dropped to stay within the budget.
+    pub evicted: u64,
+    /// Entries held now.
+    pub entries: u64,
+    /// Their estimated size, bytes.
+    pub bytes: u64,
+}
+
+struct Shard {
+    lru: LruCache<u64, Arc<Materialized>>,
+    bytes: usize,
+}
+
+/// Shared intermediates: one `X509` per distinct intermediate (entries share the DER).
+struct SharedDer(Arc<[u8]>);
+
+impl PartialEq for SharedDer {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SharedDer {}
+
+impl std::hash::Hash for SharedDer {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        (Arc::as_ptr(&self.0) as *const u8 as usize).hash(h);
+    }
+}
+
+/// The process-wide cache of prepared entries.
+pub struct PreparedCache {
+    shards: Box<[Mutex<Shard>]>,
+    /// Bytes each shard may hold.
+    shard_budget: usize,
+    intermediates: Mutex<LruCache<SharedDer, X509>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evicted: AtomicU64,
+}
+
+impl std::fmt::Debug for PreparedCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedCache")
+            .field("budget", &(self.shard_budget * self.shards.len()))
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl PreparedCache {
+    /// A cache holding at most `budget` bytes of prepared entries (and at least one entry per
+    /// shard).
+    pub fn new(budget: usize) -> PreparedCache {
+        let shards = (budget >> 20).clamp(1, SHARDS);
+        PreparedCache {
+            shards: (0..shards)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        lru: LruCache::unbounded(),
+                        bytes: 0,
+                    })
+                })
+                .collect(),
+            shard_budget: budget / shards,
+            intermediates: Mutex::new(LruCache::new(
+                std::num::NonZeroUsize::new(4096).unwrap_or(std::num::NonZeroUsize::MIN),
+            )),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
+        }
+    }
+
+    fn shard(&self, id: u64) -> std::sync::MutexGuard<'_, Shard> {
+        // Load ids are sequential: the low bits spread them evenly.
+        self.shards[(id as usize) % self.shards.len()]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The entry's OpenSSL objects, built now if they are not cached (outside any lock; two
+    /// threads missing the same entry at once both build it, and the first one stored wins).
+    pub fn get(
+        &self,
+        entry: &Entry,
+        remote: Option<&Arc<dyn RemoteKeys>>,
+    ) -> Result<Arc<Materialized>, CertStoreError> {
+        if let Some(hit) = self.shard(entry.id).lru.get(&entry.id) {
+            self.hits.fetch_add(1, Relaxed);
+            return Ok(Arc::clone(hit));
+        }
+        self.misses.fetch_add(1, Relaxed);
+        let built = Arc::new(self.build(entry, remote)?);
+        let mut shard = self.shard(entry.id);
+        if let Some(raced) = shard.lru.get(&entry.id) {
+            return Ok(Arc::clone(raced));
+        }
+        shard.bytes += built.bytes();
+        shard.lru.put(entry.id, Arc::clone(&built));
+        while shard.bytes > self.shard_budget && shard.lru.len() > 1 {
+            match shard.lru.pop_lru() {
+                Some((_, old)) => {
+                    shard.bytes -= old.bytes();
+                    self.evicted.fetch_add(1, Relaxed);
+                }
+                None => break,
+            }
+        }
+        Ok(built)
+    }
+
+    /// Drops every entry whose id `keep` refuses (after a reload: ids no snapshot uses).
+    pub fn retain(&self, keep: impl Fn(u64) -> bool) {
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            let gone: Vec<u64> = shard
+                .lru
+                .iter()
+                .filter(|(id, _)| !keep(**id))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in gone {
+                if let Some(old) = shard.lru.pop(&id) {
+                    shard.bytes -= old.bytes();
+                }
+            }
+        }
+    }
+
+    /// Counters and size.
+    pub fn stats(&self) -> CacheStats {
+        let (mut entries, mut bytes) = (0, 0);
+        for shard in self.shards.iter() {
+            let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            entries += shard.lru.len() as u64;
+            bytes += shard.bytes as u64;
+        }
+        CacheStats {
+            hits: self.hits.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+            evicted: self.evicted.load(Relaxed),
+            entries,
+            bytes,
+        }
+    }
+
+    fn intermediate(&self, der: &Arc<[u8]>) -> Result<X509, openssl::error::ErrorStack> {
+        let key = SharedDer(Arc::clone(der));
+        let mut shared = self.intermediates.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(x) = shared.get(&key) {
+            return Ok(x.clone());
+        }
+        let x = X509::from_der(der)?;
+        shared.put(key, x.clone());
+        Ok(x)
+    }
+
+    fn build(
+        &self,
+        entry: &Entry,
+        remote: Option<&Arc<dyn RemoteKeys>>,
+    ) -> Result<Materialized, CertStoreError> {
+        let mut uses_remote = false;
+        let mut chains = Vec::with_capacity(entry.chains.len());
+        for chain in &entry.chains {
+            let err = |source| CertStoreError::OpenSsl {
+                path: chain.path.clone(),
+                source,
+            };
+            let leaf = X509::from_der(&chain.certs[0]).map_err(err)?;
+            let mut intermediates = Stack::new().map_err(err)?;
+            for der in &chain.certs[1..] {
+                intermediates
+                    .push(self.intermediate(der).map_err(err)?)
+                    .map_err(err)?;
+            }
+            let key = match chain.key.to_pkey() {
+                Some(local) => local.map_err(err)?,
+                None => {
+                    uses_remote = true;
+                    let remote = remote.ok_or_else(|| CertStoreError::Remote {
+                        path: chain.path.clone(),
+                        message: "the key is remote and no key server is configured".into(),
+                    })?;
+                    remote
+                        .private_key(&leaf)
+                        .map_err(|message| CertStoreError::Remote {
+                            path: chain.path.clone(),
+                            message,
+                        })?
+                }
+            };
+            chains.push(ReadyChain::new(
+                leaf,
+                intermediates,
+                key,
+                chain.certs[0].len(),
+            ));
+        }
+        Ok(Materialized::new(
+            chains,
+            remote.filter(|_| uses_remote).cloned(),
+        ))
+    }
+}

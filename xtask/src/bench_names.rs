@@ -1,0 +1,354 @@
+//! `cargo xtask bench --suite names`: the workload operators have — the SNI spread over many
+//! names, each with its own ECDSA certificate. 10,000 names against nginx (`http`, one `server`
+//! block per name; `stream`, the certificate chosen by `$ssl_server_name`) and HAProxy
+//! (`crt DIR`), and 100,000 names on edgetls alone: the first pass over every name (cold), then
+//! rounds over all of them after that pass (warm), beside edgetls's one-name figure in the same
+//! run; resident memory after every name was served once; start-up time.
+
+use crate::bench_keyless::median;
+use crate::bench_proxy::origin;
+use crate::loadgen::{self, Load, Target};
+use anyhow::{Context, Result, bail};
+use openssl::ssl::SslVersion;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const CONCURRENCY: usize = 32;
+const SECONDS: f64 = 4.0;
+const ROUNDS: usize = 5;
+
+struct Server {
+    name: String,
+    child: Child,
+    addr: SocketAddr,
+    /// From spawn to accepting connections.
+    started: Duration,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SAFETY: signals our own child process, which has not been reaped yet.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Resident memory of `pid` and its children (nginx's master and worker), KiB.
+fn rss_kib(pid: u32) -> f64 {
+    let mut total = 0.0;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    for e in dir.flatten() {
+        let Ok(status) = std::fs::read_to_string(e.path().join("status")) else {
+            continue;
+        };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        };
+        let this: u32 = e.file_name().to_string_lossy().parse().unwrap_or(0);
+        let ppid = field("PPid:").unwrap_or(0.0) as u32;
+        if this == pid || ppid == pid {
+            total += field("VmRSS:").unwrap_or(0.0);
+        }
+    }
+    total
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Spawns `cmd` and waits (up to 5 minutes) until it accepts on `port`.
+fn spawn(name: String, cmd: &mut Command, port: u16) -> Result<Server> {
+    let t = Instant::now();
+    let mut s = Server {
+        name,
+        child: cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        started: Duration::ZERO,
+    };
+    while std::net::TcpStream::connect(s.addr).is_err() {
+        if t.elapsed() > Duration::from_secs(300) {
+            bail!("{} did not start", s.name);
+        }
+        if let Ok(Some(status)) = s.child.try_wait() {
+            bail!("{} exited: {status}", s.name);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    s.started = t.elapsed();
+    Ok(s)
+}
+
+fn edgetls(root: &Path, d: &Path, origin: SocketAddr, extra: &str) -> Result<Server> {
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[certificates]\nsources = [\"certs\"]\n{extra}\n\n\
+         [tickets]\nfile = \"tickets.haproxy\"\nformat = \"haproxy\"\n\n[[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n"
+    );
+    let file = d.join("proxy.toml");
+    std::fs::write(&file, config)?;
+    let t = Instant::now();
+    let mut child = Command::new(root.join("target/release/edgetls"))
+        .args(["proxy", "--config"])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .with_context(|| format!("edgetls proxy did not start: {line:?}"))?;
+    Ok(Server {
+        name: "edgetls proxy, 1 worker".into(),
+        child,
+        addr,
+        started: t.elapsed(),
+    })
+}
+
+fn nginx_http(d: &Path, names: &[String], origin: SocketAddr) -> Result<Server> {
+    let port = free_port()?;
+    let dd = d.display();
+    let mut conf = format!(
+        "worker_processes 1;\ndaemon off;\npid {dd}/nginx-http.pid;\nerror_log {dd}/nginx-http.err;\n\
+         events {{ worker_connections 4096; }}\nhttp {{\n  access_log off;\n  server_names_hash_bucket_size 128;\n  \
+         server_names_hash_max_size 262144;\n  upstream origin {{ server {origin}; }}\n  ssl_protocols TLSv1.3;\n  \
+         ssl_session_tickets on;\n  ssl_session_ticket_key {dd}/tickets.nginx80;\n  ssl_session_cache off;\n"
+    );
+    for n in names {
+        let _ = writeln!(
+            conf,
+            "  server {{ listen 127.0.0.1:{port} ssl; server_name {n}; ssl_certificate {dd}/certs/{n}; \
+             ssl_certificate_key {dd}/certs/{n}; location / {{ proxy_pass http://origin; }} }}"
+        );
+    }
+    conf.push_str("}\n");
+    let file = d.join("nginx-http.conf");
+    std::fs::write(&file, conf)?;
+    let v = crate::bench::tool_version("nginx", &["-v"]);
+    spawn(
+        format!("nginx {v} `http`, a `server` per name"),
+        Command::new("nginx").arg("-p").arg(d).arg("-c").arg(&file),
+        port,
+    )
+}
+
+fn nginx_stream(d: &Path, origin: SocketAddr) -> Result<Option<Server>> {
+    let module = Path::new("/usr/lib/nginx/modules/ngx_stream_module.so");
+    if !module.exists() {
+        return Ok(None);
+    }
+    let port = free_port()?;
+    let dd = d.display();
+    let conf = format!(
+        "load_module {};\nworker_processes 1;\ndaemon off;\npid {dd}/nginx-stream.pid;\nerror_log {dd}/nginx-stream.err;\n\
+         events {{ worker_connections 4096; }}\nstream {{\n  server {{\n    listen 127.0.0.1:{port} ssl;\n    \
+         ssl_protocols TLSv1.3;\n    ssl_certificate {dd}/certs/$ssl_server_name;\n    ssl_certificate_key {dd}/certs/$ssl_server_name;\n    \
+         ssl_session_tickets on;\n    ssl_session_ticket_key {dd}/tickets.nginx80;\n    ssl_session_cache off;\n    proxy_pass {origin};\n  }}\n}}\n",
+        module.display()
+    );
+    let file = d.join("nginx-stream.conf");
+    std::fs::write(&file, conf)?;
+    let v = crate::bench::tool_version("nginx", &["-v"]);
+    spawn(
+        format!("nginx {v} `stream`, `ssl_certificate $ssl_server_name`"),
+        Command::new("nginx").arg("-p").arg(d).arg("-c").arg(&file),
+        port,
+    )
+    .map(Some)
+}
+
+fn haproxy(d: &Path, origin: SocketAddr) -> Result<Server> {
+    let port = free_port()?;
+    let dd = d.display();
+    let conf = format!(
+        "global\n    nbthread 1\n    maxconn 4096\ndefaults\n    mode tcp\n    timeout client 30s\n    timeout server 30s\n    timeout connect 5s\n\
+         frontend edge\n    bind 127.0.0.1:{port} ssl crt {dd}/certs ssl-min-ver TLSv1.3 tls-ticket-keys {dd}/tickets3.haproxy\n    default_backend origin\n\
+         backend origin\n    server o {origin}\n"
+    );
+    std::fs::write(d.join("haproxy.cfg"), conf)?;
+    let v = crate::bench::tool_version("haproxy", &["-v"]);
+    spawn(
+        format!("HAProxy {v} `mode tcp`, `crt DIR`"),
+        Command::new("haproxy")
+            .args(["-db", "-f"])
+            .arg(d.join("haproxy.cfg")),
+        port,
+    )
+}
+
+fn target(s: &Server, names: Option<(Arc<[String]>, bool)>) -> Target {
+    Target {
+        addr: s.addr,
+        sni: "site000000.example.com".into(),
+        pid: Some(s.child.id()),
+        concurrency: CONCURRENCY,
+        seconds: SECONDS,
+        resume: false,
+        pace: None,
+        expect: Some(b"ok\n"),
+        version: SslVersion::TLS1_3,
+        names,
+    }
+}
+
+/// The names in a fixed shuffled order (each exactly once per pass).
+fn shuffled(n: usize) -> Arc<[String]> {
+    let mut v: Vec<String> = (0..n).map(|i| format!("site{i:06}.example.com")).collect();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for i in (1..v.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    v.into()
+}
+
+fn prepare(d: &Path, n: usize) -> Result<()> {
+    crate::gen_certs::run(&crate::gen_certs::Args {
+        out: d.to_path_buf(),
+        count: n,
+        rsa: 0,
+        rsa_keys: 4,
+        wildcards: 0,
+        dual: 0,
+        chain: false,
+        separate_keys: false,
+        descending: false,
+    })?;
+    crate::bench_proxy::ticket_files(d)
+}
+
+/// What one server did over the names: the cold pass, the warm rounds, memory after the pass.
+struct Spread {
+    cold: Load,
+    warm: Vec<f64>,
+    rss_mib: f64,
+}
+
+pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
+    let status = Command::new("cargo")
+        .args(["build", "--release", "--quiet", "-p", "edgetls-proxy"])
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        bail!("building edgetls failed");
+    }
+    let origin = origin("127.0.0.1:0".parse()?)?;
+    let _ = writeln!(
+        report,
+        "## Many names: the SNI spread over 10,000 and 100,000 certificates (`cargo xtask bench --suite names`)\n\n\
+         Each name has its own ECDSA P-256 certificate (`cargo xtask gen-certs`); the load generator ({CONCURRENCY} \
+         clients, Rust/OpenSSL) sends each connection to the next name of a fixed shuffled order, TLS 1.3, full \
+         handshakes, `GET /`, the 3-byte answer. **Cold**: the first pass over every name (each name's first \
+         handshake), measured whole. **Warm**: {ROUNDS} rounds of {SECONDS} s over the same names after that pass, \
+         the servers taking turns in each round; edgetls's one-name rounds (every connection to one name) are taken in \
+         the same rounds. Figures are handshakes per second of the server's CPU (its processes, from `/proc`); \
+         ratios are medians of the rounds' ratios. Memory: resident set of all the server's processes after the cold \
+         pass (every name served once).\n"
+    );
+    for (n, peers) in [(10_000usize, true), (100_000, false)] {
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        let t = Instant::now();
+        prepare(d, n)?;
+        let generated = t.elapsed();
+        let names = shuffled(n);
+        let mut servers = vec![edgetls(root, d, origin, "")?];
+        if peers {
+            for peer in [
+                nginx_http(d, &names, origin),
+                haproxy(d, origin),
+                nginx_stream(d, origin).and_then(|s| s.context("no stream module")),
+            ] {
+                match peer {
+                    Ok(s) => servers.push(s),
+                    Err(e) => {
+                        let _ = writeln!(report, "\n(a peer did not run: {e})");
+                    }
+                }
+            }
+        }
+        let mut spread: Vec<Spread> = Vec::new();
+        for s in &servers {
+            let cold = loadgen::run(&target(s, Some((Arc::clone(&names), true))))?;
+            spread.push(Spread {
+                cold,
+                warm: Vec::new(),
+                rss_mib: rss_kib(s.child.id()) / 1024.0,
+            });
+        }
+        let mut one_name = Vec::new();
+        for _ in 0..ROUNDS {
+            for (i, s) in servers.iter().enumerate() {
+                let l = loadgen::run(&target(s, Some((Arc::clone(&names), false))))?;
+                spread[i].warm.push(l.per_cpu_second);
+            }
+            one_name.push(loadgen::run(&target(&servers[0], None))?.per_cpu_second);
+        }
+        let _ = writeln!(
+            report,
+            "\n### {n} names ({generated:.0?} to generate)\n\n\
+             | server | start to listening | cold: per CPU-second | warm: per CPU-second (median) | RSS after every name once |\n|---|---:|---:|---:|---:|"
+        );
+        for (s, sp) in servers.iter().zip(&spread) {
+            let _ = writeln!(
+                report,
+                "| {} | {:.2} s | {:.0} | {:.0} | {:.0} MiB |",
+                s.name,
+                s.started.as_secs_f64(),
+                sp.cold.per_cpu_second,
+                median(sp.warm.clone()),
+                sp.rss_mib
+            );
+        }
+        let _ = writeln!(
+            report,
+            "| edgetls proxy, one name (same rounds) | | | {:.0} | |",
+            median(one_name.clone())
+        );
+        let ratio = |a: &[f64], b: &[f64]| {
+            let r: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+            let each: Vec<String> = r.iter().map(|x| format!("{x:.2}")).collect();
+            (median(r), each.join(", "))
+        };
+        let (own, rounds) = ratio(&spread[0].warm, &one_name);
+        let _ = writeln!(
+            report,
+            "\nWarm, edgetls over {n} names / edgetls on one name: **{own:.2}×** (rounds: {rounds})."
+        );
+        for (s, sp) in servers.iter().zip(&spread).skip(1) {
+            let (r, rounds) = ratio(&spread[0].warm, &sp.warm);
+            let _ = writeln!(
+                report,
+                "\nWarm, edgetls / {}: **{r:.2}×** (rounds: {rounds}); cold: {:.2}×; memory: edgetls {:.2}× of it.",
+                s.name,
+                spread[0].cold.per_cpu_second / sp.cold.per_cpu_second,
+                spread[0].rss_mib / sp.rss_mib
+            );
+        }
+    }
+    Ok(())
+}
