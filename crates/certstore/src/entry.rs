@@ -64,6 +64,9 @@ pub struct Entry {
     pub(crate) exclusions: Vec<Box<str>>,
     pub(crate) san_ips: Vec<IpAddr>,
     pub(crate) content_hash: [u8; 32],
+    /// The metadata of its files (size, modification and change times, inode) when loaded: a
+    /// reload reads the files again only when it differs.
+    pub(crate) stamp: [u8; 32],
 }
 
 impl Entry {

@@ -20,6 +20,7 @@ impl Ctx<'_> {
         spec: EntrySpec,
         files: &Files,
         content_hash: [u8; 32],
+        stamp: [u8; 32],
     ) -> Result<(Entry, Vec<Problem>), CertStoreError> {
         let mut warnings = Vec::new();
         let mut warn = |path: &Path, message: String| {
@@ -188,6 +189,7 @@ impl Ctx<'_> {
             exclusions,
             san_ips,
             content_hash,
+            stamp,
         };
         Ok((entry, warnings))
     }

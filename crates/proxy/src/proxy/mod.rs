@@ -6,6 +6,7 @@ mod metrics;
 mod origin;
 mod peek;
 mod pipe;
+mod watch;
 mod worker;
 
 use crate::error::CliError;
@@ -212,7 +213,7 @@ pub(crate) fn start(
         metrics_bound = Some(bound);
     }
     ready(&addrs, metrics_bound);
-    watch(args.config.clone(), Arc::clone(&shared));
+    watch::start(args.config.clone(), Arc::clone(&shared));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -228,42 +229,6 @@ pub(crate) fn start(
     tracing::info!("stopped ({left} connections still open)");
     drop(threads);
     Ok(ExitCode::SUCCESS)
-}
-
-/// Reloads when a file changes: the configuration, the policy, the ticket keys or any file of
-/// the certificate sources (looked at every 2 s).
-fn watch(path: PathBuf, shared: Arc<Shared>) {
-    let stamp = |p: &std::path::Path| {
-        std::fs::metadata(p)
-            .ok()
-            .map(|m| (m.len(), m.modified().ok()))
-    };
-    let file = path.clone();
-    let look = move |shared: &Shared| {
-        let routes = shared.routes.load();
-        let c = &routes.0;
-        let files: Vec<_> = std::iter::once(file.clone())
-            .chain(c.policy.clone())
-            .chain(c.tickets.as_ref().map(|t| t.0.clone()))
-            .map(|p| stamp(&p))
-            .collect();
-        (files, shared.certs.fingerprint())
-    };
-    let config = path.clone();
-    let _ = std::thread::Builder::new()
-        .name("edgetls-watch".into())
-        .spawn(move || {
-            let mut seen = look(&shared);
-            loop {
-                std::thread::sleep(Duration::from_secs(2));
-                let now = look(&shared);
-                if now == seen {
-                    continue;
-                }
-                seen = now;
-                report_reload(&shared, reload(&config, &shared), "file change");
-            }
-        });
 }
 
 /// Serves the metrics on `addr` (HTTP, `GET /metrics`) from a thread of its own.
