@@ -3,13 +3,13 @@
 
 mod common;
 
-use common::{Proxy, curl, origin, pki, start};
+use common::{curl, origin, pki, s_client, start};
 use edgetls_keyless_testkit::{setup, site_cert, start as start_keyserver};
 use edgetls_keyserver::{Authz, ServerOptions};
 use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslVerifyMode};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// A TLS origin (the testkit's "localhost" server certificate) that requires a client
 /// certificate from the testkit CA and answers with that certificate's common name.
@@ -52,28 +52,6 @@ fn tls_origin(kit: &edgetls_keyless_testkit::Pki) -> SocketAddr {
         }
     });
     addr
-}
-
-fn s_client(p: &Proxy, ca: &std::path::Path, name: &str, args: &[&str]) -> String {
-    let o = Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &p.addr.to_string(),
-            "-servername",
-            name,
-            "-CAfile",
-        ])
-        .arg(ca)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]
@@ -187,7 +165,7 @@ origin = "{plain}"
     assert_eq!((code, body.as_str()), (0, "client edge-2\n"), "{err}");
 
     // A tunnel: the client talks TLS with the origin itself (its certificate, CN keyserver).
-    let out = s_client(&p, &kit.path("ca.pem"), "tunnel.test", &["-brief"]);
+    let (_, out) = s_client(&p, &kit.path("ca.pem"), "tunnel.test", &["-brief"]);
     assert!(
         out.contains("CN = keyserver") || out.contains("CN=keyserver"),
         "{out}"
@@ -218,7 +196,7 @@ origin = "{plain}"
         "site000004.demo.test",
         &["-tls1_3", "-sess_out", sess.to_str().unwrap(), "-ign_eof"],
     );
-    let again = s_client(
+    let (_, again) = s_client(
         &p,
         &ca,
         "site000004.demo.test",

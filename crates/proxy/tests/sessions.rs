@@ -3,36 +3,11 @@
 
 mod common;
 
-use common::{Proxy, metric, metrics, origin, pki, start_with_env};
+use common::{Proxy, metric, metrics, origin, pki, s_client, start_with_env};
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
-
-fn s_client(p: &Proxy, ca: &Path, name: &str, args: &[&str]) -> (bool, String) {
-    let o = Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &p.addr.to_string(),
-            "-servername",
-            name,
-        ])
-        .arg("-CAfile")
-        .arg(ca)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        o.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    )
-}
 
 fn proxy(dir: &Path, server_extra: &str) -> Proxy {
     let multicert = pki(dir);

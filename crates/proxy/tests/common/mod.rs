@@ -234,3 +234,26 @@ pub fn origin_answering(
     });
     addr
 }
+
+/// `openssl s_client` to the proxy for `name`, trusting `ca`: (exit status success, stdout and
+/// stderr together).
+pub fn s_client(p: &Proxy, ca: &Path, name: &str, args: &[&str]) -> (bool, String) {
+    let o = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &p.addr.to_string(),
+            "-servername",
+            name,
+        ])
+        .arg("-CAfile")
+        .arg(ca)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        format!("{}{}", text(&o.stdout), text(&o.stderr)),
+    )
+}
