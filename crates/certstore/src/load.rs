@@ -274,13 +274,13 @@ impl Ctx<'_> {
         };
         // Unchanged metadata: the files are not read again (a reload of 100,000 entries with
         // one changed file reads one file).
-        let stamp = stamp_files(&spec);
         if let Some(old) = previous {
-            if old.stamp == stamp && old.spec == spec {
+            if old.spec == spec && old.stamp == stamp_files(&spec) {
                 return Outcome::Reused(old.clone());
             }
         }
-        let files = match read_files(&spec) {
+        // The stamp kept is that of the files as read (their own fstat, no second lookup).
+        let (files, stamp) = match read_files(&spec) {
             Ok(f) => f,
             Err(e) => return fail(e),
         };
@@ -345,51 +345,67 @@ impl Files {
     }
 }
 
-fn read_files(spec: &EntrySpec) -> Result<Files, CertStoreError> {
-    let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::with_capacity(spec.certs.len() * 2);
-    let paths = spec
+/// The entry's files, each once, in a fixed order (certificates, keys, extra chain files).
+fn entry_paths(spec: &EntrySpec) -> Vec<&PathBuf> {
+    let mut paths: Vec<&PathBuf> = Vec::with_capacity(spec.certs.len() * 2);
+    let all = spec
         .certs
         .iter()
         .chain(spec.keys.iter().flatten())
         .chain(&spec.ca);
-    for path in paths {
-        if files.iter().any(|(p, _)| p == path) {
-            continue;
+    for path in all {
+        if !paths.contains(&path) {
+            paths.push(path);
         }
-        let bytes = std::fs::read(path).map_err(|e| CertStoreError::io(path, e))?;
-        files.push((path.clone(), bytes));
     }
-    Ok(Files(files))
+    paths
 }
 
-/// A digest of the metadata of the entry's files (a missing file counts as such).
-fn stamp_files(spec: &EntrySpec) -> [u8; 32] {
+/// Adds one file's metadata to a stamp (a missing file counts as such).
+fn stamp_file(h: &mut openssl::sha::Sha256, path: &Path, meta: Option<&std::fs::Metadata>) {
     use std::os::unix::fs::MetadataExt;
-    let mut h = openssl::sha::Sha256::new();
-    for path in spec
-        .certs
-        .iter()
-        .chain(spec.keys.iter().flatten())
-        .chain(&spec.ca)
-    {
-        h.update(path.as_os_str().as_encoded_bytes());
-        match std::fs::metadata(path) {
-            Ok(m) => {
-                for v in [
-                    m.len() as i64,
-                    m.mtime(),
-                    m.mtime_nsec(),
-                    m.ctime(),
-                    m.ctime_nsec(),
-                    m.ino() as i64,
-                ] {
-                    h.update(&v.to_le_bytes());
-                }
+    h.update(path.as_os_str().as_encoded_bytes());
+    match meta {
+        Some(m) => {
+            for v in [
+                m.len() as i64,
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec(),
+                m.ino() as i64,
+            ] {
+                h.update(&v.to_le_bytes());
             }
-            Err(_) => h.update(b"missing"),
         }
+        None => h.update(b"missing"),
+    }
+}
+
+/// A digest of the metadata of the entry's files, without reading them.
+fn stamp_files(spec: &EntrySpec) -> [u8; 32] {
+    let mut h = openssl::sha::Sha256::new();
+    for path in entry_paths(spec) {
+        stamp_file(&mut h, path, std::fs::metadata(path).ok().as_ref());
     }
     h.finish()
+}
+
+/// Reads the entry's files, and the stamp of their metadata as read.
+fn read_files(spec: &EntrySpec) -> Result<(Files, [u8; 32]), CertStoreError> {
+    use std::io::Read;
+    let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::with_capacity(spec.certs.len() * 2);
+    let mut h = openssl::sha::Sha256::new();
+    for path in entry_paths(spec) {
+        let io = |e| CertStoreError::io(path, e);
+        let mut f = std::fs::File::open(path).map_err(io)?;
+        let meta = f.metadata().map_err(io)?;
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        f.read_to_end(&mut bytes).map_err(io)?;
+        stamp_file(&mut h, path, Some(&meta));
+        files.push((path.clone(), bytes));
+    }
+    Ok((Files(files), h.finish()))
 }
 
 fn hash_files(files: &Files) -> [u8; 32] {
