@@ -5,7 +5,7 @@
 //! allocations that outlive the burst pin the top of each arena, so it is never trimmed, and
 //! the process stays at its peak size. When the number of open connections has fallen well
 //! below its peak since the last trim, the free pages inside every arena are returned to the
-//! kernel (`malloc_trim`), and again at the next two looks unless connections rose again. That
+//! kernel (`malloc_trim`), and again at the next five looks unless connections rose again. That
 //! costs a walk of the heap, done at most once per look and only after a burst.
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -15,7 +15,7 @@ const BURST: usize = 1024;
 
 /// Looks after a burst's trim that trim again while no new burst has come: memory that the
 /// last connections of a burst held is sometimes freed after the first trim.
-const FOLLOW_UPS: usize = 2;
+const FOLLOW_UPS: usize = 5;
 
 /// The peak of open connections since the last trim, and the trims still to do after it.
 #[derive(Debug, Default)]

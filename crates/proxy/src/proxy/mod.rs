@@ -298,7 +298,7 @@ async fn signals(path: &std::path::Path, shared: &Shared) -> Result<(), CliError
         sig(SignalKind::terminate())?,
         sig(SignalKind::interrupt())?,
     );
-    let mut look = tokio::time::interval(Duration::from_secs(2));
+    let mut look = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = look.tick() => shared.peak.look(shared.active.load(Relaxed)),
