@@ -11,10 +11,9 @@ use crate::loadgen::{self, Load, Target};
 use anyhow::{Context, Result, bail};
 use openssl::ssl::SslVersion;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,28 +21,12 @@ const CONCURRENCY: usize = 32;
 const SECONDS: f64 = 4.0;
 const ROUNDS: usize = 5;
 
+/// A server under test: its process (stopped when dropped), its name and its start-up time.
 struct Server {
     name: String,
-    child: Child,
-    addr: SocketAddr,
+    server: crate::bench_proxy::Server,
     /// From spawn to accepting connections.
     started: Duration,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SAFETY: signals our own child process, which has not been reaped yet.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let until = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < until {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Resident memory of `pid` and its children (nginx's master and worker), KiB.
@@ -80,49 +63,32 @@ fn free_port() -> Result<u16> {
 /// Spawns `cmd` and waits (up to 5 minutes) until it accepts on `port`.
 fn spawn(name: String, cmd: &mut Command, port: u16) -> Result<Server> {
     let t = Instant::now();
-    let mut s = Server {
-        name,
+    let mut server = crate::bench_proxy::Server {
         child: cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        started: Duration::ZERO,
     };
-    while std::net::TcpStream::connect(s.addr).is_err() {
+    while std::net::TcpStream::connect(server.addr).is_err() {
         if t.elapsed() > Duration::from_secs(300) {
-            bail!("{} did not start", s.name);
+            bail!("{name} did not start");
         }
-        if let Ok(Some(status)) = s.child.try_wait() {
-            bail!("{} exited: {status}", s.name);
+        if let Ok(Some(status)) = server.child.try_wait() {
+            bail!("{name} exited: {status}");
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    s.started = t.elapsed();
-    Ok(s)
+    Ok(Server {
+        name,
+        server,
+        started: t.elapsed(),
+    })
 }
 
-fn edgetls(root: &Path, d: &Path, origin: SocketAddr, extra: &str) -> Result<Server> {
-    let config = format!(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[certificates]\nsources = [\"certs\"]\n{extra}\n\n\
-         [tickets]\nfile = \"tickets.haproxy\"\nformat = \"haproxy\"\n\n[[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n"
-    );
-    let file = d.join("proxy.toml");
-    std::fs::write(&file, config)?;
+fn edgetls(root: &Path, d: &Path, origin: SocketAddr) -> Result<Server> {
     let t = Instant::now();
-    let mut child = Command::new(root.join("target/release/edgetls"))
-        .args(["proxy", "--config"])
-        .arg(&file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.parse().ok())
-        .with_context(|| format!("edgetls proxy did not start: {line:?}"))?;
+    let server = crate::bench_proxy::edgetls_with(root, d, origin, 1, "")?;
     Ok(Server {
         name: "edgetls proxy, 1 worker".into(),
-        child,
-        addr,
+        server,
         started: t.elapsed(),
     })
 }
@@ -200,9 +166,9 @@ fn haproxy(d: &Path, origin: SocketAddr) -> Result<Server> {
 
 fn target(s: &Server, names: Option<(Arc<[String]>, bool)>) -> Target {
     Target {
-        addr: s.addr,
+        addr: s.server.addr,
         sni: "site000000.example.com".into(),
-        pid: Some(s.child.id()),
+        pid: Some(s.server.child.id()),
         concurrency: CONCURRENCY,
         seconds: SECONDS,
         resume: false,
@@ -276,7 +242,7 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
         prepare(d, n)?;
         let generated = t.elapsed();
         let names = shuffled(n);
-        let mut servers = vec![edgetls(root, d, origin, "")?];
+        let mut servers = vec![edgetls(root, d, origin)?];
         if peers {
             for peer in [
                 nginx_http(d, &names, origin),
@@ -299,7 +265,7 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
                     spread.push(Spread {
                         cold,
                         warm: Vec::new(),
-                        rss_mib: rss_kib(s.child.id()) / 1024.0,
+                        rss_mib: rss_kib(s.server.child.id()) / 1024.0,
                     });
                     kept.push(s);
                 }

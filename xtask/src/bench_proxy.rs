@@ -30,9 +30,9 @@ const SECONDS: f64 = 4.0;
 /// Rounds per server and kind in the comparison (the servers take turns in every round).
 const ROUNDS: usize = 5;
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Drop for Server {
@@ -97,7 +97,7 @@ fn edgetls(root: &Path, dir: &Path, origin: SocketAddr, workers: usize) -> Resul
 }
 
 /// `edgetls proxy` with `server` added to its `[server]` section.
-fn edgetls_with(
+pub(crate) fn edgetls_with(
     root: &Path,
     dir: &Path,
     origin: SocketAddr,
