@@ -14,9 +14,11 @@
 //! `edgetls-engine` + `edgetls-keyless-client` (keys on key servers); see
 //! `docs/architecture.md` for the handshake path and the threads.
 
+mod alloc;
 mod certs;
 mod demo;
 mod error;
+mod ffi;
 mod proxy;
 mod tickets;
 
@@ -49,6 +51,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    if !alloc::route_openssl() {
+        eprintln!("edgetls: OpenSSL had allocated before main: it keeps the C library's malloc");
+    }
     match Cli::parse().command {
         Command::Certs(cmd) => certs::run(cmd),
         Command::Proxy(args) => proxy::run(&args),

@@ -45,8 +45,6 @@ pub(crate) struct Shared {
     pub(crate) tickets: Option<Arc<TicketKeys>>,
     pub(crate) base: SslContext,
     pub(crate) active: AtomicUsize,
-    /// The most connections open at once since the last memory look.
-    pub(crate) peak: memory::Peak,
     /// Listeners defer accept until data arrives (`[server] defer_accept`; fixed at start).
     pub(crate) defer_accept: bool,
     pub(crate) limit: Arc<tokio::sync::Semaphore>,
@@ -148,7 +146,6 @@ fn setup(config: Config) -> Result<Shared, CliError> {
         tickets,
         base,
         active: AtomicUsize::new(0),
-        peak: memory::Peak::default(),
         defer_accept,
         limit,
         metrics: metrics::Metrics::default(),
@@ -289,7 +286,7 @@ fn raise_fd_limit() {
     }
 }
 
-/// Waits for SIGTERM/SIGINT; reloads on SIGHUP; gives memory back after bursts.
+/// Waits for SIGTERM/SIGINT; reloads on SIGHUP; gives the main thread's unused memory back.
 async fn signals(path: &std::path::Path, shared: &Shared) -> Result<(), CliError> {
     use tokio::signal::unix::{SignalKind, signal};
     let sig = |k| signal(k).map_err(|e| CliError::Setup(format!("signals: {e}")));
@@ -298,10 +295,10 @@ async fn signals(path: &std::path::Path, shared: &Shared) -> Result<(), CliError
         sig(SignalKind::terminate())?,
         sig(SignalKind::interrupt())?,
     );
-    let mut look = tokio::time::interval(Duration::from_secs(1));
+    let mut every = tokio::time::interval(memory::EVERY);
     loop {
         tokio::select! {
-            _ = look.tick() => shared.peak.look(shared.active.load(Relaxed)),
+            _ = every.tick() => memory::tick(),
             _ = hup.recv() => report_reload(shared, reload(path, shared), "SIGHUP"),
             _ = term.recv() => break,
             _ = int.recv() => break,

@@ -2,9 +2,9 @@
 //! connection is handled on the thread that accepted it.
 
 use crate::error::CliError;
-use crate::proxy::Shared;
 use crate::proxy::peek::{client_hello_sni, record_len};
 use crate::proxy::pipe::pipe;
+use crate::proxy::{Shared, memory};
 use edgetls_certstore::local_addr_index;
 use edgetls_engine::{EngineError, Failure};
 use openssl::ssl::{NameType, Ssl};
@@ -134,6 +134,14 @@ pub(crate) fn spawn(
                         }
                     });
                 }
+                // This thread's heap gives memory back (crate::proxy::memory).
+                tokio::task::spawn_local(async move {
+                    let mut every = tokio::time::interval(memory::EVERY);
+                    loop {
+                        every.tick().await;
+                        memory::tick();
+                    }
+                });
                 // Run until stopped, then until this worker's connections are done.
                 let mut stop = stop;
                 let _ = stop.wait_for(|s| *s).await;
@@ -149,8 +157,7 @@ fn accepted(shared: &Arc<Shared>, tcp: TcpStream, peer: SocketAddr, bound: Optio
     let Ok(permit) = Arc::clone(&shared.limit).try_acquire_owned() else {
         return; // at the connection limit: close
     };
-    let open = shared.active.fetch_add(1, Relaxed) + 1;
-    shared.peak.saw(open);
+    shared.active.fetch_add(1, Relaxed);
     let shared = Arc::clone(shared);
     tokio::task::spawn_local(async move {
         let local = bound.or_else(|| tcp.local_addr().ok());
