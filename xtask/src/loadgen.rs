@@ -6,7 +6,7 @@
 //!
 //! `cargo xtask load 127.0.0.1:8443 --sni www.example.com --concurrency 64 --seconds 10 [--resume] [--pid PID] [--rate R] [--tls12]`
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use openssl::ssl::{SslConnector, SslMethod, SslSession, SslVerifyMode, SslVersion};
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -40,6 +40,13 @@ pub(crate) struct Args {
     /// TLS 1.2 instead of TLS 1.3.
     #[arg(long)]
     tls12: bool,
+    /// Spread the connections over the server names in this file (one per line, in order),
+    /// instead of `--sni`.
+    #[arg(long)]
+    names: Option<std::path::PathBuf>,
+    /// With `--names`: one connection per name, then stop (a cold pass, measured whole).
+    #[arg(long, requires = "names")]
+    once: bool,
 }
 
 /// What to load and how.
@@ -76,7 +83,22 @@ pub(crate) fn cli(args: &Args) -> Result<()> {
         } else {
             SslVersion::TLS1_3
         },
-        names: None,
+        names: match &args.names {
+            Some(f) => {
+                let list: Arc<[String]> = std::fs::read_to_string(f)
+                    .with_context(|| format!("{}", f.display()))?
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(String::from)
+                    .collect();
+                if list.is_empty() {
+                    bail!("{}: no server names", f.display());
+                }
+                Some((list, args.once))
+            }
+            None => None,
+        },
     })?;
     println!(
         "{} connections in {:.1} s: {:.0}/s{}; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms; resumed {:.0}%; failed {}",
