@@ -2,13 +2,14 @@
 
 use crate::entry::Entry;
 use crate::error::CertStoreError;
-use crate::load::{LoadOptions, load};
+use crate::load::{LoadOptions, load, load_changed};
 use crate::prepared::{CacheStats, DEFAULT_CACHE_BYTES, PreparedCache};
 use crate::report::Report;
 use crate::snapshot::Snapshot;
 use crate::source::Source;
 use crate::ssl::Materialized;
 use arc_swap::ArcSwap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -69,12 +70,33 @@ impl CertStore {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.current.load_full();
         let (snapshot, report) = load(&self.sources, &self.options, Some(&old))?;
+        self.publish(snapshot);
+        Ok(report)
+    }
+
+    /// Reloads after the files in `changed` were written in place or replaced (not removed):
+    /// when each is a file of a loaded entry, only those entries are read again — no source is
+    /// listed and no other file looked at, so one changed certificate among 100,000 is in effect
+    /// in tens of milliseconds. Otherwise (a new file, a file of an entry that failed to load) it
+    /// is a full [`reload`](Self::reload). File watchers call this with the paths they saw.
+    pub fn reload_changed(&self, changed: &[PathBuf]) -> Result<Report, CertStoreError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.current.load_full();
+        let (snapshot, report) = match load_changed(&self.sources, &self.options, &old, changed) {
+            Some(done) => done,
+            None => load(&self.sources, &self.options, Some(&old))?,
+        };
+        self.publish(snapshot);
+        Ok(report)
+    }
+
+    /// Makes `snapshot` the current one and frees the cached objects of entries it no longer has.
+    fn publish(&self, snapshot: Snapshot) {
         let live: std::collections::HashSet<u64> =
             snapshot.entries().iter().map(|e| e.id()).collect();
         self.current.store(Arc::new(snapshot));
         // Entries that changed or went away are not served any more: free their objects.
         self.prepared.retain(|id| live.contains(&id));
-        Ok(report)
     }
 
     /// The OpenSSL objects of `entry` (one of this store's), from the shared cache: built on

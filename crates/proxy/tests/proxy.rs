@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{curl, eventually, origin, origin_answering, pki, signal, start, text};
+use common::{curl, eventually, origin, origin_answering, pki, served_cert, signal, start, text};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -178,16 +178,6 @@ fn slow_origin(chunks: usize) -> std::net::SocketAddr {
             std::thread::sleep(Duration::from_millis(50));
         }
     })
-}
-
-fn served_cert(addr: std::net::SocketAddr, name: &str) -> Vec<u8> {
-    let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client()).unwrap();
-    b.set_verify(openssl::ssl::SslVerifyMode::NONE);
-    let tls = b
-        .build()
-        .connect(name, TcpStream::connect(addr).unwrap())
-        .unwrap();
-    tls.ssl().peer_certificate().unwrap().to_der().unwrap()
 }
 
 #[test]

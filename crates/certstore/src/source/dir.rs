@@ -106,7 +106,8 @@ pub(super) fn specs(dir: &Path) -> Result<(Vec<EntrySpec>, Vec<Problem>), CertSt
         specs.push(spec);
     }
     // Keep file-name order of each entry's first certificate (BTreeMap order is by stem, which
-    // can differ from the full file name order only in ties we do not care about).
-    specs.sort_by(|a, b| a.certs[0].cmp(&b.certs[0]));
+    // can differ from the full file name order only in ties we do not care about). All are in
+    // one directory: their byte order is their name order (Path's own order walks components).
+    specs.sort_by(|a, b| a.certs[0].as_os_str().cmp(b.certs[0].as_os_str()));
     Ok((specs, problems))
 }

@@ -148,3 +148,54 @@ fn watch_reloads_by_itself_when_a_file_changes() {
         let _ = rx.recv_timeout(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn reload_changed_reads_only_the_entries_naming_the_changed_files() {
+    let pki = Pki::new();
+    for n in ["a", "b", "c"] {
+        pki.bundle(
+            &format!("{n}.pem"),
+            &pki.ecdsa(&[&format!("{n}.example.com")]),
+        );
+    }
+    let (store, _) = CertStore::load(
+        vec![Source::Dir(pki.dir.path().to_path_buf())],
+        LoadOptions::default(),
+    )
+    .unwrap();
+    let path = |f: &str| pki.dir.path().join(f);
+
+    // a is rewritten, c is broken: only those two are read; b is not looked at.
+    let a2 = pki.ecdsa(&["a.example.com"]);
+    pki.bundle("a.pem", &a2);
+    pki.write("c.pem", "-----BEGIN CERTIFICATE-----\ntruncated");
+    let report = store
+        .reload_changed(&[path("a.pem"), path("c.pem")])
+        .unwrap();
+    assert_eq!(
+        (
+            report.loaded,
+            report.reused,
+            report.kept_previous,
+            report.failed
+        ),
+        (3, 1, 1, 0),
+        "{:#?}",
+        report.problems
+    );
+    assert_eq!(leaf_of(&store, "a.example.com"), Some(der(&a2)));
+    assert!(
+        leaf_of(&store, "c.example.com").is_some(),
+        "c keeps serving"
+    );
+
+    // A file no entry names (a new one) makes it a full reload: d is listed and loaded.
+    pki.bundle("d.pem", &pki.ecdsa(&["d.example.com"]));
+    let report = store.reload_changed(&[path("d.pem")]).unwrap();
+    assert_eq!(report.loaded, 4, "{:#?}", report.problems);
+    assert!(leaf_of(&store, "d.example.com").is_some());
+
+    // An unchanged file named as changed is reused (its metadata says so).
+    let report = store.reload_changed(&[path("b.pem")]).unwrap();
+    assert_eq!((report.loaded, report.reused), (4, 4));
+}

@@ -125,6 +125,17 @@ pub fn pki(dir: &Path) -> PathBuf {
     dir.join("ssl_multicert.config")
 }
 
+/// The leaf certificate (DER) served for `name`.
+pub fn served_cert(addr: SocketAddr, name: &str) -> Vec<u8> {
+    let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client()).unwrap();
+    b.set_verify(openssl::ssl::SslVerifyMode::NONE);
+    let tls = b
+        .build()
+        .connect(name, std::net::TcpStream::connect(addr).unwrap())
+        .unwrap();
+    tls.ssl().peer_certificate().unwrap().to_der().unwrap()
+}
+
 pub fn curl(p: &Proxy, ca: &Path, name: &str, extra: &[&str]) -> (i32, String, String) {
     let o = Command::new("curl")
         .args(["-sv", "--max-time", "5", "--cacert", ca.to_str().unwrap()])
