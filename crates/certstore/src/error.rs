@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CertStoreError {
+    /// The files behind the store cannot be watched.
+    #[error("watching the certificate files: {0}")]
+    Watch(String),
     /// A source (directory, ssl_multicert.config, crt-list) could not be read at all.
     #[error("{}: cannot use this source: {source}", path.display())]
     SourceUnusable {

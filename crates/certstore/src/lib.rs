@@ -67,6 +67,7 @@ pub mod source;
 mod ssl;
 mod store;
 mod validate;
+mod watch;
 
 pub use cert::KeyType;
 pub use entry::{Chain, Entry};
@@ -83,4 +84,5 @@ pub use ssl::{
     materialize, no_certificate, refusal_index, refuse, server_name_extension, servername_callback,
     tunnel_name,
 };
-pub use store::{CertStore, Watcher};
+pub use store::CertStore;
+pub use watch::{Change, WatchSet, Watcher, is_gone};

@@ -10,10 +10,7 @@ use crate::source::Source;
 use crate::ssl::Materialized;
 use arc_swap::ArcSwap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
 
 /// Certificates from one or more sources, served through atomically swapped snapshots.
 ///
@@ -128,108 +125,13 @@ impl CertStore {
         self.prepared.stats()
     }
 
-    /// The sources this store reads.
     /// The options the store loads with.
     pub fn options(&self) -> &LoadOptions {
         &self.options
     }
 
+    /// The sources this store reads.
     pub fn sources(&self) -> &[Source] {
         &self.sources
-    }
-
-    /// Starts a thread that checks every `interval` whether any file behind the store changed
-    /// (size, modification time, inode, or a directory's list of files) and reloads when one
-    /// did. `on_reload` receives each reload's outcome. Dropping the [`Watcher`] stops it.
-    pub fn watch(
-        self: &Arc<Self>,
-        interval: Duration,
-        on_reload: impl Fn(Result<Report, CertStoreError>) + Send + 'static,
-    ) -> Watcher {
-        let stop = Arc::new(AtomicBool::new(false));
-        let store = Arc::clone(self);
-        let flag = Arc::clone(&stop);
-        // The baseline is taken before returning, so a change made right after `watch` returns
-        // is always seen as a change.
-        let mut seen = store.fingerprint();
-        let thread = std::thread::Builder::new()
-            .name("certstore-watch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::park_timeout(interval);
-                    if flag.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let now = store.fingerprint();
-                    if now != seen {
-                        seen = now;
-                        on_reload(store.reload());
-                    }
-                }
-            })
-            .ok();
-        Watcher { stop, thread }
-    }
-
-    /// A digest of the metadata (name, size, modification time) of every file the store
-    /// depends on: it changes when any of them does (for callers with their own watch loop).
-    pub fn fingerprint(&self) -> [u8; 32] {
-        let mut h = openssl::sha::Sha256::new();
-        let mut add = |path: &std::path::Path| {
-            h.update(path.as_os_str().as_encoded_bytes());
-            if let Ok(m) = std::fs::metadata(path) {
-                use std::os::unix::fs::MetadataExt;
-                let mtime = m
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-                    .unwrap_or_default();
-                for v in [
-                    m.len(),
-                    mtime.as_nanos() as u64,
-                    m.ino(),
-                    m.ctime_nsec() as u64,
-                ] {
-                    h.update(&v.to_le_bytes());
-                }
-            }
-        };
-        for source in &self.sources {
-            add(source.path());
-            if let Source::Dir(dir) = source {
-                if let Ok(list) = std::fs::read_dir(dir) {
-                    let mut names: Vec<_> = list.filter_map(|e| e.ok().map(|e| e.path())).collect();
-                    names.sort_unstable();
-                    names.iter().for_each(|p| add(p));
-                }
-            }
-        }
-        let snapshot = self.snapshot();
-        for e in snapshot.entries() {
-            let spec = e.spec();
-            spec.certs
-                .iter()
-                .chain(spec.keys.iter().flatten())
-                .chain(&spec.ca)
-                .for_each(|p| add(p));
-        }
-        h.finish()
-    }
-}
-
-/// Stops the watch thread when dropped.
-#[derive(Debug)]
-pub struct Watcher {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
     }
 }

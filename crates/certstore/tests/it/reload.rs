@@ -125,9 +125,14 @@ fn watch_reloads_by_itself_when_a_file_changes() {
     .unwrap();
     let store = Arc::new(store);
     let (tx, rx) = mpsc::channel();
-    let _watcher = store.watch(Duration::from_millis(50), move |r| {
-        let _ = tx.send(r.map(|r| r.loaded));
-    });
+    let watcher = store
+        .watch(Duration::from_millis(50), move |r| {
+            let _ = tx.send(r.map(|r| r.loaded));
+        })
+        .unwrap();
+    // An editor's dotfile among the certificates is not a change.
+    pki.write(".a.pem.swp", "x");
+    assert!(rx.recv_timeout(Duration::from_millis(500)).is_err());
     let a2 = pki.ecdsa(&["a.example.com"]);
     pki.bundle("a.pem", &a2);
     pki.bundle("new.pem", &pki.ecdsa(&["new.example.com"]));
@@ -147,6 +152,12 @@ fn watch_reloads_by_itself_when_a_file_changes() {
         );
         let _ = rx.recv_timeout(Duration::from_millis(200));
     }
+    // Dropping the watcher stops it.
+    drop(watcher);
+    let late = pki.ecdsa(&["late.example.com"]);
+    pki.bundle("late.pem", &late);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_ne!(leaf_of(&store, "late.example.com"), Some(der(&late)));
 }
 
 #[test]

@@ -11,10 +11,10 @@
 //! reloads everything, and that reload reads again only the files whose metadata changed.
 
 use crate::proxy::{PathBuf, Shared, reload, reload_certificates, report_reload};
-use notify::event::{ModifyKind, RenameMode};
+use edgetls_certstore::{Change, WatchSet, is_gone};
 use notify::{Event, EventKind, RecursiveMode, Watcher};
 use std::collections::{BTreeSet, HashSet};
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -23,104 +23,43 @@ use std::time::Duration;
 /// Changes closer together than this are one reload.
 const SETTLE: Duration = Duration::from_millis(100);
 
-/// The files whose changes matter, and the certificate directories any file of which does.
-#[derive(Default)]
+/// The files whose changes matter: the certificate store's, and the proxy's own.
 struct Relevant {
-    /// Certificate, key and chain files of the loaded entries.
-    certs: HashSet<OsString>,
-    /// The configuration, policy, ticket-key and certificate-source files.
+    certs: WatchSet,
+    /// The configuration, policy and ticket-key files.
     config: HashSet<OsString>,
-    /// Certificate directories (a new file there may be a new entry).
-    cert_dirs: HashSet<OsString>,
-}
-
-/// What a change is, for the reload it needs.
-#[derive(PartialEq, Eq, PartialOrd, Ord, Clone, Copy)]
-enum Change {
-    /// Not a file the proxy reads.
-    None,
-    /// A certificate or key file of a loaded entry, written or replaced.
-    Cert,
-    /// Anything else that matters: a full reload.
-    Full,
 }
 
 impl Relevant {
     fn of(&self, path: &Path, kind: &EventKind) -> Change {
-        let p = path.as_os_str();
-        let in_cert_dir = || {
-            path.parent()
-                .is_some_and(|d| self.cert_dirs.contains(d.as_os_str()))
-                && !path
-                    .file_name()
-                    .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
-        };
-        if self.config.contains(p) {
+        if self.config.contains(path.as_os_str()) {
             return Change::Full;
         }
-        if !self.certs.contains(p) && !in_cert_dir() {
-            return Change::None;
-        }
-        let gone = matches!(
-            kind,
-            EventKind::Remove(_)
-                | EventKind::Modify(ModifyKind::Name(RenameMode::From | RenameMode::Any))
-        );
-        if gone || !self.certs.contains(p) {
-            Change::Full
-        } else {
-            Change::Cert
-        }
+        self.certs.change(path, is_gone(kind))
     }
 }
 
 /// The directories to watch and the files that matter: those the proxy reads.
 fn watched(config: &Path, shared: &Shared) -> (BTreeSet<PathBuf>, Relevant) {
-    let parent = |p: &Path| p.parent().map(Path::to_path_buf).filter(|d| d.is_dir());
-    let mut dirs = BTreeSet::new();
-    let mut relevant = Relevant::default();
+    let certs = shared.certs.watch_set();
+    let mut dirs: BTreeSet<PathBuf> = certs.dirs().map(Path::to_path_buf).collect();
+    let mut relevant = HashSet::new();
     let routes = shared.routes.load();
     let c = &routes.0;
     let files = std::iter::once(config.to_path_buf())
         .chain(c.policy.clone())
         .chain(c.tickets.as_ref().map(|t| t.0.clone()));
     for f in files {
-        dirs.extend(parent(&f));
-        relevant.config.insert(f.into_os_string());
+        dirs.extend(f.parent().map(Path::to_path_buf).filter(|d| d.is_dir()));
+        relevant.insert(f.into_os_string());
     }
-    for source in shared.certs.sources() {
-        let p = source.path();
-        if p.is_dir() {
-            dirs.insert(p.to_path_buf());
-            relevant.cert_dirs.insert(p.as_os_str().to_owned());
-        } else {
-            dirs.extend(parent(p));
-            relevant.config.insert(p.as_os_str().to_owned());
-        }
-    }
-    // Most entries' files share a few directories: gather them as bytes first (a Path's own
-    // hash and order walk its components, 100,000 times over).
-    let snapshot = shared.certs.snapshot();
-    let mut parents: HashSet<&OsStr> = HashSet::new();
-    for e in snapshot.entries() {
-        let spec = e.spec();
-        let files = spec
-            .certs
-            .iter()
-            .chain(spec.keys.iter().flatten())
-            .chain(&spec.ca);
-        for f in files {
-            parents.extend(f.parent().map(Path::as_os_str));
-            relevant.certs.insert(f.as_os_str().to_owned());
-        }
-    }
-    dirs.extend(
-        parents
-            .into_iter()
-            .map(PathBuf::from)
-            .filter(|d| d.is_dir()),
-    );
-    (dirs, relevant)
+    (
+        dirs,
+        Relevant {
+            certs,
+            config: relevant,
+        },
+    )
 }
 
 /// Whether an event is a change (not a read: the reload's own reads must not trigger one).
@@ -183,7 +122,7 @@ fn run(
         for e in &events {
             for p in &e.paths {
                 let c = relevant.of(p, &e.kind);
-                if c == Change::Cert {
+                if c == Change::Entries {
                     certs.insert(p.clone());
                 }
                 change = change.max(c);
@@ -194,7 +133,7 @@ fn run(
         }
         let outcome = match change {
             Change::None => continue,
-            Change::Cert => reload_certificates(shared, &certs.into_iter().collect::<Vec<_>>()),
+            Change::Entries => reload_certificates(shared, &certs.into_iter().collect::<Vec<_>>()),
             Change::Full => reload(config, shared),
         };
         report_reload(shared, outcome, "file change");
