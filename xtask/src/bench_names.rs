@@ -19,7 +19,48 @@ use std::time::{Duration, Instant};
 
 const CONCURRENCY: usize = 32;
 const SECONDS: f64 = 4.0;
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 7;
+
+/// The two independent client implementations every warm figure is taken with.
+#[derive(Clone, Copy, PartialEq)]
+enum Client {
+    /// `cargo xtask load` (Rust, rust-openssl, tokio).
+    Rust,
+    /// CPython's `ssl` module on threads (`xtask/pyload.py`).
+    CPython,
+}
+
+impl Client {
+    fn label(self) -> &'static str {
+        match self {
+            Client::Rust => "Rust load generator",
+            Client::CPython => "CPython `ssl` client",
+        }
+    }
+}
+
+/// One warm round of `client` against `s` over `names` (written, one per line, in `file`).
+fn warm_round(
+    client: Client,
+    root: &Path,
+    s: &Server,
+    names: &Arc<[String]>,
+    file: &Path,
+) -> Result<f64> {
+    let t = target(s, Some((Arc::clone(names), false)));
+    let l = match client {
+        Client::Rust => loadgen::run(&t)?,
+        Client::CPython => crate::pyclient::run(root, &t, file)?,
+    };
+    Ok(l.per_cpu_second)
+}
+
+/// `names`, one per line, in `file`.
+fn write_names(file: &Path, names: &[String]) -> Result<()> {
+    let mut text = names.join("\n");
+    text.push('\n');
+    std::fs::write(file, text).with_context(|| file.display().to_string())
+}
 
 /// A server under test: its process (stopped when dropped), its name and its start-up time.
 struct Server {
@@ -210,7 +251,8 @@ fn prepare(d: &Path, n: usize) -> Result<()> {
 /// What one server did over the names: the cold pass, the warm rounds, memory after the pass.
 struct Spread {
     cold: Load,
-    warm: Vec<f64>,
+    /// Per client: handshakes per server CPU-second in each warm round.
+    warm: Vec<Vec<f64>>,
     rss_mib: f64,
 }
 
@@ -223,6 +265,11 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
         bail!("building edgetls failed");
     }
     let origin = origin("127.0.0.1:0".parse()?)?;
+    let mut clients = vec![Client::Rust];
+    let python = crate::pyclient::available();
+    if python.is_some() {
+        clients.push(Client::CPython);
+    }
     let _ = writeln!(
         report,
         "## Many names: the SNI spread over 10,000 and 100,000 certificates (`cargo xtask bench --suite names`)\n\n\
@@ -230,10 +277,13 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
          clients, Rust/OpenSSL) sends each connection to the next name of a fixed shuffled order, TLS 1.3, full \
          handshakes, `GET /`, the 3-byte answer. **Cold**: the first pass over every name (each name's first \
          handshake), measured whole. **Warm**: {ROUNDS} rounds of {SECONDS} s over the same names after that pass, \
-         the servers taking turns in each round; edgetls's one-name rounds (every connection to one name) are taken in \
-         the same rounds. Figures are handshakes per second of the server's CPU (its processes, from `/proc`); \
+         the servers taking turns in each round (in the other order every second round); edgetls's one-name rounds \
+         (every connection to one name) are taken in the same rounds. The warm rounds are taken twice, with two \
+         independent clients: the Rust load generator and CPython's `ssl` module on threads (`xtask/pyload.py`, {}). \
+         Figures are handshakes per second of the server's CPU (its processes, from `/proc`); \
          ratios are medians of the rounds' ratios. Memory: resident set of all the server's processes after the cold \
-         pass (every name served once).\n"
+         pass (every name served once).\n",
+        python.as_deref().unwrap_or("not run here: no python3")
     );
     for (n, peers) in [(10_000usize, true), (100_000, false)] {
         let dir = tempfile::tempdir()?;
@@ -264,7 +314,7 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
                 Ok(cold) => {
                     spread.push(Spread {
                         cold,
-                        warm: Vec::new(),
+                        warm: vec![Vec::new(); clients.len()],
                         rss_mib: rss_kib(s.server.child.id()) / 1024.0,
                     });
                     kept.push(s);
@@ -277,50 +327,92 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
             }
         }
         let servers = kept;
-        let mut one_name = Vec::new();
-        for _ in 0..ROUNDS {
-            for (i, s) in servers.iter().enumerate() {
-                let l = loadgen::run(&target(s, Some((Arc::clone(&names), false))))?;
-                spread[i].warm.push(l.per_cpu_second);
+        let (all_file, one_file) = (d.join("names.txt"), d.join("one-name.txt"));
+        let one: Arc<[String]> = Arc::from(vec![names[0].clone()]);
+        write_names(&all_file, &names)?;
+        write_names(&one_file, &one)?;
+        // Per client, edgetls's one-name figure in each round.
+        let mut one_name = vec![Vec::new(); clients.len()];
+        for (c, &client) in clients.iter().enumerate() {
+            for round in 0..ROUNDS {
+                // The servers take turns, in the other order every second round.
+                let mut order: Vec<usize> = (0..=servers.len()).collect();
+                if round % 2 == 1 {
+                    order.reverse();
+                }
+                for i in order {
+                    match servers.get(i) {
+                        Some(s) => {
+                            spread[i].warm[c].push(warm_round(client, root, s, &names, &all_file)?)
+                        }
+                        None => one_name[c].push(warm_round(
+                            client,
+                            root,
+                            &servers[0],
+                            &one,
+                            &one_file,
+                        )?),
+                    }
+                }
             }
-            one_name.push(loadgen::run(&target(&servers[0], None))?.per_cpu_second);
         }
         let _ = writeln!(
             report,
             "\n### {n} names ({generated:.0?} to generate)\n\n\
-             | server | start to listening | cold: per CPU-second | warm: per CPU-second (median) | RSS after every name once |\n|---|---:|---:|---:|---:|"
+             | server | start to listening | cold: per CPU-second | warm: per CPU-second (median; {}) | RSS after every name once |\n|---|---:|---:|---:|---:|",
+            clients
+                .iter()
+                .map(|c| c.label())
+                .collect::<Vec<_>>()
+                .join(" / ")
         );
+        let medians = |w: &[Vec<f64>]| {
+            w.iter()
+                .map(|r| format!("{:.0}", median(r.clone())))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
         for (s, sp) in servers.iter().zip(&spread) {
             let _ = writeln!(
                 report,
-                "| {} | {:.2} s | {:.0} | {:.0} | {:.0} MiB |",
+                "| {} | {:.2} s | {:.0} | {} | {:.0} MiB |",
                 s.name,
                 s.started.as_secs_f64(),
                 sp.cold.per_cpu_second,
-                median(sp.warm.clone()),
+                medians(&sp.warm),
                 sp.rss_mib
             );
         }
         let _ = writeln!(
             report,
-            "| edgetls proxy, one name (same rounds) | | | {:.0} | |",
-            median(one_name.clone())
+            "| edgetls proxy, one name (same rounds) | | | {} | |",
+            medians(&one_name)
         );
         let ratio = |a: &[f64], b: &[f64]| {
             let r: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
             let each: Vec<String> = r.iter().map(|x| format!("{x:.2}")).collect();
             (median(r), each.join(", "))
         };
-        let (own, rounds) = ratio(&spread[0].warm, &one_name);
-        let _ = writeln!(
-            report,
-            "\nWarm, edgetls over {n} names / edgetls on one name: **{own:.2}×** (rounds: {rounds})."
-        );
-        for (s, sp) in servers.iter().zip(&spread).skip(1) {
-            let (r, rounds) = ratio(&spread[0].warm, &sp.warm);
+        for (c, client) in clients.iter().enumerate() {
+            let _ = writeln!(report, "\nWith the {}:\n", client.label());
+            let (own, rounds) = ratio(&spread[0].warm[c], &one_name[c]);
             let _ = writeln!(
                 report,
-                "\nWarm, edgetls / {}: **{r:.2}×** (rounds: {rounds}); cold: {:.2}×; memory: edgetls {:.2}× of it.",
+                "- warm, edgetls over {n} names / edgetls on one name: **{own:.2}×** (rounds: {rounds})"
+            );
+            for (s, sp) in servers.iter().zip(&spread).skip(1) {
+                let (r, rounds) = ratio(&spread[0].warm[c], &sp.warm[c]);
+                let _ = writeln!(
+                    report,
+                    "- warm, edgetls / {}: **{r:.2}×** (rounds: {rounds})",
+                    s.name
+                );
+            }
+        }
+        for (s, sp) in servers.iter().zip(&spread).skip(1) {
+            let _ = writeln!(
+                report,
+                "\nCold (Rust load generator), edgetls / {}: {:.2}×; memory: edgetls {:.2}× of it.",
                 s.name,
                 spread[0].cold.per_cpu_second / sp.cold.per_cpu_second,
                 spread[0].rss_mib / sp.rss_mib

@@ -13,6 +13,7 @@ mod gen_certs;
 mod loadgen;
 mod naive;
 mod plot;
+mod pyclient;
 
 use clap::{Parser, Subcommand};
 
