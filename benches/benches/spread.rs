@@ -8,26 +8,13 @@
 //! `cargo bench -p edgetls-benches --bench spread`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use edgetls_benches::write_ecdsa_bundles;
+use edgetls_benches::{shuffled_names, write_ecdsa_bundles};
 use edgetls_certstore::{CertStore, LoadOptions, Source};
 use edgetls_policy::{Env, Policy, config, decide};
 use openssl::ssl::{Ssl, SslAcceptor, SslMethod};
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// The names of `write_ecdsa_bundles`, in a fixed shuffled order.
-fn shuffled(n: usize) -> Vec<String> {
-    let mut v: Vec<String> = (0..n).map(|i| format!("site{i:06}.example.com")).collect();
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    for i in (1..v.len()).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.swap(i, (x % (i as u64 + 1)) as usize);
-    }
-    v
-}
 
 fn load(dir: &Path) -> CertStore {
     let (store, report) =
@@ -55,7 +42,7 @@ fn bench(c: &mut Criterion) {
     for n in [10_000, 100_000] {
         let dir = tempfile::tempdir().unwrap();
         write_ecdsa_bundles(dir.path(), n);
-        let names = shuffled(n);
+        let names = shuffled_names(n);
         let store = load(dir.path());
         for name in &names {
             one(&store, name); // the warm-up pass

@@ -23,6 +23,20 @@ pub fn write_ecdsa_bundles(dir: &Path, n: usize) {
     });
 }
 
+/// The names of [`write_ecdsa_bundles`] (`siteNNNNNN.example.com`), each once, in a fixed
+/// shuffled order: the SNI spread of the benches.
+pub fn shuffled_names(n: usize) -> Vec<String> {
+    let mut v: Vec<String> = (0..n).map(|i| format!("site{i:06}.example.com")).collect();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for i in (1..v.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    v
+}
+
 /// A crt-list of `exact` exact names and `wild` wildcards, every line pointing at one
 /// certificate: the quickest honest way to a 100k-entry index through the public loader.
 /// Returns (crt-list path, exact names, wildcard suffixes).

@@ -222,15 +222,7 @@ fn target(s: &Server, names: Option<(Arc<[String]>, bool)>) -> Target {
 
 /// The names in a fixed shuffled order (each exactly once per pass).
 fn shuffled(n: usize) -> Arc<[String]> {
-    let mut v: Vec<String> = (0..n).map(|i| format!("site{i:06}.example.com")).collect();
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    for i in (1..v.len()).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.swap(i, (x % (i as u64 + 1)) as usize);
-    }
-    v.into()
+    edgetls_benches::shuffled_names(n).into()
 }
 
 fn prepare(d: &Path, n: usize) -> Result<()> {

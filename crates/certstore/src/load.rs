@@ -468,7 +468,7 @@ impl Files {
 }
 
 /// The entry's files, each once, in a fixed order (certificates, keys, extra chain files).
-fn entry_paths(spec: &EntrySpec) -> Vec<&PathBuf> {
+pub(crate) fn entry_paths(spec: &EntrySpec) -> Vec<&PathBuf> {
     let mut paths: Vec<&PathBuf> = Vec::with_capacity(spec.certs.len() * 2);
     let all = spec
         .certs

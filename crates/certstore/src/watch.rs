@@ -3,6 +3,7 @@
 //! watcher where inotify cannot be had) that reloads by itself ([`CertStore::watch`]).
 
 use crate::error::CertStoreError;
+use crate::load::entry_paths;
 use crate::report::Report;
 use crate::source::Source;
 use crate::store::CertStore;
@@ -88,13 +89,7 @@ impl CertStore {
         let snapshot = self.snapshot();
         let mut parents: HashSet<&std::ffi::OsStr> = HashSet::new();
         for e in snapshot.entries() {
-            let spec = e.spec();
-            let files = spec
-                .certs
-                .iter()
-                .chain(spec.keys.iter().flatten())
-                .chain(&spec.ca);
-            for f in files {
+            for f in entry_paths(e.spec()) {
                 parents.extend(f.parent().map(Path::as_os_str));
                 set.entry_files.insert(f.as_os_str().to_owned());
             }
