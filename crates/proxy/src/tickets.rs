@@ -15,9 +15,10 @@ pub(crate) enum TicketsCommand {
         /// ats, nginx48, nginx80 or haproxy.
         #[arg(long)]
         format: Format,
-        /// Keys in the file (nginx files hold one; HAProxy encrypts with the penultimate).
-        #[arg(long, default_value_t = 1)]
-        count: usize,
+        /// Keys in the file (default: 3 for HAProxy, which refuses fewer and encrypts with the
+        /// penultimate; 1 for the others; nginx files hold one).
+        #[arg(long)]
+        count: Option<usize>,
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -44,12 +45,29 @@ pub(crate) fn run(cmd: TicketsCommand) -> ExitCode {
     }
 }
 
-pub(crate) fn generate(format: Format, count: usize, out: Option<PathBuf>) -> Result<(), CliError> {
-    if count == 0 {
-        return Err(CliError::Tickets(edgetls_tickets::TicketError::Invalid(
-            "--count must be at least 1".into(),
-        )));
-    }
+/// HAProxy refuses a `tls-ticket-keys` file with fewer keys ("please supply at least 3 keys").
+const HAPROXY_MIN_KEYS: usize = 3;
+
+pub(crate) fn generate(
+    format: Format,
+    count: Option<usize>,
+    out: Option<PathBuf>,
+) -> Result<(), CliError> {
+    let invalid = |m: String| CliError::Tickets(edgetls_tickets::TicketError::Invalid(m));
+    let count = match (format, count) {
+        (Format::Haproxy, None) => HAPROXY_MIN_KEYS,
+        (Format::Haproxy, Some(n @ 1..HAPROXY_MIN_KEYS)) => {
+            // Fine to append to a file that has keys already (rotation); alone, HAProxy refuses it.
+            eprintln!(
+                "edgetls tickets: warning: HAProxy refuses a tls-ticket-keys file with fewer than \
+                 {HAPROXY_MIN_KEYS} keys: append these {n} to a file that has more"
+            );
+            n
+        }
+        (_, None) => 1,
+        (_, Some(0)) => return Err(invalid("--count must be at least 1".into())),
+        (_, Some(n)) => n,
+    };
     let keys = (0..count)
         .map(|_| TicketKey::generate(format.default_size()))
         .collect::<Result<Vec<_>, _>>()?;

@@ -247,7 +247,7 @@ fn tickets_gen_and_inspect_in_every_format_never_print_secrets() {
     let out = edgetls(&["tickets", "gen", "--format", "nginx80"]);
     assert_eq!(out.stdout.len(), 80);
     let bad = dir.path().join("bad.key");
-    std::fs::write(&bad, [0u8; 50]).unwrap();
+    std::fs::write(&bad, [0u8; 47]).unwrap(); // less than one 48-byte record
     let out = edgetls(&[
         "tickets",
         "inspect",
@@ -281,4 +281,100 @@ fn tickets_gen_and_inspect_in_every_format_never_print_secrets() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// `haproxy -c` on a frontend that uses `file` as its `tls-ticket-keys`: (accepted, output).
+fn haproxy_accepts_ticket_keys(dir: &std::path::Path, file: &std::path::Path) -> (bool, String) {
+    let crt = dir.join("crt.pem");
+    if !crt.exists() {
+        let out = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args([
+                "-nodes",
+                "-subj",
+                "/CN=tickets.test",
+                "-days",
+                "1",
+                "-keyout",
+            ])
+            .arg(dir.join("k.pem"))
+            .arg("-out")
+            .arg(dir.join("c.pem"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let pem = std::fs::read_to_string(dir.join("c.pem")).unwrap()
+            + &std::fs::read_to_string(dir.join("k.pem")).unwrap();
+        std::fs::write(&crt, pem).unwrap();
+    }
+    let cfg = dir.join("haproxy.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "defaults\n  mode tcp\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n\
+             frontend edge\n  bind 127.0.0.1:1 ssl crt {} tls-ticket-keys {}\n  default_backend o\n\
+             backend o\n  server o 127.0.0.1:9\n",
+            crt.display(),
+            file.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("haproxy")
+        .arg("-c")
+        .arg("-f")
+        .arg(&cfg)
+        .output()
+        .expect("haproxy (Debian package `haproxy`; .ci/run installs it)");
+    (
+        out.status.success(),
+        format!("{}{}", text(&out.stdout), text(&out.stderr)),
+    )
+}
+
+#[test]
+fn tickets_gen_for_haproxy_writes_a_file_haproxy_accepts_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tickets.keys");
+    let out = edgetls(&[
+        "tickets",
+        "gen",
+        "--format",
+        "haproxy",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (ok, said) = haproxy_accepts_ticket_keys(dir.path(), &file);
+    assert!(ok, "haproxy -c refused the default file: {said}");
+    let keys = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(keys.lines().count(), 3, "{keys}");
+
+    // Fewer than HAProxy takes (to append to a file, when rotating) comes with a warning: on
+    // its own such a file is what HAProxy refuses (a one-key file was the old default).
+    let two = dir.path().join("two.keys");
+    let out = edgetls(&[
+        "tickets",
+        "gen",
+        "--format",
+        "haproxy",
+        "--count",
+        "2",
+        "--out",
+        two.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("fewer than 3 keys"),
+        "{}",
+        text(&out.stderr)
+    );
+    let (ok, said) = haproxy_accepts_ticket_keys(dir.path(), &two);
+    assert!(!ok && said.contains("at least 3 keys"), "{said}");
 }

@@ -3,7 +3,7 @@
 //!
 //! | format | file | record layout | which key encrypts |
 //! |---|---|---|---|
-//! | `ats` | n × 48 B raw | name16 · hmac16 · aes16 | record 0 |
+//! | `ats` | n × 48 B raw (bytes after the last whole record ignored, as Traffic Server does) | name16 · hmac16 · aes16 | record 0 |
 //! | `nginx48` | one 48 B raw key per file | name16 · aes16 · hmac16 | the first file |
 //! | `nginx80` | one 80 B raw key per file | name16 · hmac32 · aes32 | the first file |
 //! | `haproxy` | base64 lines of 48 or 80 B | name16 · aes · hmac | the penultimate line |
@@ -91,17 +91,19 @@ pub fn read_files(paths: &[&Path], format: Format) -> Result<KeySet, TicketError
 pub fn parse(path: &Path, bytes: &[u8], format: Format) -> Result<KeySet, TicketError> {
     match format {
         Format::Ats => {
-            if bytes.is_empty() || bytes.len() % 48 != 0 {
+            // Traffic Server reads ⌊n/48⌋ records and ignores what is left (its own test file
+            // is 834 bytes: 17 records and 18 bytes); fewer than 48 bytes is no key at all.
+            if bytes.len() < 48 {
                 return Err(TicketError::format(
                     path,
                     format!(
-                        "{} bytes: an ATS ticket key file is a whole number of 48-byte records",
+                        "{} bytes: an ATS ticket key file holds 48-byte records, at least one",
                         bytes.len()
                     ),
                 ));
             }
             let keys = bytes
-                .chunks(48)
+                .chunks_exact(48)
                 .map(|r| TicketKey::new(name(r), &r[16..32], &r[32..48]))
                 .collect::<Result<Vec<_>, _>>()?;
             KeySet::new(keys, 0)

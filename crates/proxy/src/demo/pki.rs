@@ -107,7 +107,7 @@ pub(crate) fn generate(dir: &Path, names: usize) -> Res<PathBuf> {
     }
     crate::tickets::generate(
         edgetls_tickets::format::Format::Haproxy,
-        3,
+        None,
         Some(dir.join("tickets.keys")),
     )?;
     write(dir.join("policy.toml"), POLICY)?;
