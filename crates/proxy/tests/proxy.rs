@@ -307,6 +307,26 @@ fn check_validates_the_configuration_and_names_file_line_and_field() {
     let (code, out, err) = check(&good);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("is valid"), "{out}");
+    // A certificate entry that fails, or nothing to serve, is not valid (as `haproxy -c`).
+    let certs = dir.path().join("certs");
+    let broken_cert = certs.join("site000003.demo.test.pem");
+    let kept = std::fs::read(&broken_cert).unwrap();
+    std::fs::write(&broken_cert, "-----BEGIN CERTIFICATE-----\ntruncated\n").unwrap();
+    let (code, out, err) = check(&good);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        err.contains("site000003.demo.test.pem") && err.contains("1 certificate entries failed"),
+        "{err}"
+    );
+    std::fs::write(&broken_cert, kept).unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (code, out, err) = check(&good.replace(
+        &multicert.display().to_string(),
+        &empty.display().to_string(),
+    ));
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(err.contains("no certificate would be served"), "{err}");
     for (broken, want) in [
         (good.replace("origin = \"127.0.0.1:9\"", "origin = \"nowhere\""), "proxy.toml:7: routes.origin"),
         (good.replace("fqdn = \"*\"", "fqdn = \"*\"\nverify = \"full\""), "proxy.toml:7: routes.tls"),

@@ -62,7 +62,8 @@ pub(crate) fn run(args: &ProxyArgs) -> ExitCode {
     }
 }
 
-fn setup(config: Config) -> Result<Shared, CliError> {
+/// Everything the proxy serves, and the certificate store's load report.
+fn setup(config: Config) -> Result<(Shared, edgetls_certstore::Report), CliError> {
     let mut opts = LoadOptions {
         cache_bytes: Some(config.cache_bytes),
         ..LoadOptions::default()
@@ -139,7 +140,7 @@ fn setup(config: Config) -> Result<Shared, CliError> {
     let origins = Origins::build(&config.routes)?;
     let defer_accept = config.defer_accept;
     let limit = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
-    Ok(Shared {
+    let shared = Shared {
         routes: ArcSwap::from_pointee((config, origins)),
         certs,
         policy,
@@ -150,7 +151,39 @@ fn setup(config: Config) -> Result<Shared, CliError> {
         limit,
         metrics: metrics::Metrics::default(),
         keyless: keyless_metrics,
-    })
+    };
+    Ok((shared, report))
+}
+
+/// `--check`: 0 when everything loads, 1 when a certificate entry failed or none is served
+/// (as `haproxy -c` and `edgetls certs check`); configuration errors exit 2 before this.
+fn check_outcome(path: &std::path::Path, report: &edgetls_certstore::Report) -> ExitCode {
+    if report.failed == 0 && report.loaded > 0 {
+        println!(
+            "edgetls proxy: {} is valid ({} certificate entries)",
+            path.display(),
+            report.loaded
+        );
+        return ExitCode::SUCCESS;
+    }
+    for p in report.errors() {
+        eprintln!("{p}");
+    }
+    if report.loaded == 0 {
+        eprintln!(
+            "edgetls proxy: {}: no certificate would be served ({} entries failed)",
+            path.display(),
+            report.failed
+        );
+    } else {
+        eprintln!(
+            "edgetls proxy: {}: {} certificate entries failed ({} would be served)",
+            path.display(),
+            report.failed,
+            report.loaded
+        );
+    }
+    ExitCode::from(1)
 }
 
 impl ProxyArgs {
@@ -180,11 +213,11 @@ pub(crate) fn start(
         .try_init();
     let config = Config::load(&args.config)?;
     let (listen, workers, metrics_addr) = (config.listen.clone(), config.workers, config.metrics);
-    let shared = Arc::new(setup(config)?);
+    let (shared, report) = setup(config)?;
     if args.check {
-        println!("edgetls proxy: {} is valid", args.config.display());
-        return Ok(ExitCode::SUCCESS);
+        return Ok(check_outcome(&args.config, &report));
     }
+    let shared = Arc::new(shared);
     raise_fd_limit();
     let addrs = worker::resolve_ports(&listen)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
