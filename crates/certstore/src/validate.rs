@@ -228,11 +228,16 @@ impl Ctx<'_> {
     }
 }
 
+/// Runs an `ssl_key_dialog=exec:` command through the shell, as Traffic Server does (`popen`):
+/// quotes and arguments work as an operator expects (`exec:/bin/bash -c 'echo -n pass'`). The
+/// first line of its output is the passphrase.
 fn run_dialog(cmd: &str) -> Result<Zeroizing<String>, String> {
-    let mut words = cmd.split_whitespace();
-    let program = words.next().ok_or("ssl_key_dialog exec: empty command")?;
-    let out = std::process::Command::new(program)
-        .args(words)
+    if cmd.trim().is_empty() {
+        return Err("ssl_key_dialog exec: empty command".into());
+    }
+    let out = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(cmd)
         .stdin(std::process::Stdio::null())
         .output()
         .map_err(|e| format!("ssl_key_dialog exec:{cmd}: {e}"))?;

@@ -48,6 +48,13 @@ fn every_bad_entry_is_reported_by_file_and_every_good_entry_served() {
         "exec.pem",
         &format!("{}{}", exec.cert, encrypted_key(&exec, "from-exec", true)),
     );
+    // Encrypted, passphrase from a dialog whose quotes only a shell honours (as Traffic Server
+    // runs it).
+    let shell = pki.ecdsa(&["shell.example.com"]);
+    pki.write(
+        "shell.pem",
+        &format!("{}{}", shell.cert, encrypted_key(&shell, "two words", true)),
+    );
     // Legacy encrypted PEM with the builtin passphrase.
     let legacy = pki.ecdsa(&["legacy.example.com"]);
     pki.write(
@@ -82,7 +89,8 @@ fn every_bad_entry_is_reported_by_file_and_every_good_entry_served() {
          ssl_cert_name=legacy.pem ssl_key_dialog=builtin\n\
          ssl_cert_name=nokey.pem\n\
          ssl_cert_name=rsa.pem\n\
-         ssl_cert_name=p384.crt ssl_key_name=p384.key\n",
+         ssl_cert_name=p384.crt ssl_key_name=p384.key\n\
+         ssl_cert_name=shell.pem ssl_key_dialog=\"exec:/bin/sh -c 'echo -n two words'\"\n",
     );
     let opts = LoadOptions {
         passphrase: Some(Zeroizing::new("builtin-pass".into())),
@@ -110,7 +118,7 @@ fn every_bad_entry_is_reported_by_file_and_every_good_entry_served() {
             "line {line}: {hit}"
         );
     }
-    assert_eq!((report.failed, report.loaded, report.entries), (8, 7, 15));
+    assert_eq!((report.failed, report.loaded, report.entries), (8, 8, 16));
 
     let conflict = report
         .problems
@@ -143,6 +151,7 @@ fn every_bad_entry_is_reported_by_file_and_every_good_entry_served() {
         ("legacy.example.com", "legacy.pem"),
         ("rsa.example.com", "rsa.pem"),
         ("p384.example.com", "p384.crt"),
+        ("shell.example.com", "shell.pem"),
     ] {
         assert_eq!(served(name).as_deref(), Some(file), "{name}");
     }
