@@ -99,6 +99,7 @@ pub(crate) fn load(
     let ctx = Ctx {
         opts,
         now,
+        implicit_default: implicit_default(sources, opts),
         prev,
         passphrases: Mutex::new(HashMap::new()),
         done: AtomicUsize::new(0),
@@ -115,10 +116,7 @@ pub(crate) fn load(
             entries.push(e);
         }
     }
-    let implicit_default = opts
-        .implicit_default
-        .unwrap_or_else(|| !sources.iter().all(|s| matches!(s, Source::Multicert(_))));
-    Ok(finish(entries, implicit_default, report, started))
+    Ok(finish(entries, ctx.implicit_default, report, started))
 }
 
 impl Outcome {
@@ -214,6 +212,7 @@ pub(crate) fn load_changed(
     let ctx = Ctx {
         opts,
         now: now(opts),
+        implicit_default: implicit_default(sources, opts),
         prev: affected
             .iter()
             .map(|&i| {
@@ -240,10 +239,13 @@ pub(crate) fn load_changed(
             .load_entry(entries[i].spec.clone())
             .into_entry(&mut report, &mut shared)?;
     }
-    let implicit_default = opts
-        .implicit_default
-        .unwrap_or_else(|| !sources.iter().all(|s| matches!(s, Source::Multicert(_))));
-    Some(finish(next, implicit_default, report, started))
+    Some(finish(next, ctx.implicit_default, report, started))
+}
+
+/// Whether the first entry is the default for a load of `sources` with `opts`.
+fn implicit_default(sources: &[Source], opts: &LoadOptions) -> bool {
+    opts.implicit_default
+        .unwrap_or_else(|| !sources.iter().all(|s| matches!(s, Source::Multicert(_))))
 }
 
 fn now(opts: &LoadOptions) -> i64 {
@@ -359,6 +361,9 @@ impl Eq for PrevKey<'_> {}
 pub(crate) struct Ctx<'a> {
     pub(crate) opts: &'a LoadOptions,
     pub(crate) now: i64,
+    /// The first entry becomes the default (see [`LoadOptions::implicit_default`]): an entry
+    /// with no name may then be served.
+    pub(crate) implicit_default: bool,
     pub(crate) prev: HashMap<PrevKey<'a>, &'a Arc<Entry>>,
     /// Output of `ssl_key_dialog=exec:` commands, run once per load.
     pub(crate) passphrases: Mutex<HashMap<String, Result<Zeroizing<String>, String>>>,
@@ -436,6 +441,7 @@ pub(crate) fn check_bundle(bytes: &[u8]) -> Result<usize, CertStoreError> {
     let ctx = Ctx {
         opts: &opts,
         now: 0,
+        implicit_default: true,
         prev: HashMap::new(),
         passphrases: Mutex::new(HashMap::new()),
         done: AtomicUsize::new(0),

@@ -167,14 +167,21 @@ impl Ctx<'_> {
             || !san_ips.is_empty()
             || spec.dest_ip.is_some()
             || spec.default;
-        if !reachable && !spec.tunnel {
+        if !reachable && !spec.tunnel && !self.implicit_default {
             return Err(CertStoreError::cert(
                 spec.display_path(),
                 1,
                 "no usable name: the subjectAltName has no DNS name or IP (and there is no CN), and the entry has no dest_ip or default",
             ));
         }
-        if names.is_empty() && wildcards.is_empty() && !configured && !spec.tunnel {
+        if !reachable && !spec.tunnel {
+            // HAProxy serves such a certificate when it is the first of its crt-list or
+            // directory (its default); so does the store then.
+            warn(
+                spec.display_path(),
+                "no usable name (no DNS name or IP in the subjectAltName, no host-name CN): served only as the default, i.e. when it is the first entry".into(),
+            );
+        } else if names.is_empty() && wildcards.is_empty() && !configured && !spec.tunnel {
             warn(
                 spec.display_path(),
                 "no DNS name in the certificate: selected only by address or as the default".into(),

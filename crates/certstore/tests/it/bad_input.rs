@@ -250,3 +250,52 @@ fn directory_pairs_bundles_and_dual_members() {
         (MatchKind::Default, "a.crt")
     );
 }
+
+/// HAProxy serves the first certificate of a crt-list or directory as the default, whatever
+/// names it has; a certificate with no SAN and a CN that is no host name, alone, is served so.
+#[test]
+fn a_nameless_certificate_alone_in_a_directory_or_crt_list_is_served_as_the_default() {
+    let pki = Pki::new();
+    let leaf = pki.cn_only("My Test Certificate");
+    let file = pki.bundle("only.pem", &leaf);
+    let der = openssl::x509::X509::from_pem(leaf.cert.as_bytes())
+        .unwrap()
+        .to_der()
+        .unwrap();
+    let list = pki.write("list.crt-list", &format!("{}\n", file.display()));
+    let multicert = pki.write("ssl_multicert.config", "ssl_cert_name=only.pem\n");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&file, dir.path().join("only.pem")).unwrap();
+    for source in [Source::Dir(dir.path().to_path_buf()), Source::CrtList(list)] {
+        let (store, report) =
+            CertStore::load(vec![source.clone()], LoadOptions::default()).unwrap();
+        assert_eq!(
+            (report.loaded, report.failed),
+            (1, 0),
+            "{source:?}: {:#?}",
+            report.problems
+        );
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.severity == Severity::Warning
+                    && p.to_string().contains("served only as the default")),
+            "{:#?}",
+            report.problems
+        );
+        let snapshot = store.snapshot();
+        let hit = snapshot.lookup(Some("anything.example.com"), None).unwrap();
+        assert_eq!(hit.how, MatchKind::Default);
+        assert_eq!(hit.entry.chains()[0].leaf_der(), &der[..]);
+    }
+    // Traffic Server has a default only with dest_ip=*: there it can never be selected.
+    let (_, report) =
+        CertStore::load(vec![Source::Multicert(multicert)], LoadOptions::default()).unwrap();
+    assert_eq!(report.failed, 1);
+    assert!(
+        report
+            .errors()
+            .any(|e| e.to_string().contains("no usable name"))
+    );
+}

@@ -76,6 +76,18 @@ impl Pki {
         }
     }
 
+    /// A certificate with no subjectAltName at all, only the given CN.
+    pub fn cn_only(&self, cn: &str) -> Leaf {
+        let key = KeyPair::generate().unwrap();
+        let cert = Self::params(&[], Some(cn))
+            .signed_by(&key, &self.ca)
+            .unwrap();
+        Leaf {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        }
+    }
+
     /// A certificate whose SAN extension lists no names, with the given CN.
     pub fn empty_san(&self, cn: &str) -> Leaf {
         let key = KeyPair::generate().unwrap();
