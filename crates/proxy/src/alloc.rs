@@ -6,51 +6,83 @@
 //! mimalloc for both the proxy did ≈ 9% more handshakes per CPU-second (docs/benchmark-notes.md,
 //! step 9). OpenSSL is pointed at it with `CRYPTO_set_mem_functions`, which must run before
 //! OpenSSL allocates anything: [`route_openssl`] is the first thing `main` does.
+//!
+//! Without the `mimalloc` feature (on by default) both use the C library's malloc, and
+//! [`give_back`] trims its heap (`malloc_trim`).
 
-use libmimalloc_sys::{mi_collect, mi_free, mi_malloc, mi_realloc};
-use std::ffi::{c_char, c_int, c_void};
+#[cfg(not(feature = "mimalloc"))]
+pub(crate) use with_libc::{give_back, route_openssl};
+#[cfg(feature = "mimalloc")]
+pub(crate) use with_mimalloc::{give_back, route_openssl};
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[cfg(not(feature = "mimalloc"))]
+mod with_libc {
+    /// Nothing to do: OpenSSL uses the C library's malloc already.
+    pub(crate) fn route_openssl() -> bool {
+        true
+    }
 
-unsafe extern "C" fn openssl_malloc(n: usize, _file: *const c_char, _line: c_int) -> *mut c_void {
-    // SAFETY: mi_malloc takes any size and returns null or a block of at least `n` bytes.
-    unsafe { mi_malloc(n) }
-}
-
-unsafe extern "C" fn openssl_realloc(
-    p: *mut c_void,
-    n: usize,
-    _file: *const c_char,
-    _line: c_int,
-) -> *mut c_void {
-    // SAFETY: OpenSSL passes null or a block it got from openssl_malloc/openssl_realloc.
-    unsafe { mi_realloc(p, n) }
-}
-
-unsafe extern "C" fn openssl_free(p: *mut c_void, _file: *const c_char, _line: c_int) {
-    // SAFETY: as for realloc; mi_free accepts null.
-    unsafe { mi_free(p) }
-}
-
-/// Makes OpenSSL allocate with mimalloc. Returns false when OpenSSL had already allocated (it
-/// then keeps the C library's allocator, which is correct, only slower).
-pub(crate) fn route_openssl() -> bool {
-    // SAFETY: three functions with the signatures OpenSSL declares; OpenSSL refuses the change
-    // (returns 0) once it has allocated, so no block can be freed by the wrong allocator.
-    unsafe {
-        crate::ffi::CRYPTO_set_mem_functions(
-            Some(openssl_malloc),
-            Some(openssl_realloc),
-            Some(openssl_free),
-        ) == 1
+    /// Returns the heap's free pages to the kernel (all arenas: `force` is for mimalloc).
+    pub(crate) fn give_back(_force: bool) {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim takes no pointers; it only returns free pages to the kernel.
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
 }
 
-/// Returns the calling thread's unused memory to the kernel (each thread has its own heap: the
-/// workers call this on their own threads). Without `force`, what has been unused for a while
-/// (mimalloc's purge delay); with it, everything, at the cost of a walk of the whole heap.
-pub(crate) fn give_back(force: bool) {
-    // SAFETY: takes no pointers; frees what the calling thread's heap holds unused.
-    unsafe { mi_collect(force) }
+#[cfg(feature = "mimalloc")]
+mod with_mimalloc {
+    use libmimalloc_sys::{mi_collect, mi_free, mi_malloc, mi_realloc};
+    use std::ffi::{c_char, c_int, c_void};
+
+    #[global_allocator]
+    static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+    unsafe extern "C" fn openssl_malloc(
+        n: usize,
+        _file: *const c_char,
+        _line: c_int,
+    ) -> *mut c_void {
+        // SAFETY: mi_malloc takes any size and returns null or a block of at least `n` bytes.
+        unsafe { mi_malloc(n) }
+    }
+
+    unsafe extern "C" fn openssl_realloc(
+        p: *mut c_void,
+        n: usize,
+        _file: *const c_char,
+        _line: c_int,
+    ) -> *mut c_void {
+        // SAFETY: OpenSSL passes null or a block it got from openssl_malloc/openssl_realloc.
+        unsafe { mi_realloc(p, n) }
+    }
+
+    unsafe extern "C" fn openssl_free(p: *mut c_void, _file: *const c_char, _line: c_int) {
+        // SAFETY: as for realloc; mi_free accepts null.
+        unsafe { mi_free(p) }
+    }
+
+    /// Makes OpenSSL allocate with mimalloc. Returns false when OpenSSL had already allocated (it
+    /// then keeps the C library's allocator, which is correct, only slower).
+    pub(crate) fn route_openssl() -> bool {
+        // SAFETY: three functions with the signatures OpenSSL declares; OpenSSL refuses the change
+        // (returns 0) once it has allocated, so no block can be freed by the wrong allocator.
+        unsafe {
+            crate::ffi::CRYPTO_set_mem_functions(
+                Some(openssl_malloc),
+                Some(openssl_realloc),
+                Some(openssl_free),
+            ) == 1
+        }
+    }
+
+    /// Returns the calling thread's unused memory to the kernel (each thread has its own heap: the
+    /// workers call this on their own threads). Without `force`, what has been unused for a while
+    /// (mimalloc's purge delay); with it, everything, at the cost of a walk of the whole heap.
+    pub(crate) fn give_back(force: bool) {
+        // SAFETY: takes no pointers; frees what the calling thread's heap holds unused.
+        unsafe { mi_collect(force) }
+    }
 }

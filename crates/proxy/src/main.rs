@@ -18,6 +18,7 @@ mod alloc;
 mod certs;
 mod demo;
 mod error;
+#[cfg(feature = "mimalloc")]
 mod ffi;
 mod proxy;
 mod tickets;
