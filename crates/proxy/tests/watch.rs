@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{eventually, pki, served_cert, start};
+use common::{eventually, pki, s_client, served_cert, start};
 use std::time::Duration;
 
 #[test]
@@ -69,4 +69,50 @@ fn the_watcher_reloads_for_the_files_the_proxy_reads_and_only_for_those() {
         "{}",
         log()
     );
+}
+
+/// A crt-list line's options apply to the names of its certificate: when the file is replaced
+/// by one for another name, the options follow (the policy is rebuilt with the entry).
+#[test]
+fn crt_list_options_follow_a_replaced_certificate_to_its_new_names() {
+    let dir = tempfile::tempdir().unwrap();
+    pki(dir.path());
+    let other = tempfile::tempdir().unwrap();
+    pki(other.path());
+    let cert = dir.path().join("certs/site000002.demo.test.pem");
+    let list = dir.path().join("edge.crt-list");
+    std::fs::write(&list, format!("{} [alpn h2]\n", cert.display())).unwrap();
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[certificates]\nsources = [\"{}\"]\n\n\
+         [[routes]]\nfqdn = \"*\"\norigin = \"127.0.0.1:9\"\n",
+        list.display()
+    );
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(&path, config).unwrap();
+    let p = start(&path);
+    let ca = dir.path().join("ca.pem");
+    let alpn = |name: &str| {
+        let (_, out) = s_client(&p, &ca, name, &["-alpn", "h2,http/1.1"]);
+        out.lines()
+            .find_map(|l| l.strip_prefix("ALPN protocol: "))
+            .map(str::to_string)
+    };
+    assert_eq!(alpn("site000002.demo.test").as_deref(), Some("h2"));
+
+    // The file now holds the certificate of another name (from another CA: trust both).
+    let both = dir.path().join("both.pem");
+    let cas = std::fs::read_to_string(&ca).unwrap()
+        + &std::fs::read_to_string(other.path().join("ca.pem")).unwrap();
+    std::fs::write(&both, cas).unwrap();
+    let staged = dir.path().join("staged.pem");
+    std::fs::copy(other.path().join("certs/site000003.demo.test.pem"), &staged).unwrap();
+    std::fs::rename(&staged, &cert).unwrap();
+    let log = || p.stderr.lock().unwrap().clone();
+    assert!(
+        eventually(Duration::from_secs(5), || log().contains("1 read again")),
+        "{}",
+        log()
+    );
+    let (_, out) = s_client(&p, &both, "site000003.demo.test", &["-alpn", "h2,http/1.1"]);
+    assert!(out.contains("ALPN protocol: h2"), "{out}");
 }

@@ -343,10 +343,15 @@ async fn signals(path: &std::path::Path, shared: &Shared) -> Result<(), CliError
 
 /// Reloads after certificate or key files changed in place (`changed`): only the entries that
 /// name them are read again (a full reload of the certificates when that cannot be done, see
-/// `CertStore::reload_changed`); the configuration, policy and ticket keys are left as they are.
+/// `CertStore::reload_changed`); the configuration and ticket keys are left as they are. The
+/// policy is rebuilt: rules from crt-list options follow the names of the certificates.
 fn reload_certificates(shared: &Shared, changed: &[PathBuf]) -> Result<String, CliError> {
     let started = Instant::now();
     let report = shared.certs.reload_changed(changed)?;
+    shared
+        .policy
+        .reload()
+        .map_err(|e| CliError::Setup(e.to_string()))?;
     Ok(format!(
         "{} certificate entries ({} failed, {} read again) in {} ms",
         report.loaded,
