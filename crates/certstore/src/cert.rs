@@ -27,6 +27,62 @@ impl KeyType {
     }
 }
 
+/// A set of key types: which chains of an entry serve a name, or which a client can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct KeyTypes(u8);
+
+impl KeyTypes {
+    /// No key type.
+    pub const NONE: KeyTypes = KeyTypes(0);
+    /// Every key type (what an entry without chains, a tunnel, claims).
+    pub const ALL: KeyTypes = KeyTypes(0b111);
+
+    /// The set holding only `kt`.
+    pub const fn of(kt: KeyType) -> KeyTypes {
+        KeyTypes(1 << kt as u8)
+    }
+
+    pub const fn contains(self, kt: KeyType) -> bool {
+        self.0 & (1 << kt as u8) != 0
+    }
+
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Both sets together.
+    pub const fn union(self, other: KeyTypes) -> KeyTypes {
+        KeyTypes(self.0 | other.0)
+    }
+
+    /// The types of `self` that are not in `other`.
+    pub const fn minus(self, other: KeyTypes) -> KeyTypes {
+        KeyTypes(self.0 & !other.0)
+    }
+
+    /// The types of both.
+    pub const fn intersect(self, other: KeyTypes) -> KeyTypes {
+        KeyTypes(self.0 & other.0)
+    }
+
+    /// The types in the set, RSA first.
+    pub fn iter(self) -> impl Iterator<Item = KeyType> {
+        [KeyType::Rsa, KeyType::Ecdsa, KeyType::Ed25519]
+            .into_iter()
+            .filter(move |kt| self.contains(*kt))
+    }
+}
+
+impl std::fmt::Display for KeyTypes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if *self == KeyTypes::ALL {
+            return f.write_str("any");
+        }
+        let words: Vec<&str> = self.iter().map(KeyType::as_str).collect();
+        f.write_str(&words.join("+"))
+    }
+}
+
 /// A certificate's SubjectPublicKeyInfo, reduced to what key matching needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum PublicKey {

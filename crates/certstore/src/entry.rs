@@ -1,6 +1,6 @@
 //! A loaded entry: its chains (RSA and/or ECDSA) as compact DER, its names and its metadata.
 
-use crate::cert::KeyType;
+use crate::cert::{KeyType, KeyTypes};
 use crate::key::KeyMaterial;
 use crate::source::EntrySpec;
 use std::net::IpAddr;
@@ -51,6 +51,15 @@ impl Chain {
     }
 }
 
+/// A name an entry serves, and which of its chains (by key type) serve it: all of them for
+/// names from crt-list filters; the chains whose certificates name it otherwise (Traffic
+/// Server's `ssl_cert_name=rsa.pem,ecdsa.pem` with certificates naming different hosts).
+#[derive(Debug)]
+pub(crate) struct Name {
+    pub(crate) text: Box<str>,
+    pub(crate) types: KeyTypes,
+}
+
 /// A configured entry as loaded: what a lookup returns.
 #[derive(Debug)]
 pub struct Entry {
@@ -58,9 +67,10 @@ pub struct Entry {
     pub(crate) id: u64,
     pub(crate) spec: EntrySpec,
     pub(crate) chains: Vec<Chain>,
-    /// Normalized exact names and wildcard suffixes (`*.` stripped).
-    pub(crate) names: Vec<Box<str>>,
-    pub(crate) wildcards: Vec<Box<str>>,
+    /// Normalized exact names and wildcard suffixes (`*.` stripped), each with the chains
+    /// (by key type) whose certificates name it.
+    pub(crate) names: Vec<Name>,
+    pub(crate) wildcards: Vec<Name>,
     pub(crate) exclusions: Vec<Box<str>>,
     pub(crate) san_ips: Vec<IpAddr>,
     pub(crate) content_hash: [u8; 32],
@@ -93,12 +103,22 @@ impl Entry {
 
     /// Exact names this entry serves.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.names.iter().map(|n| &**n)
+        self.names.iter().map(|n| &*n.text)
     }
 
     /// Wildcard names this entry serves, as `*.suffix`.
     pub fn wildcards(&self) -> impl Iterator<Item = String> + '_ {
-        self.wildcards.iter().map(|w| format!("*.{w}"))
+        self.wildcards.iter().map(|w| format!("*.{}", w.text))
+    }
+
+    /// The key types of its chains; every type for an entry without chains (a tunnel).
+    pub fn key_types(&self) -> KeyTypes {
+        if self.chains.is_empty() {
+            return KeyTypes::ALL;
+        }
+        self.chains
+            .iter()
+            .fold(KeyTypes::NONE, |all, c| all.union(KeyTypes::of(c.key_type)))
     }
 
     /// Whether TLS is passed through untouched for this entry (ATS `action=tunnel`).
@@ -116,7 +136,7 @@ impl Entry {
             .names
             .iter()
             .chain(&self.wildcards)
-            .map(|n| n.len() + 16)
+            .map(|n| n.text.len() + size_of::<Name>())
             .sum();
         self.chains.iter().map(Chain::heap_bytes).sum::<usize>() + names + size_of::<Self>()
     }

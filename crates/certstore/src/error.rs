@@ -49,11 +49,14 @@ pub enum CertStoreError {
     /// The private key is not the one of the leaf certificate.
     #[error("{}: private key does not match the certificate in {}", key.display(), cert.display())]
     KeyMismatch { cert: PathBuf, key: PathBuf },
-    /// A name is claimed by an earlier entry, which keeps it.
-    #[error("{}: name {name} is already served by {}; the earlier entry keeps it", path.display(), winner.display())]
+    /// A name is claimed for the same key type by an earlier entry, which keeps it (a name
+    /// has at most one chain per key type).
+    #[error("{}: name {name} ({types}) is already served by {}; the earlier entry keeps it", path.display(), winner.display())]
     NameConflict {
         path: PathBuf,
         name: String,
+        /// The key types lost (`rsa`, `ecdsa`, `rsa+ecdsa`, `any`).
+        types: String,
         winner: PathBuf,
     },
     /// The entry's new files are broken; its previous version keeps serving.

@@ -1,12 +1,22 @@
 //! Entry points for `fuzz/` (cargo-fuzz). Not a stable API.
 
-use crate::source::{SourceOptions, crtlist, multicert};
+use crate::source::{SourceOptions, crtlist, multicert, multicert_yaml};
 use std::path::Path;
 
 /// Parses `text` as an ssl_multicert.config; returns (entries, problems).
 pub fn multicert(text: &str) -> (usize, usize) {
     let (specs, problems) = multicert::parse(
         Path::new("/fuzz/ssl_multicert.config"),
+        text,
+        &SourceOptions::default(),
+    );
+    (specs.len(), problems.len())
+}
+
+/// Parses `text` as an ssl_multicert.yaml; returns (entries, problems).
+pub fn multicert_yaml(text: &str) -> (usize, usize) {
+    let (specs, problems) = multicert_yaml::parse(
+        Path::new("/fuzz/ssl_multicert.yaml"),
         text,
         &SourceOptions::default(),
     );

@@ -7,6 +7,7 @@
 //! Sorting uses this crate's [`introsort`](crate::sort) with (hash, name, entry) as the key, so
 //! among entries claiming the same name the first in source order wins.
 
+use crate::cert::KeyTypes;
 use crate::name::{MAX_NAME_LEN, normalize_lookup, parent};
 use crate::sort::introsort_by;
 use std::net::{IpAddr, SocketAddr};
@@ -39,12 +40,14 @@ impl MatchKind {
     }
 }
 
-/// One name of a table: its hash, where its bytes are in the arena, and its entry.
+/// One name of a table: its hash, where its bytes are in the arena, its entry, and which of
+/// the entry's chains (by key type) serve the name.
 #[derive(Clone, Copy)]
 struct Key {
     hash: u64,
     off: u32,
     len: u16,
+    types: KeyTypes,
     entry: EntryIdx,
 }
 
@@ -63,31 +66,34 @@ pub(crate) struct NameTable {
     arena: Vec<u8>,
 }
 
-/// A name two entries claimed: `winner` keeps it.
+/// A name two entries claimed for the same key type: `winner` keeps it for `types`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Conflict {
     pub(crate) name: String,
     pub(crate) winner: EntryIdx,
     pub(crate) loser: EntryIdx,
+    pub(crate) types: KeyTypes,
 }
 
 impl NameTable {
-    /// Builds a table from `(name, entry)` pairs. With `dedup`, a name keeps only the lowest
-    /// entry and every other claim is returned as a conflict.
+    /// Builds a table from `(name, entry, key types)` triples. With `dedup`, each key type of a
+    /// name is kept by the lowest entry claiming it (one chain per key type per name), and every
+    /// claim that loses a key type is returned as a conflict.
     pub(crate) fn build<'a>(
-        names: impl IntoIterator<Item = (&'a str, EntryIdx)>,
+        names: impl IntoIterator<Item = (&'a str, EntryIdx, KeyTypes)>,
         dedup: bool,
     ) -> (NameTable, Vec<Conflict>) {
         let mut arena = Vec::new();
         let mut recs: Vec<Key> = names
             .into_iter()
-            .map(|(name, entry)| {
+            .map(|(name, entry, types)| {
                 let off = arena.len() as u32;
                 arena.extend_from_slice(name.as_bytes());
                 Key {
                     hash: hash(name.as_bytes()),
                     off,
                     len: name.len() as u16,
+                    types,
                     entry,
                 }
             })
@@ -98,16 +104,31 @@ impl NameTable {
         });
         let mut conflicts = Vec::new();
         let mut keys: Vec<Key> = Vec::with_capacity(recs.len());
-        for rec in recs {
-            if let Some(prev) = keys.last() {
-                if dedup && prev.hash == rec.hash && text(prev) == text(&rec) {
-                    if prev.entry != rec.entry {
+        // The first key of the current name's run, in `keys`.
+        let mut run = 0;
+        for mut rec in recs {
+            let same_name = keys
+                .get(run)
+                .is_some_and(|first| first.hash == rec.hash && text(first) == text(&rec));
+            if !same_name {
+                run = keys.len();
+            } else if dedup {
+                for held in &keys[run..] {
+                    let lost = rec.types.intersect(held.types);
+                    if lost.is_empty() {
+                        continue;
+                    }
+                    if held.entry != rec.entry {
                         conflicts.push(Conflict {
                             name: String::from_utf8_lossy(text(&rec)).into_owned(),
-                            winner: prev.entry,
+                            winner: held.entry,
                             loser: rec.entry,
+                            types: lost,
                         });
                     }
+                    rec.types = rec.types.minus(lost);
+                }
+                if rec.types.is_empty() {
                     continue;
                 }
             }
@@ -135,8 +156,8 @@ impl NameTable {
         )
     }
 
-    /// The entries stored under `name` (exactly one when built with dedup).
-    fn find<'s>(&'s self, name: &'s [u8]) -> impl Iterator<Item = EntryIdx> + 's {
+    /// The keys stored under `name`, in source order (with dedup: at most one per key type).
+    fn find<'s>(&'s self, name: &'s [u8]) -> impl Iterator<Item = &'s Key> + 's {
         let h = hash(name);
         let (lo, hi) = match self.starts.get(bucket(h, self.shift) as usize..) {
             Some([lo, hi, ..]) => (*lo as usize, *hi as usize),
@@ -148,11 +169,18 @@ impl NameTable {
             .iter()
             .take_while(move |k| k.hash == h)
             .filter(move |k| &self.arena[k.off as usize..k.off as usize + k.len as usize] == name)
-            .map(|k| k.entry)
     }
 
-    fn first(&self, name: &[u8]) -> Option<EntryIdx> {
-        self.find(name).next()
+    /// Whether `entry` is stored under `name`.
+    fn holds(&self, name: &[u8], entry: EntryIdx) -> bool {
+        self.len() > 0 && self.find(name).any(|k| k.entry == entry)
+    }
+
+    /// The key types any key of the table serves.
+    fn types(&self) -> KeyTypes {
+        self.keys
+            .iter()
+            .fold(KeyTypes::NONE, |all, k| all.union(k.types))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -186,20 +214,79 @@ struct IpKey {
 pub(crate) struct Index {
     pub(crate) exact: NameTable,
     pub(crate) wildcard: NameTable,
-    /// (name, entry): this entry's wildcards do not cover this name (crt-list `!name`).
+    /// (name, entry): this entry does not serve this name, neither by its wildcards nor as the
+    /// default (crt-list `!name`).
     pub(crate) excluded: NameTable,
     ips: Vec<IpKey>,
-    pub(crate) default: Option<EntryIdx>,
+    /// The defaults, one per key type: the first default entry holding each type.
+    defaults: Vec<(EntryIdx, KeyTypes)>,
+    /// The key types the name tables serve: once an exact match covers them all, no wildcard
+    /// can add one.
+    named_types: KeyTypes,
 }
 
 /// What the index is built from, per entry.
 pub(crate) struct IndexInput<'a> {
-    pub(crate) exact: Vec<(&'a str, EntryIdx)>,
-    pub(crate) wildcard: Vec<(&'a str, EntryIdx)>,
+    /// (name, entry, the entry's key types serving it)
+    pub(crate) exact: Vec<(&'a str, EntryIdx, KeyTypes)>,
+    pub(crate) wildcard: Vec<(&'a str, EntryIdx, KeyTypes)>,
     pub(crate) excluded: Vec<(&'a str, EntryIdx)>,
     /// (address, port or 0, from a certificate SAN?, entry)
     pub(crate) ips: Vec<(IpAddr, u16, bool, EntryIdx)>,
-    pub(crate) default: Option<EntryIdx>,
+    /// Default entries in source order, with their key types.
+    pub(crate) defaults: Vec<(EntryIdx, KeyTypes)>,
+}
+
+/// One entry a lookup chose, and which of its chains (by key type) serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pick {
+    pub(crate) entry: EntryIdx,
+    pub(crate) types: KeyTypes,
+    pub(crate) how: MatchKind,
+}
+
+/// What a lookup chose: at most one entry per key type (three), without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Picks {
+    items: [Option<Pick>; 3],
+}
+
+impl Picks {
+    const NONE: Picks = Picks { items: [None; 3] };
+
+    fn one(entry: EntryIdx, how: MatchKind) -> Picks {
+        let mut p = Picks::NONE;
+        p.items[0] = Some(Pick {
+            entry,
+            types: KeyTypes::ALL,
+            how,
+        });
+        p
+    }
+
+    /// Adds `types` of `entry`, minus the types already chosen.
+    fn add(&mut self, entry: EntryIdx, types: KeyTypes, how: MatchKind) {
+        let types = types.minus(self.types());
+        if types.is_empty() {
+            return;
+        }
+        if let Some(slot) = self.items.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(Pick { entry, types, how });
+        }
+    }
+
+    fn types(&self) -> KeyTypes {
+        self.iter()
+            .fold(KeyTypes::NONE, |all, p| all.union(p.types))
+    }
+
+    pub(crate) fn first(&self) -> Option<Pick> {
+        self.items[0]
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Pick> + '_ {
+        self.items.iter().map_while(|p| *p)
+    }
 }
 
 impl Index {
@@ -210,7 +297,13 @@ impl Index {
             name: format!("*.{}", c.name),
             ..c
         }));
-        let (excluded, _) = NameTable::build(input.excluded, false);
+        let (excluded, _) = NameTable::build(
+            input
+                .excluded
+                .into_iter()
+                .map(|(n, e)| (n, e, KeyTypes::ALL)),
+            false,
+        );
         let mut ips: Vec<IpKey> = input
             .ips
             .into_iter()
@@ -223,53 +316,87 @@ impl Index {
             .collect();
         introsort_by(&mut ips, |a, b| a < b);
         ips.dedup_by(|later, first| later.addr == first.addr && later.port == first.port);
+        // One default per key type: each default entry keeps the types no earlier one holds.
+        let mut defaults = Vec::new();
+        let mut held = KeyTypes::NONE;
+        for (entry, types) in input.defaults {
+            let types = types.minus(held);
+            if !types.is_empty() {
+                held = held.union(types);
+                defaults.push((entry, types));
+            }
+        }
+        let named_types = exact.types().union(wildcard.types());
         (
             Index {
                 exact,
                 wildcard,
                 excluded,
                 ips,
-                default: input.default,
+                defaults,
+                named_types,
             },
             conflicts,
         )
     }
 
-    /// Finds the entry for a connection: exact name, wildcard, local addr:port, local addr,
-    /// then the default.
-    pub(crate) fn lookup(
-        &self,
-        sni: Option<&str>,
-        local: Option<SocketAddr>,
-    ) -> Option<(EntryIdx, MatchKind)> {
-        if let Some(found) = sni.and_then(|s| self.lookup_name(s)) {
-            return Some(found);
+    /// The first default entry (what reports name as "the default").
+    pub(crate) fn first_default(&self) -> Option<EntryIdx> {
+        self.defaults.first().map(|d| d.0)
+    }
+
+    /// Finds the entries for a connection: per key type, the first entry with the exact name,
+    /// else with a wildcard covering it; when the name matches nothing, the local addr:port,
+    /// the local address, then the defaults (one per key type). An entry never serves a name
+    /// it excludes, neither by wildcard nor as a default.
+    pub(crate) fn lookup(&self, sni: Option<&str>, local: Option<SocketAddr>) -> Picks {
+        let mut buf = [0u8; MAX_NAME_LEN];
+        let name = sni.and_then(|s| normalize_lookup(s, &mut buf));
+        if let Some(name) = name {
+            let picks = self.lookup_name(name);
+            if picks.first().is_some() {
+                return picks;
+            }
         }
         if let Some(local) = local {
             let ip = canonical_ip(local.ip());
             if local.port() != 0 {
                 if let Some(e) = self.find_ip(ip, local.port()) {
-                    return Some((e, MatchKind::IpPort));
+                    return Picks::one(e, MatchKind::IpPort);
                 }
             }
             if let Some(e) = self.find_ip(ip, 0) {
-                return Some((e, MatchKind::Ip));
+                return Picks::one(e, MatchKind::Ip);
             }
         }
-        self.default.map(|e| (e, MatchKind::Default))
+        let mut picks = Picks::NONE;
+        for &(entry, types) in &self.defaults {
+            if name.is_some_and(|n| self.excluded.holds(n, entry)) {
+                continue;
+            }
+            picks.add(entry, types, MatchKind::Default);
+        }
+        picks
     }
 
-    fn lookup_name(&self, sni: &str) -> Option<(EntryIdx, MatchKind)> {
-        let mut buf = [0u8; MAX_NAME_LEN];
-        let name = normalize_lookup(sni, &mut buf)?;
-        if let Some(e) = self.exact.first(name) {
-            return Some((e, MatchKind::Exact));
+    fn lookup_name(&self, name: &[u8]) -> Picks {
+        let mut picks = Picks::NONE;
+        for k in self.exact.find(name) {
+            picks.add(k.entry, k.types, MatchKind::Exact);
         }
-        let e = self.wildcard.first(parent(name)?)?;
-        if self.excluded.len() > 0 && self.excluded.find(name).any(|x| x == e) {
-            return None;
+        if picks.types().intersect(self.named_types) == self.named_types {
+            return picks;
         }
-        Some((e, MatchKind::Wildcard))
+        let Some(suffix) = parent(name) else {
+            return picks;
+        };
+        for k in self.wildcard.find(suffix) {
+            if k.types.minus(picks.types()).is_empty() || self.excluded.holds(name, k.entry) {
+                continue;
+            }
+            picks.add(k.entry, k.types, MatchKind::Wildcard);
+        }
+        picks
     }
 
     fn find_ip(&self, addr: IpAddr, port: u16) -> Option<EntryIdx> {

@@ -68,8 +68,9 @@ mod ssl;
 mod store;
 mod validate;
 mod watch;
+pub mod yaml;
 
-pub use cert::KeyType;
+pub use cert::{KeyType, KeyTypes};
 pub use entry::{Chain, Entry};
 pub use error::{CertStoreError, Problem, Severity};
 pub use index::MatchKind;
@@ -77,7 +78,7 @@ pub use load::{LoadOptions, Progress};
 pub use prepared::{CacheStats, DEFAULT_CACHE_BYTES, PreparedCache};
 pub use remote::RemoteKeys;
 pub use report::Report;
-pub use snapshot::{Selected, Snapshot};
+pub use snapshot::{Selected, Served, Snapshot};
 pub use source::{EntrySpec, Source, SourceOptions};
 pub use ssl::{
     Materialized, Refusal, apply_certificate, client_hello_server_name, local_addr_index,

@@ -165,7 +165,7 @@ fn finish(
     report.ip_keys = snapshot.index.ip_keys();
     report.default = snapshot
         .index
-        .default
+        .first_default()
         .map(|d| snapshot.entries()[d as usize].path().to_path_buf());
     report.nearest_expiry = snapshot
         .entries()
@@ -266,12 +266,19 @@ pub(crate) fn build_snapshot(
         wildcard: vec![],
         excluded: vec![],
         ips: vec![],
-        default: None,
+        defaults: vec![],
     };
     for (i, e) in entries.iter().enumerate() {
         let i = i as EntryIdx;
-        input.exact.extend(e.names.iter().map(|n| (&**n, i)));
-        input.wildcard.extend(e.wildcards.iter().map(|n| (&**n, i)));
+        let types = e.key_types();
+        // A tunnel entry has no chains: it claims its names whatever the client's key types.
+        let own = |n: &'_ crate::entry::Name| if e.chains.is_empty() { types } else { n.types };
+        input
+            .exact
+            .extend(e.names.iter().map(|n| (&*n.text, i, own(n))));
+        input
+            .wildcard
+            .extend(e.wildcards.iter().map(|n| (&*n.text, i, own(n))));
         input
             .excluded
             .extend(e.exclusions.iter().map(|n| (&**n, i)));
@@ -283,15 +290,14 @@ pub(crate) fn build_snapshot(
                 .iter()
                 .map(|&ip| (crate::index::canonical_ip(ip), 0, true, i)),
         );
-        if e.spec.default && input.default.is_none() {
-            input.default = Some(i);
+        if e.spec.default {
+            input.defaults.push((i, types));
         }
     }
-    if input.default.is_none() && implicit_default {
-        input.default = entries
-            .iter()
-            .position(|e| !e.is_tunnel())
-            .map(|i| i as EntryIdx);
+    if input.defaults.is_empty() && implicit_default {
+        if let Some(i) = entries.iter().position(|e| !e.is_tunnel()) {
+            input.defaults.push((i as EntryIdx, entries[i].key_types()));
+        }
     }
     let (index, conflicts) = Index::build(input);
     let problems = conflicts
@@ -305,6 +311,7 @@ pub(crate) fn build_snapshot(
                 error: CertStoreError::NameConflict {
                     path: loser.path().to_path_buf(),
                     name: c.name,
+                    types: c.types.to_string(),
                     winner: entries[c.winner as usize].path().to_path_buf(),
                 },
             }

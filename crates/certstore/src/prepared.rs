@@ -228,6 +228,7 @@ impl PreparedCache {
                 }
             };
             chains.push(ReadyChain::new(
+                chain.key_type,
                 leaf,
                 intermediates,
                 key,

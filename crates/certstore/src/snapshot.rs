@@ -1,7 +1,8 @@
 //! An immutable, complete view of the store: entries plus their index.
 
+use crate::cert::KeyTypes;
 use crate::entry::Entry;
-use crate::index::{Index, MatchKind};
+use crate::index::{Index, MatchKind, Picks};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -19,11 +20,36 @@ impl std::fmt::Debug for Snapshot {
     }
 }
 
-/// The entry a lookup chose and how.
+/// What a lookup chose: the entry and how it matched, and, when a name is served by
+/// different entries per key type (an RSA and an ECDSA crt-list line), every such entry.
 #[derive(Debug, Clone, Copy)]
 pub struct Selected<'a> {
+    /// The first entry chosen (by the most specific match, then source order).
     pub entry: &'a Arc<Entry>,
     pub how: MatchKind,
+    picks: Picks,
+    snapshot: &'a Snapshot,
+}
+
+/// One entry serving a connection, and which of its chains do.
+#[derive(Debug, Clone, Copy)]
+pub struct Served<'a> {
+    pub entry: &'a Arc<Entry>,
+    /// The key types of the entry's chains that serve (the client's signature algorithms
+    /// choose among every served chain).
+    pub types: KeyTypes,
+    pub how: MatchKind,
+}
+
+impl<'a> Selected<'a> {
+    /// Every entry chosen, at most one per key type, most specific first.
+    pub fn served(&self) -> impl Iterator<Item = Served<'a>> + '_ {
+        self.picks.iter().map(|p| Served {
+            entry: &self.snapshot.entries[p.entry as usize],
+            types: p.types,
+            how: p.how,
+        })
+    }
 }
 
 impl Snapshot {
@@ -39,13 +65,18 @@ impl Snapshot {
         }
     }
 
-    /// Chooses the entry for a connection: exact name, wildcard, local address and port, local
-    /// address, then the default. `sni` is normalized (case, one trailing dot) without allocating.
+    /// Chooses the entries for a connection: per key type, the exact name, else a wildcard;
+    /// when the name matches nothing, the local address and port, the local address, then the
+    /// defaults (one per key type). `sni` is normalized (case, one trailing dot) without
+    /// allocating.
     pub fn lookup(&self, sni: Option<&str>, local: Option<SocketAddr>) -> Option<Selected<'_>> {
-        let (idx, how) = self.index.lookup(sni, local)?;
+        let picks = self.index.lookup(sni, local);
+        let first = picks.first()?;
         Some(Selected {
-            entry: &self.entries[idx as usize],
-            how,
+            entry: &self.entries[first.entry as usize],
+            how: first.how,
+            picks,
+            snapshot: self,
         })
     }
 

@@ -8,6 +8,7 @@
 //! ECDSA chain, both are set, and OpenSSL serves the one that fits the client's signature
 //! algorithms.
 
+use crate::cert::{KeyType, KeyTypes};
 use crate::error::CertStoreError;
 use crate::remote::RemoteKeys;
 use crate::store::CertStore;
@@ -22,6 +23,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 pub(crate) struct ReadyChain {
+    key_type: KeyType,
     leaf: X509,
     /// The intermediates, as the stack OpenSSL takes.
     chain: Stack<X509>,
@@ -31,11 +33,18 @@ pub(crate) struct ReadyChain {
 }
 
 impl ReadyChain {
-    pub(crate) fn new(leaf: X509, chain: Stack<X509>, key: PKey<Private>, leaf_der: usize) -> Self {
+    pub(crate) fn new(
+        key_type: KeyType,
+        leaf: X509,
+        chain: Stack<X509>,
+        key: PKey<Private>,
+        leaf_der: usize,
+    ) -> Self {
         // Measured with OpenSSL 3.0 (RSS over 10,000 entries): a parsed certificate holds its
         // DER and about as much again in decoded fields; a key 1–3 KiB plus its size.
         let bytes = 2 * leaf_der + 2048 + 8 * key.size() + 1024;
         ReadyChain {
+            key_type,
             leaf,
             chain,
             key,
@@ -96,11 +105,16 @@ impl Materialized {
     /// must not carry certificates of its own, or a slot the entry does not fill keeps the
     /// context's certificate.
     pub fn apply(&self, ssl: &mut SslRef) -> Result<(), ErrorStack> {
+        self.apply_types(ssl, KeyTypes::ALL)
+    }
+
+    /// Sets the chains of the key types in `types` on the connection (see [`apply`](Self::apply)).
+    pub fn apply_types(&self, ssl: &mut SslRef, types: KeyTypes) -> Result<(), ErrorStack> {
         if let Some(remote) = &self.remote {
             // The reason was recorded by the implementation; OpenSSL only needs a failure.
             remote.prepare(ssl).map_err(|_| ErrorStack::get())?;
         }
-        for chain in &self.chains {
+        for chain in self.chains.iter().filter(|c| types.contains(c.key_type)) {
             // One call instead of SSL_use_certificate + SSL_use_PrivateKey + one
             // SSL_add1_chain_cert per intermediate: 1.2 µs instead of 3.3–3.9 µs here (those
             // repeat the key-type lookup and the key check).
@@ -258,28 +272,34 @@ pub fn apply_certificate(
     let Some(selected) = snapshot.lookup(name, local) else {
         return Err(no_certificate(ssl, name));
     };
-    if selected.entry.is_tunnel() {
-        // Tunnelled names are passed through before TLS is terminated; reaching here means
-        // the caller terminated one anyway.
-        return Err(tunnel_name(ssl, name));
+    // One chain per key type, possibly from different entries (an RSA and an ECDSA crt-list
+    // line for one name): all are set, and OpenSSL serves the one the client's signature
+    // algorithms and ciphers can use.
+    for served in selected.served() {
+        if served.entry.is_tunnel() {
+            // Tunnelled names are passed through before TLS is terminated; reaching here means
+            // the caller terminated one anyway.
+            return Err(tunnel_name(ssl, name));
+        }
+        let applied = store
+            .prepared(served.entry)
+            .map_err(|e| e.to_string())
+            .and_then(|ready| {
+                ready
+                    .apply_types(ssl, served.types)
+                    .map_err(|e| format!("OpenSSL refused it: {e}"))
+            });
+        if let Err(detail) = applied {
+            let detail = format!("{}: {detail}", served.entry.path().display());
+            return Err(refuse(
+                ssl,
+                SslAlert::INTERNAL_ERROR,
+                "certificate_unusable",
+                detail,
+            ));
+        }
     }
-    let applied = store
-        .prepared(selected.entry)
-        .map_err(|e| e.to_string())
-        .and_then(|ready| {
-            ready
-                .apply(ssl)
-                .map_err(|e| format!("OpenSSL refused it: {e}"))
-        });
-    applied.map_err(|detail| {
-        let detail = format!("{}: {detail}", selected.entry.path().display());
-        refuse(
-            ssl,
-            SslAlert::INTERNAL_ERROR,
-            "certificate_unusable",
-            detail,
-        )
-    })
+    Ok(())
 }
 
 /// Records that no certificate serves `name`; the alert for it.

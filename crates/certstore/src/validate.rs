@@ -1,8 +1,8 @@
 //! Validating one entry: its certificates (strict DER), its key (OpenSSL's typed decoders, the
 //! passphrase when it is encrypted), the key against the leaf, its names and validity.
 
-use crate::cert;
-use crate::entry::{Chain, Entry};
+use crate::cert::{self, KeyTypes};
+use crate::entry::{Chain, Entry, Name};
 use crate::error::{CertStoreError, Problem, Severity};
 use crate::key::{self, KeyError, KeyMaterial};
 use crate::load::{Ctx, Files, NEXT_ID, problem};
@@ -121,7 +121,7 @@ impl Ctx<'_> {
             } else if leaf.not_before > self.now {
                 warn(cert_path, "not valid yet".to_string());
             }
-            dns.extend(leaf.dns);
+            dns.extend(leaf.dns.into_iter().map(|n| (n, KeyTypes::of(key_type))));
             san_ips.extend(leaf.ips);
             chains.push(Chain {
                 key_type,
@@ -131,27 +131,40 @@ impl Ctx<'_> {
                 not_after: leaf.not_after,
             });
         }
-        let configured = !spec.sni_filters.is_empty();
-        let raw_names: Vec<String> = if configured {
-            spec.sni_filters.clone()
+        // Names from crt-list filters serve every chain; a certificate's names serve its own
+        // chain (an RSA and an ECDSA certificate of one entry may name different hosts).
+        let configured = spec.filtered || !spec.sni_filters.is_empty();
+        let every_chain = chains
+            .iter()
+            .fold(KeyTypes::NONE, |all, c| all.union(KeyTypes::of(c.key_type)));
+        let raw_names: Vec<(String, KeyTypes)> = if configured {
+            spec.sni_filters
+                .iter()
+                .map(|f| (f.clone(), every_chain))
+                .collect()
         } else {
             dns
         };
-        let mut names: Vec<Box<str>> = Vec::new();
-        let mut wildcards: Vec<Box<str>> = Vec::new();
-        for raw in &raw_names {
-            match parse_pattern(raw) {
-                Some(NamePattern::Exact(n)) if !names.iter().any(|x| **x == *n) => {
-                    names.push(n.into_boxed_str())
+        let mut names: Vec<Name> = Vec::new();
+        let mut wildcards: Vec<Name> = Vec::new();
+        for (raw, types) in &raw_names {
+            let (list, text) = match parse_pattern(raw) {
+                Some(NamePattern::Exact(n)) => (&mut names, n),
+                Some(NamePattern::Wildcard(w)) => (&mut wildcards, w),
+                None => {
+                    warn(
+                        spec.display_path(),
+                        format!("name {raw:?} can never match a server name; ignored"),
+                    );
+                    continue;
                 }
-                Some(NamePattern::Wildcard(w)) if !wildcards.iter().any(|x| **x == *w) => {
-                    wildcards.push(w.into_boxed_str())
-                }
-                Some(_) => {}
-                None => warn(
-                    spec.display_path(),
-                    format!("name {raw:?} can never match a server name; ignored"),
-                ),
+            };
+            match list.iter_mut().find(|x| *x.text == *text) {
+                Some(seen) => seen.types = seen.types.union(*types),
+                None => list.push(Name {
+                    text: text.into_boxed_str(),
+                    types: *types,
+                }),
             }
         }
         let exclusions = spec
@@ -177,9 +190,14 @@ impl Ctx<'_> {
         if !reachable && !spec.tunnel {
             // HAProxy serves such a certificate when it is the first of its crt-list or
             // directory (its default); so does the store then.
+            let why = if configured {
+                "its filters name no host (only the filters name a crt-list line that has any)"
+            } else {
+                "no usable name (no DNS name or IP in the subjectAltName, no host-name CN)"
+            };
             warn(
                 spec.display_path(),
-                "no usable name (no DNS name or IP in the subjectAltName, no host-name CN): served only as the default, i.e. when it is the first entry".into(),
+                format!("{why}: served only as the default, i.e. when it is the first entry"),
             );
         } else if names.is_empty() && wildcards.is_empty() && !configured && !spec.tunnel {
             warn(

@@ -129,6 +129,7 @@ fn rule(raw: RawRule, dir: &Path) -> Result<Rule, String> {
         verify_depth: raw.verify_depth,
         tickets: raw.tickets,
         tls13_tickets: raw.tls13_tickets,
+        ..Settings::default()
     };
     check(&settings)?;
     let mut r = Rule::new(sni, settings, (PathBuf::new(), 0));
@@ -145,7 +146,7 @@ pub(crate) fn check(s: &Settings) -> Result<(), String> {
             return Err("the minimum TLS version is above the maximum".into());
         }
     }
-    if s.client_cert != ClientCert::None && s.client_ca.is_none() {
+    if s.client_cert != ClientCert::None && s.client_ca.is_none() && s.client_ca_verify.is_none() {
         return Err(
             "client certificates need a CA bundle (verify_client_ca_certs / ca-file)".into(),
         );

@@ -35,8 +35,11 @@ pub fn rules(snapshot: &Snapshot) -> Result<Vec<Rule>, PolicyError> {
     Ok(out)
 }
 
+/// The TLS options of a crt-list line (the certificate store took `key`, `ocsp`,
+/// `ocsp-update` and `allow-0rtt`, and clamped SSLv3, warning where needed).
 fn options(words: &[String], dir: &std::path::Path) -> Result<Settings, String> {
     let mut s = Settings::default();
+    let mut ecdhe = None;
     let mut it = words.iter();
     while let Some(key) = it.next() {
         let mut value = || {
@@ -46,14 +49,21 @@ fn options(words: &[String], dir: &std::path::Path) -> Result<Settings, String> 
         };
         match key.as_str() {
             "alpn" => s.alpn = protocols("alpn", split(&value()?))?,
+            "no-alpn" => s.alpn = Vec::new(),
             "npn" => s.npn = protocols("npn", split(&value()?))?,
             "ciphers" => s.ciphers = Some(value()?),
             "ciphersuites" => s.ciphersuites = Some(value()?),
             "curves" => s.groups = Some(value()?),
+            // One curve; `curves` wins when both are given (as in HAProxy).
+            "ecdhe" => ecdhe = Some(value()?),
             "sigalgs" => s.sigalgs = Some(value()?),
+            "client-sigalgs" => s.client_sigalgs = Some(value()?),
             "ssl-min-ver" => s.min_version = Some(tls_version(&value()?)?),
             "ssl-max-ver" => s.max_version = Some(tls_version(&value()?)?),
             "ca-file" => s.client_ca = Some(dir.join(value()?)),
+            "ca-verify-file" => s.client_ca_verify = Some(dir.join(value()?)),
+            "crl-file" => s.client_crl = Some(dir.join(value()?)),
+            "no-ca-names" => s.no_ca_names = true,
             "verify" => {
                 s.client_cert = match value()?.as_str() {
                     "none" => ClientCert::None,
@@ -62,13 +72,23 @@ fn options(words: &[String], dir: &std::path::Path) -> Result<Settings, String> 
                     o => return Err(format!("verify {o:?}: none, optional or required")),
                 }
             }
+            // Taken by the certificate store; a list read without it still parses.
+            "key" | "ocsp" | "ocsp-update" => {
+                value()?;
+            }
+            "allow-0rtt" => {}
             other => {
                 return Err(format!(
-                    "crt-list option {other:?} is not supported here (alpn, npn, ciphers, \
-                     ciphersuites, verify, ca-file, ssl-min-ver, ssl-max-ver, curves, sigalgs)"
+                    "crt-list option {other:?} is not supported here (alpn, no-alpn, npn, \
+                     ciphers, ciphersuites, curves, ecdhe, sigalgs, client-sigalgs, ssl-min-ver, \
+                     ssl-max-ver, verify, ca-file, ca-verify-file, crl-file, no-ca-names, key, \
+                     ocsp, ocsp-update, allow-0rtt)"
                 ));
             }
         }
+    }
+    if s.groups.is_none() {
+        s.groups = ecdhe;
     }
     check(&s)?;
     Ok(s)

@@ -1,10 +1,12 @@
 //! OpenSSL functions this crate needs that `openssl-sys` does not declare.
 
 use libc::{c_int, c_long, c_uchar, c_uint};
-use openssl_sys::{SSL, SSL_CTX};
+use openssl_sys::{SSL, SSL_CTX, X509_CRL, X509_STORE};
 
 /// `SSL_CTRL_SET_GROUPS_LIST`.
 pub const SSL_CTRL_SET_GROUPS_LIST: c_int = 92;
+/// `SSL_CTRL_SET_CLIENT_SIGALGS_LIST` (`SSL_CTX_set1_client_sigalgs_list`).
+pub const SSL_CTRL_SET_CLIENT_SIGALGS_LIST: c_int = 102;
 /// `SSL_TLSEXT_ERR_OK` and `SSL_TLSEXT_ERR_NOACK`.
 pub const SSL_TLSEXT_ERR_OK: c_int = 0;
 pub const SSL_TLSEXT_ERR_NOACK: c_int = 3;
@@ -19,5 +21,6 @@ pub const SSL_CTRL_SESS_CACHE_FULL: c_int = 31;
 unsafe extern "C" {
     pub fn SSL_set_verify_depth(s: *mut SSL, depth: c_int);
     pub fn SSL_CTX_set_timeout(ctx: *mut SSL_CTX, t: c_long) -> c_long;
+    pub fn X509_STORE_add_crl(store: *mut X509_STORE, crl: *mut X509_CRL) -> c_int;
     pub fn SSL_set_session_id_context(s: *mut SSL, sid_ctx: *const c_uchar, len: c_uint) -> c_int;
 }

@@ -11,12 +11,16 @@ use edgetls_tickets::{TicketConfig, TicketKeys};
 use libc::{c_int, c_uchar, c_uint, c_void};
 use openssl::ex_data::Index;
 use openssl::ssl::{
-    AlpnError, SslAcceptor, SslContext, SslMethod, SslOptions, SslRef, SslVerifyMode, SslVersion,
+    AlpnError, SslAcceptor, SslAcceptorBuilder, SslContext, SslMethod, SslOptions, SslRef,
+    SslVerifyMode, SslVersion,
 };
 use openssl::stack::Stack;
 use openssl::x509::X509;
+use openssl::x509::X509Crl;
 use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::verify::X509VerifyFlags;
 use std::ffi::CString;
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 /// What every profile of a listener shares.
@@ -114,25 +118,7 @@ impl Profile {
             ClientCert::Request => SslVerifyMode::PEER,
             ClientCert::Require => SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT,
         };
-        if let Some(path) = &s.client_ca {
-            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let certs =
-                X509::stack_from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
-            if certs.is_empty() {
-                return Err(format!("{}: no CA certificate in it", path.display()));
-            }
-            let mut store = X509StoreBuilder::new().map_err(ossl("store"))?;
-            let mut names = Stack::new().map_err(ossl("names"))?;
-            for c in certs {
-                names
-                    .push(c.subject_name().to_owned().map_err(ossl("name"))?)
-                    .map_err(ossl("names"))?;
-                store.add_cert(c).map_err(ossl("CA store"))?;
-            }
-            b.set_verify_cert_store(store.build())
-                .map_err(ossl("CA store"))?;
-            b.set_client_ca_list(names);
-        }
+        client_ca(&mut b, s)?;
         b.set_verify(verify);
         if let Some(d) = s.verify_depth {
             b.set_verify_depth(d);
@@ -227,6 +213,97 @@ impl Profile {
 }
 
 use foreign_types::ForeignTypeRef;
+
+/// The CAs (and revocation lists) client certificates are verified with, the CA names sent
+/// to clients, and the signature algorithms asked of them.
+fn client_ca(b: &mut SslAcceptorBuilder, s: &Settings) -> Result<(), String> {
+    let ossl = |what: &'static str| move |e: openssl::error::ErrorStack| format!("{what}: {e}");
+    let read = |path: &Path| -> Result<Vec<u8>, String> {
+        std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    if let Some(list) = &s.client_sigalgs {
+        let list = CString::new(list.as_str()).map_err(|_| "client-sigalgs: NUL byte")?;
+        // SAFETY: SSL_CTX_set1_client_sigalgs_list copies the NUL-terminated list; the context
+        // is live and being built.
+        let ok = unsafe {
+            openssl_sys::SSL_CTX_ctrl(
+                b.as_ptr(),
+                ffi::SSL_CTRL_SET_CLIENT_SIGALGS_LIST,
+                0,
+                list.as_ptr() as *mut c_void,
+            )
+        };
+        if ok != 1 {
+            return Err(format!(
+                "client-sigalgs: {}",
+                openssl::error::ErrorStack::get()
+            ));
+        }
+    }
+    if s.client_ca.is_none() && s.client_ca_verify.is_none() {
+        return Ok(());
+    }
+    let mut store = X509StoreBuilder::new().map_err(ossl("store"))?;
+    let mut names = Stack::new().map_err(ossl("names"))?;
+    for (path, named) in [(&s.client_ca, true), (&s.client_ca_verify, false)] {
+        let Some(path) = path else { continue };
+        let certs =
+            X509::stack_from_pem(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{}: no CA certificate in it", path.display()));
+        }
+        for c in certs {
+            if named && !s.no_ca_names {
+                names
+                    .push(c.subject_name().to_owned().map_err(ossl("name"))?)
+                    .map_err(ossl("names"))?;
+            }
+            store.add_cert(c).map_err(ossl("CA store"))?;
+        }
+    }
+    if let Some(path) = &s.client_crl {
+        let pem = read(path)?;
+        let crls = crls_from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
+        if crls.is_empty() {
+            return Err(format!("{}: no X509 CRL in it", path.display()));
+        }
+        for crl in &crls {
+            // SAFETY: both live; the store takes its own reference to the CRL.
+            if unsafe { ffi::X509_STORE_add_crl(store.as_ptr(), crl.as_ptr()) } != 1 {
+                return Err(format!(
+                    "{}: {}",
+                    path.display(),
+                    openssl::error::ErrorStack::get()
+                ));
+            }
+        }
+        // Every certificate of the client's chain, as HAProxy checks it.
+        store
+            .set_flags(X509VerifyFlags::CRL_CHECK | X509VerifyFlags::CRL_CHECK_ALL)
+            .map_err(ossl("CRL flags"))?;
+    }
+    b.set_verify_cert_store(store.build())
+        .map_err(ossl("CA store"))?;
+    if !names.is_empty() {
+        b.set_client_ca_list(names);
+    }
+    Ok(())
+}
+
+/// Every `X509 CRL` block of a PEM file.
+fn crls_from_pem(pem: &[u8]) -> Result<Vec<X509Crl>, openssl::error::ErrorStack> {
+    const END: &[u8] = b"-----END X509 CRL-----";
+    let mut out = Vec::new();
+    let mut rest = pem;
+    while let Some(end) = rest.windows(END.len()).position(|w| w == END) {
+        let block = &rest[..end + END.len()];
+        if let Some(start) = block.windows(10).position(|w| w == b"-----BEGIN") {
+            out.push(X509Crl::from_pem(&block[start..])?);
+        }
+        rest = &rest[end + END.len()..];
+    }
+    Ok(out)
+}
 
 /// NPN: advertise the profile's protocols to a TLS 1.2 client that asks.
 extern "C" fn npn_advertise(

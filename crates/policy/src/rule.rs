@@ -70,8 +70,19 @@ pub struct Settings {
     /// Signature algorithms, e.g. `ECDSA+SHA256:RSA-PSS+SHA256`.
     pub sigalgs: Option<String>,
     pub client_cert: ClientCert,
-    /// CA bundle client certificates must chain to.
+    /// CA bundle client certificates must chain to; its subjects are sent to the client as
+    /// the acceptable CA names.
     pub client_ca: Option<PathBuf>,
+    /// More CAs to verify client certificates with, never sent as names (crt-list
+    /// `ca-verify-file`).
+    pub client_ca_verify: Option<PathBuf>,
+    /// Revocation lists client certificates are checked against, the whole chain (crt-list
+    /// `crl-file`).
+    pub client_crl: Option<PathBuf>,
+    /// Send no CA names in the certificate request (crt-list `no-ca-names`).
+    pub no_ca_names: bool,
+    /// Signature algorithms asked of client certificates (crt-list `client-sigalgs`).
+    pub client_sigalgs: Option<String>,
     pub verify_depth: Option<u32>,
     /// Session tickets for this rule (None: the listener's setting).
     pub tickets: Option<bool>,

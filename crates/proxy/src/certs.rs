@@ -231,9 +231,20 @@ fn lookup(paths: &[PathBuf], args: &SourceArgs, ip: Option<&str>, names: &[Strin
     }
     let snapshot = store.snapshot();
     for name in names {
-        match snapshot.lookup(Some(name), local) {
-            Some(hit) => println!("{name} {} {}", hit.entry.path().display(), hit.how.as_str()),
-            None => println!("{name} none"),
+        let Some(hit) = snapshot.lookup(Some(name), local) else {
+            println!("{name} none");
+            continue;
+        };
+        // One line per entry serving the name: more than one when the key types are served
+        // by different entries (the client's signature algorithms choose), each with its types.
+        let several = hit.served().nth(1).is_some();
+        for s in hit.served() {
+            let path = s.entry.path().display();
+            if several || s.types != s.entry.key_types() {
+                println!("{name} {path} {} {}", s.how.as_str(), s.types);
+            } else {
+                println!("{name} {path} {}", s.how.as_str());
+            }
         }
     }
     ExitCode::SUCCESS

@@ -3,10 +3,12 @@
 //! The certificate file may hold the key; otherwise `<certfile>.key` is read (HAProxy's
 //! `ssl-load-extra-files` default). A path with no file but `.rsa`/`.ecdsa` siblings is a
 //! multi-certificate bundle: one entry, one chain each. Options in brackets are kept word by
-//! word for the policy crate. SNI filters replace the certificate's names; `!name` excludes a
-//! name from the entry's wildcards; a `*` filter makes the entry the default.
+//! word for the policy crate. Once a line has any filter, only its filters name the entry (the
+//! certificate's names are not used); `!name` keeps the entry from serving that name, by
+//! wildcard or as the default; a `*` filter makes the entry a default (the first of each key
+//! type is the default for that type).
 
-use super::{EntrySpec, line_problem, read_config, resolve};
+use super::{EntrySpec, line_problem, line_warning, read_config, resolve};
 use crate::error::{CertStoreError, Problem};
 use std::path::{Path, PathBuf};
 
@@ -26,9 +28,10 @@ pub(crate) fn parse(path: &Path, text: &str) -> (Vec<EntrySpec>, Vec<Problem>) {
             continue;
         }
         match parse_line(content, base) {
-            Ok(mut spec) => {
+            Ok((mut spec, warnings)) => {
                 spec.origin = path.to_path_buf();
                 spec.line = Some(line);
+                problems.extend(warnings.into_iter().map(|w| line_warning(path, line, w)));
                 specs.push(spec);
             }
             Err(msg) => problems.push(line_problem(path, line, msg)),
@@ -37,18 +40,22 @@ pub(crate) fn parse(path: &Path, text: &str) -> (Vec<EntrySpec>, Vec<Problem>) {
     (specs, problems)
 }
 
-fn parse_line(content: &str, base: &Path) -> Result<EntrySpec, String> {
+fn parse_line(content: &str, base: &Path) -> Result<(EntrySpec, Vec<String>), String> {
     let mut spec = EntrySpec::default();
+    let mut warnings = Vec::new();
     let (file, mut rest) = content
         .split_once(char::is_whitespace)
         .unwrap_or((content, ""));
     rest = rest.trim_start();
+    let mut key = None;
     if let Some(after) = rest.strip_prefix('[') {
         let (opts, after) = after.split_once(']').ok_or("unterminated [ options")?;
-        spec.options = opts.split_whitespace().map(str::to_string).collect();
+        let words: Vec<&str> = opts.split_whitespace().collect();
+        key = certificate_options(&words, base, &mut spec, &mut warnings)?;
         rest = after;
     }
     for filter in rest.split_whitespace() {
+        spec.filtered = true;
         if filter == "*" {
             spec.default = true;
         } else if let Some(name) = filter.strip_prefix('!') {
@@ -68,16 +75,72 @@ fn parse_line(content: &str, base: &Path) -> Result<EntrySpec, String> {
             .filter(|p| p.is_file())
             .collect();
         if !members.is_empty() {
+            if key.is_some() {
+                return Err(format!(
+                    "option key: {} is a bundle of several certificates, each with its own key",
+                    cert.display()
+                ));
+            }
             for member in members {
                 spec.keys.push(key_beside(&member));
                 spec.certs.push(member);
             }
-            return Ok(spec);
+            return Ok((spec, warnings));
         }
     }
-    spec.keys.push(key_beside(&cert));
+    spec.keys.push(key.or_else(|| key_beside(&cert)));
     spec.certs.push(cert);
-    Ok(spec)
+    Ok((spec, warnings))
+}
+
+/// Takes the options that concern the certificate itself (`key`, `ocsp`, `ocsp-update`) and
+/// keeps the others, word by word, for the policy crate; clamps `ssl-min-ver SSLv3` (OpenSSL
+/// here has no SSLv3) and says what `allow-0rtt` does here. Returns the `key` file.
+fn certificate_options(
+    words: &[&str],
+    base: &Path,
+    spec: &mut EntrySpec,
+    warnings: &mut Vec<String>,
+) -> Result<Option<PathBuf>, String> {
+    let mut key = None;
+    let mut it = words.iter();
+    while let Some(&word) = it.next() {
+        let mut value = || {
+            it.next()
+                .copied()
+                .ok_or_else(|| format!("crt-list option {word:?} needs a value"))
+        };
+        match word {
+            "key" => key = Some(resolve(base, value()?)),
+            "ocsp" => spec.ocsp = Some(resolve(base, value()?)),
+            "ocsp-update" => {
+                spec.ocsp_update = Some(match value()? {
+                    "on" => true,
+                    "off" => false,
+                    v => return Err(format!("ocsp-update {v:?}: on or off")),
+                })
+            }
+            "ssl-min-ver" | "ssl-max-ver" => {
+                let v = value()?;
+                let v = if v.eq_ignore_ascii_case("SSLv3") {
+                    warnings.push(format!(
+                        "{word} SSLv3: SSLv3 is not available (RFC 7568); TLSv1.0 is used instead"
+                    ));
+                    "TLSv1.0"
+                } else {
+                    v
+                };
+                spec.options.extend([word.to_string(), v.to_string()]);
+            }
+            "allow-0rtt" => warnings.push(
+                "allow-0rtt: early data is not accepted here; clients send it again after the \
+                 handshake (TLS 1.3 allows either)"
+                    .into(),
+            ),
+            other => spec.options.push(other.to_string()),
+        }
+    }
+    Ok(key)
 }
 
 /// `<cert>.key` when it exists.

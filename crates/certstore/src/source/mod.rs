@@ -5,6 +5,7 @@
 pub(crate) mod crtlist;
 mod dir;
 pub(crate) mod multicert;
+pub(crate) mod multicert_yaml;
 
 use crate::error::{CertStoreError, Problem, Severity};
 use std::net::IpAddr;
@@ -17,15 +18,17 @@ pub enum Source {
     /// taken in file-name order. HAProxy-style `name.pem.rsa` / `name.pem.ecdsa` files form one
     /// entry with two chains.
     Dir(PathBuf),
-    /// An Apache Traffic Server `ssl_multicert.config`.
+    /// An Apache Traffic Server `ssl_multicert.config`, or Traffic Server 10's
+    /// `ssl_multicert.yaml` (a path ending in `.yaml` or `.yml`).
     Multicert(PathBuf),
     /// A HAProxy crt-list.
     CrtList(PathBuf),
 }
 
 impl Source {
-    /// Decides what `path` is: a directory, an `ssl_multicert.config` (by name, or because its
-    /// lines use `ssl_cert_name=` / `dest_ip=`), or else a crt-list.
+    /// Decides what `path` is: a directory, an `ssl_multicert.yaml` (by its extension, `.yaml`
+    /// or `.yml`), an `ssl_multicert.config` (by name, or because its lines use
+    /// `ssl_cert_name=` / `dest_ip=`), or else a crt-list.
     pub fn detect(path: impl Into<PathBuf>) -> Result<Source, CertStoreError> {
         let path = path.into();
         let meta = std::fs::metadata(&path).map_err(|source| CertStoreError::SourceUnusable {
@@ -35,9 +38,10 @@ impl Source {
         if meta.is_dir() {
             return Ok(Source::Dir(path));
         }
-        if path
-            .file_name()
-            .is_some_and(|n| n == "ssl_multicert.config")
+        if is_yaml(&path)
+            || path
+                .file_name()
+                .is_some_and(|n| n == "ssl_multicert.config")
         {
             return Ok(Source::Multicert(path));
         }
@@ -72,10 +76,17 @@ impl Source {
     ) -> Result<(Vec<EntrySpec>, Vec<Problem>), CertStoreError> {
         match self {
             Source::Dir(p) => dir::specs(p),
+            Source::Multicert(p) if is_yaml(p) => multicert_yaml::specs(p, opts),
             Source::Multicert(p) => multicert::specs(p, opts),
             Source::CrtList(p) => crtlist::specs(p),
         }
     }
+}
+
+/// Whether `path` names a YAML file (`.yaml`, `.yml`).
+pub(crate) fn is_yaml(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
 }
 
 /// Path settings for sources whose entries name files relatively.
@@ -120,6 +131,9 @@ pub struct EntrySpec {
     pub ca: Vec<PathBuf>,
     /// Names to serve instead of the certificate's names (crt-list SNI filters).
     pub sni_filters: Vec<String>,
+    /// The crt-list line has filters (any: names, `!name`, `*`): as in HAProxy, only the
+    /// filters name the entry then, never the certificate.
+    pub filtered: bool,
     /// Names this entry's wildcards must not cover (crt-list `!name`).
     pub exclusions: Vec<String>,
     pub dest_ip: Option<DestIp>,
@@ -130,7 +144,10 @@ pub struct EntrySpec {
     pub key_dialog: Option<KeyDialog>,
     pub ticket_enabled: Option<bool>,
     pub ticket_number: Option<u32>,
+    /// The OCSP response file (`ssl_ocsp_name`, crt-list `ocsp`).
     pub ocsp: Option<PathBuf>,
+    /// Fetch and refresh the OCSP response from the responder (crt-list `ocsp-update`).
+    pub ocsp_update: Option<bool>,
     /// crt-list `[ … ]` options, kept word by word for the policy crate.
     pub options: Vec<String>,
 }
@@ -145,6 +162,15 @@ impl EntrySpec {
 pub(crate) fn line_problem(path: &Path, line: u32, message: impl Into<String>) -> Problem {
     Problem {
         severity: Severity::Error,
+        origin: path.to_path_buf(),
+        line: Some(line),
+        error: CertStoreError::config(path, line, message),
+    }
+}
+
+pub(crate) fn line_warning(path: &Path, line: u32, message: impl Into<String>) -> Problem {
+    Problem {
+        severity: Severity::Warning,
         origin: path.to_path_buf(),
         line: Some(line),
         error: CertStoreError::config(path, line, message),

@@ -86,7 +86,8 @@ fn list(v: &str) -> Vec<&str> {
         .collect()
 }
 
-fn build(
+/// One entry from its fields (shared with `ssl_multicert.yaml`, whose items have the same).
+pub(super) fn build(
     path: &Path,
     line: u32,
     fields: &[(String, String)],

@@ -238,3 +238,110 @@ fn dest_ip_forms() {
     assert_eq!(ip("example.com"), None);
     assert_eq!(ip("1.2.3.4:99999"), None);
 }
+
+#[test]
+fn multicert_yaml_reads_what_the_config_line_form_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = file(
+        dir.path(),
+        "ssl_multicert.config",
+        "ssl_cert_name=a.rsa.pem,a.ec.pem ssl_key_name=a.rsa.key,a.ec.key ssl_ca_name=ca.pem dest_ip=10.1.2.3\n\
+         dest_ip=* ssl_cert_name=def.pem ssl_ticket_enabled=0 ssl_ticket_number=3\n\
+         ssl_cert_name=\"with space.pem\" ssl_key_dialog=\"exec:/bin/sh -c 'echo -n pass'\" dest_ip=[::1]:8443\n\
+         dest_ip=192.0.2.7 action=tunnel\n\
+         ssl_cert_name=/abs/x.pem ssl_key_dialog=builtin ssl_ocsp_name=x.ocsp\n",
+    );
+    let yaml = file(
+        dir.path(),
+        "ssl_multicert.yaml",
+        "# Traffic Server 10\n\
+         ssl_multicert:\n\
+         \x20 - ssl_cert_name: a.rsa.pem,a.ec.pem\n\
+         \x20   ssl_key_name: a.rsa.key,a.ec.key\n\
+         \x20   ssl_ca_name: ca.pem\n\
+         \x20   dest_ip: 10.1.2.3\n\
+         \x20 - dest_ip: \"*\"\n\
+         \x20   ssl_cert_name: def.pem\n\
+         \x20   ssl_ticket_enabled: false\n\
+         \x20   ssl_ticket_number: 3\n\
+         \x20 - ssl_cert_name: with space.pem\n\
+         \x20   ssl_key_dialog: \"exec:/bin/sh -c 'echo -n pass'\"\n\
+         \x20   dest_ip: \"[::1]:8443\"\n\
+         \x20 - dest_ip: 192.0.2.7\n\
+         \x20   action: tunnel\n\
+         \x20 - {ssl_cert_name: /abs/x.pem, ssl_key_dialog: builtin, ssl_ocsp_name: x.ocsp}\n",
+    );
+    assert_eq!(
+        Source::detect(&yaml).unwrap(),
+        Source::Multicert(yaml.clone())
+    );
+    let read = |p: &PathBuf| {
+        Source::Multicert(p.clone())
+            .specs(&SourceOptions::default())
+            .unwrap()
+    };
+    let (from_config, problems) = read(&cfg);
+    assert!(problems.is_empty(), "{problems:?}");
+    let (from_yaml, problems) = read(&yaml);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(from_yaml.len(), 5);
+    let lines: Vec<Option<u32>> = from_yaml.iter().map(|s| s.line).collect();
+    assert_eq!(lines, [Some(3), Some(7), Some(11), Some(14), Some(16)]);
+    for (y, c) in from_yaml.into_iter().zip(from_config) {
+        let same = EntrySpec {
+            origin: c.origin.clone(),
+            line: c.line,
+            ..y
+        };
+        assert_eq!(same, c);
+    }
+}
+
+#[test]
+fn multicert_yaml_problems_name_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = file(
+        dir.path(),
+        "edge.yml",
+        "ssl_multicert:\n\
+         \x20 - ssl_cert_name: ok.pem\n\
+         \x20 - ssl_cert_name: [a.pem, b.pem]\n\
+         \x20 - dest_ip: not-an-ip\n\
+         \x20   ssl_cert_name: x.pem\n\
+         \x20 - just text\n\
+         \x20 - ssl_cert_name: y.pem\n\
+         \x20   bogus_field: 1\n\
+         other_key: 1\n",
+    );
+    let (specs, problems) = Source::detect(&yaml)
+        .unwrap()
+        .specs(&SourceOptions::default())
+        .unwrap();
+    assert_eq!(specs.len(), 2);
+    let said: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    for (line, text) in [
+        (3, "one value"),
+        (4, "not an IP address"),
+        (6, "must be a mapping"),
+        (7, "bogus_field"),
+        (9, "other_key"),
+    ] {
+        assert!(
+            said.iter()
+                .any(|s| s.contains(&format!("edge.yml:{line}:")) && s.contains(text)),
+            "line {line} {text:?}: {said:#?}"
+        );
+    }
+    // Not YAML at all: one error with its line, nothing loaded.
+    let bad = file(dir.path(), "bad.yaml", "ssl_multicert:\n  - a: [unclosed\n");
+    let (specs, problems) = Source::Multicert(bad)
+        .specs(&SourceOptions::default())
+        .unwrap();
+    assert!(specs.is_empty());
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].to_string().contains("bad.yaml:"),
+        "{}",
+        problems[0]
+    );
+}

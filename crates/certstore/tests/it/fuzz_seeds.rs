@@ -37,6 +37,19 @@ fn multicert_seeds_parse() {
 }
 
 #[test]
+fn multicert_yaml_seeds_parse() {
+    for (path, bytes) in inputs("multicert_yaml") {
+        let (entries, problems) =
+            edgetls_certstore::fuzzing::multicert_yaml(std::str::from_utf8(&bytes).unwrap());
+        assert!(
+            entries > 0 && problems == 0,
+            "{}: {entries} entries, {problems} problems",
+            path.display()
+        );
+    }
+}
+
+#[test]
 fn crt_list_seeds_parse() {
     for (path, bytes) in inputs("crt_list") {
         let (entries, problems) =

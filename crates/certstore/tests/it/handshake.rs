@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 /// Serves TLS on `bind` (port 0 picks one) until the test process ends; returns the address.
-fn serve(store: Arc<CertStore>, bind: &str) -> SocketAddr {
+pub(crate) fn serve(store: Arc<CertStore>, bind: &str) -> SocketAddr {
     let listener = TcpListener::bind(bind).unwrap();
     let addr = listener.local_addr().unwrap();
     let mut ctx = SslContext::builder(SslMethod::tls_server()).unwrap();
@@ -30,7 +30,11 @@ fn serve(store: Arc<CertStore>, bind: &str) -> SocketAddr {
 }
 
 /// What `openssl s_client` saw: the leaf's subject CN and public key size, or None on failure.
-fn s_client(addr: SocketAddr, sni: Option<&str>, extra: &[&str]) -> Option<(String, u32)> {
+pub(crate) fn s_client(
+    addr: SocketAddr,
+    sni: Option<&str>,
+    extra: &[&str],
+) -> Option<(String, u32)> {
     let mut cmd = Command::new("openssl");
     cmd.args(["s_client", "-ign_eof", "-connect", &addr.to_string()]);
     match sni {

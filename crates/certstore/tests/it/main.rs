@@ -4,5 +4,6 @@ mod bad_input;
 mod common;
 mod fuzz_seeds;
 mod handshake;
+mod key_types;
 mod reload;
 mod servable;

@@ -101,16 +101,33 @@ pub fn serve(pki: &Pki, policy: &Path, env: Env) -> Server {
     let (certs, report) =
         CertStore::load(vec![Source::Dir(pki.path("certs"))], LoadOptions::default()).unwrap();
     assert_eq!(report.failed, 0, "{report:?}");
-    let certs = Arc::new(certs);
-    let store = PolicyStore::load(
-        PolicySources {
-            file: Some(policy.to_path_buf()),
-            crt_list: None,
-            default_rule: false,
-        },
-        env,
+    let sources = PolicySources {
+        file: Some(policy.to_path_buf()),
+        crt_list: None,
+        default_rule: false,
+    };
+    serve_store(Arc::new(certs), sources, env)
+}
+
+/// Serves the certificates of a crt-list with the policy its options make (and defaults for
+/// names without options), as `edgetls proxy` does for `[certificates] crt_list`.
+pub fn serve_crt_list(list: &Path) -> (Server, edgetls_certstore::Report) {
+    let (certs, report) = CertStore::load(
+        vec![Source::CrtList(list.to_path_buf())],
+        LoadOptions::default(),
     )
     .unwrap();
+    let certs = Arc::new(certs);
+    let sources = PolicySources {
+        file: None,
+        crt_list: Some(Arc::clone(&certs)),
+        default_rule: true,
+    };
+    (serve_store(certs, sources, Env::default()), report)
+}
+
+fn serve_store(certs: Arc<CertStore>, sources: PolicySources, env: Env) -> Server {
+    let store = PolicyStore::load(sources, env).unwrap();
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).unwrap();
     install(&mut b, Arc::clone(&store), Some(certs)).unwrap();
     let acceptor = b.build();

@@ -2,5 +2,6 @@
 
 mod common;
 mod config;
+mod crtlist_options;
 mod fuzz_seeds;
 mod handshakes;
