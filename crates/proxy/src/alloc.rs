@@ -67,14 +67,19 @@ mod with_mimalloc {
     /// `mi_option_purge_delay` in mimalloc 3's `mi_option_e` (include/mimalloc.h; the crate
     /// names only the older options).
     const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    /// How long freed pages wait before they go back to the kernel.
+    const PURGE_DELAY_MS: std::ffi::c_long = 100;
 
     /// Makes OpenSSL allocate with mimalloc. Returns false when OpenSSL had already allocated (it
     /// then keeps the C library's allocator, which is correct, only slower).
     pub(crate) fn route_openssl() -> bool {
-        // Freed pages go back to the kernel when a heap is collected, not 1 s later: every
-        // thread collects every second, and a proxy that went idle should shrink at once.
+        // Freed pages go back to the kernel 100 ms after they are freed (mimalloc's default is
+        // 1 s), so a proxy that went idle after a burst shrinks by the next per-second
+        // collection. 0 (at once) cost ≈ 4-10% of handshakes per CPU-second over a 10k-name
+        // spread: pages a busy worker frees and takes again within milliseconds were given back
+        // and faulted in again each time (docs/benchmark-notes.md, step 9).
         // SAFETY: sets an integer option; called first in main, before any other thread.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
         // SAFETY: three functions with the signatures OpenSSL declares; OpenSSL refuses the change
         // (returns 0) once it has allocated, so no block can be freed by the wrong allocator.
         unsafe {
