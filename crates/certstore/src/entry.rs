@@ -16,6 +16,10 @@ pub struct Chain {
     pub(crate) certs: Vec<Arc<[u8]>>,
     pub(crate) key: KeyMaterial,
     pub(crate) not_after: i64,
+    /// The OCSP response file's bytes (DER), checked when the chain is prepared.
+    pub(crate) ocsp: Option<Arc<[u8]>>,
+    /// The issuer from `CERT.issuer`, when the chain does not hold it (DER).
+    pub(crate) issuer: Option<Arc<[u8]>>,
 }
 
 impl Chain {
@@ -43,8 +47,15 @@ impl Chain {
         self.not_after
     }
 
+    /// Whether an OCSP response file was read for this chain.
+    pub fn has_ocsp(&self) -> bool {
+        self.ocsp.is_some()
+    }
+
     pub(crate) fn heap_bytes(&self) -> usize {
         self.path.capacity()
+            + self.ocsp.as_ref().map_or(0, |o| o.len())
+            + self.issuer.as_ref().map_or(0, |o| o.len())
             + self.certs[0].len()
             + self.certs.capacity() * 16
             + self.key.heap_bytes()

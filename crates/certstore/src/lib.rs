@@ -57,6 +57,7 @@ mod index;
 mod key;
 mod load;
 mod name;
+pub mod ocsp;
 mod pem;
 mod prepared;
 mod remote;
@@ -85,5 +86,5 @@ pub use ssl::{
     materialize, no_certificate, refusal_index, refuse, server_name_extension, servername_callback,
     tunnel_name,
 };
-pub use store::CertStore;
+pub use store::{CertStore, OcspSummary};
 pub use watch::{Change, WatchSet, Watcher, is_gone};

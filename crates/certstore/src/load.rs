@@ -480,14 +480,16 @@ impl Files {
     }
 }
 
-/// The entry's files, each once, in a fixed order (certificates, keys, extra chain files).
+/// The entry's files, each once, in a fixed order (certificates, keys, extra chain files,
+/// then the optional ones: OCSP responses and issuers, read when they exist).
 pub(crate) fn entry_paths(spec: &EntrySpec) -> Vec<&PathBuf> {
-    let mut paths: Vec<&PathBuf> = Vec::with_capacity(spec.certs.len() * 2);
+    let mut paths: Vec<&PathBuf> = Vec::with_capacity(spec.certs.len() * 4);
     let all = spec
         .certs
         .iter()
         .chain(spec.keys.iter().flatten())
-        .chain(&spec.ca);
+        .chain(&spec.ca)
+        .chain(&spec.optional);
     for path in all {
         if !paths.contains(&path) {
             paths.push(path);
@@ -533,7 +535,14 @@ fn read_files(spec: &EntrySpec) -> Result<(Files, [u8; 32]), CertStoreError> {
     let mut h = openssl::sha::Sha256::new();
     for path in entry_paths(spec) {
         let io = |e| CertStoreError::io(path, e);
-        let mut f = std::fs::File::open(path).map_err(io)?;
+        let mut f = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && spec.optional.contains(path) => {
+                stamp_file(&mut h, path, None);
+                continue;
+            }
+            Err(e) => return Err(io(e)),
+        };
         let meta = f.metadata().map_err(io)?;
         let mut bytes = Vec::with_capacity(meta.len() as usize);
         f.read_to_end(&mut bytes).map_err(io)?;

@@ -11,6 +11,7 @@
 
 use crate::entry::Entry;
 use crate::error::CertStoreError;
+use crate::ocsp::{self, OcspCheck, OcspState};
 use crate::remote::RemoteKeys;
 use crate::ssl::{Materialized, ReadyChain};
 use lru::LruCache;
@@ -73,6 +74,8 @@ pub struct PreparedCache {
     hits: AtomicU64,
     misses: AtomicU64,
     evicted: AtomicU64,
+    /// Unix time OCSP responses are judged by (None: the clock).
+    now: Option<i64>,
 }
 
 impl std::fmt::Debug for PreparedCache {
@@ -102,6 +105,7 @@ impl PreparedCache {
             intermediates: Mutex::new(LruCache::new(
                 std::num::NonZeroUsize::new(4096).unwrap_or(std::num::NonZeroUsize::MIN),
             )),
+            now: None,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
@@ -164,6 +168,34 @@ impl PreparedCache {
         }
     }
 
+    /// Judges OCSP responses at Unix time `now` instead of the clock (tests, `certs check
+    /// --at`).
+    pub fn judging_at(mut self, now: Option<i64>) -> PreparedCache {
+        self.now = now;
+        self
+    }
+
+    /// The states of the OCSP responses of the entries prepared so far (one per chain with a
+    /// response file), and the earliest nextUpdate among the good ones.
+    pub fn ocsp_states(&self) -> (Vec<OcspState>, Option<i64>) {
+        let mut states = Vec::new();
+        let mut earliest: Option<i64> = None;
+        for shard in self.shards.iter() {
+            let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            for (_, m) in shard.lru.iter() {
+                for check in m.ocsp_checks() {
+                    if check.state == OcspState::Good {
+                        if let Some(t) = check.next_update {
+                            earliest = Some(earliest.map_or(t, |e| e.min(t)));
+                        }
+                    }
+                    states.push(check.state.clone());
+                }
+            }
+        }
+        (states, earliest)
+    }
+
     /// Counters and size.
     pub fn stats(&self) -> CacheStats {
         let (mut entries, mut bytes) = (0, 0);
@@ -190,6 +222,45 @@ impl PreparedCache {
         let x = X509::from_der(der)?;
         shared.put(key, x.clone());
         Ok(x)
+    }
+
+    /// Checks a chain's OCSP response against its leaf and issuer (`CERT.issuer`, else the
+    /// first certificate after the leaf).
+    pub(crate) fn check_ocsp(
+        &self,
+        chain: &crate::entry::Chain,
+        der: &[u8],
+        leaf: &X509,
+        intermediates: &Stack<X509>,
+    ) -> OcspCheck {
+        let now = self.now.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+        });
+        let from_file = chain.issuer.as_ref().map(|d| X509::from_der(d));
+        let issuer = match from_file {
+            Some(Ok(x)) => x,
+            Some(Err(e)) => {
+                return OcspCheck {
+                    state: OcspState::Invalid(format!("the .issuer file: {e}")),
+                    next_update: None,
+                };
+            }
+            None => match intermediates.iter().next() {
+                Some(x) => x.to_owned(),
+                None => {
+                    return OcspCheck {
+                        state: OcspState::Invalid(
+                            "no issuer: the chain has only the leaf and there is no CERT.issuer file"
+                                .into(),
+                        ),
+                        next_update: None,
+                    };
+                }
+            },
+        };
+        ocsp::check(der, leaf, &issuer, now)
     }
 
     fn build(
@@ -227,12 +298,20 @@ impl PreparedCache {
                         })?
                 }
             };
+            let ocsp = match &chain.ocsp {
+                Some(der) => Some((
+                    self.check_ocsp(chain, der, &leaf, &intermediates),
+                    Arc::clone(der),
+                )),
+                None => None,
+            };
             chains.push(ReadyChain::new(
                 chain.key_type,
                 leaf,
                 intermediates,
                 key,
                 chain.certs[0].len(),
+                ocsp,
             ));
         }
         Ok(Materialized::new(

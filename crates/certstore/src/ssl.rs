@@ -10,6 +10,7 @@
 
 use crate::cert::{KeyType, KeyTypes};
 use crate::error::CertStoreError;
+use crate::ocsp::{OcspCheck, OcspState};
 use crate::remote::RemoteKeys;
 use crate::store::CertStore;
 use foreign_types::{ForeignType, ForeignTypeRef};
@@ -30,6 +31,8 @@ pub(crate) struct ReadyChain {
     key: PKey<Private>,
     /// Estimated memory of the leaf and key (intermediates are shared between entries).
     bytes: usize,
+    /// The OCSP response file's check, and its bytes (stapled only when good).
+    ocsp: Option<(OcspCheck, Arc<[u8]>)>,
 }
 
 impl ReadyChain {
@@ -39,16 +42,22 @@ impl ReadyChain {
         chain: Stack<X509>,
         key: PKey<Private>,
         leaf_der: usize,
+        ocsp: Option<(OcspCheck, Arc<[u8]>)>,
     ) -> Self {
         // Measured with OpenSSL 3.0 (RSS over 10,000 entries): a parsed certificate holds its
         // DER and about as much again in decoded fields; a key 1–3 KiB plus its size.
-        let bytes = 2 * leaf_der + 2048 + 8 * key.size() + 1024;
+        let bytes = 2 * leaf_der
+            + 2048
+            + 8 * key.size()
+            + 1024
+            + ocsp.as_ref().map_or(0, |(_, der)| der.len() + 64);
         ReadyChain {
             key_type,
             leaf,
             chain,
             key,
             bytes,
+            ocsp,
         }
     }
 }
@@ -83,6 +92,13 @@ pub struct Materialized {
 impl Materialized {
     pub(crate) fn new(chains: Vec<ReadyChain>, remote: Option<Arc<dyn RemoteKeys>>) -> Self {
         Materialized { chains, remote }
+    }
+
+    /// The checks of the chains' OCSP responses (chains without a response file have none).
+    pub fn ocsp_checks(&self) -> impl Iterator<Item = &OcspCheck> {
+        self.chains
+            .iter()
+            .filter_map(|c| c.ocsp.as_ref().map(|(check, _)| check))
     }
 
     /// Estimated memory held, bytes (what the cache budget counts).
@@ -132,6 +148,11 @@ impl Materialized {
             };
             if ok != 1 {
                 return Err(ErrorStack::get());
+            }
+            if let Some((check, der)) = &chain.ocsp {
+                if check.state == OcspState::Good {
+                    crate::ocsp::offer(ssl, &chain.leaf, der)?;
+                }
             }
         }
         Ok(())

@@ -12,6 +12,15 @@ use arc_swap::ArcSwap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+/// The OCSP responses of a store (see [`CertStore::ocsp_summary`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OcspSummary {
+    /// (state, chains): good, revoked, unknown, expired, invalid, unchecked.
+    pub by_state: Vec<(&'static str, usize)>,
+    /// The earliest nextUpdate (Unix time) of the good responses.
+    pub earliest_next_update: Option<i64>,
+}
+
 /// Certificates from one or more sources, served through atomically swapped snapshots.
 ///
 /// Readers call [`snapshot`](Self::snapshot) (a lock-free atomic load) and never wait for a
@@ -43,7 +52,8 @@ impl CertStore {
         options: LoadOptions,
     ) -> Result<(CertStore, Report), CertStoreError> {
         let (snapshot, report) = load(&sources, &options, None)?;
-        let prepared = PreparedCache::new(options.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES));
+        let prepared = PreparedCache::new(options.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES))
+            .judging_at(options.now);
         let store = CertStore {
             sources,
             options,
@@ -118,6 +128,59 @@ impl CertStore {
                     .map(|err| (e.path().to_path_buf(), err))
             })
             .collect()
+    }
+
+    /// The OCSP responses of the served chains: how many are in each state (`unchecked`: the
+    /// entry has not been prepared yet, so its response has not been checked) and the earliest
+    /// nextUpdate of the good ones.
+    pub fn ocsp_summary(&self) -> OcspSummary {
+        let with_file: usize = self
+            .snapshot()
+            .entries()
+            .iter()
+            .map(|e| e.chains().iter().filter(|c| c.has_ocsp()).count())
+            .sum();
+        let (states, earliest) = self.prepared.ocsp_states();
+        let mut by_state: Vec<(&'static str, usize)> =
+            ["good", "revoked", "unknown", "expired", "invalid"]
+                .iter()
+                .map(|s| (*s, states.iter().filter(|x| x.as_str() == *s).count()))
+                .collect();
+        by_state.push(("unchecked", with_file.saturating_sub(states.len())));
+        OcspSummary {
+            by_state,
+            earliest_next_update: earliest,
+        }
+    }
+
+    /// Checks every chain's OCSP response file now, as a handshake would (without the keys):
+    /// (certificate file, check), in source order. For `edgetls certs check`.
+    pub fn check_ocsp_files(&self) -> Vec<(PathBuf, crate::ocsp::OcspCheck)> {
+        use openssl::x509::X509;
+        let mut out = Vec::new();
+        for entry in self.snapshot().entries() {
+            for chain in entry.chains().iter().filter(|c| c.has_ocsp()) {
+                let parsed = X509::from_der(&chain.certs[0]).and_then(|leaf| {
+                    let mut rest = openssl::stack::Stack::new()?;
+                    for der in &chain.certs[1..] {
+                        rest.push(X509::from_der(der)?)?;
+                    }
+                    Ok((leaf, rest))
+                });
+                let check = match (&chain.ocsp, parsed) {
+                    (Some(der), Ok((leaf, rest))) => {
+                        self.prepared.check_ocsp(chain, der, &leaf, &rest)
+                    }
+                    (_, Err(e)) => crate::ocsp::OcspCheck {
+                        state: crate::ocsp::OcspState::Invalid(format!("certificate: {e}")),
+                        next_update: None,
+                    },
+                    (None, _) => continue,
+                };
+                out.push((chain.path().to_path_buf(), check));
+            }
+        }
+        out
     }
 
     /// What the shared cache of OpenSSL objects holds and did.

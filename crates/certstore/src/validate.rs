@@ -46,7 +46,7 @@ impl Ctx<'_> {
         let mut chains = Vec::with_capacity(spec.certs.len());
         let mut dns = Vec::new();
         let mut san_ips = Vec::new();
-        for (cert_path, key_path) in spec.certs.iter().zip(&spec.keys) {
+        for (i, (cert_path, key_path)) in spec.certs.iter().zip(&spec.keys).enumerate() {
             let blocks = parse_pem(cert_path, files.get(cert_path))?;
             let mut ders: Vec<Vec<u8>> = Vec::new();
             let mut key_blocks = Vec::new();
@@ -123,12 +123,15 @@ impl Ctx<'_> {
             }
             dns.extend(leaf.dns.into_iter().map(|n| (n, KeyTypes::of(key_type))));
             san_ips.extend(leaf.ips);
+            let (ocsp, issuer) = ocsp_files(&spec, i, files)?;
             chains.push(Chain {
                 key_type,
                 path: cert_path.clone(),
                 certs: ders.into_iter().map(Arc::from).collect(),
                 key: material,
                 not_after: leaf.not_after,
+                ocsp,
+                issuer,
             });
         }
         // Names from crt-list filters serve every chain; a certificate's names serve its own
@@ -251,6 +254,28 @@ impl Ctx<'_> {
             },
         }
     }
+}
+
+/// Bytes shared by reference.
+type Der = Arc<[u8]>;
+
+/// Chain `i`'s OCSP response and `.issuer` certificate (DER), when their files exist (they
+/// are checked when the chain's OpenSSL objects are built: see `ocsp.rs`).
+fn ocsp_files(
+    spec: &EntrySpec,
+    i: usize,
+    files: &Files,
+) -> Result<(Option<Der>, Option<Der>), CertStoreError> {
+    let read = |p: Option<std::path::PathBuf>| p.map(|p| files.get(&p)).filter(|b| !b.is_empty());
+    let ocsp = read(spec.ocsp_file(i)).map(Arc::from);
+    let issuer = match spec.issuer_file(i) {
+        Some(path) if !files.get(&path).is_empty() => parse_pem(&path, files.get(&path))?
+            .into_iter()
+            .find(|b| b.label == "CERTIFICATE")
+            .map(|b| Arc::from(b.der)),
+        _ => None,
+    };
+    Ok((ocsp, issuer))
 }
 
 /// Runs an `ssl_key_dialog=exec:` command through the shell, as Traffic Server does (`popen`):

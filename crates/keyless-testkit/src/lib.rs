@@ -4,6 +4,8 @@
 
 #![allow(missing_debug_implementations)] // test support: handles and fixtures, nothing to print
 
+pub mod ocsp;
+
 use edgetls_keyless_proto::{Decoder, Opcode, Operation, Packet, Ski};
 use edgetls_keyserver::{Authz, KeyServer, KeyStore, Metrics, ServerOptions, tls_acceptor};
 use openssl::asn1::Asn1Time;

@@ -161,6 +161,8 @@ impl Profile {
             }
             None => {}
         }
+        // Staple the OCSP response of the chain the handshake serves, if it has a good one.
+        edgetls_certstore::ocsp::enable_stapling(&mut b).map_err(ossl("OCSP stapling"))?;
         let groups = match &s.groups {
             Some(g) => Some(CString::new(g.as_str()).map_err(|_| "groups: NUL byte".to_string())?),
             None => None,

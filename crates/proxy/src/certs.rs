@@ -163,7 +163,7 @@ fn load(
 }
 
 fn check(paths: &[PathBuf], args: &SourceArgs, json: bool) -> ExitCode {
-    let (_store, report) = match load(paths, args, !json) {
+    let (store, report) = match load(paths, args, !json) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("edgetls: {e}");
@@ -174,9 +174,29 @@ fn check(paths: &[PathBuf], args: &SourceArgs, json: bool) -> ExitCode {
     for p in &report.problems {
         eprintln!("{p}");
     }
+    // OCSP response files, checked as a handshake would: a bad one is a warning (it is not
+    // stapled; the certificate is still served).
+    let ocsp = store.check_ocsp_files();
+    let mut ocsp_states: std::collections::BTreeMap<&str, usize> = Default::default();
+    for (path, check) in &ocsp {
+        *ocsp_states.entry(check.state.as_str()).or_default() += 1;
+        if check.state != edgetls_certstore::ocsp::OcspState::Good {
+            eprintln!(
+                "warning: {}: OCSP response {} (not stapled)",
+                path.display(),
+                check.state
+            );
+        }
+    }
+    let ocsp_line = ocsp_states
+        .iter()
+        .map(|(s, n)| format!("{n} {s}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     if json {
         let mut value = serde_json::to_value(&report).unwrap_or_default();
         value["peak_rss_kib"] = rss.into();
+        value["ocsp"] = serde_json::to_value(&ocsp_states).unwrap_or_default();
         println!("{value}");
     } else {
         println!(
@@ -196,6 +216,9 @@ fn check(paths: &[PathBuf], args: &SourceArgs, json: bool) -> ExitCode {
             rss.map_or("?".into(), |r| r.to_string()),
             report.heap_bytes / 1024,
         );
+        if !ocsp.is_empty() {
+            println!("ocsp: {ocsp_line}");
+        }
         let warnings = report.problems.len() - report.errors().count();
         if !report.problems.is_empty() {
             println!(

@@ -74,12 +74,16 @@ impl Source {
         &self,
         opts: &SourceOptions,
     ) -> Result<(Vec<EntrySpec>, Vec<Problem>), CertStoreError> {
-        match self {
+        let (mut specs, problems) = match self {
             Source::Dir(p) => dir::specs(p),
             Source::Multicert(p) if is_yaml(p) => multicert_yaml::specs(p, opts),
             Source::Multicert(p) => multicert::specs(p, opts),
             Source::CrtList(p) => crtlist::specs(p),
+        }?;
+        for spec in &mut specs {
+            spec.find_optional();
         }
+        Ok((specs, problems))
     }
 }
 
@@ -150,9 +154,35 @@ pub struct EntrySpec {
     pub ocsp_update: Option<bool>,
     /// crt-list `[ … ]` options, kept word by word for the policy crate.
     pub options: Vec<String>,
+    /// Files read with the entry when they exist: each chain's OCSP response and issuer
+    /// ([`EntrySpec::ocsp_file`], [`EntrySpec::issuer_file`]). Filled when the source is read.
+    pub optional: Vec<PathBuf>,
 }
 
 impl EntrySpec {
+    /// Chain `i`'s OCSP response file: the configured one (`ssl_ocsp_name`, crt-list `ocsp`)
+    /// for an entry of one chain, else `CERT.ocsp` beside the certificate file (HAProxy's
+    /// naming: `site.pem.ecdsa.ocsp` for `site.pem.ecdsa`).
+    pub fn ocsp_file(&self, i: usize) -> Option<PathBuf> {
+        match &self.ocsp {
+            Some(p) if self.certs.len() == 1 => Some(p.clone()),
+            _ => self.certs.get(i).map(|c| suffixed(c, ".ocsp")),
+        }
+    }
+
+    /// Chain `i`'s issuer file, `CERT.issuer` (used when the chain does not hold the issuer).
+    pub fn issuer_file(&self, i: usize) -> Option<PathBuf> {
+        self.certs.get(i).map(|c| suffixed(c, ".issuer"))
+    }
+
+    /// Fills [`optional`](Self::optional) from the certificate files.
+    pub(crate) fn find_optional(&mut self) {
+        self.optional = (0..self.certs.len())
+            .flat_map(|i| [self.ocsp_file(i), self.issuer_file(i)])
+            .flatten()
+            .collect();
+    }
+
     /// The file that names this entry in reports: its first certificate, or its origin.
     pub fn display_path(&self) -> &Path {
         self.certs.first().map_or(&self.origin, PathBuf::as_path)
@@ -186,6 +216,13 @@ pub(crate) fn read_config(path: &Path) -> Result<String, CertStoreError> {
         path: path.to_path_buf(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"),
     })
+}
+
+/// `path` with `suffix` appended to its file name.
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
 }
 
 /// Resolves `p` against `base` unless it is absolute.

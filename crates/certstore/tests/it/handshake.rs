@@ -15,6 +15,7 @@ pub(crate) fn serve(store: Arc<CertStore>, bind: &str) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     let mut ctx = SslContext::builder(SslMethod::tls_server()).unwrap();
     ctx.set_servername_callback(servername_callback(store));
+    edgetls_certstore::ocsp::enable_stapling(&mut ctx).unwrap();
     let ctx = ctx.build();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {

@@ -5,5 +5,6 @@ mod common;
 mod fuzz_seeds;
 mod handshake;
 mod key_types;
+mod ocsp;
 mod reload;
 mod servable;

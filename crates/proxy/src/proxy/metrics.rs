@@ -267,6 +267,27 @@ impl Collector for AtScrape {
                 t as f64,
             )?;
         }
+        let ocsp = shared.certs.ocsp_summary();
+        let mut m = e.encode_descriptor(
+            "edgetls_ocsp_responses",
+            "Chains with an OCSP response file, by the state of the response (only good ones are stapled)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (state, n) in &ocsp.by_state {
+            ConstGauge::new(*n as f64).encode(m.encode_family(&[("state", *state)])?)?;
+        }
+        if let Some(t) = ocsp.earliest_next_update {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            gauge(
+                &mut e,
+                "edgetls_ocsp_next_update_seconds",
+                "Seconds until the earliest nextUpdate of the stapled OCSP responses",
+                (t - now) as f64,
+            )?;
+        }
         let prepared = shared.certs.cache_stats();
         counters(
             &mut e,

@@ -1,0 +1,123 @@
+//! OCSP stapling from response files, the responses made by a real responder
+//! (`openssl ocsp -index … -port …`) and checked with `openssl s_client -status`.
+
+use crate::handshake::serve;
+use edgetls_certstore::ocsp::OcspState;
+use edgetls_certstore::{CertStore, LoadOptions, Source};
+use edgetls_keyless_testkit::ocsp::{fixture as setup, stapled_status};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+/// What `openssl s_client -status` saw for `sni`: Some(cert status line) when a response was
+/// stapled, None when none was.
+fn stapled(addr: SocketAddr, sni: &str, extra: &[&str]) -> Option<String> {
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-ign_eof",
+            "-status",
+            "-connect",
+            &addr.to_string(),
+        ])
+        .args(["-servername", sni])
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("hello"),
+        "{sni} {extra:?}: no handshake\n{text}"
+    );
+    stapled_status(&text)
+}
+
+#[test]
+fn good_responses_are_stapled_and_bad_ones_never() {
+    let (_dir, list) = setup();
+    let (store, report) =
+        CertStore::load(vec![Source::CrtList(list)], LoadOptions::default()).unwrap();
+    assert_eq!(report.failed, 0, "{:#?}", report.problems);
+    let store = Arc::new(store);
+    let checks: Vec<(String, OcspState)> = store
+        .check_ocsp_files()
+        .into_iter()
+        .map(|(p, c)| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                c.state,
+            )
+        })
+        .collect();
+    assert_eq!(checks[0], ("good.pem".into(), OcspState::Good));
+    assert_eq!(checks[1], ("rsa.pem".into(), OcspState::Good));
+    assert_eq!(checks[2], ("revoked.pem".into(), OcspState::Revoked));
+    assert!(
+        matches!(&checks[3], (f, OcspState::Invalid(why)) if f == "forged.pem" && why.contains("not for this certificate")),
+        "{checks:?}"
+    );
+    assert_eq!(
+        checks[4],
+        ("chained.pem".into(), OcspState::Good),
+        "issuer from the chain"
+    );
+
+    let addr = serve(Arc::clone(&store), "127.0.0.1:0");
+    for v in ["-tls1_2", "-tls1_3"] {
+        for sni in ["good.example", "rsa.example", "chained.example"] {
+            assert_eq!(
+                stapled(addr, sni, &[v]).as_deref(),
+                Some("good"),
+                "{sni} {v}"
+            );
+        }
+        assert_eq!(stapled(addr, "revoked.example", &[v]), None, "{v}");
+        assert_eq!(stapled(addr, "forged.example", &[v]), None, "{v}");
+    }
+    // Every entry has been prepared by now: the summary has no unchecked response left.
+    let summary = store.ocsp_summary();
+    let count = |s: &str| summary.by_state.iter().find(|x| x.0 == s).unwrap().1;
+    assert_eq!(
+        (
+            count("good"),
+            count("revoked"),
+            count("invalid"),
+            count("unchecked")
+        ),
+        (3, 1, 1, 0),
+        "{summary:?}"
+    );
+    let in_a_week = summary.earliest_next_update.unwrap() - unix_now();
+    assert!(
+        (6 * 86_400..=7 * 86_400 + 60).contains(&in_a_week),
+        "{in_a_week}"
+    );
+}
+
+#[test]
+fn an_expired_response_is_not_stapled() {
+    let (_dir, list) = setup();
+    // Judged ten days on, the responder's 7-day responses are past their nextUpdate.
+    let options = LoadOptions {
+        now: Some(unix_now() + 10 * 86_400),
+        ..LoadOptions::default()
+    };
+    let (store, _) = CertStore::load(vec![Source::CrtList(list)], options).unwrap();
+    let store = Arc::new(store);
+    let addr = serve(Arc::clone(&store), "127.0.0.1:0");
+    assert_eq!(stapled(addr, "good.example", &["-tls1_3"]), None);
+    let states: Vec<OcspState> = store
+        .check_ocsp_files()
+        .into_iter()
+        .map(|c| c.1.state)
+        .collect();
+    assert_eq!(states[0], OcspState::Expired);
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}

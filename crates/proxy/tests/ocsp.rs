@@ -1,0 +1,79 @@
+//! OCSP stapling through the proxy: responses from a real responder (`openssl ocsp`), beside
+//! the certificates of a crt-list; `openssl s_client -status` through the proxy, the metrics,
+//! and what `edgetls certs check` says.
+
+mod common;
+
+use common::{metric, metrics, origin, start, text};
+use edgetls_keyless_testkit::ocsp::{fixture, stapled_status};
+use std::process::{Command, Stdio};
+
+#[test]
+fn the_proxy_staples_good_responses_and_reports_every_state() {
+    let (dir, list) = fixture();
+    let (origin, _) = origin("ok\n");
+    let config = dir.path().join("proxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\nmetrics = \"127.0.0.1:0\"\n\n\
+             [certificates]\nsources = [\"{}\"]\n\n[[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n",
+            list.display()
+        ),
+    )
+    .unwrap();
+    let proxy = start(&config);
+    let status = |sni: &str, v: &str| {
+        let o = Command::new("openssl")
+            .args(["s_client", "-status", "-connect", &proxy.addr.to_string()])
+            .args(["-servername", sni, v])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let out = text(&o.stdout);
+        assert!(out.contains("BEGIN CERTIFICATE"), "{sni} {v}: {out}");
+        stapled_status(&out)
+    };
+    for v in ["-tls1_2", "-tls1_3"] {
+        assert_eq!(status("good.example", v).as_deref(), Some("good"), "{v}");
+        assert_eq!(status("rsa.example", v).as_deref(), Some("good"), "{v}");
+        assert_eq!(status("revoked.example", v), None, "{v}");
+        assert_eq!(status("forged.example", v), None, "{v}");
+    }
+    let m = metrics(&proxy);
+    let state = |s: &str| metric(&m, &format!("edgetls_ocsp_responses{{state=\"{s}\"}}"));
+    // chained.example was never asked for: its response is not checked yet.
+    assert_eq!(
+        (
+            state("good"),
+            state("revoked"),
+            state("invalid"),
+            state("unchecked")
+        ),
+        (Some(2.0), Some(1.0), Some(1.0), Some(1.0)),
+        "{m}"
+    );
+    let next = metric(&m, "edgetls_ocsp_next_update_seconds").unwrap();
+    assert!(
+        (6.0 * 86_400.0..=7.0 * 86_400.0 + 60.0).contains(&next),
+        "{next}"
+    );
+
+    // certs check checks every response, and names the bad ones.
+    let out = Command::new(env!("CARGO_BIN_EXE_edgetls"))
+        .args(["certs", "check", list.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        stdout.contains("ocsp: 3 good, 1 invalid, 1 revoked"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("revoked.pem: OCSP response revoked (not stapled)")
+            && stderr.contains(
+                "forged.pem: OCSP response invalid: the response is not for this certificate"
+            ),
+        "{stderr}"
+    );
+}
