@@ -473,6 +473,7 @@ fn ensure_set(data: &Path, name: &str, n: usize) -> Result<PathBuf> {
             chain: false,
             separate_keys: false,
             descending: false,
+            ocsp_days: None,
         };
         println!("{}", gen_certs::run(&args)?);
     }

@@ -217,6 +217,7 @@ fn target(s: &Server, names: Option<(Arc<[String]>, bool)>) -> Target {
         expect: Some(b"ok\n"),
         version: SslVersion::TLS1_3,
         names,
+        status: false,
     }
 }
 
@@ -236,6 +237,7 @@ fn prepare(d: &Path, n: usize) -> Result<()> {
         chain: false,
         separate_keys: false,
         descending: false,
+        ocsp_days: None,
     })?;
     crate::bench_proxy::ticket_files(d)
 }

@@ -250,6 +250,7 @@ fn load_version(
         expect: Some(b"ok\n"),
         version,
         names: None,
+        status: false,
     })
 }
 

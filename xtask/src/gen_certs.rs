@@ -42,11 +42,16 @@ pub(crate) struct Args {
     /// List entries in the config files in descending name order (ascending by default).
     #[arg(long)]
     pub(crate) descending: bool,
+    /// Also write each single-chain entry's OCSP response (`CERT.ocsp`, "good", valid this
+    /// many days, signed by its issuer) and, without `--chain`, its issuer (`CERT.issuer`).
+    #[arg(long)]
+    pub(crate) ocsp_days: Option<u32>,
 }
 
 struct Ca {
     issuer: Issuer<'static, KeyPair>,
     pem: String,
+    key_pem: String,
 }
 
 fn ca(name: &str, parent: Option<&Ca>) -> Result<Ca> {
@@ -65,6 +70,7 @@ fn ca(name: &str, parent: Option<&Ca>) -> Result<Ca> {
     };
     Ok(Ca {
         pem: cert.pem(),
+        key_pem: key.serialize_pem(),
         issuer: Issuer::new(params, key),
     })
 }
@@ -103,6 +109,13 @@ pub(crate) fn run(args: &Args) -> Result<String> {
         .as_ref()
         .map(|i| i.pem.clone())
         .unwrap_or_default();
+    let ocsp = match args.ocsp_days {
+        Some(days) => Some((
+            crate::ocsp_gen::Signer::new(&signer.pem, &signer.key_pem)?,
+            days,
+        )),
+        None => None,
+    };
 
     let wanted = if args.rsa + args.dual > 0 {
         args.rsa_keys.max(1)
@@ -219,7 +232,16 @@ pub(crate) fn run(args: &Args) -> Result<String> {
                         _ => None,
                     };
                     let file = format!("{}.pem", job.file);
-                    write(&file, leaf(&job.names, rsa)?)?;
+                    let made = leaf(&job.names, rsa)?;
+                    if let Some((signer_keys, days)) = &ocsp {
+                        let path = certs_dir.join(&file);
+                        let der = signer_keys.good(&made.0, *days)?;
+                        std::fs::write(format!("{}.ocsp", path.display()), der)?;
+                        if !args.chain {
+                            std::fs::write(format!("{}.issuer", path.display()), &signer.pem)?;
+                        }
+                    }
+                    write(&file, made)?;
                     Ok((
                         format!("ssl_cert_name=certs/{file}{}", key_field(&file)),
                         format!("certs/{file}"),

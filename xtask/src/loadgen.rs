@@ -47,6 +47,9 @@ pub(crate) struct Args {
     /// With `--names`: one connection per name, then stop (a cold pass, measured whole).
     #[arg(long, requires = "names")]
     once: bool,
+    /// Ask for the certificate's OCSP response (status_request), as browsers do.
+    #[arg(long)]
+    status: bool,
 }
 
 /// What to load and how.
@@ -65,6 +68,8 @@ pub(crate) struct Target {
     /// Server names to spread the connections over, in order (overrides `sni`), and whether
     /// to make exactly one connection per name and stop (a cold pass), measured whole.
     pub(crate) names: Option<(Arc<[String]>, bool)>,
+    /// Ask for a stapled OCSP response (status_request).
+    pub(crate) status: bool,
 }
 
 /// `cargo xtask load`: one run, printed.
@@ -99,6 +104,7 @@ pub(crate) fn cli(args: &Args) -> Result<()> {
             }
             None => None,
         },
+        status: args.status,
     })?;
     println!(
         "{} connections in {:.1} s: {:.0}/s{}; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms; resumed {:.0}%; failed {}",
@@ -150,6 +156,7 @@ pub(crate) fn run(t: &Target) -> Result<Load> {
     let addr = t.addr;
     let sni: Arc<str> = Arc::from(t.sni.as_str());
     let expect = t.expect;
+    let status = t.status;
     let running = Arc::new(AtomicBool::new(true));
     let samples = Arc::new(Mutex::new(Vec::<(f64, bool)>::new()));
     let failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -203,6 +210,7 @@ pub(crate) fn run(t: &Target) -> Result<Load> {
                         name,
                         expect,
                         if resume { session.as_ref() } else { None },
+                        status,
                     )
                     .await
                     {
@@ -267,10 +275,14 @@ async fn one(
     sni: &str,
     expect: Option<&'static [u8]>,
     session: Option<&SslSession>,
+    status: bool,
 ) -> Result<(Option<SslSession>, bool)> {
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
     let mut ssl = c.configure()?.into_ssl(sni)?;
+    if status {
+        ssl.set_status_type(openssl::ssl::StatusType::OCSP)?;
+    }
     if let Some(s) = session {
         // SAFETY: the session comes from a connection of this same connector.
         unsafe { ssl.set_session(s)? };

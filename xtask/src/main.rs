@@ -12,6 +12,7 @@ mod fuzz;
 mod gen_certs;
 mod loadgen;
 mod naive;
+mod ocsp_gen;
 mod plot;
 mod pyclient;
 

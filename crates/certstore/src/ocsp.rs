@@ -113,7 +113,10 @@ pub fn check(der: &[u8], leaf: &X509Ref, issuer: &X509Ref, now: i64) -> OcspChec
 }
 
 /// The response is signed by the issuer, or by a responder certificate the issuer signed for
-/// OCSP (OpenSSL's checks, with the issuer as the trust anchor).
+/// OCSP. Signed by the issuer itself (the usual case), only the signature is checked (OpenSSL's
+/// `OCSP_TRUSTOTHER` for the one certificate given); signed by another certificate carried in
+/// the response, that certificate's chain to the issuer and its OCSP-signing purpose are
+/// checked too, with the issuer as the trust anchor.
 fn verify(basic: &openssl::ocsp::OcspBasicResponseRef, issuer: &X509Ref) -> Result<(), ErrorStack> {
     let mut store = X509StoreBuilder::new()?;
     store.add_cert(issuer.to_owned())?;
@@ -121,7 +124,7 @@ fn verify(basic: &openssl::ocsp::OcspBasicResponseRef, issuer: &X509Ref) -> Resu
     let store = store.build();
     let mut certs = Stack::new()?;
     certs.push(issuer.to_owned())?;
-    basic.verify(&certs, &store, OcspFlag::empty())
+    basic.verify(&certs, &store, OcspFlag::TRUST_OTHER)
 }
 
 /// A GeneralizedTime (`YYYYMMDDHHMMSSZ`, optional fraction) as Unix time.

@@ -226,6 +226,19 @@ impl PreparedCache {
 
     /// Checks a chain's OCSP response against its leaf and issuer (`CERT.issuer`, else the
     /// first certificate after the leaf).
+    /// A chain's leaf, parsed, and its other certificates (shared between entries).
+    pub(crate) fn leaf_and_chain(
+        &self,
+        chain: &crate::entry::Chain,
+    ) -> Result<(X509, Stack<X509>), openssl::error::ErrorStack> {
+        let leaf = X509::from_der(&chain.certs[0])?;
+        let mut rest = Stack::new()?;
+        for der in &chain.certs[1..] {
+            rest.push(self.intermediate(der)?)?;
+        }
+        Ok((leaf, rest))
+    }
+
     pub(crate) fn check_ocsp(
         &self,
         chain: &crate::entry::Chain,
@@ -275,13 +288,7 @@ impl PreparedCache {
                 path: chain.path.clone(),
                 source,
             };
-            let leaf = X509::from_der(&chain.certs[0]).map_err(err)?;
-            let mut intermediates = Stack::new().map_err(err)?;
-            for der in &chain.certs[1..] {
-                intermediates
-                    .push(self.intermediate(der).map_err(err)?)
-                    .map_err(err)?;
-            }
+            let (leaf, intermediates) = self.leaf_and_chain(chain).map_err(err)?;
             let key = match chain.key.to_pkey() {
                 Some(local) => local.map_err(err)?,
                 None => {

@@ -156,31 +156,27 @@ impl CertStore {
     /// Checks every chain's OCSP response file now, as a handshake would (without the keys):
     /// (certificate file, check), in source order. For `edgetls certs check`.
     pub fn check_ocsp_files(&self) -> Vec<(PathBuf, crate::ocsp::OcspCheck)> {
-        use openssl::x509::X509;
-        let mut out = Vec::new();
-        for entry in self.snapshot().entries() {
-            for chain in entry.chains().iter().filter(|c| c.has_ocsp()) {
-                let parsed = X509::from_der(&chain.certs[0]).and_then(|leaf| {
-                    let mut rest = openssl::stack::Stack::new()?;
-                    for der in &chain.certs[1..] {
-                        rest.push(X509::from_der(der)?)?;
-                    }
-                    Ok((leaf, rest))
-                });
-                let check = match (&chain.ocsp, parsed) {
-                    (Some(der), Ok((leaf, rest))) => {
-                        self.prepared.check_ocsp(chain, der, &leaf, &rest)
-                    }
-                    (_, Err(e)) => crate::ocsp::OcspCheck {
+        use rayon::prelude::*;
+        let snapshot = self.snapshot();
+        let chains: Vec<(&crate::Chain, &Arc<[u8]>)> = snapshot
+            .entries()
+            .iter()
+            .flat_map(|e| e.chains())
+            .filter_map(|c| c.ocsp.as_ref().map(|der| (c, der)))
+            .collect();
+        chains
+            .par_iter()
+            .map(|&(chain, der)| {
+                let check = match self.prepared.leaf_and_chain(chain) {
+                    Ok((leaf, rest)) => self.prepared.check_ocsp(chain, der, &leaf, &rest),
+                    Err(e) => crate::ocsp::OcspCheck {
                         state: crate::ocsp::OcspState::Invalid(format!("certificate: {e}")),
                         next_update: None,
                     },
-                    (None, _) => continue,
                 };
-                out.push((chain.path().to_path_buf(), check));
-            }
-        }
-        out
+                (chain.path().to_path_buf(), check)
+            })
+            .collect()
     }
 
     /// What the shared cache of OpenSSL objects holds and did.
