@@ -33,3 +33,13 @@ pub fn crt_list(text: &str) -> (usize, usize) {
 pub fn bundle(bytes: &[u8]) -> Result<usize, String> {
     crate::load::check_bundle(bytes).map_err(|e| e.to_string())
 }
+
+/// Checks `der` as the OCSP response for the certificate `leaf_pem` issued by `issuer_pem`
+/// (both PEM) at Unix time `now`; returns the state's label.
+pub fn ocsp_response(der: &[u8], leaf_pem: &[u8], issuer_pem: &[u8], now: i64) -> &'static str {
+    use openssl::x509::X509;
+    match (X509::from_pem(leaf_pem), X509::from_pem(issuer_pem)) {
+        (Ok(leaf), Ok(issuer)) => crate::ocsp::check(der, &leaf, &issuer, now).state.as_str(),
+        _ => "no certificates",
+    }
+}

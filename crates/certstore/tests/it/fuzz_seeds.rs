@@ -50,6 +50,26 @@ fn multicert_yaml_seeds_parse() {
 }
 
 #[test]
+fn ocsp_response_seeds_are_judged_good() {
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/data");
+    let leaf = std::fs::read(data.join("ocsp-leaf.pem")).unwrap();
+    let issuer = std::fs::read(data.join("ocsp-issuer.pem")).unwrap();
+    for (path, bytes) in inputs("ocsp_response") {
+        let now = 1_800_000_000; // 2027-01-15: within the seed's validity
+        let state = edgetls_certstore::fuzzing::ocsp_response(&bytes, &leaf, &issuer, now);
+        assert_eq!(state, "good", "{}", path.display());
+        // The same bytes cut short are judged invalid, not a crash.
+        let cut = edgetls_certstore::fuzzing::ocsp_response(
+            &bytes[..bytes.len() / 2],
+            &leaf,
+            &issuer,
+            now,
+        );
+        assert_eq!(cut, "invalid");
+    }
+}
+
+#[test]
 fn crt_list_seeds_parse() {
     for (path, bytes) in inputs("crt_list") {
         let (entries, problems) =
