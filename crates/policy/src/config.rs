@@ -38,7 +38,7 @@ struct File {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRule {
+pub(crate) struct RawRule {
     fqdn: String,
     local: Option<String>,
     alpn: Option<Vec<String>>,
@@ -68,8 +68,15 @@ pub fn load(path: &Path) -> Result<Vec<Rule>, PolicyError> {
     parse(path, &text)
 }
 
-/// Parses policy text (`path` names it in errors and anchors relative CA paths).
+/// Parses policy text (`path` names it in errors and anchors relative CA paths): Traffic
+/// Server's `sni.yaml` when `path` ends in `.yaml` or `.yml`, else the TOML form.
 pub fn parse(path: &Path, text: &str) -> Result<Vec<Rule>, PolicyError> {
+    let yaml = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
+    if yaml {
+        return parse_sni_yaml(path, text);
+    }
     let file: File = toml::from_str(text).map_err(|e| PolicyError::Syntax {
         path: path.to_path_buf(),
         message: e.to_string().trim_end().replace('\n', " "),
@@ -93,6 +100,23 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Rule>, PolicyError> {
                     r.origin = (path.to_path_buf(), line);
                     r
                 })
+        })
+        .collect()
+}
+
+fn parse_sni_yaml(path: &Path, text: &str) -> Result<Vec<Rule>, PolicyError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let err = |line: usize, message: String| PolicyError::Rule {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    let raws = crate::sni_yaml::raw_rules(text).map_err(|(l, m)| err(l, m))?;
+    raws.into_iter()
+        .map(|(raw, line)| {
+            let mut r = rule(raw, dir).map_err(|m| err(line, m))?;
+            r.origin = (path.to_path_buf(), line);
+            Ok(r)
         })
         .collect()
 }

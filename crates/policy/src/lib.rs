@@ -54,6 +54,7 @@ mod policy;
 mod profile;
 mod rule;
 mod session;
+mod sni_yaml;
 mod ssl;
 
 pub use error::PolicyError;

@@ -217,3 +217,73 @@ fn crt_list_options_become_rules_and_bad_ones_name_the_line() {
         "{e}"
     );
 }
+
+#[test]
+fn traffic_servers_sni_yaml_reads_into_the_same_rules_and_refuses_what_it_cannot_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("sni.yaml");
+    std::fs::write(
+        &yaml,
+        "# Traffic Server sni.yaml\n\
+         sni:\n\
+         - fqdn: mtls.example.com\n\
+         \x20 verify_client: STRICT\n\
+         \x20 verify_client_ca_certs: clients-ca.pem\n\
+         \x20 valid_tls_version_min_in: TLSv1_2\n\
+         \x20 valid_tls_version_max_in: TLSv1_3\n\
+         \x20 server_cipher_suite: ECDHE+AESGCM\n\
+         \x20 server_TLSv1_3_cipher_suites: TLS_AES_128_GCM_SHA256\n\
+         \x20 server_groups_list: X25519:P-256\n\
+         \x20 http2: on\n\
+         \x20 ssl_ticket_enabled: 0\n\
+         \x20 ssl_ticket_number: 2\n\
+         - fqdn: '*.legacy.example.com'\n\
+         \x20 http2: off\n\
+         - fqdn: passthrough.example.com\n\
+         \x20 tunnel_route: 10.0.0.5:443\n",
+    )
+    .unwrap();
+    let toml = dir.path().join("policy.toml");
+    std::fs::write(
+        &toml,
+        "[[sni]]\nfqdn = \"mtls.example.com\"\nverify_client = \"STRICT\"\n\
+         verify_client_ca_certs = \"clients-ca.pem\"\nvalid_tls_version_min_in = \"TLSv1_2\"\n\
+         valid_tls_version_max_in = \"TLSv1_3\"\nciphers = \"ECDHE+AESGCM\"\n\
+         ciphersuites = \"TLS_AES_128_GCM_SHA256\"\ngroups = \"X25519:P-256\"\n\
+         alpn = [\"h2\", \"http/1.1\"]\ntickets = false\ntls13_tickets = 2\n\n\
+         [[sni]]\nfqdn = \"*.legacy.example.com\"\nalpn = [\"http/1.1\"]\n\n\
+         [[sni]]\nfqdn = \"passthrough.example.com\"\ntunnel_route = \"10.0.0.5:443\"\n",
+    )
+    .unwrap();
+    let from_yaml = edgetls_policy::config::load(&yaml).unwrap();
+    let from_toml = edgetls_policy::config::load(&toml).unwrap();
+    assert_eq!(from_yaml.len(), 3);
+    for (y, t) in from_yaml.iter().zip(&from_toml) {
+        assert_eq!(
+            (&y.sni, &y.settings, &y.tunnel),
+            (&t.sni, &t.settings, &t.tunnel)
+        );
+    }
+    let lines: Vec<usize> = from_yaml.iter().map(|r| r.origin.1).collect();
+    assert_eq!(lines, [3, 14, 16]);
+
+    // Every key it cannot honour is refused with its line and why.
+    for (key, why) in [
+        ("client_cert: origin.pem", "per route"),
+        ("verify_server_policy: ENFORCED", "per route"),
+        ("host_sni_policy: ENFORCED", "Host header"),
+        ("ip_allow: 10.0.0.0/8", "firewall"),
+        ("no_such_key: 1", "unknown sni.yaml key"),
+        ("http2: maybe", "on or off"),
+    ] {
+        std::fs::write(&yaml, format!("sni:\n- fqdn: a.example.com\n  {key}\n")).unwrap();
+        let e = edgetls_policy::config::load(&yaml).unwrap_err().to_string();
+        assert!(e.contains("sni.yaml:3:") && e.contains(why), "{key}: {e}");
+    }
+    std::fs::write(&yaml, "sni:\n- fqdn: [a, b]\n").unwrap();
+    let e = edgetls_policy::config::load(&yaml).unwrap_err().to_string();
+    assert!(e.contains("sni.yaml:2:") && e.contains("one value"), "{e}");
+    std::fs::write(&yaml, "sni:\n  - fqdn: a\n   bad indent: [\n").unwrap();
+    let e = edgetls_policy::config::load(&yaml).unwrap_err().to_string();
+    assert!(e.contains("sni.yaml:") && e.contains("YAML"), "{e}");
+}

@@ -23,6 +23,18 @@ fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
 }
 
 #[test]
+fn sni_yaml_seeds_read_into_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("clients-ca.pem"), "").unwrap();
+    for (name, bytes) in seeds("sni_yaml") {
+        let text = std::str::from_utf8(&bytes).unwrap();
+        let rules = edgetls_policy::config::parse(&dir.path().join("sni.yaml"), text)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!rules.is_empty(), "{name}");
+    }
+}
+
+#[test]
 fn policy_file_seeds_parse_into_rules() {
     let dir = tempfile::tempdir().unwrap();
     // The reference seed names a client CA file relative to the policy file.
