@@ -76,7 +76,9 @@ impl Source {
     ) -> Result<(Vec<EntrySpec>, Vec<Problem>), CertStoreError> {
         let (mut specs, problems) = match self {
             Source::Dir(p) => dir::specs(p),
-            Source::Multicert(p) if is_yaml(p) => multicert_yaml::specs(p, opts),
+            Source::Multicert(p) if is_yaml(p) => {
+                Ok(multicert_yaml::parse(p, &read_config(p)?, opts))
+            }
             Source::Multicert(p) => multicert::specs(p, opts),
             Source::CrtList(p) => crtlist::specs(p),
         }?;
@@ -84,6 +86,15 @@ impl Source {
             spec.find_optional();
         }
         Ok((specs, problems))
+    }
+}
+
+impl SourceOptions {
+    /// Where the relative certificate and key paths of the configuration file `path` point.
+    pub(crate) fn dirs<'a>(&'a self, path: &'a Path) -> (&'a Path, &'a Path) {
+        let base = path.parent().unwrap_or(Path::new("."));
+        let cert_dir = self.cert_dir.as_deref().unwrap_or(base);
+        (cert_dir, self.key_dir.as_deref().unwrap_or(cert_dir))
     }
 }
 

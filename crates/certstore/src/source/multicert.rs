@@ -26,9 +26,7 @@ pub(crate) fn parse(
     text: &str,
     opts: &SourceOptions,
 ) -> (Vec<EntrySpec>, Vec<Problem>) {
-    let base = path.parent().unwrap_or(Path::new("."));
-    let cert_dir = opts.cert_dir.as_deref().unwrap_or(base);
-    let key_dir = opts.key_dir.as_deref().unwrap_or(cert_dir);
+    let (cert_dir, key_dir) = opts.dirs(path);
     let mut specs = Vec::new();
     let mut problems = Vec::new();
     for (i, raw) in text.lines().enumerate() {

@@ -5,27 +5,18 @@
 //! problem names the file and the item's line.
 
 use super::multicert::build;
-use super::{EntrySpec, SourceOptions, line_problem, line_warning, read_config};
-use crate::error::{CertStoreError, Problem};
+use super::{EntrySpec, SourceOptions, line_problem, line_warning};
+use crate::error::Problem;
 use crate::yaml::{self, Node};
 use std::path::Path;
 
-pub(super) fn specs(
-    path: &Path,
-    opts: &SourceOptions,
-) -> Result<(Vec<EntrySpec>, Vec<Problem>), CertStoreError> {
-    Ok(parse(path, &read_config(path)?, opts))
-}
-
-/// Parses the text of `path`.
+/// Parses the text of `path` (the file's items in order; problems name their lines).
 pub(crate) fn parse(
     path: &Path,
     text: &str,
     opts: &SourceOptions,
 ) -> (Vec<EntrySpec>, Vec<Problem>) {
-    let base = path.parent().unwrap_or(Path::new("."));
-    let cert_dir = opts.cert_dir.as_deref().unwrap_or(base);
-    let key_dir = opts.key_dir.as_deref().unwrap_or(cert_dir);
+    let (cert_dir, key_dir) = opts.dirs(path);
     let mut specs = Vec::new();
     let mut problems = Vec::new();
     // A file of only comments has no entries (a YAML reader wants a mapping).
