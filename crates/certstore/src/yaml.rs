@@ -8,27 +8,41 @@ use marked_yaml::loader::{LoadError, LoaderOptions, parse_yaml_with_options};
 pub type LineError = (u32, String);
 
 /// Parses a YAML document whose top level is a mapping; a duplicate key is an error. The
-/// error is the line (1-based; 0 when unknown) and what is wrong.
-pub fn document(text: &str) -> Result<Node, LineError> {
+/// error is the line (1-based; 0 when unknown) and what is wrong. A file of only blank lines
+/// and comments is no document (`None`), not an error.
+pub fn document(text: &str) -> Result<Option<Node>, LineError> {
+    let blank = text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+    if blank {
+        return Ok(None);
+    }
     let options = LoaderOptions::default().error_on_duplicate_keys(true);
-    parse_yaml_with_options(0, text, options).map_err(|e| {
-        let marker = match &e {
-            LoadError::TopLevelMustBeMapping(m)
-            | LoadError::TopLevelMustBeSequence(m)
-            | LoadError::UnexpectedAnchor(m)
-            | LoadError::MappingKeyMustBeScalar(m)
-            | LoadError::UnexpectedTag(m)
-            | LoadError::ScanError(m, _) => Some(*m),
-            LoadError::DuplicateKey(d) => d.key.span().start().copied(),
-        };
-        let line = marker.map_or(0, |m| m.line() as u32);
-        (line, format!("YAML: {e}"))
-    })
+    parse_yaml_with_options(0, text, options)
+        .map(Some)
+        .map_err(|e| {
+            let marker = match &e {
+                LoadError::TopLevelMustBeMapping(m)
+                | LoadError::TopLevelMustBeSequence(m)
+                | LoadError::UnexpectedAnchor(m)
+                | LoadError::MappingKeyMustBeScalar(m)
+                | LoadError::UnexpectedTag(m)
+                | LoadError::ScanError(m, _) => Some(*m),
+                LoadError::DuplicateKey(d) => d.key.span().start().copied(),
+            };
+            let line = marker.map_or(0, |m| m.line() as u32);
+            (line, format!("YAML: {e}"))
+        })
 }
 
 /// The line (1-based) a node starts on.
 pub fn line_of(node: &Node) -> u32 {
     node.span().start().map_or(0, |m| m.line() as u32)
+}
+
+/// The line (1-based) of a mapping's key.
+pub fn key_line(key: &marked_yaml::types::MarkedScalarNode) -> u32 {
+    key.span().start().map_or(0, |m| m.line() as u32)
 }
 
 /// The list under `key` of a document's top-level mapping, and warnings (line, text) for the
@@ -49,7 +63,7 @@ pub fn top_list<'a>(
         if k.as_str() == key {
             list = Some(v);
         } else {
-            let line = k.span().start().map_or(0, |m| m.line() as u32);
+            let line = key_line(k);
             others.push((
                 line,
                 format!(

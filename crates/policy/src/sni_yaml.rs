@@ -16,14 +16,10 @@ use edgetls_certstore::yaml::{self, Node};
 
 /// The rules of `text`, each with its line, or the first problem as (line, message).
 pub(crate) fn raw_rules(text: &str) -> Result<Vec<(RawRule, usize)>, (usize, String)> {
-    let blank = text
-        .lines()
-        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
-    if blank {
-        return Ok(Vec::new());
-    }
     let at = |(line, msg): (u32, String)| (line as usize, msg);
-    let doc = yaml::document(text).map_err(at)?;
+    let Some(doc) = yaml::document(text).map_err(at)? else {
+        return Ok(Vec::new());
+    };
     let (items, others) = yaml::top_list(&doc, "sni").map_err(at)?;
     if let Some(other) = others.into_iter().next() {
         return Err(at(other));
@@ -46,7 +42,7 @@ fn raw_rule(item: &Node) -> Result<RawRule, (usize, String)> {
     };
     let mut table = toml::Table::new();
     for (key, value) in map.iter() {
-        let line = key.span().start().map_or(0, |m| m.line());
+        let line = yaml::key_line(key) as usize;
         let fail = |why: String| (line, format!("{}: {why}", key.as_str()));
         let Node::Scalar(v) = value else {
             return Err(fail("one value, not a list or a mapping".into()));

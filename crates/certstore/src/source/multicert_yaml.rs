@@ -19,15 +19,9 @@ pub(crate) fn parse(
     let (cert_dir, key_dir) = opts.dirs(path);
     let mut specs = Vec::new();
     let mut problems = Vec::new();
-    // A file of only comments has no entries (a YAML reader wants a mapping).
-    if text
-        .lines()
-        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-    {
-        return (specs, problems);
-    }
     let doc = match yaml::document(text) {
-        Ok(doc) => doc,
+        Ok(Some(doc)) => doc,
+        Ok(None) => return (specs, problems),
         Err((line, msg)) => {
             problems.push(line_problem(path, line, msg));
             return (specs, problems);
