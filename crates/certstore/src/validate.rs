@@ -123,7 +123,10 @@ impl Ctx<'_> {
             }
             dns.extend(leaf.dns.into_iter().map(|n| (n, KeyTypes::of(key_type))));
             san_ips.extend(leaf.ips);
-            let (ocsp, issuer) = ocsp_files(&spec, i, files)?;
+            let (ocsp, issuer, problem) = ocsp_files(&spec, i, files);
+            if let Some(message) = problem {
+                warn(cert_path, message);
+            }
             chains.push(Chain {
                 key_type,
                 path: cert_path.clone(),
@@ -265,17 +268,30 @@ fn ocsp_files(
     spec: &EntrySpec,
     i: usize,
     files: &Files,
-) -> Result<(Option<Der>, Option<Der>), CertStoreError> {
+) -> (Option<Der>, Option<Der>, Option<String>) {
     let read = |p: Option<std::path::PathBuf>| p.map(|p| files.get(&p)).filter(|b| !b.is_empty());
     let ocsp = read(spec.ocsp_file(i)).map(Arc::from);
-    let issuer = match spec.issuer_file(i) {
-        Some(path) if !files.get(&path).is_empty() => parse_pem(&path, files.get(&path))?
-            .into_iter()
-            .find(|b| b.label == "CERTIFICATE")
-            .map(|b| Arc::from(b.der)),
-        _ => None,
+    let Some(path) = spec.issuer_file(i).filter(|p| !files.get(p).is_empty()) else {
+        return (ocsp, None, None);
     };
-    Ok((ocsp, issuer))
+    let issuer = parse_pem(&path, files.get(&path))
+        .map_err(|e| e.to_string())
+        .and_then(|blocks| {
+            blocks
+                .into_iter()
+                .find(|b| b.label == "CERTIFICATE")
+                .map(|b| Arc::from(b.der))
+                .ok_or_else(|| format!("{}: no CERTIFICATE block", path.display()))
+        });
+    match issuer {
+        Ok(issuer) => (ocsp, Some(issuer), None),
+        // A broken issuer file costs the staple, never the certificate.
+        Err(why) => (
+            None,
+            None,
+            Some(format!("{why}; its OCSP response is not stapled")),
+        ),
+    }
 }
 
 /// Runs an `ssl_key_dialog=exec:` command through the shell, as Traffic Server does (`popen`):

@@ -121,3 +121,27 @@ fn unix_now() -> i64 {
         .unwrap()
         .as_secs() as i64
 }
+
+#[test]
+fn a_broken_issuer_file_costs_the_staple_not_the_certificate() {
+    let (dir, list) = setup();
+    std::fs::write(dir.path().join("good.pem.issuer"), "not a certificate\n").unwrap();
+    let (store, report) =
+        CertStore::load(vec![Source::CrtList(list)], LoadOptions::default()).unwrap();
+    assert_eq!(report.failed, 0, "{:#?}", report.problems);
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.to_string().contains("good.pem.issuer")
+                && p.to_string().contains("not stapled")),
+        "{:#?}",
+        report.problems
+    );
+    let addr = serve(Arc::new(store), "127.0.0.1:0");
+    assert_eq!(stapled(addr, "good.example", &["-tls1_3"]), None);
+    assert_eq!(
+        stapled(addr, "rsa.example", &["-tls1_3"]).as_deref(),
+        Some("good")
+    );
+}
