@@ -94,6 +94,17 @@ fn clients_without_a_certificate_from_the_ca_are_refused_by_tls() {
         .err()
         .expect("refused with another CA's certificate");
     assert!(!none.is_empty() && !rogue.is_empty());
+    // The server counts a refused handshake after the client has seen the refusal: give it
+    // a moment (bounded) to record the second one.
+    let started = std::time::Instant::now();
+    while !server
+        .metrics
+        .render()
+        .contains("keyless_tls_failures_total 2")
+        && started.elapsed() < std::time::Duration::from_secs(2)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert!(
         server
             .metrics
