@@ -17,7 +17,8 @@ use crate::ssl::{Materialized, ReadyChain};
 use lru::LruCache;
 use openssl::stack::Stack;
 use openssl::x509::X509;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 /// At most this many shards; fewer for small budgets (one per MiB), so a budget bounds the
@@ -65,6 +66,9 @@ impl std::hash::Hash for SharedDer {
     }
 }
 
+/// DER OCSP responses by the DER of the leaf they are for.
+type ByLeaf = HashMap<Arc<[u8]>, Arc<[u8]>>;
+
 /// The process-wide cache of prepared entries.
 pub struct PreparedCache {
     shards: Box<[Mutex<Shard>]>,
@@ -76,6 +80,11 @@ pub struct PreparedCache {
     evicted: AtomicU64,
     /// Unix time OCSP responses are judged by (None: the clock).
     now: Option<i64>,
+    /// OCSP responses fetched from responders (see `ocsp_update.rs`), by the leaf's DER:
+    /// stapled instead of the response file's.
+    fetched: Mutex<ByLeaf>,
+    /// Whether `fetched` may hold anything (a build looks only then).
+    any_fetched: AtomicBool,
 }
 
 impl std::fmt::Debug for PreparedCache {
@@ -106,6 +115,8 @@ impl PreparedCache {
                 std::num::NonZeroUsize::new(4096).unwrap_or(std::num::NonZeroUsize::MIN),
             )),
             now: None,
+            fetched: Mutex::new(HashMap::new()),
+            any_fetched: AtomicBool::new(false),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
@@ -148,6 +159,56 @@ impl PreparedCache {
             }
         }
         Ok(built)
+    }
+
+    /// Builds `entry`'s objects again if they are cached (a fetched OCSP response changed), so
+    /// that no handshake waits for the new ones.
+    pub(crate) fn rebuild_if_cached(
+        &self,
+        entry: &Entry,
+        remote: Option<&Arc<dyn RemoteKeys>>,
+    ) -> Result<(), CertStoreError> {
+        if !self.shard(entry.id).lru.contains(&entry.id) {
+            return Ok(());
+        }
+        let built = Arc::new(self.build(entry, remote)?);
+        let mut shard = self.shard(entry.id);
+        shard.bytes += built.bytes();
+        if let Some(old) = shard.lru.put(entry.id, built) {
+            shard.bytes -= old.bytes();
+        }
+        Ok(())
+    }
+
+    /// Sets (or, with `None`, removes) the fetched OCSP response of the chain whose leaf is
+    /// `leaf` (DER). Entries already built keep the previous one until rebuilt.
+    pub(crate) fn set_fetched(&self, leaf: &Arc<[u8]>, der: Option<Arc<[u8]>>) {
+        let mut map = self.fetched.lock().unwrap_or_else(|p| p.into_inner());
+        match der {
+            Some(der) => {
+                map.insert(Arc::clone(leaf), der);
+            }
+            None => {
+                map.remove(&leaf[..]);
+            }
+        }
+        self.any_fetched.store(!map.is_empty(), Relaxed);
+    }
+
+    /// Keeps only the fetched responses of leaves `keep` accepts.
+    pub(crate) fn retain_fetched(&self, keep: impl Fn(&[u8]) -> bool) {
+        let mut map = self.fetched.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|leaf, _| keep(leaf));
+        self.any_fetched.store(!map.is_empty(), Relaxed);
+    }
+
+    /// The fetched OCSP response of the chain whose leaf is `leaf` (DER), if any.
+    pub(crate) fn fetched(&self, leaf: &[u8]) -> Option<Arc<[u8]>> {
+        if !self.any_fetched.load(Relaxed) {
+            return None;
+        }
+        let map = self.fetched.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(leaf).cloned()
     }
 
     /// Drops every entry whose id `keep` refuses (after a reload: ids no snapshot uses).
@@ -305,13 +366,9 @@ impl PreparedCache {
                         })?
                 }
             };
-            let ocsp = match &chain.ocsp {
-                Some(der) => Some((
-                    self.check_ocsp(chain, der, &leaf, &intermediates),
-                    Arc::clone(der),
-                )),
-                None => None,
-            };
+            // A response fetched from the responder is newer than the file's.
+            let der = self.fetched(&chain.certs[0]).or_else(|| chain.ocsp.clone());
+            let ocsp = der.map(|der| (self.check_ocsp(chain, &der, &leaf, &intermediates), der));
             chains.push(ReadyChain::new(
                 chain.key_type,
                 leaf,

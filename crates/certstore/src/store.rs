@@ -138,7 +138,12 @@ impl CertStore {
             .snapshot()
             .entries()
             .iter()
-            .map(|e| e.chains().iter().filter(|c| c.has_ocsp()).count())
+            .map(|e| {
+                e.chains()
+                    .iter()
+                    .filter(|c| c.has_ocsp() || self.prepared.fetched(c.leaf_der()).is_some())
+                    .count()
+            })
             .sum();
         let (states, earliest) = self.prepared.ocsp_states();
         let mut by_state: Vec<(&'static str, usize)> =
@@ -177,6 +182,36 @@ impl CertStore {
                 (chain.path().to_path_buf(), check)
             })
             .collect()
+    }
+
+    /// Staples `der`, fetched from the responder, for the chain whose leaf is `leaf` instead of
+    /// its response file (`None`: back to the file), and rebuilds the cached objects of
+    /// `entries` (the entries with that chain) so that the next handshake has it.
+    pub(crate) fn set_fetched_ocsp(
+        &self,
+        leaf: &Arc<[u8]>,
+        der: Option<Arc<[u8]>>,
+        entries: &[u64],
+    ) {
+        self.prepared.set_fetched(leaf, der);
+        let snapshot = self.snapshot();
+        for e in snapshot
+            .entries()
+            .iter()
+            .filter(|e| entries.contains(&e.id()))
+        {
+            if let Err(err) = self
+                .prepared
+                .rebuild_if_cached(e, self.options.remote_keys.as_ref())
+            {
+                tracing::warn!("{}: {err}", e.path().display());
+            }
+        }
+    }
+
+    /// Forgets the fetched responses of leaves `keep` refuses (chains no longer served).
+    pub(crate) fn retain_fetched_ocsp(&self, keep: impl Fn(&[u8]) -> bool) {
+        self.prepared.retain_fetched(keep);
     }
 
     /// What the shared cache of OpenSSL objects holds and did.

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Responder(Child);
+/// A running `openssl ocsp` responder; killed when dropped.
+#[derive(Debug)]
+pub struct Responder(Child);
 
 impl Drop for Responder {
     fn drop(&mut self) {
@@ -24,6 +26,27 @@ fn write(dir: &Path, name: &str, text: &str) {
 /// A CA (`ca.pem`, `ca.key`), its leaves (bundles `NAME.pem`; serials 0x10…), and its index
 /// for the responder: `revoked.example` is revoked.
 pub fn pki(dir: &Path) {
+    pki_with_responder(dir, None)
+}
+
+/// The DER of an Authority Information Access extension naming one OCSP responder.
+fn aia_ocsp(url: &str) -> rcgen::CustomExtension {
+    let tlv = |tag: u8, body: &[u8]| -> Vec<u8> {
+        assert!(body.len() < 128, "short form lengths only");
+        let mut v = vec![tag, body.len() as u8];
+        v.extend_from_slice(body);
+        v
+    };
+    // AccessDescription { id-ad-ocsp (1.3.6.1.5.5.7.48.1), uniformResourceIdentifier [6] }
+    let oid = tlv(0x06, &[0x2b, 6, 1, 5, 5, 7, 48, 1]);
+    let uri = tlv(0x86, url.as_bytes());
+    let access = tlv(0x30, &[oid, uri].concat());
+    rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 5, 5, 7, 1, 1], tlv(0x30, &access))
+}
+
+/// As [`pki`]; with `url`, every leaf names it as its OCSP responder (Authority Information
+/// Access), as public CAs' certificates do.
+pub fn pki_with_responder(dir: &Path, url: Option<&str>) {
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
     p.distinguished_name
         .push(DnType::CommonName, "ocsp test CA");
@@ -53,6 +76,9 @@ pub fn pki(dir: &Path) {
         let mut p = CertificateParams::new(vec![host.clone()]).unwrap();
         p.distinguished_name.push(DnType::CommonName, &host);
         p.serial_number = Some(SerialNumber::from(serial));
+        if let Some(url) = url {
+            p.custom_extensions.push(aia_ocsp(url));
+        }
         let k = if rsa {
             KeyPair::from_pkcs8_pem_and_sign_algo(&rsa_pem, &rcgen::PKCS_RSA_SHA256).unwrap()
         } else {
@@ -84,25 +110,56 @@ pub fn pki(dir: &Path) {
     write(dir, "index.txt", &index);
 }
 
-/// Starts `openssl ocsp` as a responder for the CA on a free port.
-fn responder(dir: &Path) -> (Responder, u16) {
-    let port = TcpListener::bind("127.0.0.1:0")
+/// A free port on 127.0.0.1 (for a responder whose URL goes into certificates first).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
+        .port()
+}
+
+/// Starts `openssl ocsp` as a responder for the CA on a free port.
+fn responder(dir: &Path) -> (Responder, u16) {
+    let port = free_port();
+    (start_responder(dir, port, &["-ndays", "7"]), port)
+}
+
+/// Starts `openssl ocsp` for the CA of [`pki`] in `dir` on `port`, its responses valid as
+/// `validity` says (`["-ndays", "7"]`, `["-nmin", "1"]`). It reads `index.txt` again when the
+/// file changes (revoke a certificate by rewriting it).
+pub fn start_responder(dir: &Path, port: u16, validity: &[&str]) -> Responder {
     let child = Command::new("openssl")
         .current_dir(dir)
         .args(["ocsp", "-index", "index.txt", "-port"])
         .arg(port.to_string())
-        .args([
-            "-rsigner", "ca.pem", "-rkey", "ca.key", "-CA", "ca.pem", "-ndays", "7",
-        ])
+        .args(["-rsigner", "ca.pem", "-rkey", "ca.key", "-CA", "ca.pem"])
+        .args(validity)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("the openssl CLI is installed");
-    (Responder(child), port)
+    Responder(child)
+}
+
+/// Marks the leaf with `serial` revoked in the responder's `index.txt`.
+pub fn revoke(dir: &Path, serial: u64) {
+    let path = dir.join("index.txt");
+    let index = std::fs::read_to_string(&path).unwrap();
+    let key = format!("\t{serial:X}\t");
+    let revoked: String = index
+        .lines()
+        .map(|l| {
+            if l.contains(&key) && l.starts_with('V') {
+                // V, expiry, (empty) revocation time, serial, file, subject.
+                let rest = l.splitn(3, '\t').nth(2).unwrap_or("");
+                format!("R\t491231235959Z\t250101000000Z{rest}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&path, revoked).unwrap();
 }
 
 /// Asks the responder about `cert` and writes the response to `out` (trying again while the

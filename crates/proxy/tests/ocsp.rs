@@ -77,3 +77,61 @@ fn the_proxy_staples_good_responses_and_reports_every_state() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_proxy_fetches_responses_from_the_responder_the_certificates_name() {
+    use edgetls_keyless_testkit::ocsp::{free_port, pki_with_responder, start_responder};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    pki_with_responder(d, Some(&format!("http://127.0.0.1:{port}")));
+    // HAProxy's per-line switch: only `good` asks; the proxy-wide default stays off.
+    let list = d.join("crt-list");
+    std::fs::write(&list, "good.pem [ocsp-update on]\nrsa.pem\n").unwrap();
+    let _responder = start_responder(d, port, &["-ndays", "7"]);
+    let (origin, _) = origin("ok\n");
+    let config = d.join("proxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\nmetrics = \"127.0.0.1:0\"\n\n\
+             [certificates]\nsources = [\"{}\"]\nocsp_update_min_delay = \"200ms\"\n\n\
+             [[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n",
+            list.display()
+        ),
+    )
+    .unwrap();
+    let proxy = start(&config);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let m = metrics(&proxy);
+        if metric(&m, "edgetls_ocsp_updates_total{result=\"ok\"}") == Some(1.0) {
+            assert_eq!(metric(&m, "edgetls_ocsp_update_chains"), Some(1.0), "{m}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "no response fetched\n{m}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let status = |sni: &str| {
+        let o = Command::new("openssl")
+            .args(["s_client", "-status", "-connect", &proxy.addr.to_string()])
+            .args(["-servername", sni])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let out = text(&o.stdout);
+        assert!(out.contains("BEGIN CERTIFICATE"), "{sni}: {out}");
+        stapled_status(&out)
+    };
+    assert_eq!(status("good.example").as_deref(), Some("good"));
+    assert_eq!(status("rsa.example"), None, "its line does not ask");
+    let m = metrics(&proxy);
+    assert_eq!(
+        metric(&m, "edgetls_ocsp_responses{state=\"good\"}"),
+        Some(1.0),
+        "{m}"
+    );
+}

@@ -145,3 +145,98 @@ fn a_broken_issuer_file_costs_the_staple_not_the_certificate() {
         Some("good")
     );
 }
+
+/// Polls `f` every 100 ms until it is true (at most `secs` seconds).
+fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !f() {
+        assert!(std::time::Instant::now() < until, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn responses_are_fetched_from_the_responder_the_certificate_names_and_refreshed() {
+    use edgetls_certstore::{OcspUpdater, UpdateOptions};
+    use edgetls_keyless_testkit::ocsp::{free_port, pki_with_responder, revoke, start_responder};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    pki_with_responder(d, Some(&format!("http://127.0.0.1:{port}")));
+    // No response files: `good` and `rsa` ask for updates, `chained` (issuer in its chain) gets
+    // them from the updater's default, `revoked` is left alone.
+    let list = d.join("crt-list");
+    std::fs::write(
+        &list,
+        "good.pem [ocsp-update on]\nrsa.pem [ocsp-update on]\nchained.pem\n\
+         revoked.pem [ocsp-update off]\n",
+    )
+    .unwrap();
+    let (store, report) =
+        CertStore::load(vec![Source::CrtList(list)], LoadOptions::default()).unwrap();
+    assert_eq!(report.failed, 0, "{:#?}", report.problems);
+    let store = Arc::new(store);
+    let addr = serve(Arc::clone(&store), "127.0.0.1:0");
+    assert_eq!(
+        stapled(addr, "good.example", &["-tls1_3"]),
+        None,
+        "nothing yet"
+    );
+
+    let mut responder = Some(start_responder(d, port, &["-ndays", "7"]));
+    let updater = OcspUpdater::spawn(
+        &store,
+        UpdateOptions {
+            default_on: true,
+            min_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(1),
+            timeout: Duration::from_secs(5),
+        },
+    )
+    .unwrap();
+    eventually(20, "three responses fetched", || {
+        updater.stats().fetched >= 3
+    });
+    assert_eq!(updater.stats().chains, 3, "{:?}", updater.stats());
+    for v in ["-tls1_2", "-tls1_3"] {
+        for sni in ["good.example", "rsa.example", "chained.example"] {
+            assert_eq!(
+                stapled(addr, sni, &[v]).as_deref(),
+                Some("good"),
+                "{sni} {v}"
+            );
+        }
+        assert_eq!(
+            stapled(addr, "revoked.example", &[v]),
+            None,
+            "{v}: update off"
+        );
+    }
+
+    // The responder goes away: fetches fail, the last good response goes on being stapled.
+    responder.take();
+    let failed = updater.stats().failed;
+    eventually(20, "a failed fetch", || updater.stats().failed > failed);
+    assert_eq!(
+        stapled(addr, "good.example", &["-tls1_3"]).as_deref(),
+        Some("good")
+    );
+
+    // Back, and it now says `good.example` is revoked: within a refresh, it is not stapled.
+    revoke(d, 0x10);
+    responder = Some(start_responder(d, port, &["-ndays", "7"]));
+    eventually(20, "the revocation seen", || {
+        store
+            .ocsp_summary()
+            .by_state
+            .iter()
+            .any(|(s, n)| *s == "revoked" && *n == 1)
+    });
+    assert_eq!(stapled(addr, "good.example", &["-tls1_3"]), None);
+    assert_eq!(
+        stapled(addr, "rsa.example", &["-tls1_3"]).as_deref(),
+        Some("good")
+    );
+    drop(responder);
+}

@@ -16,6 +16,10 @@
 //! sources = ["/etc/edge/ssl_multicert.config"]   # directories, ssl_multicert.config, crt-lists
 //! prepare = "lazy"                # or "all": build every entry's OpenSSL objects at start
 //! cache = "1GiB"                  # memory budget of those objects, shared by the workers
+//! ocsp_update = false             # fetch OCSP responses from the responders the certificates
+//!                                 # name, for chains whose crt-list line does not say
+//! ocsp_update_min_delay = "5m"    # between two fetches for a chain (and after a failure)
+//! ocsp_update_max_delay = "1h"
 //!
 //! [policy]                        # optional: per-name negotiation (docs/policy.md)
 //! file = "/etc/edge/policy.toml"
@@ -80,6 +84,9 @@ struct RawCertificates {
     sources: Vec<String>,
     prepare: Option<String>,
     cache: Option<String>,
+    ocsp_update: Option<bool>,
+    ocsp_update_min_delay: Option<String>,
+    ocsp_update_max_delay: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,6 +177,9 @@ pub(crate) struct Config {
     pub(crate) prepare_all: bool,
     /// The budget of those objects, bytes.
     pub(crate) cache_bytes: usize,
+    /// Fetching OCSP responses from responders (on for the chains whose source asks, and for
+    /// every chain with `ocsp_update = true`).
+    pub(crate) ocsp_update: edgetls_certstore::UpdateOptions,
     pub(crate) policy: Option<PathBuf>,
     pub(crate) tickets: Option<(PathBuf, edgetls_tickets::Format)>,
     pub(crate) keyless: Option<Keyless>,
@@ -250,16 +260,40 @@ impl Config {
                 "at least one address",
             ));
         }
-        let duration = |v: &Option<String>, field: &str, default: Duration| match v {
-            None => Ok(default),
-            Some(s) => humantime::parse_duration(s).map_err(|e| {
-                bad(
-                    path,
-                    line_of(field),
-                    &format!("server.{field}"),
-                    format!("{s:?}: {e}"),
-                )
-            }),
+        let duration_in =
+            |section: &str, v: &Option<String>, field: &str, default: Duration| match v {
+                None => Ok(default),
+                Some(s) => humantime::parse_duration(s).map_err(|e| {
+                    bad(
+                        path,
+                        line_of(field),
+                        &format!("{section}.{field}"),
+                        format!("{s:?}: {e}"),
+                    )
+                }),
+            };
+        let duration = |v: &Option<String>, field: &str, default: Duration| {
+            duration_in("server", v, field, default)
+        };
+        let ocsp_update = {
+            let d = edgetls_certstore::UpdateOptions::default();
+            let c = &raw.certificates;
+            edgetls_certstore::UpdateOptions {
+                default_on: c.ocsp_update.unwrap_or(d.default_on),
+                min_delay: duration_in(
+                    "certificates",
+                    &c.ocsp_update_min_delay,
+                    "ocsp_update_min_delay",
+                    d.min_delay,
+                )?,
+                max_delay: duration_in(
+                    "certificates",
+                    &c.ocsp_update_max_delay,
+                    "ocsp_update_max_delay",
+                    d.max_delay,
+                )?,
+                timeout: d.timeout,
+            }
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let workers = raw.server.workers.unwrap_or(cores);
@@ -417,6 +451,7 @@ impl Config {
                     )
                 })?,
             },
+            ocsp_update,
             policy: raw.policy.map(|p| rel(&p.file)),
             tickets,
             keyless: raw.keyless.map(|k| Keyless {

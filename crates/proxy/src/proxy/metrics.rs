@@ -270,7 +270,7 @@ impl Collector for AtScrape {
         let ocsp = shared.certs.ocsp_summary();
         let mut m = e.encode_descriptor(
             "edgetls_ocsp_responses",
-            "Chains with an OCSP response file, by the state of the response (only good ones are stapled)",
+            "Chains with an OCSP response (a file or fetched), by its state (only good ones are stapled)",
             None,
             MetricType::Gauge,
         )?;
@@ -286,6 +286,21 @@ impl Collector for AtScrape {
                 "edgetls_ocsp_next_update_seconds",
                 "Seconds until the earliest nextUpdate of the stapled OCSP responses",
                 (t - now) as f64,
+            )?;
+        }
+        if let Some(u) = shared.ocsp.get().map(|u| u.stats()) {
+            gauge(
+                &mut e,
+                "edgetls_ocsp_update_chains",
+                "Chains whose OCSP responses are fetched from their responders",
+                u.chains as f64,
+            )?;
+            counters(
+                &mut e,
+                "edgetls_ocsp_updates",
+                "OCSP responses fetched from responders, by whether a usable one came back",
+                "result",
+                &[("ok", u.fetched), ("failed", u.failed)],
             )?;
         }
         let prepared = shared.certs.cache_stats();

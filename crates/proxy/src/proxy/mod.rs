@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     pub(crate) limit: Arc<tokio::sync::Semaphore>,
     pub(crate) metrics: metrics::Metrics,
     pub(crate) keyless: Option<Arc<edgetls_keyless_client::ClientMetrics>>,
+    /// Fetches OCSP responses when any chain asks (set once the proxy serves).
+    pub(crate) ocsp: std::sync::OnceLock<edgetls_certstore::OcspUpdater>,
 }
 
 pub(crate) fn run(args: &ProxyArgs) -> ExitCode {
@@ -151,6 +153,7 @@ fn setup(config: Config) -> Result<(Shared, edgetls_certstore::Report), CliError
         limit,
         metrics: metrics::Metrics::default(),
         keyless: keyless_metrics,
+        ocsp: std::sync::OnceLock::new(),
     };
     Ok((shared, report))
 }
@@ -218,6 +221,10 @@ pub(crate) fn start(
         return Ok(check_outcome(&args.config, &report));
     }
     let shared = Arc::new(shared);
+    let ocsp_options = shared.routes.load().0.ocsp_update.clone();
+    let updater = edgetls_certstore::OcspUpdater::spawn(&shared.certs, ocsp_options)
+        .map_err(|e| CliError::Setup(format!("OCSP updater: {e}")))?;
+    let _ = shared.ocsp.set(updater);
     raise_fd_limit();
     let addrs = worker::resolve_ports(&listen)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
