@@ -19,6 +19,8 @@
 //! verify_depth = 2
 //! tickets = false
 //! tls13_tickets = 1
+//! ticket_key_file = "example.keys"   # this rule's own ticket keys (relative to this file)
+//! ticket_key_format = "nginx80"       # ats, nginx48, nginx80 or haproxy
 //! certificate = "shared.example.com"  # serve this entry instead of the one for the SNI
 //! tunnel_route = "10.0.0.5:443"       # do not terminate
 //! ```
@@ -55,6 +57,8 @@ pub(crate) struct RawRule {
     verify_depth: Option<u32>,
     tickets: Option<bool>,
     tls13_tickets: Option<usize>,
+    ticket_key_file: Option<String>,
+    ticket_key_format: Option<String>,
     certificate: Option<String>,
     tunnel_route: Option<String>,
 }
@@ -153,6 +157,23 @@ fn rule(raw: RawRule, dir: &Path) -> Result<Rule, String> {
         verify_depth: raw.verify_depth,
         tickets: raw.tickets,
         tls13_tickets: raw.tls13_tickets,
+        ticket_keys: match (raw.ticket_key_file, raw.ticket_key_format) {
+            (None, None) => None,
+            (Some(f), Some(format)) => Some(crate::rule::TicketKeyFile {
+                path: dir.join(f),
+                format: format
+                    .parse()
+                    .map_err(|e| format!("ticket_key_format: {e}"))?,
+            }),
+            (Some(_), None) => {
+                return Err(
+                    "ticket_key_file needs ticket_key_format (ats, nginx48, nginx80 or \
+                            haproxy): the files do not say"
+                        .into(),
+                );
+            }
+            (None, Some(_)) => return Err("ticket_key_format without ticket_key_file".into()),
+        },
         ..Settings::default()
     };
     check(&settings)?;
@@ -174,6 +195,9 @@ pub(crate) fn check(s: &Settings) -> Result<(), String> {
         return Err(
             "client certificates need a CA bundle (verify_client_ca_certs / ca-file)".into(),
         );
+    }
+    if s.tickets == Some(false) && s.ticket_keys.is_some() {
+        return Err("tickets = false with a ticket_key_file".into());
     }
     if s.alpn_fallback && s.alpn.is_empty() {
         return Err("alpn_mode = \"fallback\" without alpn protocols".into());

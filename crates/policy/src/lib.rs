@@ -60,6 +60,6 @@ mod ssl;
 pub use error::PolicyError;
 pub use policy::Policy;
 pub use profile::Env;
-pub use rule::{ClientCert, LocalMatch, Rule, Settings, SniMatch};
+pub use rule::{ClientCert, LocalMatch, Rule, Settings, SniMatch, TicketKeyFile};
 pub use session::{SessionCache, SessionCacheStats, session_cache_stats};
 pub use ssl::{PolicySources, PolicyStore, chosen_rule, decide, install};

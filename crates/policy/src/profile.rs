@@ -5,9 +5,9 @@
 
 use crate::alpn;
 use crate::ffi;
-use crate::rule::{ClientCert, Settings};
+use crate::rule::{ClientCert, Settings, TicketKeyFile};
 use crate::session::SessionCache;
-use edgetls_tickets::{TicketConfig, TicketKeys};
+use edgetls_tickets::{FileSource, RingOptions, TicketConfig, TicketKeys};
 use libc::{c_int, c_uchar, c_uint, c_void};
 use openssl::ex_data::Index;
 use openssl::ssl::{
@@ -19,8 +19,10 @@ use openssl::x509::X509;
 use openssl::x509::X509Crl;
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::verify::X509VerifyFlags;
+use std::collections::HashMap;
 use std::ffi::CString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::{Arc, OnceLock};
 
 /// What every profile of a listener shares.
@@ -30,6 +32,53 @@ pub struct Env {
     pub tickets: Option<(Arc<TicketKeys>, TicketConfig)>,
     /// The listener's session-ID cache (on by default; `sessions: 0` turns it off).
     pub session_cache: SessionCache,
+    /// The rings of rules' own ticket key files, kept across policy reloads.
+    pub rule_tickets: RuleTickets,
+}
+
+/// The ticket key rings of rules that name their own key file (`ticket_key_file`), one per
+/// file, kept across reloads so that a key that leaves the file still decrypts for the grace
+/// window (as the listener's ring does).
+#[derive(Clone, Default)]
+pub struct RuleTickets(Arc<Mutex<HashMap<TicketKeyFile, Arc<TicketKeys>>>>);
+
+impl std::fmt::Debug for RuleTickets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f.debug_list().entries(map.keys().map(|k| &k.path)).finish()
+    }
+}
+
+impl RuleTickets {
+    /// The ring of `file`: made on first use; read again now on later ones (a reload), keeping
+    /// the keys in force when the file is unusable — and then the error, for the reload.
+    pub(crate) fn ring(&self, file: &TicketKeyFile) -> Result<Arc<TicketKeys>, String> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let describe = |e: edgetls_tickets::TicketError| {
+            format!("ticket_key_file {}: {e}", file.path.display())
+        };
+        if let Some(ring) = map.get(file) {
+            ring.refresh().map_err(describe)?;
+            return Ok(Arc::clone(ring));
+        }
+        let ring = Arc::new(
+            TicketKeys::new(
+                FileSource::new(&file.path, file.format),
+                RingOptions::default(),
+            )
+            .map_err(describe)?,
+        );
+        map.insert(file.clone(), Arc::clone(&ring));
+        Ok(ring)
+    }
+
+    /// Every rule's ring, with its file (metrics).
+    pub fn rings(&self) -> Vec<(PathBuf, Arc<TicketKeys>)> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .map(|(k, v)| (k.path.clone(), Arc::clone(v)))
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for Env {
@@ -144,16 +193,26 @@ impl Profile {
             };
         }
         let tickets_off = s.tickets == Some(false);
-        match &env.tickets {
-            Some((keys, config)) => {
-                let mut config = config.clone();
+        // The rule's own keys, else the listener's.
+        let own = match &s.ticket_keys {
+            Some(file) => Some(env.rule_tickets.ring(file)?),
+            None => None,
+        };
+        let tickets = match (own, &env.tickets) {
+            (Some(keys), Some((_, config))) => Some((keys, config.clone())),
+            (Some(keys), None) => Some((keys, TicketConfig::default())),
+            (None, Some((keys, config))) => Some((Arc::clone(keys), config.clone())),
+            (None, None) => None,
+        };
+        match tickets {
+            Some((keys, mut config)) => {
                 config.enabled &= !tickets_off;
                 if let Some(n) = s.tls13_tickets {
                     config.tls13_tickets = n;
                 }
                 // The per-name decision is this profile's; no separate override.
                 config.name_override = None;
-                edgetls_tickets::install(&mut b, Arc::clone(keys), &config)
+                edgetls_tickets::install(&mut b, keys, &config)
                     .map_err(|e| format!("tickets: {e}"))?;
             }
             None if tickets_off => {

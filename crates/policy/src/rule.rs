@@ -88,6 +88,16 @@ pub struct Settings {
     pub tickets: Option<bool>,
     /// TLS 1.3 tickets after a full handshake.
     pub tls13_tickets: Option<usize>,
+    /// This rule's own ticket keys (nginx's per-`server` `ssl_session_ticket_key`), instead of
+    /// the listener's: tickets of its names are sealed and opened with these only.
+    pub ticket_keys: Option<TicketKeyFile>,
+}
+
+/// A ticket key file and its format (see `edgetls_tickets::format`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TicketKeyFile {
+    pub path: PathBuf,
+    pub format: edgetls_tickets::Format,
 }
 
 /// A rule of a policy.

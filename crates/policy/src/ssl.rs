@@ -66,8 +66,23 @@ fn build(sources: &PolicySources, env: &Env) -> Result<Policy, PolicyError> {
 }
 
 impl PolicyStore {
-    /// Loads the policy from `sources`.
-    pub fn load(sources: PolicySources, env: Env) -> Result<Arc<PolicyStore>, PolicyError> {
+    /// Loads the policy from `sources`. Without listener-wide ticket keys, the listener gets
+    /// random ones of its own (a new key every 12 hours, as OpenSSL's built-in key is random
+    /// per process): the ticket callback must be on the listener's context for a rule's own
+    /// keys (`ticket_key_file`) to be used, now or after a reload.
+    pub fn load(sources: PolicySources, mut env: Env) -> Result<Arc<PolicyStore>, PolicyError> {
+        if env.tickets.is_none() {
+            let own =
+                edgetls_tickets::RandomSchedule::new(12 * 3600, edgetls_tickets::KeySize::Aes256)
+                    .and_then(|s| {
+                        edgetls_tickets::TicketKeys::new(s, edgetls_tickets::RingOptions::default())
+                    })
+                    .map_err(|e| PolicyError::Syntax {
+                        path: PathBuf::from("<tickets>"),
+                        message: e.to_string(),
+                    })?;
+            env.tickets = Some((Arc::new(own), edgetls_tickets::TicketConfig::default()));
+        }
         let policy = build(&sources, &env)?;
         Ok(Arc::new(PolicyStore {
             current: ArcSwap::from_pointee(policy),

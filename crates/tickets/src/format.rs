@@ -14,7 +14,7 @@ use base64::Engine as _;
 use std::path::Path;
 use zeroize::Zeroizing;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
     Ats,
     Nginx48,

@@ -235,8 +235,19 @@ unsafe extern "C" fn decrypted_cb(
     status: c_int,
     arg: *mut c_void,
 ) -> c_int {
-    // SAFETY: `arg` is the State the context owns (see `install`).
-    let state = unsafe { &*(arg as *const State) };
+    // OpenSSL passes the data of the context the connection started on; a connection switched
+    // to a context with keys of its own (a rule's `ticket_key_file`) counts there.
+    // SAFETY: ssl is live for the callback; its context outlives it.
+    let switched = unsafe { SslRef::from_ptr_mut(ssl) }
+        .ssl_context()
+        .ex_data(match state_index() {
+            Ok(i) => i,
+            Err(_) => return ffi::SSL_TICKET_RETURN_ABORT,
+        })
+        .map(Arc::as_ptr);
+    // SAFETY: `arg` is the State the context owns (see `install`); `switched` is a State
+    // owned by the connection's context.
+    let state = unsafe { &*switched.unwrap_or(arg as *const State) };
     let c = state.keys.counters();
     match status {
         ffi::SSL_TICKET_SUCCESS => {

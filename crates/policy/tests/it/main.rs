@@ -5,3 +5,4 @@ mod config;
 mod crtlist_options;
 mod fuzz_seeds;
 mod handshakes;
+mod rule_tickets;

@@ -116,6 +116,7 @@ fn setup(config: Config) -> Result<(Shared, edgetls_certstore::Report), CliError
             .as_ref()
             .map(|t| (Arc::clone(t), TicketConfig::default())),
         session_cache: config.session_cache,
+        ..Env::default()
     };
     let policy = PolicyStore::load(
         PolicySources {
