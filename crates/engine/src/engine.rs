@@ -1,4 +1,7 @@
-//! The `edgetls-keyless` ENGINE: RSA and EC key methods whose sign step calls a [`RemoteKey`].
+//! The `edgetls-keyless` ENGINE (feature `engine`, OpenSSL 3.x): RSA and EC key methods whose
+//! sign step calls a [`RemoteKey`](crate::RemoteKey). The provider (`provider/`) does the same
+//! on every OpenSSL from 3.0; this shim stays for comparison and for deployments that cannot
+//! load a provider.
 //!
 //! The methods are copies of OpenSSL's own RSA and EC `EVP_PKEY_METHOD`s with only the sign
 //! hook replaced, so padding, hash and salt settings go through OpenSSL's usual controls and the
@@ -6,26 +9,19 @@
 //! the standard keyless sign opcodes need (RSA-PSS goes out as 0x35–0x37, not as raw RSA).
 
 use crate::error::EngineError;
-use crate::ffi;
-use crate::remote::{Hash, RemoteKey, Scheme, SignRequest};
+use crate::ffi::engine as ffi;
+use crate::key::Binding;
+use crate::remote::{Hash, Scheme, SignRequest};
 use crate::wait;
-use edgetls_keyless_proto::Ski;
 use libc::{c_int, c_long, c_void, size_t};
 use openssl_sys::{CRYPTO_EX_DATA, EVP_PKEY, EVP_PKEY_CTX};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 /// `NID_rsaEncryption` and `NID_X9_62_id_ecPublicKey`.
 const NID_RSA: c_int = 6;
 const NID_EC: c_int = 408;
 static NIDS: [c_int; 2] = [NID_RSA, NID_EC];
-
-/// What a remote `EVP_PKEY` carries, as its ex_data: freed with the key.
-pub(crate) struct Binding {
-    pub(crate) remote: Arc<dyn RemoteKey>,
-    pub(crate) ski: Ski,
-    pub(crate) rsa: bool,
-}
 
 /// The engine and its methods, made once per process and never freed (OpenSSL keeps
 /// references to them in every key and context that uses them).
@@ -61,7 +57,7 @@ fn build() -> Result<Engine, EngineError> {
             0,
             std::ptr::null_mut(),
             None,
-            None,
+            Some(dup_binding),
             Some(free_binding),
         );
         if ex_index < 0 {
@@ -159,6 +155,77 @@ unsafe extern "C" fn pkey_meths(
     // SAFETY: pmeth is a valid out-pointer (checked non-null above).
     unsafe { *pmeth = chosen };
     c_int::from(!chosen.is_null())
+}
+
+/// ex_data duplicator (`EVP_PKEY_dup`): the copy gets its own binding, sharing the signer, so
+/// each key frees its own.
+unsafe extern "C" fn dup_binding(
+    _to: *mut CRYPTO_EX_DATA,
+    _from: *const CRYPTO_EX_DATA,
+    from_d: *mut *mut c_void,
+    _idx: c_int,
+    _argl: c_long,
+    _argp: *mut c_void,
+) -> c_int {
+    // OpenSSL passes the address of the ex_data pointer, to be replaced by the copy's.
+    let slot = from_d;
+    if slot.is_null() {
+        return 1;
+    }
+    let copied = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `slot` points at the value stored at our index: NULL or a Box<Binding>
+        // owned by the source key, alive during the call.
+        unsafe {
+            let b = (*slot).cast::<Binding>();
+            if b.is_null() {
+                return std::ptr::null_mut();
+            }
+            Box::into_raw(Box::new((*b).clone())).cast::<c_void>()
+        }
+    }));
+    match copied {
+        Ok(p) => {
+            // SAFETY: as above; the copy now owns `p`.
+            unsafe { *slot = p };
+            1
+        }
+        Err(_) => 0,
+    }
+}
+
+/// A key object holding `cert`'s public parts whose private operations go through the engine,
+/// carrying `binding`.
+pub(crate) fn key(
+    binding: Binding,
+    cert: &openssl::x509::X509Ref,
+) -> Result<openssl::pkey::PKey<openssl::pkey::Private>, EngineError> {
+    use foreign_types::ForeignType;
+    use openssl::pkey::{PKey, Private};
+    let public = cert.public_key()?;
+    // A legacy key object holding only the public parts: the engine's methods apply to it.
+    let legacy = if binding.rsa {
+        PKey::from_rsa(public.rsa()?)?
+    } else {
+        PKey::from_ec_key(public.ec_key()?)?
+    };
+    let engine = get()?;
+    let raw = legacy.as_ptr();
+    std::mem::forget(legacy); // ownership moves to the PKey<Private> below
+    // SAFETY: `raw` is a valid EVP_PKEY we own; wrapping it as PKey<Private> is sound because
+    // every private operation on it goes through the engine's methods, which never read private
+    // parts. The binding box is owned by the key's ex_data from here on (freed with the key).
+    unsafe {
+        let key = PKey::<Private>::from_ptr(raw);
+        let b = Box::into_raw(Box::new(binding));
+        if ffi::EVP_PKEY_set_ex_data(raw, engine.ex_index, b.cast()) != 1 {
+            drop(Box::from_raw(b));
+            return Err(openssl::error::ErrorStack::get().into());
+        }
+        if ffi::EVP_PKEY_set1_engine(raw, engine.engine) != 1 {
+            return Err(openssl::error::ErrorStack::get().into());
+        }
+        Ok(key)
+    }
 }
 
 /// ex_data destructor: drops the binding when its `EVP_PKEY` is freed.

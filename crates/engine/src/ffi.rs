@@ -1,22 +1,11 @@
-//! The OpenSSL 3.0 functions this crate needs that `openssl-sys` does not declare. Debian's
-//! libcrypto and libssl export all of them; the signatures follow the 3.0 headers.
+//! The OpenSSL functions and types this crate needs that `openssl-sys` does not declare: async
+//! jobs, the provider API, a few libssl getters, and (feature `engine`) the ENGINE API. Every
+//! OpenSSL from 3.0 exports them (the ENGINE API: 3.x only); signatures follow the 3.0 headers.
 
 #![allow(non_camel_case_types, clippy::upper_case_acronyms)]
 
 use libc::{c_char, c_int, c_void, size_t};
-use openssl_sys::{EVP_MD, EVP_PKEY, EVP_PKEY_CTX, SSL, SSL_CIPHER, SSL_CTX, stack_st_SSL_CIPHER};
-
-/// `ENGINE` (opaque).
-#[repr(C)]
-pub struct ENGINE {
-    _private: [u8; 0],
-}
-
-/// `EVP_PKEY_METHOD` (opaque).
-#[repr(C)]
-pub struct EVP_PKEY_METHOD {
-    _private: [u8; 0],
-}
+use openssl_sys::{SSL, SSL_CIPHER, SSL_CTX, stack_st_SSL_CIPHER};
 
 /// `ASYNC_JOB` (opaque).
 #[repr(C)]
@@ -30,20 +19,6 @@ pub struct ASYNC_WAIT_CTX {
     _private: [u8; 0],
 }
 
-pub type SignInit = unsafe extern "C" fn(ctx: *mut EVP_PKEY_CTX) -> c_int;
-pub type Sign = unsafe extern "C" fn(
-    ctx: *mut EVP_PKEY_CTX,
-    sig: *mut u8,
-    siglen: *mut size_t,
-    tbs: *const u8,
-    tbslen: size_t,
-) -> c_int;
-pub type PkeyMeths = unsafe extern "C" fn(
-    e: *mut ENGINE,
-    pmeth: *mut *mut EVP_PKEY_METHOD,
-    nids: *mut *const c_int,
-    nid: c_int,
-) -> c_int;
 pub type WaitCleanup = unsafe extern "C" fn(
     ctx: *mut ASYNC_WAIT_CTX,
     key: *const c_void,
@@ -55,52 +30,10 @@ pub type WaitCleanup = unsafe extern "C" fn(
 pub const SSL_MODE_ASYNC: u64 = 0x100;
 /// `SSL_ERROR_WANT_ASYNC`.
 pub const SSL_ERROR_WANT_ASYNC: c_int = 9;
-/// `CRYPTO_EX_INDEX_EVP_PKEY`.
-pub const CRYPTO_EX_INDEX_EVP_PKEY: c_int = 17;
-/// `EVP_PKEY_FLAG_AUTOARGLEN`: OpenSSL answers "how long is the signature" itself.
-pub const EVP_PKEY_FLAG_AUTOARGLEN: c_int = 2;
 /// `NID_kx_rsa` and `NID_kx_any` (the latter marks TLS 1.3 suites).
 pub const NID_KX_RSA: c_int = 1037;
 pub const NID_KX_ANY: c_int = 1063;
-/// Padding modes as `EVP_PKEY_CTX_get_rsa_padding` reports them.
-pub const RSA_PKCS1_PADDING: c_int = 1;
-pub const RSA_NO_PADDING: c_int = 3;
-pub const RSA_PKCS1_PSS_PADDING: c_int = 6;
-/// `RSA_PSS_SALTLEN_DIGEST`: salt as long as the hash (what TLS uses).
-pub const RSA_PSS_SALTLEN_DIGEST: c_int = -1;
-
 unsafe extern "C" {
-    pub fn ENGINE_new() -> *mut ENGINE;
-    pub fn ENGINE_free(e: *mut ENGINE) -> c_int;
-    pub fn ENGINE_set_id(e: *mut ENGINE, id: *const c_char) -> c_int;
-    pub fn ENGINE_set_name(e: *mut ENGINE, name: *const c_char) -> c_int;
-    pub fn ENGINE_set_pkey_meths(e: *mut ENGINE, f: Option<PkeyMeths>) -> c_int;
-    pub fn ENGINE_add(e: *mut ENGINE) -> c_int;
-    pub fn ENGINE_init(e: *mut ENGINE) -> c_int;
-    pub fn EVP_PKEY_set1_engine(pkey: *mut EVP_PKEY, e: *mut ENGINE) -> c_int;
-
-    pub fn EVP_PKEY_meth_new(id: c_int, flags: c_int) -> *mut EVP_PKEY_METHOD;
-    pub fn EVP_PKEY_meth_find(kind: c_int) -> *const EVP_PKEY_METHOD;
-    pub fn EVP_PKEY_meth_copy(dst: *mut EVP_PKEY_METHOD, src: *const EVP_PKEY_METHOD);
-    pub fn EVP_PKEY_meth_get_sign(
-        pmeth: *const EVP_PKEY_METHOD,
-        sign_init: *mut Option<SignInit>,
-        sign: *mut Option<Sign>,
-    );
-    pub fn EVP_PKEY_meth_set_sign(
-        pmeth: *mut EVP_PKEY_METHOD,
-        sign_init: Option<SignInit>,
-        sign: Option<Sign>,
-    );
-
-    pub fn EVP_PKEY_CTX_get0_pkey(ctx: *mut EVP_PKEY_CTX) -> *mut EVP_PKEY;
-    pub fn EVP_PKEY_CTX_get_signature_md(ctx: *mut EVP_PKEY_CTX, md: *mut *const EVP_MD) -> c_int;
-    pub fn EVP_PKEY_CTX_get_rsa_padding(ctx: *mut EVP_PKEY_CTX, pad: *mut c_int) -> c_int;
-    pub fn EVP_PKEY_CTX_get_rsa_pss_saltlen(ctx: *mut EVP_PKEY_CTX, len: *mut c_int) -> c_int;
-    pub fn EVP_MD_get_type(md: *const EVP_MD) -> c_int;
-    pub fn EVP_PKEY_set_ex_data(key: *mut EVP_PKEY, idx: c_int, arg: *mut c_void) -> c_int;
-    pub fn EVP_PKEY_get_ex_data(key: *const EVP_PKEY, idx: c_int) -> *mut c_void;
-
     pub fn ASYNC_get_current_job() -> *mut ASYNC_JOB;
     pub fn ASYNC_get_wait_ctx(job: *mut ASYNC_JOB) -> *mut ASYNC_WAIT_CTX;
     pub fn ASYNC_pause_job() -> c_int;
@@ -122,4 +55,170 @@ unsafe extern "C" {
     pub fn SSL_CTX_get_ciphers(ctx: *const SSL_CTX) -> *mut stack_st_SSL_CIPHER;
     pub fn SSL_get_ciphers(s: *const SSL) -> *mut stack_st_SSL_CIPHER;
     pub fn SSL_CIPHER_get_kx_nid(c: *const SSL_CIPHER) -> c_int;
+}
+
+// --- The provider API (OpenSSL 3.0+, `core.h`, `core_dispatch.h`, `provider.h`) ---
+
+/// `OSSL_CORE_HANDLE` (opaque).
+#[repr(C)]
+pub struct OSSL_CORE_HANDLE {
+    _private: [u8; 0],
+}
+
+/// `OSSL_DISPATCH`: a function number and the function.
+#[repr(C)]
+pub struct OSSL_DISPATCH {
+    pub function_id: c_int,
+    pub function: Option<unsafe extern "C" fn()>,
+}
+
+/// `OSSL_ALGORITHM`: names, property definition, implementation, description.
+#[repr(C)]
+pub struct OSSL_ALGORITHM {
+    pub algorithm_names: *const c_char,
+    pub property_definition: *const c_char,
+    pub implementation: *const OSSL_DISPATCH,
+    pub algorithm_description: *const c_char,
+}
+
+pub type ProviderInit = unsafe extern "C" fn(
+    handle: *const OSSL_CORE_HANDLE,
+    core: *const OSSL_DISPATCH,
+    out: *mut *const OSSL_DISPATCH,
+    provctx: *mut *mut c_void,
+) -> c_int;
+
+/// `OSSL_CALLBACK`: receives exported parameters.
+pub type ParamCallback =
+    unsafe extern "C" fn(params: *const openssl_sys::OSSL_PARAM, arg: *mut c_void) -> c_int;
+
+pub const OSSL_OP_KEYMGMT: c_int = 10;
+pub const OSSL_OP_SIGNATURE: c_int = 12;
+pub const OSSL_FUNC_PROVIDER_QUERY_OPERATION: c_int = 1027;
+
+pub const OSSL_FUNC_KEYMGMT_NEW: c_int = 1;
+pub const OSSL_FUNC_KEYMGMT_FREE: c_int = 10;
+pub const OSSL_FUNC_KEYMGMT_GET_PARAMS: c_int = 11;
+pub const OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS: c_int = 12;
+pub const OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME: c_int = 20;
+pub const OSSL_FUNC_KEYMGMT_HAS: c_int = 21;
+pub const OSSL_FUNC_KEYMGMT_MATCH: c_int = 23;
+pub const OSSL_FUNC_KEYMGMT_IMPORT: c_int = 40;
+pub const OSSL_FUNC_KEYMGMT_IMPORT_TYPES: c_int = 41;
+pub const OSSL_FUNC_KEYMGMT_EXPORT: c_int = 42;
+pub const OSSL_FUNC_KEYMGMT_EXPORT_TYPES: c_int = 43;
+pub const OSSL_FUNC_KEYMGMT_DUP: c_int = 44;
+
+pub const OSSL_FUNC_SIGNATURE_NEWCTX: c_int = 1;
+pub const OSSL_FUNC_SIGNATURE_SIGN_INIT: c_int = 2;
+pub const OSSL_FUNC_SIGNATURE_SIGN: c_int = 3;
+pub const OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT: c_int = 8;
+pub const OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE: c_int = 9;
+pub const OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL: c_int = 10;
+pub const OSSL_FUNC_SIGNATURE_DIGEST_SIGN: c_int = 11;
+pub const OSSL_FUNC_SIGNATURE_FREECTX: c_int = 16;
+pub const OSSL_FUNC_SIGNATURE_DUPCTX: c_int = 17;
+pub const OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS: c_int = 18;
+pub const OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS: c_int = 19;
+pub const OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS: c_int = 20;
+pub const OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS: c_int = 21;
+
+/// `OSSL_KEYMGMT_SELECT_*`.
+pub const SELECT_PRIVATE_KEY: c_int = 0x01;
+/// `EVP_PKEY_PUBLIC_KEY` (public key and all parameters) and `EVP_PKEY_KEYPAIR`.
+pub const EVP_PKEY_PUBLIC_KEY: c_int = 0x86;
+pub const EVP_PKEY_KEYPAIR: c_int = 0x87;
+
+/// `OSSL_PARAM` data types.
+pub const OSSL_PARAM_INTEGER: libc::c_uint = 1;
+pub const OSSL_PARAM_UTF8_STRING: libc::c_uint = 4;
+pub const OSSL_PARAM_OCTET_STRING: libc::c_uint = 5;
+
+unsafe extern "C" {
+    pub fn OSSL_PROVIDER_add_builtin(
+        libctx: *mut openssl_sys::OSSL_LIB_CTX,
+        name: *const c_char,
+        init: Option<ProviderInit>,
+    ) -> c_int;
+    pub fn OSSL_PARAM_get_int(p: *const openssl_sys::OSSL_PARAM, val: *mut c_int) -> c_int;
+}
+
+/// The ENGINE shim's declarations (feature `engine`; OpenSSL 3.x only).
+#[cfg(feature = "engine")]
+pub mod engine {
+    use libc::{c_char, c_int, c_void, size_t};
+    use openssl_sys::{EVP_MD, EVP_PKEY, EVP_PKEY_CTX};
+
+    /// `ENGINE` (opaque).
+    #[repr(C)]
+    pub struct ENGINE {
+        _private: [u8; 0],
+    }
+
+    /// `EVP_PKEY_METHOD` (opaque).
+    #[repr(C)]
+    pub struct EVP_PKEY_METHOD {
+        _private: [u8; 0],
+    }
+
+    pub type SignInit = unsafe extern "C" fn(ctx: *mut EVP_PKEY_CTX) -> c_int;
+    pub type Sign = unsafe extern "C" fn(
+        ctx: *mut EVP_PKEY_CTX,
+        sig: *mut u8,
+        siglen: *mut size_t,
+        tbs: *const u8,
+        tbslen: size_t,
+    ) -> c_int;
+    pub type PkeyMeths = unsafe extern "C" fn(
+        e: *mut ENGINE,
+        pmeth: *mut *mut EVP_PKEY_METHOD,
+        nids: *mut *const c_int,
+        nid: c_int,
+    ) -> c_int;
+    /// `CRYPTO_EX_INDEX_EVP_PKEY`.
+    pub const CRYPTO_EX_INDEX_EVP_PKEY: c_int = 17;
+    /// `EVP_PKEY_FLAG_AUTOARGLEN`: OpenSSL answers "how long is the signature" itself.
+    pub const EVP_PKEY_FLAG_AUTOARGLEN: c_int = 2;
+    /// Padding modes as `EVP_PKEY_CTX_get_rsa_padding` reports them.
+    pub const RSA_PKCS1_PADDING: c_int = 1;
+    pub const RSA_NO_PADDING: c_int = 3;
+    pub const RSA_PKCS1_PSS_PADDING: c_int = 6;
+    /// `RSA_PSS_SALTLEN_DIGEST`: salt as long as the hash (what TLS uses).
+    pub const RSA_PSS_SALTLEN_DIGEST: c_int = -1;
+
+    unsafe extern "C" {
+        pub fn ENGINE_new() -> *mut ENGINE;
+        pub fn ENGINE_free(e: *mut ENGINE) -> c_int;
+        pub fn ENGINE_set_id(e: *mut ENGINE, id: *const c_char) -> c_int;
+        pub fn ENGINE_set_name(e: *mut ENGINE, name: *const c_char) -> c_int;
+        pub fn ENGINE_set_pkey_meths(e: *mut ENGINE, f: Option<PkeyMeths>) -> c_int;
+        pub fn ENGINE_add(e: *mut ENGINE) -> c_int;
+        pub fn ENGINE_init(e: *mut ENGINE) -> c_int;
+        pub fn EVP_PKEY_set1_engine(pkey: *mut EVP_PKEY, e: *mut ENGINE) -> c_int;
+
+        pub fn EVP_PKEY_meth_new(id: c_int, flags: c_int) -> *mut EVP_PKEY_METHOD;
+        pub fn EVP_PKEY_meth_find(kind: c_int) -> *const EVP_PKEY_METHOD;
+        pub fn EVP_PKEY_meth_copy(dst: *mut EVP_PKEY_METHOD, src: *const EVP_PKEY_METHOD);
+        pub fn EVP_PKEY_meth_get_sign(
+            pmeth: *const EVP_PKEY_METHOD,
+            sign_init: *mut Option<SignInit>,
+            sign: *mut Option<Sign>,
+        );
+        pub fn EVP_PKEY_meth_set_sign(
+            pmeth: *mut EVP_PKEY_METHOD,
+            sign_init: Option<SignInit>,
+            sign: Option<Sign>,
+        );
+
+        pub fn EVP_PKEY_CTX_get0_pkey(ctx: *mut EVP_PKEY_CTX) -> *mut EVP_PKEY;
+        pub fn EVP_PKEY_CTX_get_signature_md(
+            ctx: *mut EVP_PKEY_CTX,
+            md: *mut *const EVP_MD,
+        ) -> c_int;
+        pub fn EVP_PKEY_CTX_get_rsa_padding(ctx: *mut EVP_PKEY_CTX, pad: *mut c_int) -> c_int;
+        pub fn EVP_PKEY_CTX_get_rsa_pss_saltlen(ctx: *mut EVP_PKEY_CTX, len: *mut c_int) -> c_int;
+        pub fn EVP_MD_get_type(md: *const EVP_MD) -> c_int;
+        pub fn EVP_PKEY_set_ex_data(key: *mut EVP_PKEY, idx: c_int, arg: *mut c_void) -> c_int;
+        pub fn EVP_PKEY_get_ex_data(key: *const EVP_PKEY, idx: c_int) -> *mut c_void;
+    }
 }

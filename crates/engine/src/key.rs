@@ -1,54 +1,61 @@
-//! Keys whose private half is remote: an `EVP_PKEY` made from a certificate's public key, bound
-//! to a [`RemoteKey`] and to the `edgetls-keyless` engine.
+//! Keys whose private half is remote: an `EVP_PKEY` for a certificate's public key whose
+//! signatures are made by a [`RemoteKey`] — through the `edgetls-keyless` provider (OpenSSL 3.0
+//! and later), or, with the `engine` feature, the ENGINE shim (OpenSSL 3.x only).
 
-use crate::engine::{self, Binding};
 use crate::error::EngineError;
-use crate::ffi;
 use crate::remote::RemoteKey;
 use edgetls_keyless_proto::Ski;
-use foreign_types::ForeignType;
 use openssl::pkey::{Id, PKey, Private};
 use openssl::x509::X509Ref;
 use std::sync::Arc;
 
-/// A private key for `cert` whose signatures are made by `remote`, identified by the SKI of the
-/// certificate's public key. Usable wherever OpenSSL takes a private key
-/// (`SslContextBuilder::set_private_key`, `SslRef::set_private_key`).
-pub fn remote_pkey(
-    cert: &X509Ref,
-    remote: Arc<dyn RemoteKey>,
-) -> Result<PKey<Private>, EngineError> {
-    let public = cert.public_key()?;
-    let ski = Ski::from_spki_der(&public.public_key_to_der()?)
-        .map_err(|e| EngineError::UnsupportedKey(e.to_string()))?;
-    // A legacy key object holding only the public parts: the engine's methods apply to it.
-    let (legacy, rsa) = match public.id() {
-        Id::RSA => (PKey::from_rsa(public.rsa()?)?, true),
-        Id::EC => (PKey::from_ec_key(public.ec_key()?)?, false),
+/// What a remote key carries: its signer, the SKI the key server knows it by, and its type.
+/// Copies share the signer (`Arc`), so duplicating a key duplicates the binding.
+#[derive(Clone)]
+pub(crate) struct Binding {
+    pub(crate) remote: Arc<dyn RemoteKey>,
+    pub(crate) ski: Ski,
+    pub(crate) rsa: bool,
+}
+
+/// The binding of `cert`'s public key to `remote`, and the key's public half (DER).
+fn bind(cert: &X509Ref, remote: Arc<dyn RemoteKey>) -> Result<(Binding, Vec<u8>), EngineError> {
+    let spki = cert.public_key()?.public_key_to_der()?;
+    let public = PKey::public_key_from_der(&spki)?;
+    let rsa = match public.id() {
+        Id::RSA => true,
+        Id::EC => false,
         other => {
             return Err(EngineError::UnsupportedKey(format!(
                 "{other:?} (RSA and ECDSA keys can be remote)"
             )));
         }
     };
-    let engine = engine::get()?;
-    let raw = legacy.as_ptr();
-    std::mem::forget(legacy); // ownership moves to the PKey<Private> below
-    // SAFETY: `raw` is a valid EVP_PKEY we own; wrapping it as PKey<Private> is sound because
-    // every private operation on it goes through the engine's methods, which never read private
-    // parts. The binding box is owned by the key's ex_data from here on (freed with the key).
-    unsafe {
-        let key = PKey::<Private>::from_ptr(raw);
-        let binding = Box::into_raw(Box::new(Binding { remote, ski, rsa }));
-        if ffi::EVP_PKEY_set_ex_data(raw, engine.ex_index, binding.cast()) != 1 {
-            drop(Box::from_raw(binding));
-            return Err(openssl::error::ErrorStack::get().into());
-        }
-        if ffi::EVP_PKEY_set1_engine(raw, engine.engine) != 1 {
-            return Err(openssl::error::ErrorStack::get().into());
-        }
-        Ok(key)
-    }
+    let ski = Ski::from_spki_der(&spki).map_err(|e| EngineError::UnsupportedKey(e.to_string()))?;
+    Ok((Binding { remote, ski, rsa }, spki))
+}
+
+/// A private key for `cert` whose signatures are made by `remote`, identified by the SKI of the
+/// certificate's public key. Usable wherever OpenSSL takes a private key
+/// (`SslContextBuilder::set_private_key`, `SslRef::set_private_key`). Made by the
+/// `edgetls-keyless` provider, loaded into the process on first use.
+pub fn remote_pkey(
+    cert: &X509Ref,
+    remote: Arc<dyn RemoteKey>,
+) -> Result<PKey<Private>, EngineError> {
+    let (binding, spki) = bind(cert, remote)?;
+    crate::provider::key(binding, &spki)
+}
+
+/// As [`remote_pkey`], through the `edgetls-keyless` ENGINE (OpenSSL 3.x; 4.0 has no ENGINE
+/// API). For comparison and for builds that must not load a provider.
+#[cfg(feature = "engine")]
+pub fn engine_remote_pkey(
+    cert: &X509Ref,
+    remote: Arc<dyn RemoteKey>,
+) -> Result<PKey<Private>, EngineError> {
+    let (binding, _) = bind(cert, remote)?;
+    crate::engine::key(binding, cert)
 }
 
 /// The SKI a remote key for `cert` is looked up by on the key server.

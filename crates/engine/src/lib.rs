@@ -59,11 +59,13 @@
 
 mod context;
 mod driver;
+#[cfg(feature = "engine")]
 mod engine;
 mod error;
 mod failure;
 mod ffi;
 mod key;
+pub mod provider;
 mod remote;
 mod store;
 mod stream;
@@ -75,6 +77,8 @@ pub use context::{
 pub use driver::{Handshake, PAUSED_LIMIT, accept};
 pub use error::EngineError;
 pub use failure::Failure;
+#[cfg(feature = "engine")]
+pub use key::engine_remote_pkey;
 pub use key::{remote_pkey, ski_of};
 pub use remote::{Done, Hash, KeylessKey, LocalSigner, RemoteKey, Scheme, SignRequest};
 pub use store::StoreKeys;

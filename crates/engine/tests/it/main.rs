@@ -4,6 +4,7 @@
 mod async_mode;
 mod common;
 mod handshakes;
+mod provider;
 mod s_client;
 mod store;
 mod stream;

@@ -1,0 +1,461 @@
+//! Signatures with remote keys: the digest is made here (OpenSSL's digest, in this process),
+//! then signed by the remote key through the same path as the ENGINE's hook (`wait::perform`:
+//! in async mode the job pauses until the answer arrives).
+
+use super::keymgmt::KeyData;
+use super::params::{self, List};
+use crate::error::EngineError;
+use crate::ffi::{self, OSSL_DISPATCH};
+use crate::key::Binding;
+use crate::remote::{Hash, Scheme, SignRequest};
+use crate::wait;
+use libc::{c_int, c_void, size_t};
+use openssl::hash::{Hasher, MessageDigest};
+use openssl_sys::OSSL_PARAM;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, OnceLock};
+
+const PKCS1: c_int = 1;
+const PSS: c_int = 6;
+const SALT_DIGEST: c_int = -1;
+
+/// One signing operation's state.
+#[derive(Clone)]
+struct SigCtx {
+    binding: Option<Arc<Binding>>,
+    /// The largest signature the key makes.
+    max: usize,
+    hash: Option<Hash>,
+    mgf1: Option<Hash>,
+    hasher: Option<Hasher>,
+    pad: c_int,
+    salt: c_int,
+}
+
+impl Default for SigCtx {
+    fn default() -> Self {
+        SigCtx {
+            binding: None,
+            max: 0,
+            hash: None,
+            mgf1: None,
+            hasher: None,
+            pad: PKCS1,
+            salt: SALT_DIGEST,
+        }
+    }
+}
+
+/// A digest name as OpenSSL passes it ("SHA256", "SHA2-256", "MD5-SHA1", …).
+fn hash_named(name: &str) -> Result<Hash, EngineError> {
+    let md = openssl::md::Md::fetch(None, name, None)
+        .map_err(|e| EngineError::UnsupportedScheme(format!("digest {name}: {e}")))?;
+    Hash::from_nid(md.type_().as_raw())
+        .ok_or_else(|| EngineError::UnsupportedScheme(format!("digest {name}")))
+}
+
+fn digest_of(hash: Hash) -> Result<MessageDigest, EngineError> {
+    let nid = match hash {
+        Hash::Md5Sha1 => openssl::nid::Nid::MD5_SHA1,
+        Hash::Sha1 => openssl::nid::Nid::SHA1,
+        Hash::Sha224 => openssl::nid::Nid::SHA224,
+        Hash::Sha256 => openssl::nid::Nid::SHA256,
+        Hash::Sha384 => openssl::nid::Nid::SHA384,
+        Hash::Sha512 => openssl::nid::Nid::SHA512,
+    };
+    MessageDigest::from_nid(nid)
+        .ok_or_else(|| EngineError::UnsupportedScheme(format!("{hash:?}: no digest")))
+}
+
+fn digest_len(hash: Hash) -> usize {
+    match hash {
+        Hash::Md5Sha1 => 36,
+        Hash::Sha1 => 20,
+        Hash::Sha224 => 28,
+        Hash::Sha256 => 32,
+        Hash::Sha384 => 48,
+        Hash::Sha512 => 64,
+    }
+}
+
+impl SigCtx {
+    fn init(&mut self, provkey: *mut c_void) -> Result<(), EngineError> {
+        // SAFETY: OpenSSL passes a key of this provider's keymgmt, alive while the operation is.
+        let key = unsafe { provkey.cast::<KeyData>().as_ref() }
+            .ok_or_else(|| EngineError::UnsupportedKey("no key".into()))?;
+        let binding = key.binding.clone().ok_or_else(|| {
+            EngineError::UnsupportedKey("a public key only: it has no remote binding".into())
+        })?;
+        self.max = key.public.as_ref().map_or(0, |p| p.size());
+        self.binding = Some(binding);
+        self.hash = None;
+        self.mgf1 = None;
+        self.hasher = None;
+        Ok(())
+    }
+
+    fn set(&mut self, params: *const OSSL_PARAM) -> Result<(), EngineError> {
+        let bad = |what: &str| EngineError::UnsupportedScheme(what.to_string());
+        // SAFETY: OpenSSL passes a parameter array alive for the call (or NULL).
+        unsafe {
+            if let Some(p) = params::find(params, c"digest") {
+                let name = params::utf8(p).ok_or_else(|| bad("digest: not a name"))?;
+                self.hash = Some(hash_named(name)?);
+                self.hasher = None;
+            }
+            if let Some(p) = params::find(params, c"mgf1-digest") {
+                let name = params::utf8(p).ok_or_else(|| bad("mgf1-digest: not a name"))?;
+                self.mgf1 = Some(hash_named(name)?);
+            }
+            if let Some(p) = params::find(params, c"pad-mode") {
+                self.pad = match (params::int(p), params::utf8(p)) {
+                    (Some(n), _) => n,
+                    (None, Some("pkcs1")) => PKCS1,
+                    (None, Some("pss")) => PSS,
+                    (None, Some(other)) => return Err(bad(&format!("RSA padding {other}"))),
+                    (None, None) => return Err(bad("pad-mode")),
+                };
+            }
+            if let Some(p) = params::find(params, c"saltlen") {
+                self.salt = match (params::int(p), params::utf8(p)) {
+                    (Some(n), _) => n,
+                    (None, Some("digest")) => SALT_DIGEST,
+                    (None, Some("max")) => -2,
+                    (None, Some("auto")) => -3,
+                    (None, Some(n)) => n.parse().map_err(|_| bad(&format!("saltlen {n}")))?,
+                    (None, None) => return Err(bad("saltlen")),
+                };
+            }
+        }
+        Ok(())
+    }
+
+    fn scheme(&self, hash: Hash) -> Result<Scheme, EngineError> {
+        let binding = self
+            .binding
+            .as_ref()
+            .ok_or_else(|| EngineError::UnsupportedKey("no key".into()))?;
+        if !binding.rsa {
+            return Ok(Scheme::Ecdsa(hash));
+        }
+        match self.pad {
+            PKCS1 => Ok(Scheme::RsaPkcs1(hash)),
+            PSS => {
+                let salt_ok = self.salt == SALT_DIGEST || self.salt as usize == digest_len(hash);
+                if !salt_ok || self.mgf1.is_some_and(|m| m != hash) {
+                    return Err(EngineError::UnsupportedScheme(format!(
+                        "RSA-PSS with salt {} and MGF1 {:?} (keyless PSS uses the hash for both)",
+                        self.salt, self.mgf1
+                    )));
+                }
+                Ok(Scheme::RsaPss(hash))
+            }
+            other => Err(EngineError::UnsupportedScheme(format!(
+                "RSA padding {other}"
+            ))),
+        }
+    }
+
+    /// Signs `digest` made with `hash` into `sig` (room for `room` bytes); the length written.
+    fn sign(
+        &self,
+        hash: Hash,
+        digest: Vec<u8>,
+        sig: *mut u8,
+        room: usize,
+    ) -> Result<usize, EngineError> {
+        let scheme = self.scheme(hash)?;
+        let binding = self
+            .binding
+            .as_ref()
+            .ok_or_else(|| EngineError::UnsupportedKey("no key".into()))?;
+        let request = SignRequest {
+            ski: binding.ski,
+            scheme,
+            digest,
+        };
+        let answer = wait::perform(&*binding.remote, request)?;
+        if answer.len() > room || answer.is_empty() {
+            return Err(EngineError::BadAnswer {
+                got: answer.len(),
+                room,
+            });
+        }
+        // SAFETY: `sig` has room for `room` bytes (OpenSSL's contract) and the answer fits.
+        unsafe { std::ptr::copy_nonoverlapping(answer.as_ptr(), sig, answer.len()) };
+        Ok(answer.len())
+    }
+}
+
+/// Runs `f` on the context; an error or a panic is recorded (see `take_last_error`) and
+/// returns 0, never unwinding into OpenSSL.
+fn with(ctx: *mut c_void, f: impl FnOnce(&mut SigCtx) -> Result<(), EngineError>) -> c_int {
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: OpenSSL passes a context made by `newctx` or `dupctx`.
+        let Some(c) = (unsafe { ctx.cast::<SigCtx>().as_mut() }) else {
+            return Err(EngineError::Remote("no signature context".into()));
+        };
+        f(c)
+    }));
+    match r {
+        Ok(Ok(())) => 1,
+        Ok(Err(e)) => {
+            wait::record_failure(&e);
+            0
+        }
+        Err(_) => {
+            wait::record_failure(&EngineError::Panic);
+            0
+        }
+    }
+}
+
+unsafe extern "C" fn newctx(_provctx: *mut c_void, _propq: *const libc::c_char) -> *mut c_void {
+    catch_unwind(|| Box::into_raw(Box::<SigCtx>::default()).cast()).unwrap_or(std::ptr::null_mut())
+}
+
+unsafe extern "C" fn freectx(ctx: *mut c_void) {
+    if !ctx.is_null() {
+        // SAFETY: OpenSSL frees each context it got from `newctx` or `dupctx` once.
+        let c = unsafe { Box::from_raw(ctx.cast::<SigCtx>()) };
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(c)));
+    }
+}
+
+unsafe extern "C" fn dupctx(ctx: *mut c_void) -> *mut c_void {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: OpenSSL passes one of our contexts.
+        match unsafe { ctx.cast::<SigCtx>().as_ref() } {
+            Some(c) => Box::into_raw(Box::new(c.clone())).cast(),
+            None => std::ptr::null_mut(),
+        }
+    }))
+    .unwrap_or(std::ptr::null_mut())
+}
+
+unsafe extern "C" fn sign_init(
+    ctx: *mut c_void,
+    provkey: *mut c_void,
+    params: *const OSSL_PARAM,
+) -> c_int {
+    with(ctx, |c| {
+        c.init(provkey)?;
+        c.set(params)
+    })
+}
+
+/// Sizes are asked with `sig` NULL.
+fn size_query(c: &SigCtx, sig: *mut u8, siglen: *mut size_t) -> Option<Result<(), EngineError>> {
+    if siglen.is_null() {
+        return Some(Err(EngineError::Remote(
+            "no signature length pointer".into(),
+        )));
+    }
+    if sig.is_null() {
+        // SAFETY: checked non-null.
+        unsafe { *siglen = c.max };
+        return Some(Ok(()));
+    }
+    None
+}
+
+unsafe extern "C" fn sign(
+    ctx: *mut c_void,
+    sig: *mut u8,
+    siglen: *mut size_t,
+    sigsize: size_t,
+    tbs: *const u8,
+    tbslen: size_t,
+) -> c_int {
+    with(ctx, |c| {
+        if let Some(r) = size_query(c, sig, siglen) {
+            return r;
+        }
+        // SAFETY: OpenSSL passes `tbs` valid for `tbslen` bytes.
+        let digest = unsafe { std::slice::from_raw_parts(tbs, tbslen) }.to_vec();
+        let hash = match c.hash {
+            Some(h) => h,
+            None => match tbslen {
+                20 => Hash::Sha1,
+                32 => Hash::Sha256,
+                36 => Hash::Md5Sha1,
+                48 => Hash::Sha384,
+                64 => Hash::Sha512,
+                n => return Err(EngineError::UnsupportedScheme(format!("a {n}-byte digest"))),
+            },
+        };
+        let n = c.sign(hash, digest, sig, sigsize)?;
+        // SAFETY: siglen checked non-null by size_query.
+        unsafe { *siglen = n };
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn digest_sign_init(
+    ctx: *mut c_void,
+    mdname: *const libc::c_char,
+    provkey: *mut c_void,
+    params: *const OSSL_PARAM,
+) -> c_int {
+    with(ctx, |c| {
+        c.init(provkey)?;
+        c.set(params)?;
+        let hash = if mdname.is_null() {
+            c.hash.unwrap_or(Hash::Sha256)
+        } else {
+            // SAFETY: a NUL-terminated name from OpenSSL.
+            let name = unsafe { std::ffi::CStr::from_ptr(mdname) }.to_string_lossy();
+            hash_named(&name)?
+        };
+        c.hash = Some(hash);
+        c.hasher = Some(Hasher::new(digest_of(hash)?)?);
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn digest_sign_update(ctx: *mut c_void, data: *const u8, len: size_t) -> c_int {
+    with(ctx, |c| {
+        let h = c
+            .hasher
+            .as_mut()
+            .ok_or_else(|| EngineError::Remote("update before init".into()))?;
+        if len > 0 {
+            // SAFETY: OpenSSL passes `data` valid for `len` bytes.
+            h.update(unsafe { std::slice::from_raw_parts(data, len) })?;
+        }
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn digest_sign_final(
+    ctx: *mut c_void,
+    sig: *mut u8,
+    siglen: *mut size_t,
+    sigsize: size_t,
+) -> c_int {
+    with(ctx, |c| {
+        if let Some(r) = size_query(c, sig, siglen) {
+            return r;
+        }
+        let hash = c
+            .hash
+            .ok_or_else(|| EngineError::Remote("final before init".into()))?;
+        let h = c
+            .hasher
+            .as_mut()
+            .ok_or_else(|| EngineError::Remote("final before init".into()))?;
+        let digest = h.finish()?.to_vec();
+        let n = c.sign(hash, digest, sig, sigsize)?;
+        // SAFETY: siglen checked non-null by size_query.
+        unsafe { *siglen = n };
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn digest_sign(
+    ctx: *mut c_void,
+    sig: *mut u8,
+    siglen: *mut size_t,
+    sigsize: size_t,
+    tbs: *const u8,
+    tbslen: size_t,
+) -> c_int {
+    with(ctx, |c| {
+        if let Some(r) = size_query(c, sig, siglen) {
+            return r;
+        }
+        let hash = c
+            .hash
+            .ok_or_else(|| EngineError::Remote("sign before init".into()))?;
+        // SAFETY: OpenSSL passes `tbs` valid for `tbslen` bytes.
+        let data = unsafe { std::slice::from_raw_parts(tbs, tbslen) };
+        let digest = openssl::hash::hash(digest_of(hash)?, data)?.to_vec();
+        let n = c.sign(hash, digest, sig, sigsize)?;
+        // SAFETY: siglen checked non-null by size_query.
+        unsafe { *siglen = n };
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn set_ctx_params(ctx: *mut c_void, params: *const OSSL_PARAM) -> c_int {
+    with(ctx, |c| c.set(params))
+}
+
+unsafe extern "C" fn get_ctx_params(_ctx: *mut c_void, _params: *mut OSSL_PARAM) -> c_int {
+    1
+}
+
+fn settable() -> &'static List {
+    static L: OnceLock<List> = OnceLock::new();
+    L.get_or_init(|| {
+        List::new(&[
+            (c"digest", ffi::OSSL_PARAM_UTF8_STRING),
+            (c"properties", ffi::OSSL_PARAM_UTF8_STRING),
+            (c"pad-mode", ffi::OSSL_PARAM_UTF8_STRING),
+            (c"saltlen", ffi::OSSL_PARAM_UTF8_STRING),
+            (c"mgf1-digest", ffi::OSSL_PARAM_UTF8_STRING),
+            (c"mgf1-properties", ffi::OSSL_PARAM_UTF8_STRING),
+        ])
+    })
+}
+
+unsafe extern "C" fn settable_ctx_params(
+    _ctx: *mut c_void,
+    _provctx: *mut c_void,
+) -> *const OSSL_PARAM {
+    settable().as_ptr()
+}
+
+unsafe extern "C" fn gettable_ctx_params(
+    _ctx: *mut c_void,
+    _provctx: *mut c_void,
+) -> *const OSSL_PARAM {
+    static L: OnceLock<List> = OnceLock::new();
+    L.get_or_init(|| List::new(&[])).as_ptr()
+}
+
+pub(super) fn table() -> &'static [OSSL_DISPATCH] {
+    static T: OnceLock<super::Static<OSSL_DISPATCH>> = OnceLock::new();
+    T.get_or_init(|| {
+        super::Static(super::dispatch(&[
+            (ffi::OSSL_FUNC_SIGNATURE_NEWCTX, newctx as *const ()),
+            (ffi::OSSL_FUNC_SIGNATURE_FREECTX, freectx as *const ()),
+            (ffi::OSSL_FUNC_SIGNATURE_DUPCTX, dupctx as *const ()),
+            (ffi::OSSL_FUNC_SIGNATURE_SIGN_INIT, sign_init as *const ()),
+            (ffi::OSSL_FUNC_SIGNATURE_SIGN, sign as *const ()),
+            (
+                ffi::OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT,
+                digest_sign_init as *const (),
+            ),
+            (
+                ffi::OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE,
+                digest_sign_update as *const (),
+            ),
+            (
+                ffi::OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL,
+                digest_sign_final as *const (),
+            ),
+            (
+                ffi::OSSL_FUNC_SIGNATURE_DIGEST_SIGN,
+                digest_sign as *const (),
+            ),
+            (
+                ffi::OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS,
+                get_ctx_params as *const (),
+            ),
+            (
+                ffi::OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS,
+                gettable_ctx_params as *const (),
+            ),
+            (
+                ffi::OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS,
+                set_ctx_params as *const (),
+            ),
+            (
+                ffi::OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS,
+                settable_ctx_params as *const (),
+            ),
+        ]))
+    })
+    .0
+}
