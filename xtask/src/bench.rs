@@ -621,7 +621,7 @@ fn machine() -> String {
     format!("{cores} cores ({cpu}), {ossl}")
 }
 
-fn workspace_root() -> Result<PathBuf> {
+pub(crate) fn workspace_root() -> Result<PathBuf> {
     let out = Command::new("cargo")
         .args(["locate-project", "--workspace", "--message-format", "plain"])
         .output()?;

@@ -280,6 +280,60 @@ fn with_key_server(
     Ok((ks, c, key))
 }
 
+/// The provider against the ENGINE shim, same key server, alternating within each round
+/// (xtask built with `--features engine`; OpenSSL 3.x).
+#[cfg(feature = "engine")]
+fn provider_vs_engine(bin: &Path, s: &Setup, report: &mut String) -> Result<()> {
+    let ks = start_keyserver(bin, &s.pki, &[])?;
+    let c = client(&s.pki, &ks.addr, 2)?;
+    let remote: Arc<dyn RemoteKey> = Arc::new(KeylessKey::new(Arc::clone(&c)));
+    let provider = remote_pkey(&s.cert, Arc::clone(&remote))?;
+    let engine = edgetls_engine::engine_remote_pkey(&s.cert, remote)?;
+    let rounds = 7;
+    let _ = writeln!(
+        report,
+        "| remote key, key server at 0 ms, 64 clients, {rounds} alternating rounds | provider (median) | ENGINE (median) | provider / ENGINE (median of per-round ratios) |\n|---|---:|---:|---:|"
+    );
+    for mode in [Mode::Blocking, Mode::Async] {
+        let (mut p, mut e, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..rounds {
+            // Alternate which goes first.
+            let order: [(&PKey<Private>, bool); 2] = if round % 2 == 0 {
+                [(&provider, true), (&engine, false)]
+            } else {
+                [(&engine, false), (&provider, true)]
+            };
+            let (mut rp, mut re) = (0.0, 0.0);
+            for (key, is_provider) in order {
+                let server = serve(context(&s.cert, key, mode)?, mode)?;
+                let r = rate(server.addr, 64, 3.0)?;
+                if is_provider { rp = r } else { re = r }
+            }
+            p.push(rp);
+            e.push(re);
+            ratio.push(rp / re);
+        }
+        let _ = writeln!(
+            report,
+            "| {mode:?} | {:.0}/s | {:.0}/s | {:.3}× |",
+            median(p),
+            median(e),
+            median(ratio)
+        );
+    }
+    let _ = writeln!(report);
+    Ok(())
+}
+
+#[cfg(not(feature = "engine"))]
+fn provider_vs_engine(_bin: &Path, _s: &Setup, report: &mut String) -> Result<()> {
+    let _ = writeln!(
+        report,
+        "Provider against ENGINE: run `cargo run --release -p xtask --features engine -- bench --suite engine` (OpenSSL 3.x) for that comparison.\n"
+    );
+    Ok(())
+}
+
 pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
     let status = std::process::Command::new("cargo")
         .args(["build", "--release", "--quiet", "-p", "edgetls-keyserver"])
@@ -345,6 +399,7 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
         "\nKey server capacity, ECDSA P-256 through the keyless client (512 outstanding): {capacity:.0}/s.\n"
     );
     drop((ks, kc, remote_key));
+    provider_vs_engine(&bin, &s, report)?;
 
     // 2. Latency against delay.
     let _ = writeln!(

@@ -13,6 +13,7 @@ mod gen_certs;
 mod loadgen;
 mod naive;
 mod ocsp_gen;
+mod openssl;
 mod plot;
 mod pyclient;
 
@@ -38,6 +39,8 @@ enum Task {
     /// One SSL_CTX per certificate file, the way servers without a store load (for the report).
     #[command(hide = true)]
     NaiveLoad(naive::Args),
+    /// Build OpenSSL 3.5 or 4.0 under target/openssl (once) and print its OPENSSL_DIR.
+    Openssl(openssl::Args),
     /// The bench's origin (a 3-byte HTTP answer to every request), for manual comparisons.
     Origin {
         /// Address to listen on.
@@ -53,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         Task::Fuzz(args) => fuzz::run(&args),
         Task::NaiveLoad(args) => naive::run(&args),
         Task::Load(args) => loadgen::cli(&args),
+        Task::Openssl(args) => openssl::run(&args, &bench::workspace_root()?),
         Task::Origin { addr } => {
             println!("origin on {}", bench_proxy::origin(addr)?);
             loop {

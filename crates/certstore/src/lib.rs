@@ -51,6 +51,7 @@ mod cert;
 mod der;
 mod entry;
 mod error;
+mod ffi;
 #[doc(hidden)]
 pub mod fuzzing;
 mod index;

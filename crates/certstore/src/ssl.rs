@@ -10,6 +10,7 @@
 
 use crate::cert::{KeyType, KeyTypes};
 use crate::error::CertStoreError;
+use crate::ffi;
 use crate::ocsp::{OcspCheck, OcspState};
 use crate::remote::RemoteKeys;
 use crate::store::CertStore;
@@ -60,26 +61,6 @@ impl ReadyChain {
             ocsp,
         }
     }
-}
-
-unsafe extern "C" {
-    /// As `SSL_use_cert_and_key`, for a context.
-    fn SSL_CTX_use_cert_and_key(
-        ctx: *mut openssl_sys::SSL_CTX,
-        x509: *mut openssl_sys::X509,
-        pkey: *mut openssl_sys::EVP_PKEY,
-        chain: *mut openssl_sys::stack_st_X509,
-        replace: libc::c_int,
-    ) -> libc::c_int;
-    /// OpenSSL 3.0 (`openssl-sys` does not declare it): sets certificate, key and chain in one
-    /// call with one key check.
-    fn SSL_use_cert_and_key(
-        ssl: *mut openssl_sys::SSL,
-        x509: *mut openssl_sys::X509,
-        pkey: *mut openssl_sys::EVP_PKEY,
-        chain: *mut openssl_sys::stack_st_X509,
-        replace: libc::c_int,
-    ) -> libc::c_int;
 }
 
 /// An entry's chains and keys as OpenSSL objects, ready to set on a connection.
@@ -138,7 +119,7 @@ impl Materialized {
             // (it up-refs the certificate, the key and each chain certificate) and replaces what
             // the slot held.
             let ok = unsafe {
-                SSL_use_cert_and_key(
+                ffi::SSL_use_cert_and_key(
                     ssl.as_ptr(),
                     chain.leaf.as_ptr(),
                     chain.key.as_ptr(),
@@ -170,7 +151,7 @@ impl Materialized {
         for chain in &self.chains {
             // SAFETY: as in `apply`, for a context under construction.
             let ok = unsafe {
-                SSL_CTX_use_cert_and_key(
+                ffi::SSL_CTX_use_cert_and_key(
                     ctx.as_ptr(),
                     chain.leaf.as_ptr(),
                     chain.key.as_ptr(),

@@ -315,7 +315,7 @@ unsafe fn sign(
         scheme,
         digest,
     };
-    let answer = wait::perform(&*binding.remote, request)?;
+    let answer = wait::perform(&binding.remote, request)?;
     if answer.len() > room || answer.is_empty() {
         return Err(EngineError::BadAnswer {
             got: answer.len(),
@@ -340,21 +340,21 @@ fn scheme_of(ctx: *mut EVP_PKEY_CTX, rsa: bool) -> Result<Scheme, EngineError> {
                 "a signature without a hash".into(),
             ));
         }
-        ffi::EVP_MD_get_type(md)
+        openssl_sys::EVP_MD_get_type(md)
     };
-    let hash = Hash::from_nid(nid)
+    let hash = crate::remote::hash_from_nid(nid)
         .ok_or_else(|| EngineError::UnsupportedScheme(format!("digest NID {nid}")))?;
     if !rsa {
         return Ok(Scheme::Ecdsa(hash));
     }
     let mut pad = 0;
     // SAFETY: ctx is live; the out-pointer is a local.
-    if unsafe { ffi::EVP_PKEY_CTX_get_rsa_padding(ctx, &mut pad) } <= 0 {
+    if unsafe { openssl_sys::EVP_PKEY_CTX_get_rsa_padding(ctx, &mut pad) } <= 0 {
         return Err(EngineError::UnsupportedScheme("RSA padding unknown".into()));
     }
     match pad {
-        ffi::RSA_PKCS1_PADDING => Ok(Scheme::RsaPkcs1(hash)),
-        ffi::RSA_PKCS1_PSS_PADDING => {
+        openssl_sys::RSA_PKCS1_PADDING => Ok(Scheme::RsaPkcs1(hash)),
+        openssl_sys::RSA_PKCS1_PSS_PADDING => {
             let mut salt = 0;
             // SAFETY: ctx is live; the out-pointer is a local.
             if unsafe { ffi::EVP_PKEY_CTX_get_rsa_pss_saltlen(ctx, &mut salt) } <= 0 {
@@ -373,7 +373,7 @@ fn scheme_of(ctx: *mut EVP_PKEY_CTX, rsa: bool) -> Result<Scheme, EngineError> {
             }
             Ok(Scheme::RsaPss(hash))
         }
-        ffi::RSA_NO_PADDING => Err(EngineError::UnsupportedScheme(
+        openssl_sys::RSA_NO_PADDING => Err(EngineError::UnsupportedScheme(
             "raw RSA signing (no padding)".into(),
         )),
         other => Err(EngineError::UnsupportedScheme(format!(

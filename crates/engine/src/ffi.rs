@@ -123,12 +123,6 @@ pub const OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS: c_int = 19;
 pub const OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS: c_int = 20;
 pub const OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS: c_int = 21;
 
-/// `OSSL_KEYMGMT_SELECT_*`.
-pub const SELECT_PRIVATE_KEY: c_int = 0x01;
-/// `EVP_PKEY_PUBLIC_KEY` (public key and all parameters) and `EVP_PKEY_KEYPAIR`.
-pub const EVP_PKEY_PUBLIC_KEY: c_int = 0x86;
-pub const EVP_PKEY_KEYPAIR: c_int = 0x87;
-
 /// `OSSL_PARAM` data types.
 pub const OSSL_PARAM_INTEGER: libc::c_uint = 1;
 pub const OSSL_PARAM_UTF8_STRING: libc::c_uint = 4;
@@ -179,10 +173,6 @@ pub mod engine {
     pub const CRYPTO_EX_INDEX_EVP_PKEY: c_int = 17;
     /// `EVP_PKEY_FLAG_AUTOARGLEN`: OpenSSL answers "how long is the signature" itself.
     pub const EVP_PKEY_FLAG_AUTOARGLEN: c_int = 2;
-    /// Padding modes as `EVP_PKEY_CTX_get_rsa_padding` reports them.
-    pub const RSA_PKCS1_PADDING: c_int = 1;
-    pub const RSA_NO_PADDING: c_int = 3;
-    pub const RSA_PKCS1_PSS_PADDING: c_int = 6;
     /// `RSA_PSS_SALTLEN_DIGEST`: salt as long as the hash (what TLS uses).
     pub const RSA_PSS_SALTLEN_DIGEST: c_int = -1;
 
@@ -215,9 +205,7 @@ pub mod engine {
             ctx: *mut EVP_PKEY_CTX,
             md: *mut *const EVP_MD,
         ) -> c_int;
-        pub fn EVP_PKEY_CTX_get_rsa_padding(ctx: *mut EVP_PKEY_CTX, pad: *mut c_int) -> c_int;
         pub fn EVP_PKEY_CTX_get_rsa_pss_saltlen(ctx: *mut EVP_PKEY_CTX, len: *mut c_int) -> c_int;
-        pub fn EVP_MD_get_type(md: *const EVP_MD) -> c_int;
         pub fn EVP_PKEY_set_ex_data(key: *mut EVP_PKEY, idx: c_int, arg: *mut c_void) -> c_int;
         pub fn EVP_PKEY_get_ex_data(key: *const EVP_PKEY, idx: c_int) -> *mut c_void;
     }

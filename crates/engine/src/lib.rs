@@ -4,10 +4,12 @@
 //!
 //! - [`remote_pkey`] makes an `EVP_PKEY` from a certificate's public key whose signatures are
 //!   made by a [`RemoteKey`]: [`KeylessKey`] (a key server through the keyless client) or
-//!   [`LocalSigner`] (in-process, for tests and baselines). The `edgetls-keyless` ENGINE's key
-//!   methods read the digest, hash, padding and salt OpenSSL asked for, so every signature goes
-//!   out as a standard keyless sign opcode (RSA PKCS#1 0x02–0x07, RSA-PSS 0x35–0x37, ECDSA
-//!   0x12–0x17); no path needs raw RSA.
+//!   [`LocalSigner`] (in-process, for tests and baselines). The key belongs to the
+//!   `edgetls-keyless` OpenSSL [`provider`] (OpenSSL 3.0 to 4.0), whose signature operations
+//!   get the digest, hash, padding and salt OpenSSL asks for, so every signature goes out as a
+//!   standard keyless sign opcode (RSA PKCS#1 0x02–0x07, RSA-PSS 0x35–0x37, ECDSA 0x12–0x17);
+//!   no path needs raw RSA. Feature `engine` (OpenSSL 3.x): `engine_remote_pkey` makes the same
+//!   key through the older ENGINE API instead.
 //! - Blocking mode: without async mode the sign step waits for the answer on its thread.
 //! - Async mode ([`enable_async`] + [`accept`]): the sign step submits the request, registers a
 //!   wait descriptor and pauses the handshake's job; the driver waits on the descriptor and
@@ -20,7 +22,8 @@
 //! - Certificate store: [`StoreKeys`] in `LoadOptions::remote_keys` serves every certificate
 //!   loaded without a private key with the key server's key for its SKI.
 //!
-//! This is the only edgetls crate with FFI beyond `openssl-sys`: see `ffi.rs`.
+//! What `openssl-sys` does not declare (the provider API, async jobs, the ENGINE API) is in
+//! `ffi.rs`, and nowhere else in this crate.
 //!
 //! A key whose signatures are made elsewhere — here by a [`LocalSigner`] standing in for a key
 //! server — used by OpenSSL like any private key:

@@ -2,7 +2,7 @@
 
 use crate::error::EngineError;
 use edgetls_keyless_client::{ClientError, KeylessClient};
-use edgetls_keyless_proto::{Opcode, Operation, Ski};
+use edgetls_keyless_proto::{Operation, Ski};
 use openssl::md::{Md, MdRef};
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Private};
@@ -11,77 +11,30 @@ use openssl::rsa::Padding;
 use openssl::sign::RsaPssSaltlen;
 use std::sync::Arc;
 
-/// The hash a digest was made with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hash {
-    /// MD5 and SHA-1 concatenated (TLS 1.0/1.1 RSA).
-    Md5Sha1,
-    Sha1,
-    Sha224,
-    Sha256,
-    Sha384,
-    Sha512,
+pub use edgetls_keyless_proto::{Hash, SignScheme as Scheme};
+
+/// The hash of an OpenSSL digest NID.
+pub(crate) fn hash_from_nid(nid: i32) -> Option<Hash> {
+    Some(match nid {
+        114 => Hash::Md5Sha1,
+        64 => Hash::Sha1,
+        675 => Hash::Sha224,
+        672 => Hash::Sha256,
+        673 => Hash::Sha384,
+        674 => Hash::Sha512,
+        _ => return None,
+    })
 }
 
-impl Hash {
-    /// From an OpenSSL digest NID.
-    pub(crate) fn from_nid(nid: i32) -> Option<Hash> {
-        Some(match nid {
-            114 => Hash::Md5Sha1,
-            64 => Hash::Sha1,
-            675 => Hash::Sha224,
-            672 => Hash::Sha256,
-            673 => Hash::Sha384,
-            674 => Hash::Sha512,
-            _ => return None,
-        })
-    }
-
-    fn md(self) -> Option<&'static MdRef> {
-        match self {
-            Hash::Md5Sha1 => Md::from_nid(Nid::MD5_SHA1),
-            Hash::Sha1 => Some(Md::sha1()),
-            Hash::Sha224 => Some(Md::sha224()),
-            Hash::Sha256 => Some(Md::sha256()),
-            Hash::Sha384 => Some(Md::sha384()),
-            Hash::Sha512 => Some(Md::sha512()),
-        }
-    }
-}
-
-/// The kind of signature, as OpenSSL asked for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    /// RSASSA-PKCS1-v1_5 over a digest.
-    RsaPkcs1(Hash),
-    /// RSASSA-PSS, MGF1 with the same hash, salt as long as the hash.
-    RsaPss(Hash),
-    /// ECDSA over a digest; the answer is DER.
-    Ecdsa(Hash),
-}
-
-impl Scheme {
-    /// The standard keyless opcode for this signature.
-    pub fn opcode(self) -> Result<Opcode, EngineError> {
-        use Hash::*;
-        Ok(match self {
-            Scheme::RsaPkcs1(Md5Sha1) => Opcode::RSA_SIGN_MD5SHA1,
-            Scheme::RsaPkcs1(Sha1) => Opcode::RSA_SIGN_SHA1,
-            Scheme::RsaPkcs1(Sha224) => Opcode::RSA_SIGN_SHA224,
-            Scheme::RsaPkcs1(Sha256) => Opcode::RSA_SIGN_SHA256,
-            Scheme::RsaPkcs1(Sha384) => Opcode::RSA_SIGN_SHA384,
-            Scheme::RsaPkcs1(Sha512) => Opcode::RSA_SIGN_SHA512,
-            Scheme::RsaPss(Sha256) => Opcode::RSA_PSS_SIGN_SHA256,
-            Scheme::RsaPss(Sha384) => Opcode::RSA_PSS_SIGN_SHA384,
-            Scheme::RsaPss(Sha512) => Opcode::RSA_PSS_SIGN_SHA512,
-            Scheme::Ecdsa(Md5Sha1) => Opcode::ECDSA_SIGN_MD5SHA1,
-            Scheme::Ecdsa(Sha1) => Opcode::ECDSA_SIGN_SHA1,
-            Scheme::Ecdsa(Sha224) => Opcode::ECDSA_SIGN_SHA224,
-            Scheme::Ecdsa(Sha256) => Opcode::ECDSA_SIGN_SHA256,
-            Scheme::Ecdsa(Sha384) => Opcode::ECDSA_SIGN_SHA384,
-            Scheme::Ecdsa(Sha512) => Opcode::ECDSA_SIGN_SHA512,
-            other => return Err(EngineError::UnsupportedScheme(format!("{other:?}"))),
-        })
+/// OpenSSL's digest for `hash`.
+fn md(hash: Hash) -> Option<&'static MdRef> {
+    match hash {
+        Hash::Md5Sha1 => Md::from_nid(Nid::MD5_SHA1),
+        Hash::Sha1 => Some(Md::sha1()),
+        Hash::Sha224 => Some(Md::sha224()),
+        Hash::Sha256 => Some(Md::sha256()),
+        Hash::Sha384 => Some(Md::sha384()),
+        Hash::Sha512 => Some(Md::sha512()),
     }
 }
 
@@ -102,8 +55,9 @@ pub type Done = Box<dyn FnOnce(Result<Vec<u8>, EngineError>) + Send + 'static>;
 ///
 /// `start` must not block: it hands the request off and returns, and `done` is called exactly
 /// once, from any thread, within a bounded time (the implementation's own deadline). It runs
-/// inside an OpenSSL handshake, on a 32 KiB job stack in async mode: keep its frame small.
-pub trait RemoteKey: Send + Sync + 'static {
+/// during an OpenSSL handshake: on the handshake's thread in blocking mode, on the
+/// `edgetls-remote` thread in async mode (never on an async job's small stack).
+pub trait RemoteKey: Send + Sync + std::fmt::Debug + 'static {
     fn start(&self, request: SignRequest, done: Done);
 }
 
@@ -121,9 +75,11 @@ impl KeylessKey {
 
 impl RemoteKey for KeylessKey {
     fn start(&self, request: SignRequest, done: Done) {
-        let opcode = match request.scheme.opcode() {
-            Ok(o) => o,
-            Err(e) => return done(Err(e)),
+        let Some(opcode) = request.scheme.opcode() else {
+            return done(Err(EngineError::UnsupportedScheme(format!(
+                "{:?} has no keyless opcode",
+                request.scheme
+            ))));
         };
         let op = Operation::request(opcode, request.ski, request.digest);
         self.client.submit(op, move |r| {
@@ -167,11 +123,14 @@ impl LocalSigner {
                 h
             }
             Scheme::Ecdsa(h) => h,
+            Scheme::Ed25519 => {
+                return Err(EngineError::UnsupportedScheme(
+                    "Ed25519 (OpenSSL signs it in one shot, not through remote keys)".into(),
+                ));
+            }
         };
         if self.key.id() == Id::RSA || self.key.id() == Id::EC {
-            let md = hash
-                .md()
-                .ok_or_else(|| EngineError::UnsupportedScheme(format!("{hash:?}")))?;
+            let md = md(hash).ok_or_else(|| EngineError::UnsupportedScheme(format!("{hash:?}")))?;
             ctx.set_signature_md(md)?;
         }
         let mut sig = Vec::new();

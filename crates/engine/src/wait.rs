@@ -2,7 +2,8 @@
 //! or pausing the async job until the answer's file descriptor turns readable.
 //!
 //! In async mode this code runs on the job's 32 KiB stack with no guard page: its frames hold
-//! a few pointers, and everything else lives on the heap.
+//! a few pointers, everything else lives on the heap, and no user code runs there — the
+//! remote key's `start` is handed, as one boxed message, to the `edgetls-remote` thread.
 
 use crate::error::EngineError;
 use crate::ffi;
@@ -67,7 +68,7 @@ type Slot = Mutex<Option<Result<Vec<u8>, EngineError>>>;
 
 /// Runs `request` on `remote` and waits for the answer in the way the current context allows.
 pub(crate) fn perform(
-    remote: &dyn RemoteKey,
+    remote: &Arc<dyn RemoteKey>,
     request: SignRequest,
 ) -> Result<Vec<u8>, EngineError> {
     // SAFETY: no preconditions; returns NULL outside an async job.
@@ -79,7 +80,7 @@ pub(crate) fn perform(
     }
 }
 
-fn blocking(remote: &dyn RemoteKey, request: SignRequest) -> Result<Vec<u8>, EngineError> {
+fn blocking(remote: &Arc<dyn RemoteKey>, request: SignRequest) -> Result<Vec<u8>, EngineError> {
     STATS.blocking.fetch_add(1, Relaxed);
     let shared = Arc::new((Mutex::new(None), Condvar::new()));
     let theirs = Arc::clone(&shared);
@@ -165,9 +166,66 @@ impl Drop for Waiting {
 /// The key our fd is registered under in the wait context (any unique address).
 static WAIT_KEY: u8 = 0;
 
+/// A remote operation to start, handed from a job's stack to the starter thread.
+struct Start {
+    remote: Arc<dyn RemoteKey>,
+    request: SignRequest,
+    done: crate::remote::Done,
+}
+
+impl Start {
+    /// Calls `start`; should it panic, the operation fails with that instead of never
+    /// answering.
+    fn run(self) {
+        let Start {
+            remote,
+            request,
+            done,
+        } = self;
+        let once = Arc::new(Mutex::new(Some(done)));
+        let theirs = Arc::clone(&once);
+        let forward: crate::remote::Done = Box::new(move |r| {
+            if let Some(d) = theirs.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                d(r);
+            }
+        });
+        let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            remote.start(request, forward)
+        }));
+        if started.is_err() {
+            if let Some(d) = once.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    d(Err(EngineError::Panic))
+                }));
+            }
+        }
+    }
+}
+
+/// The thread that calls `RemoteKey::start` for paused jobs: user code never runs on a job's
+/// small stack. A `start` must not block (its contract), so one thread keeps up.
+fn starter() -> Result<&'static std::sync::mpsc::Sender<Start>, EngineError> {
+    static S: std::sync::OnceLock<Result<std::sync::mpsc::Sender<Start>, String>> =
+        std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Start>();
+        std::thread::Builder::new()
+            .name("edgetls-remote".into())
+            .spawn(move || {
+                for start in rx {
+                    start.run();
+                }
+            })
+            .map(|_| tx)
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| EngineError::Async(format!("starting the remote-key thread: {e}")))
+}
+
 fn paused(
     job: *mut ffi::ASYNC_JOB,
-    remote: &dyn RemoteKey,
+    remote: &Arc<dyn RemoteKey>,
     request: SignRequest,
 ) -> Result<Vec<u8>, EngineError> {
     STATS.paused.fetch_add(1, Relaxed);
@@ -175,14 +233,18 @@ fn paused(
     let waker = waker_for(job)?;
     let slot: Arc<Slot> = Arc::new(Mutex::new(None));
     let (theirs, their_waker) = (Arc::clone(&slot), Arc::clone(&waker));
-    remote.start(
-        request,
-        Box::new(move |r| {
-            // Publish the answer first, then signal: whoever wakes finds it.
-            *theirs.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-            their_waker.wake();
-        }),
-    );
+    let done: crate::remote::Done = Box::new(move |r| {
+        // Publish the answer first, then signal: whoever wakes finds it.
+        *theirs.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+        their_waker.wake();
+    });
+    starter()?
+        .send(Start {
+            remote: Arc::clone(remote),
+            request,
+            done,
+        })
+        .map_err(|_| EngineError::Async("the remote-key thread is gone".into()))?;
     let started = Instant::now();
     loop {
         if let Some(r) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {

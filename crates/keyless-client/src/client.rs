@@ -5,7 +5,7 @@ use crate::config::ClientConfig;
 use crate::conn::{Conn, SendError};
 use crate::error::ClientError;
 use crate::metrics::ClientMetrics;
-use edgetls_keyless_proto::{ErrorCode, Hash, Opcode, Operation, Ski};
+use edgetls_keyless_proto::{ErrorCode, Opcode, Operation, Ski};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -14,44 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 
-/// Which signature a sign request asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignAlgorithm {
-    /// RSA PKCS#1 v1.5 (`Md5Sha1`: TLS 1.0/1.1, no DigestInfo).
-    RsaPkcs1(Hash),
-    /// RSASSA-PSS, salt length = hash length (SHA-256/384/512 only).
-    RsaPss(Hash),
-    Ecdsa(Hash),
-    /// Ed25519 signs the message itself, not a digest.
-    Ed25519,
-}
-
-impl SignAlgorithm {
-    /// The keyless opcode for this algorithm.
-    pub fn opcode(self) -> Result<Opcode, ClientError> {
-        let index = |h: Hash| match h {
-            Hash::Md5Sha1 => 0,
-            Hash::Sha1 => 1,
-            Hash::Sha224 => 2,
-            Hash::Sha256 => 3,
-            Hash::Sha384 => 4,
-            Hash::Sha512 => 5,
-        };
-        Ok(match self {
-            SignAlgorithm::RsaPkcs1(h) => Opcode(0x02 + index(h)),
-            SignAlgorithm::Ecdsa(h) => Opcode(0x12 + index(h)),
-            SignAlgorithm::RsaPss(h @ (Hash::Sha256 | Hash::Sha384 | Hash::Sha512)) => {
-                Opcode(0x35 + index(h) - 3)
-            }
-            SignAlgorithm::RsaPss(h) => {
-                return Err(ClientError::BadRequest(format!(
-                    "RSA-PSS with {h:?} has no keyless opcode"
-                )));
-            }
-            SignAlgorithm::Ed25519 => Opcode::ED25519_SIGN,
-        })
-    }
-}
+/// Which signature a sign request asks for (the protocol's [`SignScheme`], whose one table
+/// gives the opcode).
+pub use edgetls_keyless_proto::SignScheme as SignAlgorithm;
 
 struct Inner {
     config: Arc<ClientConfig>,
@@ -146,7 +111,9 @@ impl KeylessClient {
     ) -> Result<Vec<u8>, ClientError> {
         Ok(self
             .call(Operation::request(
-                algorithm.opcode()?,
+                algorithm.opcode().ok_or_else(|| {
+                    ClientError::BadRequest(format!("{algorithm:?} has no keyless opcode"))
+                })?,
                 key,
                 digest.to_vec(),
             ))

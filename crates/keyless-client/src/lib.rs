@@ -16,7 +16,7 @@
 //! let client = KeylessClient::new(ClientConfig::new(servers, "edge.pem", "edge.key", "keyserver-ca.pem"))?;
 //! let ski = Ski([0; 20]); // Ski::from_spki_der(certificate's SubjectPublicKeyInfo)
 //! let signature = client.call_blocking(edgetls_keyless_proto::Operation::request(
-//!     SignAlgorithm::Ecdsa(Hash::Sha256).opcode()?,
+//!     SignAlgorithm::Ecdsa(Hash::Sha256).opcode().expect("a keyless opcode"),
 //!     ski,
 //!     vec![0; 32],
 //! ))?;

@@ -81,18 +81,83 @@ impl Opcode {
         matches!(self, Opcode::RESPONSE | Opcode::PONG | Opcode::ERROR)
     }
 
-    /// The hash a sign opcode's payload is a digest of, and its length in bytes.
+    /// The signature a sign opcode asks for.
+    pub fn sign_scheme(self) -> Option<SignScheme> {
+        SIGN_OPCODES
+            .iter()
+            .find(|(_, o)| *o == self)
+            .map(|(s, _)| *s)
+    }
+
+    /// The hash a sign opcode's payload is a digest of, and its length in bytes (None for
+    /// Ed25519, which signs the message itself).
     pub fn sign_hash(self) -> Option<(Hash, usize)> {
-        let hash = match self.0 {
-            0x02 | 0x12 => Hash::Md5Sha1,
-            0x03 | 0x13 => Hash::Sha1,
-            0x04 | 0x14 => Hash::Sha224,
-            0x05 | 0x15 | 0x35 => Hash::Sha256,
-            0x06 | 0x16 | 0x36 => Hash::Sha384,
-            0x07 | 0x17 | 0x37 => Hash::Sha512,
-            _ => return None,
-        };
+        let hash = self.sign_scheme()?.hash()?;
         Some((hash, hash.digest_len()))
+    }
+}
+
+/// A signature a key server makes, as the sign opcodes name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SignScheme {
+    /// RSA PKCS#1 v1.5 over a digest (`Md5Sha1`: TLS 1.0/1.1, no DigestInfo).
+    RsaPkcs1(Hash),
+    /// RSASSA-PSS, MGF1 with the same hash, salt as long as the hash (SHA-256/384/512 only).
+    RsaPss(Hash),
+    /// ECDSA over a digest; the answer is DER.
+    Ecdsa(Hash),
+    /// Ed25519 signs the message itself, not a digest.
+    Ed25519,
+}
+
+/// The one table of (signature, sign opcode) pairs: both directions are read from it.
+const SIGN_OPCODES: [(SignScheme, Opcode); 16] = [
+    (
+        SignScheme::RsaPkcs1(Hash::Md5Sha1),
+        Opcode::RSA_SIGN_MD5SHA1,
+    ),
+    (SignScheme::RsaPkcs1(Hash::Sha1), Opcode::RSA_SIGN_SHA1),
+    (SignScheme::RsaPkcs1(Hash::Sha224), Opcode::RSA_SIGN_SHA224),
+    (SignScheme::RsaPkcs1(Hash::Sha256), Opcode::RSA_SIGN_SHA256),
+    (SignScheme::RsaPkcs1(Hash::Sha384), Opcode::RSA_SIGN_SHA384),
+    (SignScheme::RsaPkcs1(Hash::Sha512), Opcode::RSA_SIGN_SHA512),
+    (SignScheme::Ecdsa(Hash::Md5Sha1), Opcode::ECDSA_SIGN_MD5SHA1),
+    (SignScheme::Ecdsa(Hash::Sha1), Opcode::ECDSA_SIGN_SHA1),
+    (SignScheme::Ecdsa(Hash::Sha224), Opcode::ECDSA_SIGN_SHA224),
+    (SignScheme::Ecdsa(Hash::Sha256), Opcode::ECDSA_SIGN_SHA256),
+    (SignScheme::Ecdsa(Hash::Sha384), Opcode::ECDSA_SIGN_SHA384),
+    (SignScheme::Ecdsa(Hash::Sha512), Opcode::ECDSA_SIGN_SHA512),
+    (
+        SignScheme::RsaPss(Hash::Sha256),
+        Opcode::RSA_PSS_SIGN_SHA256,
+    ),
+    (
+        SignScheme::RsaPss(Hash::Sha384),
+        Opcode::RSA_PSS_SIGN_SHA384,
+    ),
+    (
+        SignScheme::RsaPss(Hash::Sha512),
+        Opcode::RSA_PSS_SIGN_SHA512,
+    ),
+    (SignScheme::Ed25519, Opcode::ED25519_SIGN),
+];
+
+impl SignScheme {
+    /// The keyless opcode for this signature (None: the protocol has none, e.g. RSA-PSS with
+    /// SHA-1).
+    pub fn opcode(self) -> Option<Opcode> {
+        SIGN_OPCODES
+            .iter()
+            .find(|(s, _)| *s == self)
+            .map(|(_, o)| *o)
+    }
+
+    /// The hash the signed payload is a digest of (None for Ed25519).
+    pub fn hash(self) -> Option<Hash> {
+        match self {
+            SignScheme::RsaPkcs1(h) | SignScheme::RsaPss(h) | SignScheme::Ecdsa(h) => Some(h),
+            SignScheme::Ed25519 => None,
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 //! | 0x08 | raw RSA decrypt | ciphertext | c^d mod n |
 
 use crate::keys::{Key, KeyKind};
-use edgetls_keyless_proto::{ErrorCode, Hash, Opcode};
+use edgetls_keyless_proto::{ErrorCode, Hash, Opcode, SignScheme};
 use openssl::ecdsa::EcdsaSig;
 use openssl::md::{Md, MdRef};
 use openssl::pkey_ctx::PkeyCtx;
@@ -50,20 +50,26 @@ pub fn perform(
             signer.sign_oneshot_to_vec(payload).map_err(crypto)
         }
         _ => {
-            let (hash, len) = opcode.sign_hash().ok_or(ErrorCode::BAD_OPCODE)?;
-            if payload.len() != len {
+            let scheme = opcode.sign_scheme().ok_or(ErrorCode::BAD_OPCODE)?;
+            let hash = scheme.hash().ok_or(ErrorCode::CRYPTO)?;
+            if payload.len() != hash.digest_len() {
                 return Err(ErrorCode::FORMAT);
             }
-            sign_digest(key, opcode, hash, payload)
+            sign_digest(key, scheme, hash, payload)
         }
     }
 }
 
-fn sign_digest(key: &Key, opcode: Opcode, hash: Hash, digest: &[u8]) -> Result<Vec<u8>, ErrorCode> {
+fn sign_digest(
+    key: &Key,
+    scheme: SignScheme,
+    hash: Hash,
+    digest: &[u8],
+) -> Result<Vec<u8>, ErrorCode> {
     let crypto = |_| ErrorCode::CRYPTO;
-    let rsa_pkcs1 = (0x02..=0x07).contains(&opcode.0);
-    let rsa_pss = (0x35..=0x37).contains(&opcode.0);
-    let ecdsa = (0x12..=0x17).contains(&opcode.0);
+    let rsa_pkcs1 = matches!(scheme, SignScheme::RsaPkcs1(_));
+    let rsa_pss = matches!(scheme, SignScheme::RsaPss(_));
+    let ecdsa = matches!(scheme, SignScheme::Ecdsa(_));
     match key.kind {
         KeyKind::Rsa { .. } if rsa_pkcs1 || rsa_pss => {}
         KeyKind::Ecdsa { .. } if ecdsa => {

@@ -3,13 +3,8 @@
 use libc::{c_int, c_long, c_uchar, c_uint};
 use openssl_sys::{SSL, SSL_CTX, X509_CRL, X509_STORE};
 
-/// `SSL_CTRL_SET_GROUPS_LIST`.
-pub const SSL_CTRL_SET_GROUPS_LIST: c_int = 92;
 /// `SSL_CTRL_SET_CLIENT_SIGALGS_LIST` (`SSL_CTX_set1_client_sigalgs_list`).
 pub const SSL_CTRL_SET_CLIENT_SIGALGS_LIST: c_int = 102;
-/// `SSL_TLSEXT_ERR_OK` and `SSL_TLSEXT_ERR_NOACK`.
-pub const SSL_TLSEXT_ERR_OK: c_int = 0;
-pub const SSL_TLSEXT_ERR_NOACK: c_int = 3;
 
 /// `SSL_CTX_ctrl` session-cache queries (`SSL_CTX_sess_number`, `_hits`, …).
 pub const SSL_CTRL_SESS_NUMBER: c_int = 20;

@@ -174,12 +174,17 @@ impl Profile {
         }
         if !s.alpn.is_empty() {
             let (server, strict) = (s.alpn.clone(), !s.alpn_fallback);
-            b.set_alpn_select_callback(move |_ssl, client| match alpn::select(&server, client) {
-                Ok(Some(p)) => Ok(p),
-                // No common protocol: strict ends with no_application_protocol (alert 120).
-                Ok(None) if strict => Err(AlpnError::ALERT_FATAL),
-                Ok(None) => Err(AlpnError::NOACK),
-                Err(_) => Err(AlpnError::ALERT_FATAL),
+            b.set_alpn_select_callback(move |_ssl, client| {
+                // Nothing may unwind into OpenSSL: a panic ends the handshake with an alert.
+                let chosen = std::panic::catch_unwind(|| alpn::select(&server, client).ok());
+                match chosen.unwrap_or(None) {
+                    Some(Some(p)) => Ok(p),
+                    // No common protocol: strict ends with no_application_protocol (alert 120).
+                    Some(None) if strict => Err(AlpnError::ALERT_FATAL),
+                    Some(None) => Err(AlpnError::NOACK),
+                    // A malformed offer (or a panic).
+                    None => Err(AlpnError::ALERT_FATAL),
+                }
             });
         }
         if !s.npn.is_empty() {
@@ -255,7 +260,7 @@ impl Profile {
             let ok = unsafe {
                 openssl_sys::SSL_ctrl(
                     ssl.as_ptr(),
-                    ffi::SSL_CTRL_SET_GROUPS_LIST,
+                    openssl_sys::SSL_CTRL_SET_GROUPS_LIST,
                     0,
                     g.as_ptr() as *mut c_void,
                 )
@@ -374,7 +379,7 @@ extern "C" fn npn_advertise(
     arg: *mut c_void,
 ) -> c_int {
     if arg.is_null() || out.is_null() || outlen.is_null() {
-        return ffi::SSL_TLSEXT_ERR_NOACK;
+        return openssl_sys::SSL_TLSEXT_ERR_NOACK;
     }
     // SAFETY: `arg` is the context's Vec<u8> wire list (see `build`), alive with the context;
     // out/outlen are OpenSSL's out-pointers.
@@ -383,5 +388,5 @@ extern "C" fn npn_advertise(
         *out = wire.as_ptr();
         *outlen = wire.len() as c_uint;
     }
-    ffi::SSL_TLSEXT_ERR_OK
+    openssl_sys::SSL_TLSEXT_ERR_OK
 }

@@ -93,13 +93,16 @@ impl OriginSessions {
         b.set_session_cache_mode(SslSessionCacheMode::CLIENT | SslSessionCacheMode::NO_INTERNAL);
         let me = Arc::clone(self);
         b.set_new_session_callback(move |ssl, session| {
-            if let Some(key) = ssl.ex_data(index) {
-                me.counters.stored.fetch_add(1, Relaxed);
-                me.cache
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .put(key.clone(), (session, Instant::now()));
-            }
+            // Nothing may unwind into OpenSSL: a panic loses this session, nothing else.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if let Some(key) = ssl.ex_data(index) {
+                    me.counters.stored.fetch_add(1, Relaxed);
+                    me.cache
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .put(key.clone(), (session, Instant::now()));
+                }
+            }));
         });
         Ok(())
     }

@@ -90,7 +90,11 @@ pub fn install(
         // ClientHello itself, before OpenSSL looks for a ticket.
         ctx.set_client_hello_callback(move |ssl, _alert| {
             let name = edgetls_certstore::client_hello_server_name(ssl);
-            if o(name.as_deref()) == Some(false) {
+            // The override is the caller's code: a panic in it must not unwind into OpenSSL.
+            // It counts as "off" for this connection (no ticket), and the handshake goes on.
+            let off = catch_unwind(AssertUnwindSafe(|| o(name.as_deref()) == Some(false)))
+                .unwrap_or(true);
+            if off {
                 disable_for(ssl).map_err(|_| openssl::error::ErrorStack::get())?;
             }
             Ok(ClientHelloResponse::SUCCESS)

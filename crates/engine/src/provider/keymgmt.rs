@@ -79,7 +79,7 @@ pub(super) fn make(
                 && openssl_sys::EVP_PKEY_fromdata(
                     ctx,
                     &mut pkey,
-                    ffi::EVP_PKEY_KEYPAIR,
+                    openssl_sys::EVP_PKEY_KEYPAIR,
                     params.as_mut_ptr(),
                 ) == 1;
             openssl_sys::EVP_PKEY_CTX_free(ctx);
@@ -140,8 +140,10 @@ unsafe extern "C" fn has(keydata: *const c_void, selection: c_int) -> c_int {
         let Some(k) = (unsafe { key(keydata) }) else {
             return c_int::from(selection == 0);
         };
-        let private_ok = selection & ffi::SELECT_PRIVATE_KEY == 0 || k.binding.is_some();
-        let rest_ok = selection & !ffi::SELECT_PRIVATE_KEY == 0 || k.public.is_some();
+        let private_ok =
+            selection & openssl_sys::OSSL_KEYMGMT_SELECT_PRIVATE_KEY == 0 || k.binding.is_some();
+        let rest_ok =
+            selection & !openssl_sys::OSSL_KEYMGMT_SELECT_PRIVATE_KEY == 0 || k.public.is_some();
         c_int::from(private_ok && rest_ok)
     })
 }
@@ -234,7 +236,7 @@ fn public_from_params(params: *const OSSL_PARAM, rsa: bool) -> Option<PKey<Publi
             && openssl_sys::EVP_PKEY_fromdata(
                 ctx,
                 &mut pkey,
-                ffi::EVP_PKEY_PUBLIC_KEY,
+                openssl_sys::EVP_PKEY_PUBLIC_KEY,
                 params.cast_mut(),
             ) == 1;
         openssl_sys::EVP_PKEY_CTX_free(ctx);
@@ -261,7 +263,7 @@ unsafe extern "C" fn export(
     cbarg: *mut c_void,
 ) -> c_int {
     guard(0, || {
-        if selection & ffi::SELECT_PRIVATE_KEY != 0 {
+        if selection & openssl_sys::OSSL_KEYMGMT_SELECT_PRIVATE_KEY != 0 {
             return 0;
         }
         // SAFETY: OpenSSL passes one of our keys.
@@ -278,8 +280,11 @@ unsafe extern "C" fn export(
         let mut out: *mut OSSL_PARAM = std::ptr::null_mut();
         // SAFETY: todata allocates `out`, handed to the callback and freed here.
         unsafe {
-            if openssl_sys::EVP_PKEY_todata(public.as_ptr(), ffi::EVP_PKEY_PUBLIC_KEY, &mut out)
-                != 1
+            if openssl_sys::EVP_PKEY_todata(
+                public.as_ptr(),
+                openssl_sys::EVP_PKEY_PUBLIC_KEY,
+                &mut out,
+            ) != 1
             {
                 return 0;
             }

@@ -17,8 +17,18 @@ pub(super) unsafe fn find<'a>(params: *const OSSL_PARAM, key: &CStr) -> Option<&
     unsafe { openssl_sys::OSSL_PARAM_locate_const(params, key.as_ptr()).as_ref() }
 }
 
+/// `OSSL_PARAM_UTF8_PTR` and `OSSL_PARAM_OCTET_PTR`.
+const UTF8_PTR: c_uint = 6;
+const OCTET_PTR: c_uint = 7;
+
+// Each reader looks at the type first: OpenSSL's getters put an error on the thread's queue for
+// a parameter of another type, and libssl takes a non-empty queue for a failure later on.
+
 /// An octet string's bytes.
 pub(super) fn octets(p: &OSSL_PARAM) -> Option<&[u8]> {
+    if p.data_type != ffi::OSSL_PARAM_OCTET_STRING && p.data_type != OCTET_PTR {
+        return None;
+    }
     let mut data = std::ptr::null();
     let mut len = 0;
     // SAFETY: p is a valid parameter; the out-pointers are locals. The bytes belong to the
@@ -35,6 +45,9 @@ pub(super) fn octets(p: &OSSL_PARAM) -> Option<&[u8]> {
 
 /// A UTF-8 string's text.
 pub(super) fn utf8(p: &OSSL_PARAM) -> Option<&str> {
+    if p.data_type != ffi::OSSL_PARAM_UTF8_STRING && p.data_type != UTF8_PTR {
+        return None;
+    }
     let mut s = std::ptr::null();
     // SAFETY: p is a valid parameter; the string belongs to the parameter's owner.
     unsafe {

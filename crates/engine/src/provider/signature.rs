@@ -50,7 +50,7 @@ impl Default for SigCtx {
 fn hash_named(name: &str) -> Result<Hash, EngineError> {
     let md = openssl::md::Md::fetch(None, name, None)
         .map_err(|e| EngineError::UnsupportedScheme(format!("digest {name}: {e}")))?;
-    Hash::from_nid(md.type_().as_raw())
+    crate::remote::hash_from_nid(md.type_().as_raw())
         .ok_or_else(|| EngineError::UnsupportedScheme(format!("digest {name}")))
 }
 
@@ -65,17 +65,6 @@ fn digest_of(hash: Hash) -> Result<MessageDigest, EngineError> {
     };
     MessageDigest::from_nid(nid)
         .ok_or_else(|| EngineError::UnsupportedScheme(format!("{hash:?}: no digest")))
-}
-
-fn digest_len(hash: Hash) -> usize {
-    match hash {
-        Hash::Md5Sha1 => 36,
-        Hash::Sha1 => 20,
-        Hash::Sha224 => 28,
-        Hash::Sha256 => 32,
-        Hash::Sha384 => 48,
-        Hash::Sha512 => 64,
-    }
 }
 
 impl SigCtx {
@@ -141,7 +130,7 @@ impl SigCtx {
         match self.pad {
             PKCS1 => Ok(Scheme::RsaPkcs1(hash)),
             PSS => {
-                let salt_ok = self.salt == SALT_DIGEST || self.salt as usize == digest_len(hash);
+                let salt_ok = self.salt == SALT_DIGEST || self.salt as usize == hash.digest_len();
                 if !salt_ok || self.mgf1.is_some_and(|m| m != hash) {
                     return Err(EngineError::UnsupportedScheme(format!(
                         "RSA-PSS with salt {} and MGF1 {:?} (keyless PSS uses the hash for both)",
@@ -174,7 +163,7 @@ impl SigCtx {
             scheme,
             digest,
         };
-        let answer = wait::perform(&*binding.remote, request)?;
+        let answer = wait::perform(&binding.remote, request)?;
         if answer.len() > room || answer.is_empty() {
             return Err(EngineError::BadAnswer {
                 got: answer.len(),

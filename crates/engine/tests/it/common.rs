@@ -86,11 +86,21 @@ pub fn serve(ctx: SslContext, mode: Mode) -> Tls {
                         let done = match mode {
                             Mode::Async => match accept(ssl, tcp).await {
                                 Ok(s) => answer(s).await,
-                                Err(_) => false,
+                                Err(e) => {
+                                    if std::env::var_os("EDGETLS_TEST_DEBUG").is_some() {
+                                        eprintln!("server: {e}");
+                                    }
+                                    false
+                                }
                             },
                             Mode::Blocking => match blocking_accept(ssl, tcp).await {
                                 Ok(s) => answer(s).await,
-                                Err(_) => false,
+                                Err(e) => {
+                                    if std::env::var_os("EDGETLS_TEST_DEBUG").is_some() {
+                                        eprintln!("server: {e}");
+                                    }
+                                    false
+                                }
                             },
                         };
                         let count = if done { &counts.ok } else { &counts.failed };

@@ -220,3 +220,35 @@ fn a_duplicated_engine_key_signs_after_the_original_is_freed() {
         );
     }
 }
+
+/// `EVP_PKEY_sign` on a digest, with the padding, salt and digest set as libssl sets them
+/// (OpenSSL turns them into parameters: names on some versions, integers on others); the
+/// signature verifies and nothing is left on OpenSSL's error queue, which libssl would take
+/// for a failure of the handshake (OpenSSL 3.5 did, before the parameter readers looked at
+/// the type first).
+#[test]
+fn signing_a_digest_with_pss_leaves_no_error_behind() {
+    use openssl::pkey_ctx::PkeyCtx;
+    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    let cert = cert_for(&key);
+    let remote = remote_pkey(&cert, Arc::new(LocalSigner::new(key))).unwrap();
+    let digest = openssl::hash::hash(MessageDigest::sha256(), b"transcript").unwrap();
+    let _ = openssl::error::ErrorStack::get();
+    let mut ctx = PkeyCtx::new(&remote).unwrap();
+    ctx.sign_init().unwrap();
+    ctx.set_rsa_padding(Padding::PKCS1_PSS).unwrap();
+    ctx.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)
+        .unwrap();
+    ctx.set_signature_md(openssl::md::Md::sha256()).unwrap();
+    let mut sig = Vec::new();
+    ctx.sign_to_vec(&digest, &mut sig).unwrap();
+    let left = openssl::error::ErrorStack::get();
+    assert!(left.errors().is_empty(), "{left}");
+    assert!(verify(
+        &cert,
+        MessageDigest::sha256(),
+        true,
+        b"transcript",
+        &sig
+    ));
+}

@@ -294,3 +294,44 @@ fn a_per_name_override_turns_tickets_off_for_that_name_only() {
     );
     assert!(!reused(&again), "no resumption for private.test:\n{again}");
 }
+
+#[test]
+fn a_panicking_override_costs_that_connection_its_ticket_not_the_process() {
+    let (c, k) = cert("site.test");
+    let keys = Arc::new(
+        TicketKeys::new(
+            edgetls_tickets::StaticSource(
+                KeySet::new(vec![TicketKey::generate(KeySize::Aes256).unwrap()], 0).unwrap(),
+            ),
+            RingOptions::default(),
+        )
+        .unwrap(),
+    );
+    let config = TicketConfig {
+        name_override: Some(Arc::new(|name: Option<&str>| {
+            if name == Some("panics.test") {
+                panic!("an override that panics");
+            }
+            None
+        })),
+        ..TicketConfig::default()
+    };
+    let srv = server_with(&c, &k, Arc::clone(&keys), &config);
+    for _ in 0..3 {
+        let out = s_client(
+            srv.addr,
+            "-tls1_2",
+            None,
+            None,
+            &["-servername", "panics.test"],
+        );
+        assert!(
+            out.contains("BEGIN CERTIFICATE"),
+            "the handshake went on:\n{out}"
+        );
+        assert!(!out.contains("TLS session ticket:"), "no ticket:\n{out}");
+    }
+    // The server is still there, and other names still get tickets.
+    let public = s_client(srv.addr, "-tls1_2", None, None, &[]);
+    assert!(public.contains("TLS session ticket:"), "{public}");
+}

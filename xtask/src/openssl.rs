@@ -1,0 +1,58 @@
+//! `cargo xtask openssl 3.5|4.0`: builds that OpenSSL (static, from the `openssl-src` crate's
+//! sources) under `target/openssl/VERSION` once, and prints the directory to give the build as
+//! `OPENSSL_DIR` (with `OPENSSL_STATIC=1`). The test matrix in `.ci/run` uses it: the default
+//! build stays on the system's OpenSSL.
+
+use anyhow::{Result, bail};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// 3.5 (the LTS) or 4.0.
+    version: String,
+}
+
+pub(crate) fn run(args: &Args, root: &Path) -> Result<()> {
+    let dir = root.join("target/openssl").join(&args.version);
+    let done = dir.join("install/lib/libssl.a");
+    if !done.exists() {
+        let host = host()?;
+        // Every make step on both cores (openssl-src passes our environment on).
+        let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // SAFETY: single-threaded at this point (no thread has been spawned by this command).
+        unsafe { std::env::set_var("MAKEFLAGS", format!("-j{jobs}")) };
+        eprintln!("building OpenSSL {} into {} …", args.version, dir.display());
+        let built = match args.version.as_str() {
+            "3.5" => openssl_src_35::Build::new()
+                .out_dir(&dir)
+                .target(&host)
+                .host(&host)
+                .try_build()
+                .map(|a| a.lib_dir().to_path_buf()),
+            "4.0" => openssl_src_40::Build::new()
+                .out_dir(&dir)
+                .target(&host)
+                .host(&host)
+                .try_build()
+                .map(|a| a.lib_dir().to_path_buf()),
+            other => bail!("OpenSSL {other:?}: 3.5 or 4.0"),
+        };
+        let lib: PathBuf = built.map_err(|e| anyhow::anyhow!("building OpenSSL: {e}"))?;
+        if !lib.join("libssl.a").exists() {
+            bail!("no libssl.a in {}", lib.display());
+        }
+    }
+    println!("{}", dir.join("install").display());
+    Ok(())
+}
+
+/// This machine's target triple, from rustc.
+fn host() -> Result<String> {
+    let out = std::process::Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .arg("-vV")
+        .output()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .ok_or_else(|| anyhow::anyhow!("rustc -vV names no host"))
+}
