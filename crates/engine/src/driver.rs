@@ -42,7 +42,23 @@ pub struct Handshake {
     stream: Option<TlsStream>,
     /// Why the handshake could not even start (reported on first poll).
     failed: Option<EngineError>,
+    /// The client's address and the one it connected to (for the key server's items).
+    peers: Peers,
     _same_thread: PhantomData<Rc<()>>,
+}
+
+/// A connection's client and server addresses.
+type Peers = (Option<std::net::SocketAddr>, Option<std::net::SocketAddr>);
+
+/// One step of the handshake, with the connection marked for its remote operations.
+fn step(
+    stream: &mut TlsStream,
+    peers: Peers,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), openssl::ssl::Error>> {
+    use foreign_types::ForeignTypeRef;
+    let ssl = stream.ssl().as_ptr();
+    crate::connection::during(ssl, peers.0, peers.1, || stream.poll_accept(cx))
 }
 
 impl std::fmt::Debug for Handshake {
@@ -57,6 +73,7 @@ impl std::fmt::Debug for Handshake {
 /// has it. Must be polled on a current-thread runtime inside a [`tokio::task::LocalSet`]: a
 /// handshake dropped while its job is paused is finished by a local task of this thread.
 pub fn accept(ssl: Ssl, tcp: TcpStream) -> Handshake {
+    let peers = (tcp.peer_addr().ok(), tcp.local_addr().ok());
     let (stream, failed) = match TlsStream::new(ssl, tcp) {
         Ok(s) => (Some(s), None),
         Err(e) => (None, Some(internal(e.to_string()))),
@@ -65,6 +82,7 @@ pub fn accept(ssl: Ssl, tcp: TcpStream) -> Handshake {
         stream,
         failed,
         job: None,
+        peers,
         _same_thread: PhantomData,
     }
 }
@@ -87,7 +105,7 @@ impl Future for Handshake {
             let Some(stream) = this.stream.as_mut() else {
                 return Poll::Ready(Err(internal("polled after the end")));
             };
-            match ready!(stream.poll_accept(cx)) {
+            match ready!(step(stream, this.peers, cx)) {
                 Ok(()) => {
                     let stream = this.stream.take();
                     return Poll::Ready(stream.ok_or_else(|| internal("polled after the end")));
@@ -119,6 +137,7 @@ impl Drop for Handshake {
         // SAFETY: shutdown on the stream's open socket; it stays open (the stream owns it).
         unsafe { libc::shutdown(stream.tcp().as_raw_fd(), libc::SHUT_RDWR) };
         let finish = Finish {
+            peers: self.peers,
             job: Some(job),
             stream: Some(stream),
             deadline: Box::pin(tokio::time::sleep(PAUSED_LIMIT)),
@@ -134,6 +153,7 @@ impl Drop for Handshake {
 
 /// Finishes the paused job of a cancelled handshake, then frees the SSL and the socket.
 struct Finish {
+    peers: Peers,
     /// The paused job's wait descriptor (dropped before the stream, as in [`Handshake`]).
     job: Option<AsyncFd<Borrowed>>,
     stream: Option<TlsStream>,
@@ -175,7 +195,7 @@ impl Future for Finish {
             };
             // The job resumes and runs to its next stop: done, failed, or waiting for the
             // client (which nobody waits for any more).
-            if let Poll::Ready(Err(e)) = stream.poll_accept(cx) {
+            if let Poll::Ready(Err(e)) = step(stream, this.peers, cx) {
                 if is_want_async(&e) {
                     match register_job(stream) {
                         Ok(fd) => this.job = Some(fd),

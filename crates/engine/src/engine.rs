@@ -310,11 +310,7 @@ unsafe fn sign(
     let scheme = scheme_of(ctx, binding.rsa)?;
     // SAFETY: OpenSSL passes tbs valid for tbslen bytes.
     let digest = unsafe { std::slice::from_raw_parts(tbs, tbslen) }.to_vec();
-    let request = SignRequest {
-        ski: binding.ski,
-        scheme,
-        digest,
-    };
+    let request = SignRequest::for_current(binding.ski, scheme, digest);
     let answer = wait::perform(&binding.remote, request)?;
     if answer.len() > room || answer.is_empty() {
         return Err(EngineError::BadAnswer {

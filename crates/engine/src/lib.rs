@@ -60,6 +60,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod connection;
 mod context;
 mod driver;
 #[cfg(feature = "engine")]
@@ -74,6 +75,7 @@ mod store;
 mod stream;
 mod wait;
 
+pub use connection::ConnectionInfo;
 pub use context::{
     enable_async, enable_async_ssl, restrict_ssl_to_ecdhe, restrict_to_ecdhe, set_remote_key,
 };

@@ -1,5 +1,6 @@
 //! What a remote key does: one signature, started now and finished later from any thread.
 
+use crate::connection::ConnectionInfo;
 use crate::error::EngineError;
 use edgetls_keyless_client::{ClientError, KeylessClient};
 use edgetls_keyless_proto::{Operation, Ski};
@@ -46,6 +47,20 @@ pub struct SignRequest {
     pub scheme: Scheme,
     /// The digest to sign (already hashed by OpenSSL).
     pub digest: Vec<u8>,
+    /// The connection it is for, when the handshake driver knows it (see [`ConnectionInfo`]).
+    pub connection: ConnectionInfo,
+}
+
+impl SignRequest {
+    /// A request for the connection being driven on this thread (if any).
+    pub(crate) fn for_current(ski: Ski, scheme: Scheme, digest: Vec<u8>) -> SignRequest {
+        SignRequest {
+            ski,
+            scheme,
+            digest,
+            connection: crate::connection::current(),
+        }
+    }
 }
 
 /// Called exactly once with the signature or the reason there is none.
@@ -81,7 +96,10 @@ impl RemoteKey for KeylessKey {
                 request.scheme
             ))));
         };
-        let op = Operation::request(opcode, request.ski, request.digest);
+        let mut op = Operation::request(opcode, request.ski, request.digest);
+        op.sni = request.connection.sni;
+        op.client_ip = request.connection.client_ip;
+        op.server_ip = request.connection.server_ip;
         self.client.submit(op, move |r| {
             done(r.map(|op| op.payload).map_err(|e: ClientError| match e {
                 ClientError::Timeout { after, .. } => EngineError::Timeout(after),

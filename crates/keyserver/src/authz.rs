@@ -6,12 +6,15 @@
 //! # client                                  keys
 //! cn:edge-1.example.net                     *
 //! cn:edge-2.example.net                     5f3a…(40 hex)  8c1b…(40 hex)
+//! cn:edge-3.example.net                     *  sni:shop.example.com  sni:*.example.net
 //! spki:<64 hex: SHA-256 of the client certificate's SubjectPublicKeyInfo>   *
 //! ```
 //!
 //! Without a file every client the CA vouches for may use every key. With one, a client matching
-//! no line may use nothing. A refused request is answered `key not found`, which does not tell
-//! the client whether the key exists.
+//! no line may use nothing. `sni:NAME` (exact, or `*.domain` for one label) limits a client to
+//! requests whose server-name item (the name the edge's client asked for) matches one of them;
+//! a request without that item is then refused too. A refused request is answered `key not
+//! found`, which does not tell the client whether the key exists.
 
 use crate::error::KeyServerError;
 use edgetls_keyless_proto::Ski;
@@ -46,19 +49,58 @@ impl ClientId {
     }
 }
 
-/// What one client may use.
+/// Which keys one client may use.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Allowed {
+pub enum Keys {
     All,
-    Keys(HashSet<Ski>),
+    Only(HashSet<Ski>),
+}
+
+/// What one client may use: keys, and (when listed) only for these server names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowed {
+    pub keys: Keys,
+    /// Server-name patterns (exact or `*.domain`); empty: any name, or none.
+    pub names: Vec<String>,
 }
 
 impl Allowed {
-    pub fn permits(&self, ski: &Ski) -> bool {
-        match self {
-            Allowed::All => true,
-            Allowed::Keys(set) => set.contains(ski),
+    /// Every key, for any request.
+    pub fn all() -> Allowed {
+        Allowed {
+            keys: Keys::All,
+            names: Vec::new(),
         }
+    }
+
+    /// Nothing.
+    pub fn nothing() -> Allowed {
+        Allowed {
+            keys: Keys::Only(HashSet::new()),
+            names: Vec::new(),
+        }
+    }
+
+    /// Whether a request for the key `ski`, made for the server name `sni` (the request's
+    /// item, if it has one), is this client's to make.
+    pub fn permits(&self, ski: &Ski, sni: Option<&str>) -> bool {
+        let key = match &self.keys {
+            Keys::All => true,
+            Keys::Only(set) => set.contains(ski),
+        };
+        key && (self.names.is_empty()
+            || sni.is_some_and(|n| self.names.iter().any(|p| name_matches(p, n))))
+    }
+}
+
+/// `pattern` (exact, or `*.domain` for exactly one more label) matches `name`, ignoring case.
+fn name_matches(pattern: &str, name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    match pattern.strip_prefix("*.") {
+        Some(domain) => name
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest == domain),
+        None => name == pattern,
     }
 }
 
@@ -99,23 +141,36 @@ impl Authz {
             }
             let mut words = line.split_whitespace();
             let who = words.next().unwrap_or_default();
-            let keys: Vec<&str> = words
+            let (names, keys): (Vec<&str>, Vec<&str>) = words
                 .flat_map(|w| w.split(','))
                 .filter(|w| !w.is_empty())
-                .collect();
+                .partition(|w| w.starts_with("sni:"));
             if keys.is_empty() {
                 return Err(err(format!("{who}: no keys listed (use * for all)")));
             }
-            let allowed = if keys == ["*"] {
-                Allowed::All
+            let keys = if keys == ["*"] {
+                Keys::All
             } else {
                 let set = keys.iter().map(|k| {
                     parse_hex::<20>(k)
                         .map(Ski)
                         .ok_or_else(|| err(format!("not a 40-hex-digit SKI: {k}")))
                 });
-                Allowed::Keys(set.collect::<Result<_, _>>()?)
+                Keys::Only(set.collect::<Result<_, _>>()?)
             };
+            let names = names
+                .iter()
+                .map(|n| {
+                    let p = n.trim_start_matches("sni:").to_ascii_lowercase();
+                    let host = p.strip_prefix("*.").unwrap_or(&p);
+                    if host.is_empty() || host.contains('*') {
+                        Err(err(format!("{n}: a server name, or *.domain")))
+                    } else {
+                        Ok(p)
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let allowed = Allowed { keys, names };
             if let Some(cn) = who.strip_prefix("cn:") {
                 rules.by_cn.insert(cn.to_string(), allowed);
             } else if let Some(hex) = who.strip_prefix("spki:") {
@@ -134,14 +189,14 @@ impl Authz {
     /// What this client may use (an SPKI rule is more specific and wins over a CN rule).
     pub fn allowed(&self, client: &ClientId) -> Allowed {
         let Some(rules) = &self.rules else {
-            return Allowed::All;
+            return Allowed::all();
         };
         rules
             .by_spki
             .get(&client.spki_sha256)
             .or_else(|| client.cn.as_ref().and_then(|cn| rules.by_cn.get(cn)))
             .cloned()
-            .unwrap_or_else(|| Allowed::Keys(HashSet::new()))
+            .unwrap_or_else(Allowed::nothing)
     }
 }
 
@@ -172,13 +227,13 @@ mod tests {
             cn: Some(cn.into()),
             spki_sha256: [spki; 32],
         };
-        assert_eq!(a.allowed(&id("edge-1", 0)), Allowed::All);
-        assert!(a.allowed(&id("edge-2", 0)).permits(&ski));
-        assert!(!a.allowed(&id("edge-2", 0)).permits(&Ski([0; 20])));
-        assert!(!a.allowed(&id("stranger", 0)).permits(&ski));
+        assert_eq!(a.allowed(&id("edge-1", 0)), Allowed::all());
+        assert!(a.allowed(&id("edge-2", 0)).permits(&ski, None));
+        assert!(!a.allowed(&id("edge-2", 0)).permits(&Ski([0; 20]), None));
+        assert!(!a.allowed(&id("stranger", 0)).permits(&ski, None));
         // The SPKI rule wins over edge-1's CN rule.
-        assert!(!a.allowed(&id("edge-1", 0x11)).permits(&Ski([0; 20])));
-        assert_eq!(Authz::open().allowed(&id("anyone", 0)), Allowed::All);
+        assert!(!a.allowed(&id("edge-1", 0x11)).permits(&Ski([0; 20]), None));
+        assert_eq!(Authz::open().allowed(&id("anyone", 0)), Allowed::all());
         let e = Authz::parse(Path::new("authz"), "cn:a *\nhost:x *\n")
             .unwrap_err()
             .to_string();
@@ -188,5 +243,38 @@ mod tests {
             .to_string();
         assert!(e.contains("authz:1:") && e.contains("SKI"), "{e}");
         assert!(Authz::parse(Path::new("authz"), "cn:a\n").is_err());
+    }
+
+    #[test]
+    fn server_name_limits() {
+        let a = Authz::parse(
+            Path::new("authz"),
+            "cn:shop * sni:shop.example.com sni:*.example.net\ncn:bad sni:x.example\n",
+        );
+        assert!(
+            a.unwrap_err().to_string().contains("authz:2:"),
+            "no keys on line 2"
+        );
+        let a = Authz::parse(
+            Path::new("authz"),
+            "cn:shop * sni:Shop.example.com,sni:*.example.net\n",
+        )
+        .unwrap();
+        let shop = a.allowed(&ClientId {
+            cn: Some("shop".into()),
+            spki_sha256: [0; 32],
+        });
+        let k = Ski([1; 20]);
+        assert!(shop.permits(&k, Some("shop.example.com")));
+        assert!(shop.permits(&k, Some("SHOP.example.com")));
+        assert!(shop.permits(&k, Some("a.example.net")));
+        assert!(!shop.permits(&k, Some("a.b.example.net")));
+        assert!(!shop.permits(&k, Some("example.net")));
+        assert!(!shop.permits(&k, Some("other.example.com")));
+        assert!(!shop.permits(&k, None), "no server name item");
+        let e = Authz::parse(Path::new("authz"), "cn:a * sni:\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("authz:1:"), "{e}");
     }
 }

@@ -27,7 +27,7 @@ mod metrics;
 pub mod ops;
 mod server;
 
-pub use authz::{Allowed, Authz, ClientId};
+pub use authz::{Allowed, Authz, ClientId, Keys};
 pub use error::KeyServerError;
 pub use keys::{Key, KeyKind, KeyStore, load_key};
 pub use metrics::{Metrics, serve_metrics};

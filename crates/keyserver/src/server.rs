@@ -243,7 +243,7 @@ impl KeyServer {
         self.metrics.connections_open.inc();
         let allowed = match tls.ssl().peer_certificate() {
             Some(cert) => Arc::new(self.authz.allowed(&ClientId::of(&cert))),
-            None => Arc::new(Allowed::Keys(Default::default())),
+            None => Arc::new(Allowed::nothing()),
         };
         let (mut reader, mut writer) = tokio::io::split(tls);
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(self.opts.max_in_flight + 16);
@@ -360,7 +360,7 @@ impl KeyServer {
             o if o.is_response() => Err(ErrorCode::UNEXPECTED_OPCODE),
             o if !is_key_operation(o) => Err(ErrorCode::BAD_OPCODE),
             _ => match key {
-                Some(key) if allowed.permits(&key.ski) => {
+                Some(key) if allowed.permits(&key.ski, op.sni.as_deref()) => {
                     // Runs on this task's worker: the runtime has one worker per core, which
                     // bounds the crypto like a pool, without a hand-off to another thread and
                     // back (two wake-ups that cost more than an ECDSA signature here).

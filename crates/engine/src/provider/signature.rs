@@ -158,11 +158,7 @@ impl SigCtx {
             .binding
             .as_ref()
             .ok_or_else(|| EngineError::UnsupportedKey("no key".into()))?;
-        let request = SignRequest {
-            ski: binding.ski,
-            scheme,
-            digest,
-        };
+        let request = SignRequest::for_current(binding.ski, scheme, digest);
         let answer = wait::perform(&binding.remote, request)?;
         if answer.len() > room || answer.is_empty() {
             return Err(EngineError::BadAnswer {

@@ -4,6 +4,7 @@
 mod async_mode;
 mod common;
 mod handshakes;
+mod items;
 mod provider;
 mod s_client;
 mod store;
