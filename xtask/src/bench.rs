@@ -90,6 +90,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         "certs" => certs(&root, args, &mut report)?,
         "keyless" => crate::bench_keyless::run(&root, shape(args), &mut report)?,
         "engine" => crate::bench_engine::run(&root, &mut report)?,
+        "openssl" => crate::bench_openssl::run(&root, &mut report)?,
         "tickets" => crate::bench_tickets::run(&mut report)?,
         "policy" => crate::bench_policy::run(&mut report)?,
         "proxy" => crate::bench_proxy::run(&root, &mut report)?,
@@ -98,7 +99,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         "fuzz" => report.push_str(&fuzz_section(&root)),
         other => {
             bail!(
-                "unknown suite {other:?}: certs, keyless, engine, tickets, policy, proxy, names, hostile, fuzz or all"
+                "unknown suite {other:?}: certs, keyless, engine, openssl, tickets, policy, proxy, names, hostile, fuzz or all"
             )
         }
     }

@@ -39,6 +39,8 @@ enum Mode {
 /// A TLS server on one current-thread runtime thread, answering "ok\n" after each handshake.
 struct Server {
     addr: std::net::SocketAddr,
+    /// The server thread's CPU time so far, nanoseconds (sampled every 10 ms by the thread).
+    cpu_ns: Arc<AtomicU64>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -57,6 +59,8 @@ impl Drop for Server {
 fn serve(ctx: SslContext, mode: Mode) -> Result<Server> {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let cpu_ns = Arc::new(AtomicU64::new(0));
+    let cpu = Arc::clone(&cpu_ns);
     let thread = std::thread::Builder::new()
         .name("tls-server".into())
         .spawn(move || {
@@ -70,6 +74,12 @@ fn serve(ctx: SslContext, mode: Mode) -> Result<Server> {
                 socket.bind(([127, 0, 0, 1], 0).into()).expect("bind");
                 let listener = socket.listen(4096).expect("listen");
                 let _ = addr_tx.send(listener.local_addr().expect("addr"));
+                tokio::task::spawn_local(async move {
+                    loop {
+                        cpu.store(thread_cpu_ns(), Relaxed);
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                });
                 let accept = async {
                     loop {
                         let Ok((tcp, _)) = listener.accept().await else {
@@ -105,6 +115,7 @@ fn serve(ctx: SslContext, mode: Mode) -> Result<Server> {
         })?;
     Ok(Server {
         addr: addr_rx.recv().context("server thread did not start")?,
+        cpu_ns,
         stop: Some(stop),
         thread: Some(thread),
     })
@@ -191,7 +202,28 @@ fn latencies(
 }
 
 /// Handshakes per second with `concurrency` clients always connecting, for `seconds`.
+/// The calling thread's CPU time, nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes the calling thread's CPU clock into a local.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
 fn rate(addr: std::net::SocketAddr, concurrency: usize, seconds: f64) -> Result<f64> {
+    rate_with(addr, concurrency, seconds, None).map(|(r, _)| r)
+}
+
+/// Handshakes per second, and (given the server thread's CPU clock) per server CPU-second.
+fn rate_with(
+    addr: std::net::SocketAddr,
+    concurrency: usize,
+    seconds: f64,
+    cpu: Option<&AtomicU64>,
+) -> Result<(f64, Option<f64>)> {
     let connector = connector()?;
     // Two client threads: one alone saturates before the server does (a client handshake
     // costs about what a server one does), and would measure the client.
@@ -223,18 +255,63 @@ fn rate(addr: std::net::SocketAddr, concurrency: usize, seconds: f64) -> Result<
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         let (start, t0) = (done.load(Relaxed), Instant::now());
+        let cpu0 = cpu.map(|c| c.load(Relaxed));
         tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
-        let r = (done.load(Relaxed) - start) as f64 / t0.elapsed().as_secs_f64();
+        let n = (done.load(Relaxed) - start) as f64;
+        let r = n / t0.elapsed().as_secs_f64();
+        let per_cpu = cpu
+            .zip(cpu0)
+            .map(|(c, c0)| n / ((c.load(Relaxed).saturating_sub(c0)) as f64 / 1e9).max(1e-9));
         running.store(false, Relaxed);
         for t in tasks {
             let _ = t.await;
         }
-        r
+        (r, per_cpu)
     });
     if failed.load(Relaxed) > 0 {
         bail!("{} handshakes failed", failed.load(Relaxed));
     }
     Ok(rate)
+}
+
+/// `xtask engine-rate`: full TLS 1.3 ECDSA P-256 handshakes per server CPU-second, local key
+/// and remote key (provider, async, key server at 0 ms), `rounds` rounds; one JSON line on
+/// stdout. The `openssl` suite runs it from builds on each OpenSSL.
+pub(crate) fn engine_rate(root: &Path, rounds: usize, seconds: f64) -> Result<()> {
+    let bin = root.join("target/release/edgetls-keyserver");
+    if !bin.exists() {
+        bail!(
+            "{} missing: cargo build --release -p edgetls-keyserver",
+            bin.display()
+        );
+    }
+    let (pki, keys) = setup();
+    let cert = site_cert(&pki, &keys.p256, &["site.test"]);
+    let s = Setup {
+        cert,
+        local_key: keys.p256.clone(),
+        op: Operation::request(Opcode::ECDSA_SIGN_SHA256, ski(&keys.p256), vec![7; 32]),
+        pki,
+    };
+    let (ks, kc, remote_key) = with_key_server(&bin, &s, 0)?;
+    let (mut local, mut remote) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        for (key, out) in [(&s.local_key, &mut local), (&remote_key, &mut remote)] {
+            let server = serve(context(&s.cert, key, Mode::Async)?, Mode::Async)?;
+            let (_, per_cpu) = rate_with(server.addr, 64, seconds, Some(&server.cpu_ns))?;
+            out.push(per_cpu.unwrap_or(f64::NAN));
+        }
+    }
+    drop((ks, kc, remote_key));
+    println!(
+        "{}",
+        serde_json::json!({
+            "openssl": openssl::version::version(),
+            "local": local,
+            "remote": remote,
+        })
+    );
+    Ok(())
 }
 
 async fn handshake_async(connector: &SslConnector, addr: std::net::SocketAddr) -> Result<()> {

@@ -5,6 +5,7 @@ mod bench_engine;
 mod bench_hostile;
 mod bench_keyless;
 mod bench_names;
+mod bench_openssl;
 mod bench_policy;
 mod bench_proxy;
 mod bench_tickets;
@@ -41,6 +42,14 @@ enum Task {
     NaiveLoad(naive::Args),
     /// Build OpenSSL 3.5 or 4.0 under target/openssl (once) and print its OPENSSL_DIR.
     Openssl(openssl::Args),
+    /// Handshakes per server CPU-second, local and remote key (one JSON line; for --suite openssl).
+    #[command(hide = true)]
+    EngineRate {
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+    },
     /// The bench's origin (a 3-byte HTTP answer to every request), for manual comparisons.
     Origin {
         /// Address to listen on.
@@ -57,6 +66,9 @@ fn main() -> anyhow::Result<()> {
         Task::NaiveLoad(args) => naive::run(&args),
         Task::Load(args) => loadgen::cli(&args),
         Task::Openssl(args) => openssl::run(&args, &bench::workspace_root()?),
+        Task::EngineRate { rounds, seconds } => {
+            bench_engine::engine_rate(&bench::workspace_root()?, rounds, seconds)
+        }
         Task::Origin { addr } => {
             println!("origin on {}", bench_proxy::origin(addr)?);
             loop {

@@ -13,6 +13,16 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: &Args, root: &Path) -> Result<()> {
+    println!("{}", ensure(&args.version, root)?.display());
+    Ok(())
+}
+
+/// Builds OpenSSL `version` (3.5 or 4.0) under `target/openssl/VERSION` unless it is there; its
+/// install directory (an `OPENSSL_DIR`).
+pub(crate) fn ensure(version: &str, root: &Path) -> Result<PathBuf> {
+    let args = Args {
+        version: version.to_string(),
+    };
     let dir = root.join("target/openssl").join(&args.version);
     let done = dir.join("install/lib/libssl.a");
     if !done.exists() {
@@ -42,8 +52,7 @@ pub(crate) fn run(args: &Args, root: &Path) -> Result<()> {
             bail!("no libssl.a in {}", lib.display());
         }
     }
-    println!("{}", dir.join("install").display());
-    Ok(())
+    Ok(dir.join("install"))
 }
 
 /// This machine's target triple, from rustc.

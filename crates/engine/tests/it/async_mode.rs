@@ -149,7 +149,9 @@ fn clients_leaving_while_jobs_are_paused_crash_nothing_and_leak_nothing() {
     let connector = b.build();
     let wakers_before = stats().live_wakers.load(Relaxed);
     let paused_before = stats().paused.load(Relaxed);
-    for round in 0..10 {
+    // 1,000 departures (20 rounds of 50), on whichever OpenSSL the suite is built with (CI: 3.0,
+    // 3.5 and 4.0).
+    for round in 0..20 {
         for _ in 0..50 {
             hello_and_leave(&connector, tls.addr);
         }
@@ -173,7 +175,7 @@ fn clients_leaving_while_jobs_are_paused_crash_nothing_and_leak_nothing() {
         stats().live_wakers.load(Relaxed)
     );
     assert!(
-        stats().paused.load(Relaxed) - paused_before >= 100,
+        stats().paused.load(Relaxed) - paused_before >= 200,
         "the departing clients' handshakes must have reached the key server"
     );
 }
