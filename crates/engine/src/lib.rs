@@ -60,32 +60,24 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod connection;
-mod context;
-mod driver;
-#[cfg(feature = "engine")]
-mod engine;
 mod error;
-mod failure;
 mod ffi;
-mod key;
-pub mod provider;
-mod remote;
-mod store;
+mod handshake;
+mod keys;
 mod stream;
-mod wait;
 
-pub use connection::ConnectionInfo;
-pub use context::{
+pub use error::EngineError;
+pub use handshake::context::{
     enable_async, enable_async_ssl, restrict_ssl_to_ecdhe, restrict_to_ecdhe, set_remote_key,
 };
-pub use driver::{Handshake, PAUSED_LIMIT, accept};
-pub use error::EngineError;
-pub use failure::Failure;
+pub use handshake::driver::{Handshake, PAUSED_LIMIT, accept};
+pub use handshake::failure::Failure;
+pub use keys::connection::ConnectionInfo;
 #[cfg(feature = "engine")]
-pub use key::engine_remote_pkey;
-pub use key::{remote_pkey, ski_of};
-pub use remote::{Done, Hash, KeylessKey, LocalSigner, RemoteKey, Scheme, SignRequest};
-pub use store::StoreKeys;
+pub use keys::key::engine_remote_pkey;
+pub use keys::key::{remote_pkey, ski_of};
+pub use keys::provider;
+pub use keys::remote::{Done, Hash, KeylessKey, LocalSigner, RemoteKey, Scheme, SignRequest};
+pub use keys::store::StoreKeys;
+pub use keys::wait::{Stats, stats, take_last_error};
 pub use stream::{DIRECT, HOLD, TlsStream, Transport};
-pub use wait::{Stats, stats, take_last_error};

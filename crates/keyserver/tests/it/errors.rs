@@ -149,3 +149,98 @@ fn a_client_may_use_only_the_keys_authorized_for_it() {
         Opcode::RESPONSE
     );
 }
+
+/// A certificate for `key` naming `dns` and `ips`, written as `name` into the key directory.
+fn cert_into_keys(
+    pki: &edgetls_keyless_testkit::Pki,
+    key: &openssl::pkey::PKey<openssl::pkey::Private>,
+    name: &str,
+    dns: &[&str],
+    ips: &[&str],
+) {
+    use openssl::x509::extension::SubjectAlternativeName;
+    let mut b = openssl::x509::X509::builder().unwrap();
+    let mut n = openssl::x509::X509Name::builder().unwrap();
+    n.append_entry_by_text("CN", dns.first().copied().unwrap_or("ip"))
+        .unwrap();
+    let n = n.build();
+    b.set_subject_name(&n).unwrap();
+    b.set_issuer_name(&n).unwrap();
+    b.set_pubkey(key).unwrap();
+    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
+        .unwrap();
+    let mut san = SubjectAlternativeName::new();
+    for d in dns {
+        san.dns(d);
+    }
+    for ip in ips {
+        san.ip(ip);
+    }
+    let san = san.build(&b.x509v3_context(None, None)).unwrap();
+    b.append_extension(san).unwrap();
+    b.sign(key, openssl::hash::MessageDigest::sha256()).unwrap();
+    std::fs::write(pki.path("keys").join(name), b.build().to_pem().unwrap()).unwrap();
+}
+
+#[test]
+fn a_request_without_a_key_id_finds_its_key_by_server_name_or_address() {
+    let (pki, keys) = setup();
+    cert_into_keys(
+        &pki,
+        &keys.p256,
+        "p256.crt",
+        &["shop.example", "*.shop.example"],
+        &[],
+    );
+    cert_into_keys(&pki, &keys.p384, "p384-ip.pem", &[], &["192.0.2.7"]);
+    let server = start(&pki, Authz::open(), ServerOptions::default());
+    let mut c = connect(&pki, server.addr, Some("edge-1")).unwrap();
+    let by = |sni: Option<&str>, ip: Option<&str>, opcode, len| {
+        let mut op = Operation::request(opcode, Ski([0; 20]), vec![7; len]);
+        op.ski = None;
+        op.sni = sni.map(str::to_string);
+        op.server_ip = ip.map(|i| i.parse().unwrap());
+        op
+    };
+    let verify = |key: &openssl::pkey::PKey<openssl::pkey::Private>, sig: &[u8], len: usize| {
+        let ec = key.ec_key().unwrap();
+        let sig = openssl::ecdsa::EcdsaSig::from_der(sig).unwrap();
+        sig.verify(&vec![7u8; len], &ec).unwrap()
+    };
+    for (i, sni) in ["shop.example", "WWW.shop.example"].iter().enumerate() {
+        let r = c.call(
+            10 + i as u32,
+            by(Some(sni), None, Opcode::ECDSA_SIGN_SHA256, 32),
+        );
+        assert_eq!(r.opcode, Opcode::RESPONSE, "{sni}");
+        assert!(
+            verify(&keys.p256, &r.payload, 32),
+            "{sni}: signed with the p256 key"
+        );
+    }
+    let r = c.call(
+        20,
+        by(None, Some("192.0.2.7"), Opcode::ECDSA_SIGN_SHA384, 48),
+    );
+    assert_eq!(r.opcode, Opcode::RESPONSE);
+    assert!(
+        verify(&keys.p384, &r.payload, 48),
+        "signed with the p384 key"
+    );
+    for (i, (sni, ip)) in [
+        (Some("a.b.shop.example"), None),
+        (Some("other.example"), Some("192.0.2.8")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = c.call(30 + i as u32, by(sni, ip, Opcode::ECDSA_SIGN_SHA256, 32));
+        assert_eq!(
+            r.error_code(),
+            Some(ErrorCode::KEY_NOT_FOUND),
+            "{sni:?} {ip:?}"
+        );
+    }
+}

@@ -15,10 +15,10 @@
 //! that breaks its promise to answer) for [`PAUSED_LIMIT`].
 
 use crate::error::EngineError;
-use crate::failure::{Failure, classify};
 use crate::ffi;
+use crate::handshake::failure::{Failure, classify};
+use crate::keys::wait;
 use crate::stream::TlsStream;
-use crate::wait;
 use openssl::ssl::{ErrorCode, Ssl};
 use std::future::Future;
 use std::marker::PhantomData;
@@ -58,7 +58,7 @@ fn step(
 ) -> Poll<Result<(), openssl::ssl::Error>> {
     use foreign_types::ForeignTypeRef;
     let ssl = stream.ssl().as_ptr();
-    crate::connection::during(ssl, peers.0, peers.1, || stream.poll_accept(cx))
+    crate::keys::connection::during(ssl, peers.0, peers.1, || stream.poll_accept(cx))
 }
 
 impl std::fmt::Debug for Handshake {

@@ -6,9 +6,9 @@ use super::keymgmt::KeyData;
 use super::params::{self, List};
 use crate::error::EngineError;
 use crate::ffi::{self, OSSL_DISPATCH};
-use crate::key::Binding;
-use crate::remote::{Hash, Scheme, SignRequest};
-use crate::wait;
+use crate::keys::key::Binding;
+use crate::keys::remote::{Hash, Scheme, SignRequest};
+use crate::keys::wait;
 use libc::{c_int, c_void, size_t};
 use openssl::hash::{Hasher, MessageDigest};
 use openssl_sys::OSSL_PARAM;
@@ -50,7 +50,7 @@ impl Default for SigCtx {
 fn hash_named(name: &str) -> Result<Hash, EngineError> {
     let md = openssl::md::Md::fetch(None, name, None)
         .map_err(|e| EngineError::UnsupportedScheme(format!("digest {name}: {e}")))?;
-    crate::remote::hash_from_nid(md.type_().as_raw())
+    crate::keys::remote::hash_from_nid(md.type_().as_raw())
         .ok_or_else(|| EngineError::UnsupportedScheme(format!("digest {name}")))
 }
 

@@ -1,9 +1,9 @@
 //! Remote keys for the certificate store: entries loaded without a private key get one from
 //! here, made by the engine from the leaf's public key.
 
-use crate::context::{restrict_ssl_to_ecdhe, restrict_to_ecdhe};
-use crate::key::remote_pkey;
-use crate::remote::RemoteKey;
+use crate::handshake::context::{restrict_ssl_to_ecdhe, restrict_to_ecdhe};
+use crate::keys::key::remote_pkey;
+use crate::keys::remote::RemoteKey;
 use edgetls_certstore::RemoteKeys;
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{SslContextBuilder, SslRef};

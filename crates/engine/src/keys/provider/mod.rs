@@ -4,11 +4,11 @@
 //! Two operations, each for RSA and EC keys: key management (`keymgmt.rs`: a key is the
 //! certificate's public key, held as a default-provider key that answers every question libssl
 //! asks — bits, security bits, maximum signature size, group, default digest — plus the
-//! [`Binding`] to its [`RemoteKey`](crate::RemoteKey)), and signatures (`signature.rs`: RSA
+//! binding to its [`RemoteKey`](crate::RemoteKey)), and signatures (`signature.rs`: RSA
 //! PKCS#1 v1.5, RSA-PSS with the salt as long as the digest, ECDSA; the digest is made here and
 //! signed remotely, pausing the async job exactly as the ENGINE's hook does).
 //!
-//! Only keys made by [`remote_pkey`] use it: every algorithm it offers carries the property
+//! Only keys made by [`remote_pkey`](crate::remote_pkey) use it: every algorithm it offers carries the property
 //! `provider=edgetls-keyless`, and those keys name it when they are made. It is registered after
 //! the default provider, which keeps answering every other fetch.
 
@@ -18,7 +18,7 @@ mod signature;
 
 use crate::error::EngineError;
 use crate::ffi::{self, OSSL_ALGORITHM, OSSL_CORE_HANDLE, OSSL_DISPATCH};
-use crate::key::Binding;
+use crate::keys::key::Binding;
 use libc::{c_int, c_void};
 use openssl::pkey::{PKey, Private};
 use std::sync::{Arc, OnceLock};

@@ -3,7 +3,7 @@
 //! and later), or, with the `engine` feature, the ENGINE shim (OpenSSL 3.x only).
 
 use crate::error::EngineError;
-use crate::remote::RemoteKey;
+use crate::keys::remote::RemoteKey;
 use edgetls_keyless_proto::Ski;
 use openssl::pkey::{Id, PKey, Private};
 use openssl::x509::X509Ref;
@@ -44,7 +44,7 @@ pub fn remote_pkey(
     remote: Arc<dyn RemoteKey>,
 ) -> Result<PKey<Private>, EngineError> {
     let (binding, spki) = bind(cert, remote)?;
-    crate::provider::key(binding, &spki)
+    crate::keys::provider::key(binding, &spki)
 }
 
 /// As [`remote_pkey`], through the `edgetls-keyless` ENGINE (OpenSSL 3.x; 4.0 has no ENGINE
@@ -55,7 +55,7 @@ pub fn engine_remote_pkey(
     remote: Arc<dyn RemoteKey>,
 ) -> Result<PKey<Private>, EngineError> {
     let (binding, _) = bind(cert, remote)?;
-    crate::engine::key(binding, cert)
+    crate::keys::engine::key(binding, cert)
 }
 
 /// The SKI a remote key for `cert` is looked up by on the key server.

@@ -7,7 +7,7 @@
 
 use crate::error::EngineError;
 use crate::ffi;
-use crate::remote::{RemoteKey, SignRequest};
+use crate::keys::remote::{RemoteKey, SignRequest};
 use libc::{c_int, c_void};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -170,7 +170,7 @@ static WAIT_KEY: u8 = 0;
 struct Start {
     remote: Arc<dyn RemoteKey>,
     request: SignRequest,
-    done: crate::remote::Done,
+    done: crate::keys::remote::Done,
 }
 
 impl Start {
@@ -184,7 +184,7 @@ impl Start {
         } = self;
         let once = Arc::new(Mutex::new(Some(done)));
         let theirs = Arc::clone(&once);
-        let forward: crate::remote::Done = Box::new(move |r| {
+        let forward: crate::keys::remote::Done = Box::new(move |r| {
             if let Some(d) = theirs.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 d(r);
             }
@@ -233,7 +233,7 @@ fn paused(
     let waker = waker_for(job)?;
     let slot: Arc<Slot> = Arc::new(Mutex::new(None));
     let (theirs, their_waker) = (Arc::clone(&slot), Arc::clone(&waker));
-    let done: crate::remote::Done = Box::new(move |r| {
+    let done: crate::keys::remote::Done = Box::new(move |r| {
         // Publish the answer first, then signal: whoever wakes finds it.
         *theirs.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
         their_waker.wake();

@@ -7,7 +7,7 @@
 use super::params::{self, List};
 use crate::error::EngineError;
 use crate::ffi::{self, OSSL_DISPATCH};
-use crate::key::Binding;
+use crate::keys::key::Binding;
 use foreign_types::ForeignType;
 use libc::{c_char, c_int, c_void};
 use openssl::pkey::{PKey, Private, Public};

@@ -2,8 +2,8 @@
 
 use crate::error::EngineError;
 use crate::ffi;
-use crate::key::remote_pkey;
-use crate::remote::RemoteKey;
+use crate::keys::key::remote_pkey;
+use crate::keys::remote::RemoteKey;
 use foreign_types::ForeignTypeRef;
 use openssl::ssl::{SslContextBuilder, SslMode, SslRef};
 use openssl::x509::X509Ref;

@@ -10,9 +10,9 @@
 
 use crate::error::EngineError;
 use crate::ffi::engine as ffi;
-use crate::key::Binding;
-use crate::remote::{Hash, Scheme, SignRequest};
-use crate::wait;
+use crate::keys::key::Binding;
+use crate::keys::remote::{Hash, Scheme, SignRequest};
+use crate::keys::wait;
 use libc::{c_int, c_long, c_void, size_t};
 use openssl_sys::{CRYPTO_EX_DATA, EVP_PKEY, EVP_PKEY_CTX};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -338,7 +338,7 @@ fn scheme_of(ctx: *mut EVP_PKEY_CTX, rsa: bool) -> Result<Scheme, EngineError> {
         }
         openssl_sys::EVP_MD_get_type(md)
     };
-    let hash = crate::remote::hash_from_nid(nid)
+    let hash = crate::keys::remote::hash_from_nid(nid)
         .ok_or_else(|| EngineError::UnsupportedScheme(format!("digest NID {nid}")))?;
     if !rsa {
         return Ok(Scheme::Ecdsa(hash));

@@ -1,7 +1,7 @@
 //! What a remote key does: one signature, started now and finished later from any thread.
 
-use crate::connection::ConnectionInfo;
 use crate::error::EngineError;
+use crate::keys::connection::ConnectionInfo;
 use edgetls_keyless_client::{ClientError, KeylessClient};
 use edgetls_keyless_proto::{Operation, Ski};
 use openssl::md::{Md, MdRef};
@@ -58,7 +58,7 @@ impl SignRequest {
             ski,
             scheme,
             digest,
-            connection: crate::connection::current(),
+            connection: crate::keys::connection::current(),
         }
     }
 }
