@@ -1,6 +1,7 @@
 //! `cargo xtask openssl 3.5|4.0`: builds that OpenSSL (static, from the `openssl-src` crate's
 //! sources) under `target/openssl/VERSION` once, and prints the directory to give the build as
-//! `OPENSSL_DIR` (with `OPENSSL_STATIC=1`). The test matrix in `.ci/run` uses it: the default
+//! `OPENSSL_DIR` (with `OPENSSL_STATIC=1`) on its last line of output (the `openssl-src`
+//! crate prints its build-script lines on stdout before it). The test matrix in `.ci/run` uses it: the default
 //! build stays on the system's OpenSSL.
 
 use anyhow::{Result, bail};

@@ -256,20 +256,9 @@ unsafe extern "C" fn sign_hook(
 ) -> c_int {
     // SAFETY: OpenSSL calls this with a live ctx and, per EVP_PKEY_sign, valid sig/siglen/tbs
     // pointers for the given lengths; `sign` checks the NULLs it may legally pass.
-    let r = catch_unwind(AssertUnwindSafe(|| unsafe {
+    wait::outcome(catch_unwind(AssertUnwindSafe(|| unsafe {
         sign(ctx, sig, siglen, tbs, tbslen)
-    }));
-    match r {
-        Ok(Ok(())) => 1,
-        Ok(Err(e)) => {
-            wait::record_failure(&e);
-            0
-        }
-        Err(_) => {
-            wait::record_failure(&EngineError::Panic);
-            0
-        }
-    }
+    })))
 }
 
 /// # Safety
@@ -311,18 +300,9 @@ unsafe fn sign(
     // SAFETY: OpenSSL passes tbs valid for tbslen bytes.
     let digest = unsafe { std::slice::from_raw_parts(tbs, tbslen) }.to_vec();
     let request = SignRequest::for_current(binding.ski, scheme, digest);
-    let answer = wait::perform(&binding.remote, request)?;
-    if answer.len() > room || answer.is_empty() {
-        return Err(EngineError::BadAnswer {
-            got: answer.len(),
-            room,
-        });
-    }
-    // SAFETY: sig has room for `room` bytes (OpenSSL's contract), and answer fits (checked).
-    unsafe {
-        std::ptr::copy_nonoverlapping(answer.as_ptr(), sig, answer.len());
-        *siglen = answer.len();
-    }
+    let n = wait::sign_into(&binding.remote, request, sig, room)?;
+    // SAFETY: siglen checked non-null.
+    unsafe { *siglen = n };
     Ok(())
 }
 

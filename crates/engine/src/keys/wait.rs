@@ -63,6 +63,43 @@ pub fn take_last_error() -> Option<String> {
     LAST_ERROR.with(|l| l.borrow_mut().take())
 }
 
+/// Signs `request` with `remote` (see [`perform`]) into OpenSSL's buffer `sig`, which has room
+/// for `room` bytes; the signature's length.
+pub(crate) fn sign_into(
+    remote: &Arc<dyn RemoteKey>,
+    request: SignRequest,
+    sig: *mut u8,
+    room: usize,
+) -> Result<usize, EngineError> {
+    let answer = perform(remote, request)?;
+    if answer.len() > room || answer.is_empty() {
+        return Err(EngineError::BadAnswer {
+            got: answer.len(),
+            room,
+        });
+    }
+    // SAFETY: `sig` has room for `room` bytes (the caller's, OpenSSL's, contract) and the
+    // answer fits (checked).
+    unsafe { std::ptr::copy_nonoverlapping(answer.as_ptr(), sig, answer.len()) };
+    Ok(answer.len())
+}
+
+/// OpenSSL's answer for an operation that ran under `catch_unwind`: 1, or 0 with the error (or
+/// the panic) recorded for [`take_last_error`].
+pub(crate) fn outcome(r: std::thread::Result<Result<(), EngineError>>) -> c_int {
+    match r {
+        Ok(Ok(())) => 1,
+        Ok(Err(e)) => {
+            record_failure(&e);
+            0
+        }
+        Err(_) => {
+            record_failure(&EngineError::Panic);
+            0
+        }
+    }
+}
+
 /// The answer slot shared between the waiting side and the completion.
 type Slot = Mutex<Option<Result<Vec<u8>, EngineError>>>;
 

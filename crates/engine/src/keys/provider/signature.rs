@@ -159,40 +159,20 @@ impl SigCtx {
             .as_ref()
             .ok_or_else(|| EngineError::UnsupportedKey("no key".into()))?;
         let request = SignRequest::for_current(binding.ski, scheme, digest);
-        let answer = wait::perform(&binding.remote, request)?;
-        if answer.len() > room || answer.is_empty() {
-            return Err(EngineError::BadAnswer {
-                got: answer.len(),
-                room,
-            });
-        }
-        // SAFETY: `sig` has room for `room` bytes (OpenSSL's contract) and the answer fits.
-        unsafe { std::ptr::copy_nonoverlapping(answer.as_ptr(), sig, answer.len()) };
-        Ok(answer.len())
+        wait::sign_into(&binding.remote, request, sig, room)
     }
 }
 
 /// Runs `f` on the context; an error or a panic is recorded (see `take_last_error`) and
 /// returns 0, never unwinding into OpenSSL.
 fn with(ctx: *mut c_void, f: impl FnOnce(&mut SigCtx) -> Result<(), EngineError>) -> c_int {
-    let r = catch_unwind(AssertUnwindSafe(|| {
+    wait::outcome(catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: OpenSSL passes a context made by `newctx` or `dupctx`.
         let Some(c) = (unsafe { ctx.cast::<SigCtx>().as_mut() }) else {
             return Err(EngineError::Remote("no signature context".into()));
         };
         f(c)
-    }));
-    match r {
-        Ok(Ok(())) => 1,
-        Ok(Err(e)) => {
-            wait::record_failure(&e);
-            0
-        }
-        Err(_) => {
-            wait::record_failure(&EngineError::Panic);
-            0
-        }
-    }
+    })))
 }
 
 unsafe extern "C" fn newctx(_provctx: *mut c_void, _propq: *const libc::c_char) -> *mut c_void {
