@@ -5,15 +5,18 @@
 #![allow(missing_debug_implementations)] // test support: handles and fixtures, nothing to print
 
 pub mod ocsp;
+pub mod softhsm;
 
 use edgetls_keyless_proto::{Decoder, Opcode, Operation, Packet, Ski};
-use edgetls_keyserver::{Authz, KeyServer, KeyStore, Metrics, ServerOptions, tls_acceptor};
+use edgetls_keyserver::{
+    Authz, DirStore, KeyServer, KeyStore, Metrics, ServerOptions, tls_acceptor,
+};
 use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;
 use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
-use openssl::pkey::{PKey, Private};
+use openssl::pkey::{HasPublic, PKey, PKeyRef, Private};
 use openssl::rsa::Rsa;
 use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslStream, SslVerifyMode};
 use openssl::x509::extension::SubjectAlternativeName;
@@ -47,7 +50,7 @@ fn ca(cn: &str) -> (Issuer<'static, KeyPair>, String, String) {
 
 /// A certificate for `names` (the first is the common name) over the public half of `key`,
 /// issued by the test CA: for serving TLS with a key the key server holds.
-pub fn site_cert(pki: &Pki, key: &PKey<Private>, names: &[&str]) -> X509 {
+pub fn site_cert<T: HasPublic>(pki: &Pki, key: &PKeyRef<T>, names: &[&str]) -> X509 {
     let ca = X509::from_pem(&std::fs::read(pki.path("ca.pem")).unwrap()).unwrap();
     let ca_key = PKey::private_key_from_pem(&std::fs::read(pki.path("ca.key")).unwrap()).unwrap();
     let mut name = X509NameBuilder::new().unwrap();
@@ -106,7 +109,7 @@ pub struct Keys {
     pub ed25519: PKey<Private>,
 }
 
-pub fn ski(k: &PKey<Private>) -> Ski {
+pub fn ski<T: HasPublic>(k: &PKeyRef<T>) -> Ski {
     Ski::from_spki_der(&k.public_key_to_der().unwrap()).unwrap()
 }
 
@@ -209,7 +212,7 @@ pub fn start(pki: &Pki, authz: Authz, opts: ServerOptions) -> Running {
 
 /// Starts a key server on `addr` (e.g. the address of one that was killed).
 pub fn start_on(pki: &Pki, addr: &str, authz: Authz, opts: ServerOptions) -> Running {
-    let (keys, problems) = KeyStore::load_dir(&pki.path("keys")).unwrap();
+    let (keys, problems) = DirStore::load_dir(&pki.path("keys")).unwrap();
     assert_eq!(keys.len(), 4, "{problems:?}");
     assert_eq!(
         problems.len(),
@@ -222,7 +225,7 @@ pub fn start_on(pki: &Pki, addr: &str, authz: Authz, opts: ServerOptions) -> Run
         &pki.path("ca.pem"),
     )
     .unwrap();
-    let server = Arc::new(KeyServer::new(keys, authz, tls, opts).unwrap());
+    let server = Arc::new(KeyServer::new(keys.into(), authz, tls, opts).unwrap());
     let metrics = server.metrics();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let (kill, killed) = tokio::sync::oneshot::channel::<()>();

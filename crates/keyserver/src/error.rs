@@ -18,6 +18,8 @@ pub enum KeyServerError {
         line: usize,
         message: String,
     },
+    #[error("{uri}: {message}")]
+    Pkcs11 { uri: String, message: String },
     #[error("{0}")]
     Invalid(String),
     #[error("TLS setup: {0}")]

@@ -3,15 +3,15 @@
 //! `edgetls-keyless-proto`) over TLS with a mandatory client certificate.
 //!
 //! ```no_run
-//! use edgetls_keyserver::{tls_acceptor, Authz, KeyServer, KeyStore, ServerOptions};
+//! use edgetls_keyserver::{tls_acceptor, Authz, DirStore, KeyServer, ServerOptions};
 //! use std::path::Path;
 //! use std::sync::Arc;
 //!
 //! # async fn run() -> Result<(), edgetls_keyserver::KeyServerError> {
-//! let (keys, problems) = KeyStore::load_dir(Path::new("/etc/keyless/keys"))?;
+//! let (keys, problems) = DirStore::load_dir(Path::new("/etc/keyless/keys"))?;
 //! problems.iter().for_each(|p| eprintln!("skipped: {p}"));
 //! let tls = tls_acceptor(Path::new("server.pem"), Path::new("server.key"), Path::new("edge-ca.pem"))?;
-//! let server = Arc::new(KeyServer::new(keys, Authz::open(), tls, ServerOptions::default())?);
+//! let server = Arc::new(KeyServer::new(keys.into(), Authz::open(), tls, ServerOptions::default())?);
 //! let listener = tokio::net::TcpListener::bind("0.0.0.0:2407").await.map_err(|source| {
 //!     edgetls_keyserver::KeyServerError::Listen { addr: "0.0.0.0:2407".into(), source }
 //! })?;
@@ -29,6 +29,9 @@ mod server;
 
 pub use authz::{Allowed, Authz, ClientId, Keys};
 pub use error::KeyServerError;
-pub use keys::{Key, KeyKind, KeyStore, load_key};
+pub use keys::{
+    Cost, Decryption, DirStore, FileKey, KeyIndex, KeyKind, KeySet, KeyStore, Pkcs11Options,
+    Pkcs11Store, Pkcs11Uri, PrivateKey, load_key,
+};
 pub use metrics::{Metrics, serve_metrics};
 pub use server::{KeyServer, ServerOptions, tls_acceptor};

@@ -2,7 +2,8 @@
 
 use clap::Parser;
 use edgetls_keyserver::{
-    Authz, KeyServer, KeyServerError, KeyStore, ServerOptions, serve_metrics, tls_acceptor,
+    Authz, DirStore, KeyServer, KeyServerError, KeySet, KeyStore, Pkcs11Options, Pkcs11Store,
+    Pkcs11Uri, ServerOptions, serve_metrics, tls_acceptor,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +29,15 @@ struct Args {
     /// Directory of private keys (PEM or DER; PKCS#1, PKCS#8, SEC1).
     #[arg(long)]
     keys: Option<PathBuf>,
+    /// Serve the keys of a PKCS#11 token (RFC 7512 URI with module-path and pin-value or
+    /// pin-source), e.g. 'pkcs11:token=edge?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=/etc/keyless/pin'.
+    /// Repeatable; with or without --keys.
+    #[arg(long, value_name = "URI")]
+    #[serde(default)]
+    pkcs11: Vec<String>,
+    /// Sessions per token for operations (default: twice the cores; at most what the token allows).
+    #[arg(long)]
+    pkcs11_sessions: Option<usize>,
     /// The server's certificate chain (PEM).
     #[arg(long)]
     cert: Option<PathBuf>,
@@ -117,8 +127,12 @@ impl Args {
             max_in_flight,
             idle_timeout,
             read_timeout,
-            metrics
+            metrics,
+            pkcs11_sessions
         );
+        if self.pkcs11.is_empty() {
+            self.pkcs11 = file.pkcs11;
+        }
         self.strip_rsa_padding |= file.strip_rsa_padding;
         Ok(self)
     }
@@ -128,6 +142,50 @@ fn required<'a, T>(v: &'a Option<T>, flag: &str) -> Result<&'a T, KeyServerError
     v.as_ref().ok_or_else(|| {
         KeyServerError::Invalid(format!("--{flag} is required (flag or config file)"))
     })
+}
+
+/// The key directory and the tokens, in that order; each must hold a key.
+fn load_keys(args: &Args) -> Result<KeySet, KeyServerError> {
+    if args.keys.is_none() && args.pkcs11.is_empty() {
+        return Err(KeyServerError::Invalid(
+            "--keys DIR or --pkcs11 URI is required (flag or config file)".into(),
+        ));
+    }
+    let mut set = KeySet::default();
+    let mut add = |store: Arc<dyn KeyStore>, problems: Vec<String>| {
+        for p in &problems {
+            eprintln!("edgetls-keyserver: skipped {p}");
+        }
+        if store.is_empty() {
+            return Err(KeyServerError::Invalid(format!(
+                "no usable key in {}",
+                store.describe()
+            )));
+        }
+        set.push(store);
+        Ok(())
+    };
+    if let Some(dir) = &args.keys {
+        let (store, problems) = DirStore::load_dir(dir)?;
+        add(
+            Arc::new(store),
+            problems.iter().map(|p| p.to_string()).collect(),
+        )?;
+    }
+    let mut opts = Pkcs11Options::default();
+    if let Some(n) = args.pkcs11_sessions {
+        opts.sessions = n.max(1);
+    }
+    for text in &args.pkcs11 {
+        let uri: Pkcs11Uri = text.parse().map_err(|message| KeyServerError::Pkcs11 {
+            uri: text.split('?').next().unwrap_or_default().to_string(),
+            message,
+        })?;
+        let (store, skipped) = Pkcs11Store::open(&uri, &opts)?;
+        let skipped = skipped.into_iter().map(|s| format!("{uri}: {s}")).collect();
+        add(Arc::new(store), skipped)?;
+    }
+    Ok(set)
 }
 
 fn main() -> ExitCode {
@@ -142,18 +200,9 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), KeyServerError> {
     let args = args.merge()?;
-    let keys_dir = required(&args.keys, "keys")?;
-    let (keys, problems) = KeyStore::load_dir(keys_dir)?;
-    for p in &problems {
-        eprintln!("edgetls-keyserver: skipped {p}");
-    }
-    if keys.is_empty() {
-        return Err(KeyServerError::Invalid(format!(
-            "no usable key in {}",
-            keys_dir.display()
-        )));
-    }
+    let keys = load_keys(&args)?;
     let key_count = keys.len();
+    let sources: Vec<String> = keys.stores().iter().map(|s| s.describe()).collect();
     let tls = tls_acceptor(
         required(&args.cert, "cert")?,
         required(&args.key, "key")?,
@@ -224,7 +273,7 @@ fn run(args: Args) -> Result<(), KeyServerError> {
     let side_thread = std::thread::spawn(move || side.block_on(std::future::pending::<()>()));
     println!(
         "edgetls-keyserver: {key_count} keys from {}, listening on {local}",
-        keys_dir.display()
+        sources.join(", ")
     );
     server.serve_per_core(listener, threads, stopped)?;
     drop(side_thread);

@@ -10,7 +10,7 @@
 
 use crate::authz::{Allowed, Authz, ClientId};
 use crate::error::KeyServerError;
-use crate::keys::{Key, KeyKind, KeyStore};
+use crate::keys::{Cost, KeySet, PrivateKey};
 use crate::metrics::Metrics;
 use crate::ops;
 use edgetls_keyless_proto::{Decoder, ErrorCode, Opcode, Operation, Packet};
@@ -91,7 +91,7 @@ pub fn tls_acceptor(
 
 /// The key server.
 pub struct KeyServer {
-    keys: Arc<KeyStore>,
+    keys: KeySet,
     authz: Authz,
     acceptor: SslAcceptor,
     opts: ServerOptions,
@@ -110,13 +110,13 @@ impl std::fmt::Debug for KeyServer {
 
 impl KeyServer {
     pub fn new(
-        keys: KeyStore,
+        keys: KeySet,
         authz: Authz,
         acceptor: SslAcceptor,
         opts: ServerOptions,
     ) -> Result<KeyServer, KeyServerError> {
         Ok(KeyServer {
-            keys: Arc::new(keys),
+            keys,
             authz,
             acceptor,
             opts,
@@ -297,9 +297,9 @@ impl KeyServer {
                 // of their own costs a hand-off, often to another thread, worth more than the
                 // work. Slow ones (RSA) and delayed ones get a task, so they never hold up reading.
                 // The key is looked up once, here, for both the choice and the answer.
-                let key = self.keys.find(&packet.op).cloned();
+                let key = self.keys.find(&packet.op);
                 if self.answers_inline(key.as_deref()) {
-                    let (id, op) = self.answer(packet, key.as_deref(), &allowed).await;
+                    let (id, op) = self.answer(packet, key, &allowed).await;
                     encode_into(id, op, &mut batch);
                     continue;
                 }
@@ -309,7 +309,7 @@ impl KeyServer {
                 let (server, tx, allowed) = (Arc::clone(&self), tx.clone(), Arc::clone(&allowed));
                 self.metrics.in_flight.inc();
                 tokio::spawn(async move {
-                    let (id, op) = server.answer(packet, key.as_deref(), &allowed).await;
+                    let (id, op) = server.answer(packet, key, &allowed).await;
                     let mut bytes = Vec::new();
                     encode_into(id, op, &mut bytes);
                     let _ = tx.send(bytes).await;
@@ -339,17 +339,16 @@ impl KeyServer {
     }
 
     /// Whether `packet` is answered in the reader itself (see `connection`).
-    fn answers_inline(&self, key: Option<&Key>) -> bool {
+    fn answers_inline(&self, key: Option<&dyn PrivateKey>) -> bool {
         let delayed = !self.opts.delay.is_zero() || !self.opts.jitter.is_zero();
-        let rsa = key.is_some_and(|k| matches!(k.kind, KeyKind::Rsa { .. }));
-        !delayed && !rsa
+        !delayed && key.is_none_or(|k| k.cost() == Cost::Cheap)
     }
 
     /// The answer to one request; `key` is the key it names, if this server holds it.
     async fn answer(
         &self,
         packet: Packet,
-        key: Option<&Key>,
+        key: Option<Arc<dyn PrivateKey>>,
         allowed: &Allowed,
     ) -> (u32, Operation) {
         let started = Instant::now();
@@ -360,12 +359,25 @@ impl KeyServer {
             o if o.is_response() => Err(ErrorCode::UNEXPECTED_OPCODE),
             o if !is_key_operation(o) => Err(ErrorCode::BAD_OPCODE),
             _ => match key {
-                Some(key) if allowed.permits(&key.ski, op.sni.as_deref()) => {
-                    // Runs on this task's worker: the runtime has one worker per core, which
-                    // bounds the crypto like a pool, without a hand-off to another thread and
-                    // back (two wake-ups that cost more than an ECDSA signature here).
-                    ops::perform(key, opcode, &op.payload, self.opts.strip_rsa_padding)
-                        .map(Operation::response)
+                Some(key) if allowed.permits(&key.ski(), op.sni.as_deref()) => {
+                    let strip = self.opts.strip_rsa_padding;
+                    if key.cost() == Cost::Device {
+                        // A token may keep the thread waiting on hardware: the blocking pool
+                        // waits, the workers go on reading and answering.
+                        let payload = op.payload;
+                        tokio::task::spawn_blocking(move || {
+                            ops::perform(&*key, opcode, &payload, strip)
+                        })
+                        .await
+                        .unwrap_or(Err(ErrorCode::INTERNAL))
+                    } else {
+                        // Runs on this task's worker: the runtime has one worker per core,
+                        // which bounds the crypto like a pool, without a hand-off to another
+                        // thread and back (two wake-ups that cost more than an ECDSA
+                        // signature here).
+                        ops::perform(&*key, opcode, &op.payload, strip)
+                    }
+                    .map(Operation::response)
                 }
                 // Unknown, or not this client's to use: the same answer either way.
                 _ => Err(ErrorCode::KEY_NOT_FOUND),

@@ -86,7 +86,9 @@ fn missing_settings_and_bad_files_are_clear_errors() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--keys is required"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--keys DIR or --pkcs11 URI is required")
+    );
     let out = keyserver()
         .args([
             "--keys",

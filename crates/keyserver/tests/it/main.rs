@@ -5,4 +5,5 @@ mod binary;
 mod common;
 mod errors;
 mod ops;
+mod pkcs11;
 mod stream;

@@ -5,13 +5,13 @@ use edgetls_keyless_proto::{Digest, Opcode, Operation};
 use edgetls_keyserver::{Authz, ServerOptions};
 use openssl::ecdsa::EcdsaSig;
 use openssl::md::Md;
-use openssl::pkey::{PKey, Private};
+use openssl::pkey::{HasPublic, PKeyRef};
 use openssl::pkey_ctx::PkeyCtx;
 use openssl::rsa::Padding;
 use openssl::sign::{RsaPssSaltlen, Verifier};
 
-fn verify_rsa(
-    key: &PKey<Private>,
+fn verify_rsa<T: HasPublic>(
+    key: &PKeyRef<T>,
     pss: bool,
     md: Option<&openssl::md::MdRef>,
     digest: &[u8],
@@ -35,16 +35,14 @@ fn verify_rsa(
     ctx.verify(digest, sig).unwrap_or(false)
 }
 
-#[test]
-fn every_sign_and_decrypt_opcode_verifies_with_the_public_key() {
-    let (pki, keys) = setup();
-    let server = start(&pki, Authz::open(), ServerOptions::default());
-    let mut c = connect(&pki, server.addr, Some("edge-1")).unwrap();
-    let mut id = 1;
-    let mut call = |op: Operation| {
-        id += 1;
-        c.call(id, op)
-    };
+/// Every RSA (PKCS#1 with each hash and MD5‖SHA-1, PSS) and ECDSA (P-256 and P-384, each
+/// hash) sign opcode through `call`, each answer verified with the public key.
+pub(crate) fn every_sign_opcode_verifies<T: HasPublic>(
+    call: &mut dyn FnMut(Operation) -> Operation,
+    rsa: &PKeyRef<T>,
+    p256: &PKeyRef<T>,
+    p384: &PKeyRef<T>,
+) {
     let msg = b"the handshake transcript";
     let mds = [
         (
@@ -85,7 +83,7 @@ fn every_sign_and_decrypt_opcode_verifies_with_the_public_key() {
         )
         .unwrap()
         .to_vec();
-        let r = call(Operation::request(rsa_op, ski(&keys.rsa), digest.clone()));
+        let r = call(Operation::request(rsa_op, ski(rsa), digest.clone()));
         assert_eq!(
             r.opcode,
             Opcode::RESPONSE,
@@ -93,20 +91,20 @@ fn every_sign_and_decrypt_opcode_verifies_with_the_public_key() {
             r.error_code()
         );
         assert!(
-            verify_rsa(&keys.rsa, false, Some(md), &digest, &r.payload),
+            verify_rsa(rsa, false, Some(md), &digest, &r.payload),
             "{rsa_op:?}"
         );
         if let Some(pss_op) = pss_op {
-            let r = call(Operation::request(pss_op, ski(&keys.rsa), digest.clone()));
+            let r = call(Operation::request(pss_op, ski(rsa), digest.clone()));
             assert!(
-                verify_rsa(&keys.rsa, true, Some(md), &digest, &r.payload),
+                verify_rsa(rsa, true, Some(md), &digest, &r.payload),
                 "{pss_op:?}"
             );
             // PSS is randomized: two signatures differ, both verify.
-            let again = call(Operation::request(pss_op, ski(&keys.rsa), digest.clone()));
+            let again = call(Operation::request(pss_op, ski(rsa), digest.clone()));
             assert_ne!(again.payload, r.payload);
         }
-        for ec in [&keys.p256, &keys.p384] {
+        for ec in [p256, p384] {
             let r = call(Operation::request(ec_op, ski(ec), digest.clone()));
             let sig = EcdsaSig::from_der(&r.payload).expect("a DER ECDSA signature");
             assert!(
@@ -126,12 +124,11 @@ fn every_sign_and_decrypt_opcode_verifies_with_the_public_key() {
     .concat();
     let r = call(Operation::request(
         Opcode::RSA_SIGN_MD5SHA1,
-        ski(&keys.rsa),
+        ski(rsa),
         md5sha1.clone(),
     ));
     let mut out = vec![0; 256];
-    let n = keys
-        .rsa
+    let n = rsa
         .rsa()
         .unwrap()
         .public_decrypt(&r.payload, &mut out, Padding::PKCS1)
@@ -139,15 +136,29 @@ fn every_sign_and_decrypt_opcode_verifies_with_the_public_key() {
     assert_eq!(&out[..n], &md5sha1[..]);
     let r = call(Operation::request(
         Opcode::ECDSA_SIGN_MD5SHA1,
-        ski(&keys.p256),
+        ski(p256),
         md5sha1.clone(),
     ));
     assert!(
         EcdsaSig::from_der(&r.payload)
             .unwrap()
-            .verify(&md5sha1, &keys.p256.ec_key().unwrap())
+            .verify(&md5sha1, &p256.ec_key().unwrap())
             .unwrap()
     );
+}
+
+#[test]
+fn every_sign_and_decrypt_opcode_verifies_with_the_public_key() {
+    let (pki, keys) = setup();
+    let server = start(&pki, Authz::open(), ServerOptions::default());
+    let mut c = connect(&pki, server.addr, Some("edge-1")).unwrap();
+    let mut id = 1;
+    let mut call = |op: Operation| {
+        id += 1;
+        c.call(id, op)
+    };
+    every_sign_opcode_verifies(&mut call, &keys.rsa, &keys.p256, &keys.p384);
+    let msg = b"the handshake transcript";
     // Ed25519 signs the message itself.
     let r = call(Operation::request(
         Opcode::ED25519_SIGN,

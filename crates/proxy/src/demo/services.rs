@@ -3,7 +3,7 @@
 
 use crate::error::CliError;
 use edgetls_keyless_proto::Opcode;
-use edgetls_keyserver::{Authz, KeyServer, KeyStore, Metrics, ServerOptions, tls_acceptor};
+use edgetls_keyserver::{Authz, DirStore, KeyServer, Metrics, ServerOptions, tls_acceptor};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -29,7 +29,7 @@ impl Drop for KeyServerHandle {
 /// accepting clients whose certificate chains to `dir/ca.pem`.
 pub(crate) fn key_server(dir: &Path) -> Res<KeyServerHandle> {
     let setup = |e: edgetls_keyserver::KeyServerError| CliError::Setup(format!("key server: {e}"));
-    let (keys, problems) = KeyStore::load_dir(&dir.join("keyserver/keys")).map_err(setup)?;
+    let (keys, problems) = DirStore::load_dir(&dir.join("keyserver/keys")).map_err(setup)?;
     for p in problems {
         eprintln!("key server: {p}");
     }
@@ -40,7 +40,7 @@ pub(crate) fn key_server(dir: &Path) -> Res<KeyServerHandle> {
     )
     .map_err(setup)?;
     let server = Arc::new(
-        KeyServer::new(keys, Authz::open(), tls, ServerOptions::default()).map_err(setup)?,
+        KeyServer::new(keys.into(), Authz::open(), tls, ServerOptions::default()).map_err(setup)?,
     );
     let metrics = server.metrics();
     let listener =
