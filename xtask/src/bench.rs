@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
-    /// What to measure: certs, keyless, engine, tickets, policy, proxy, names, hostile, fuzz (the recorded run), or all.
+    /// What to measure: certs, keyless, hsm, engine, tickets, policy, proxy, names, hostile, fuzz (the recorded run), or all.
     #[arg(long, default_value = "all")]
     suite: String,
     /// Keyless throughput runs: client connections to the key server.
@@ -73,6 +73,8 @@ pub(crate) fn run(args: &Args) -> Result<()> {
             report.push('\n');
             crate::bench_keyless::run(&root, shape(args), &mut report)?;
             report.push('\n');
+            crate::bench_hsm::run(&root, &mut report)?;
+            report.push('\n');
             crate::bench_engine::run(&root, &mut report)?;
             report.push('\n');
             crate::bench_tickets::run(&mut report)?;
@@ -89,6 +91,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         }
         "certs" => certs(&root, args, &mut report)?,
         "keyless" => crate::bench_keyless::run(&root, shape(args), &mut report)?,
+        "hsm" => crate::bench_hsm::run(&root, &mut report)?,
         "engine" => crate::bench_engine::run(&root, &mut report)?,
         "openssl" => crate::bench_openssl::run(&root, &mut report)?,
         "tickets" => crate::bench_tickets::run(&mut report)?,
@@ -99,7 +102,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         "fuzz" => report.push_str(&fuzz_section(&root)),
         other => {
             bail!(
-                "unknown suite {other:?}: certs, keyless, engine, openssl, tickets, policy, proxy, names, hostile, fuzz or all"
+                "unknown suite {other:?}: certs, keyless, hsm, engine, openssl, tickets, policy, proxy, names, hostile, fuzz or all"
             )
         }
     }

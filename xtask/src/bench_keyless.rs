@@ -35,10 +35,22 @@ impl Drop for KeyServerProcess {
 }
 
 pub(crate) fn start_keyserver(bin: &Path, pki: &Pki, extra: &[&str]) -> Result<KeyServerProcess> {
+    let mut cmd = Command::new(bin);
+    cmd.arg("--keys").arg(pki.path("keys"));
+    start_keyserver_cmd(cmd, pki, extra)
+}
+
+/// Starts `cmd` (the key server binary, with its key source and any environment) with the
+/// bench's listener, workers, metrics and TLS files.
+pub(crate) fn start_keyserver_cmd(
+    mut cmd: Command,
+    pki: &Pki,
+    extra: &[&str],
+) -> Result<KeyServerProcess> {
     let metrics = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .to_string();
-    let mut child = Command::new(bin)
+    let mut child = cmd
         .args([
             "--listen",
             "127.0.0.1:0",
@@ -47,8 +59,6 @@ pub(crate) fn start_keyserver(bin: &Path, pki: &Pki, extra: &[&str]) -> Result<K
             "--metrics",
             &metrics,
         ])
-        .arg("--keys")
-        .arg(pki.path("keys"))
         .arg("--cert")
         .arg(pki.path("server.pem"))
         .arg("--key")
@@ -57,7 +67,7 @@ pub(crate) fn start_keyserver(bin: &Path, pki: &Pki, extra: &[&str]) -> Result<K
         .arg(pki.path("ca.pem"))
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::inherit())
         .spawn()
         .context("starting edgetls-keyserver")?;
     let mut line = String::new();
@@ -210,7 +220,8 @@ pub(crate) struct LoadShape {
     pub(crate) depth: usize,
 }
 
-pub(crate) fn run(root: &Path, opts: LoadShape, report: &mut String) -> Result<()> {
+/// Builds the release key server; returns its path.
+pub(crate) fn build_keyserver(root: &Path) -> Result<std::path::PathBuf> {
     let status = Command::new("cargo")
         .args(["build", "--release", "--quiet", "-p", "edgetls-keyserver"])
         .current_dir(root)
@@ -218,7 +229,11 @@ pub(crate) fn run(root: &Path, opts: LoadShape, report: &mut String) -> Result<(
     if !status.success() {
         bail!("building edgetls-keyserver failed");
     }
-    let bin = root.join("target/release/edgetls-keyserver");
+    Ok(root.join("target/release/edgetls-keyserver"))
+}
+
+pub(crate) fn run(root: &Path, opts: LoadShape, report: &mut String) -> Result<()> {
+    let bin = build_keyserver(root)?;
     let (pki, keys) = setup();
     let (p256, rsa) = (ski(&keys.p256), ski(&keys.rsa));
     let ecdsa_op = Operation::request(Opcode::ECDSA_SIGN_SHA256, p256, vec![7; 32]);

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_engine;
 mod bench_hostile;
+mod bench_hsm;
 mod bench_keyless;
 mod bench_names;
 mod bench_openssl;
@@ -50,6 +51,18 @@ enum Task {
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
     },
+    /// SoftHSM's own ECDSA P-256 signatures per second (for --suite hsm; needs SOFTHSM2_CONF).
+    #[command(hide = true)]
+    HsmRate {
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        object: String,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+    },
     /// The bench's origin (a 3-byte HTTP answer to every request), for manual comparisons.
     Origin {
         /// Address to listen on.
@@ -69,6 +82,12 @@ fn main() -> anyhow::Result<()> {
         Task::EngineRate { rounds, seconds } => {
             bench_engine::engine_rate(&bench::workspace_root()?, rounds, seconds)
         }
+        Task::HsmRate {
+            token,
+            object,
+            threads,
+            seconds,
+        } => bench_hsm::own_rate(&token, &object, threads, seconds),
         Task::Origin { addr } => {
             println!("origin on {}", bench_proxy::origin(addr)?);
             loop {

@@ -30,8 +30,8 @@ mod server;
 pub use authz::{Allowed, Authz, ClientId, Keys};
 pub use error::KeyServerError;
 pub use keys::{
-    Cost, Decryption, DirStore, FileKey, KeyIndex, KeyKind, KeySet, KeyStore, Pkcs11Options,
-    Pkcs11Store, Pkcs11Uri, PrivateKey, load_key,
+    Cost, Decryption, DeviceJob, DirStore, FileKey, KeyIndex, KeyKind, KeySet, KeyStore,
+    Pkcs11Options, Pkcs11Store, Pkcs11Uri, PrivateKey, load_key,
 };
 pub use metrics::{Metrics, serve_metrics};
 pub use server::{KeyServer, ServerOptions, tls_acceptor};

@@ -35,9 +35,14 @@ struct Args {
     #[arg(long, value_name = "URI")]
     #[serde(default)]
     pkcs11: Vec<String>,
-    /// Sessions per token for operations (default: twice the cores; at most what the token allows).
+    /// Sessions per token (default: one per worker; at most what the token allows).
     #[arg(long)]
     pkcs11_sessions: Option<usize>,
+    /// Threads per token that run its operations, so workers never wait on a device; 0: run
+    /// them on the workers. Default: one per session for hardware slots, 0 for software tokens
+    /// (SoftHSM), whose operations are CPU work.
+    #[arg(long)]
+    pkcs11_threads: Option<usize>,
     /// The server's certificate chain (PEM).
     #[arg(long)]
     cert: Option<PathBuf>,
@@ -128,7 +133,8 @@ impl Args {
             idle_timeout,
             read_timeout,
             metrics,
-            pkcs11_sessions
+            pkcs11_sessions,
+            pkcs11_threads
         );
         if self.pkcs11.is_empty() {
             self.pkcs11 = file.pkcs11;
@@ -173,15 +179,27 @@ fn load_keys(args: &Args) -> Result<KeySet, KeyServerError> {
         )?;
     }
     let mut opts = Pkcs11Options::default();
-    if let Some(n) = args.pkcs11_sessions {
-        opts.sessions = n.max(1);
-    }
+    opts.sessions = args
+        .pkcs11_sessions
+        .or(args.workers)
+        .unwrap_or(opts.sessions)
+        .max(1);
+    opts.threads = args.pkcs11_threads;
     for text in &args.pkcs11 {
         let uri: Pkcs11Uri = text.parse().map_err(|message| KeyServerError::Pkcs11 {
             uri: text.split('?').next().unwrap_or_default().to_string(),
             message,
         })?;
         let (store, skipped) = Pkcs11Store::open(&uri, &opts)?;
+        eprintln!(
+            "edgetls-keyserver: {uri}: {} keys, operations on {}",
+            store.len(),
+            if store.own_threads() {
+                "the token's own threads"
+            } else {
+                "the workers"
+            }
+        );
         let skipped = skipped.into_iter().map(|s| format!("{uri}: {s}")).collect();
         add(Arc::new(store), skipped)?;
     }

@@ -298,8 +298,9 @@ impl KeyServer {
                 // work. Slow ones (RSA) and delayed ones get a task, so they never hold up reading.
                 // The key is looked up once, here, for both the choice and the answer.
                 let key = self.keys.find(&packet.op);
-                if self.answers_inline(key.as_deref()) {
-                    let (id, op) = self.answer(packet, key, &allowed).await;
+                let place = self.place(key.as_deref());
+                if place == Place::Inline {
+                    let (id, op) = self.answer_now(packet, key.as_deref(), &allowed, true);
                     encode_into(id, op, &mut batch);
                     continue;
                 }
@@ -308,14 +309,31 @@ impl KeyServer {
                 };
                 let (server, tx, allowed) = (Arc::clone(&self), tx.clone(), Arc::clone(&allowed));
                 self.metrics.in_flight.inc();
-                tokio::spawn(async move {
-                    let (id, op) = server.answer(packet, key, &allowed).await;
-                    let mut bytes = Vec::new();
-                    encode_into(id, op, &mut bytes);
-                    let _ = tx.send(bytes).await;
-                    server.metrics.in_flight.dec();
-                    drop(permit);
-                });
+                match (place, key.clone()) {
+                    (Place::Device, Some(device)) => {
+                        // A hardware token may keep a thread waiting: its own threads (one per
+                        // session) do the work and queue the answer for the writer, with no
+                        // task and no hand-off back to this worker.
+                        device.dispatch(Box::new(move |run| {
+                            let (id, op) = server.answer_now(packet, key.as_deref(), &allowed, run);
+                            let mut bytes = Vec::new();
+                            encode_into(id, op, &mut bytes);
+                            let _ = tx.blocking_send(bytes);
+                            server.metrics.in_flight.dec();
+                            drop(permit);
+                        }));
+                    }
+                    _ => {
+                        tokio::spawn(async move {
+                            let (id, op) = server.answer(packet, key, allowed).await;
+                            let mut bytes = Vec::new();
+                            encode_into(id, op, &mut bytes);
+                            let _ = tx.send(bytes).await;
+                            server.metrics.in_flight.dec();
+                            drop(permit);
+                        });
+                    }
+                }
             }
             if !batch.is_empty() && tx.send(batch).await.is_err() {
                 break 'read;
@@ -338,57 +356,100 @@ impl KeyServer {
         }
     }
 
-    /// Whether `packet` is answered in the reader itself (see `connection`).
-    fn answers_inline(&self, key: Option<&dyn PrivateKey>) -> bool {
+    /// Where a request with `key` is answered (see `connection`).
+    fn place(&self, key: Option<&dyn PrivateKey>) -> Place {
         let delayed = !self.opts.delay.is_zero() || !self.opts.jitter.is_zero();
-        !delayed && key.is_none_or(|k| k.cost() == Cost::Cheap)
+        match key.map(|k| k.cost()) {
+            _ if delayed => Place::Task,
+            Some(Cost::Device) => Place::Device,
+            Some(Cost::Slow) => Place::Task,
+            Some(Cost::Cheap) | None => Place::Inline,
+        }
     }
 
-    /// The answer to one request; `key` is the key it names, if this server holds it.
-    async fn answer(
+    /// The result of one request, computed here; `key` is the key it names, if this server
+    /// holds it.
+    fn outcome(
         &self,
-        packet: Packet,
-        key: Option<Arc<dyn PrivateKey>>,
+        op: Operation,
+        key: Option<&dyn PrivateKey>,
         allowed: &Allowed,
-    ) -> (u32, Operation) {
-        let started = Instant::now();
-        let Packet { id, op } = packet;
-        let opcode = op.opcode;
-        let result = match opcode {
+    ) -> Result<Operation, ErrorCode> {
+        match op.opcode {
             Opcode::PING => Ok(Operation::pong(op.payload)),
             o if o.is_response() => Err(ErrorCode::UNEXPECTED_OPCODE),
             o if !is_key_operation(o) => Err(ErrorCode::BAD_OPCODE),
-            _ => match key {
+            o => match key {
+                // Runs on this thread: for key files and software tokens, a worker (the
+                // runtime has one per core, which bounds the crypto like a pool, without a
+                // hand-off to another thread and back); for hardware tokens, the token's own.
                 Some(key) if allowed.permits(&key.ski(), op.sni.as_deref()) => {
-                    let strip = self.opts.strip_rsa_padding;
-                    if key.cost() == Cost::Device {
-                        // A token may keep the thread waiting on hardware: the blocking pool
-                        // waits, the workers go on reading and answering.
-                        let payload = op.payload;
-                        tokio::task::spawn_blocking(move || {
-                            ops::perform(&*key, opcode, &payload, strip)
-                        })
-                        .await
-                        .unwrap_or(Err(ErrorCode::INTERNAL))
-                    } else {
-                        // Runs on this task's worker: the runtime has one worker per core,
-                        // which bounds the crypto like a pool, without a hand-off to another
-                        // thread and back (two wake-ups that cost more than an ECDSA
-                        // signature here).
-                        ops::perform(&*key, opcode, &op.payload, strip)
-                    }
-                    .map(Operation::response)
+                    ops::perform(key, o, &op.payload, self.opts.strip_rsa_padding)
+                        .map(Operation::response)
                 }
                 // Unknown, or not this client's to use: the same answer either way.
                 _ => Err(ErrorCode::KEY_NOT_FOUND),
             },
+        }
+    }
+
+    /// Counts the answer and puts it in its frame's terms.
+    fn finish(
+        &self,
+        id: u32,
+        opcode: Opcode,
+        started: Instant,
+        result: Result<Operation, ErrorCode>,
+    ) -> (u32, Operation) {
+        let error = result.as_ref().err().copied();
+        self.metrics.record(opcode, started.elapsed(), error);
+        (id, result.unwrap_or_else(Operation::error))
+    }
+
+    /// The answer to one request, computed on this thread (a worker, or a token's thread).
+    /// `run` false: the request waited too long for its token, and only gets the error.
+    fn answer_now(
+        &self,
+        packet: Packet,
+        key: Option<&dyn PrivateKey>,
+        allowed: &Allowed,
+        run: bool,
+    ) -> (u32, Operation) {
+        let (started, opcode) = (Instant::now(), packet.op.opcode);
+        let result = match run {
+            true => self.outcome(packet.op, key, allowed),
+            false => Err(ErrorCode::INTERNAL),
+        };
+        self.finish(packet.id, opcode, started, result)
+    }
+
+    /// The answer to one request in a task of its own: slow (RSA, software tokens) or delayed.
+    async fn answer(
+        self: &Arc<Self>,
+        packet: Packet,
+        key: Option<Arc<dyn PrivateKey>>,
+        allowed: Arc<Allowed>,
+    ) -> (u32, Operation) {
+        let (started, opcode) = (Instant::now(), packet.op.opcode);
+        let result = match key.clone() {
+            Some(device) if device.cost() == Cost::Device => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let server = Arc::clone(self);
+                device.dispatch(Box::new(move |run| {
+                    let result = match run {
+                        true => server.outcome(packet.op, key.as_deref(), &allowed),
+                        false => Err(ErrorCode::INTERNAL),
+                    };
+                    let _ = tx.send(result);
+                }));
+                rx.await.unwrap_or(Err(ErrorCode::INTERNAL))
+            }
+            _ => self.outcome(packet.op, key.as_deref(), &allowed),
         };
         if !self.opts.delay.is_zero() || !self.opts.jitter.is_zero() {
             tokio::time::sleep(self.opts.delay + self.jitter()).await;
         }
-        let error = result.as_ref().err().copied();
-        self.metrics.record(opcode, started.elapsed(), error);
-        (id, result.unwrap_or_else(Operation::error))
+        self.finish(packet.id, opcode, started, result)
     }
 
     /// A pseudo-random duration in [0, jitter].
@@ -404,6 +465,17 @@ impl KeyServer {
         self.jitter_state.store(x, Relaxed);
         Duration::from_nanos(x % (max + 1))
     }
+}
+
+/// Where a request is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// In the reader, right away: cheap (ECDSA, Ed25519, pings, errors).
+    Inline,
+    /// On a hardware token's own threads, which queue the answer for the writer.
+    Device,
+    /// In a task of its own on the same worker: slow (RSA, software tokens) or delayed.
+    Task,
 }
 
 /// After a failed accept (out of file descriptors, most often), pause instead of retrying at

@@ -45,6 +45,10 @@ pub enum Decryption {
     Pkcs1,
 }
 
+/// Work for a key's device, queued by [`PrivateKey::dispatch`]: called with `true` to do it,
+/// or with `false` when it waited too long and must only answer (with an error).
+pub type DeviceJob = Box<dyn FnOnce(bool) + Send>;
+
 /// One private key, wherever it lives.
 pub trait PrivateKey: Send + Sync + std::fmt::Debug {
     /// The SHA-1 of its SubjectPublicKeyInfo, as keyless clients name keys.
@@ -60,6 +64,11 @@ pub trait PrivateKey: Send + Sync + std::fmt::Debug {
     fn decrypt(&self, ciphertext: &[u8], how: Decryption) -> Result<Vec<u8>, ErrorCode>;
     /// The RSA modulus (big-endian), for the legacy digest index.
     fn rsa_modulus(&self) -> Option<Vec<u8>>;
+    /// Runs `job` where this key's operations belong: for a key on a device ([`Cost::Device`]),
+    /// queued to the device's own threads; otherwise right here.
+    fn dispatch(&self, job: DeviceJob) {
+        job(true)
+    }
 }
 
 /// A place keys are found: by SKI, else by the legacy RSA digest; a request naming neither,

@@ -14,7 +14,7 @@ mod uri;
 pub use uri::Pkcs11Uri;
 
 use super::index::KeyIndex;
-use super::{Cost, Decryption, KeyKind, KeyStore, PrivateKey};
+use super::{Cost, Decryption, DeviceJob, KeyKind, KeyStore, PrivateKey};
 use crate::error::KeyServerError;
 use edgetls_keyless_proto::{ErrorCode, Operation, SignScheme, Ski};
 use std::sync::Arc;
@@ -26,8 +26,13 @@ use token::Token;
 #[non_exhaustive]
 pub struct Pkcs11Options {
     /// Sessions kept open for operations (at most what the token allows, less the login's).
+    /// Operations run on the key server's workers: keep at least one session per worker.
     pub sessions: usize,
-    /// How long an operation waits for a free session before it fails.
+    /// Threads of the token's own that run its operations, so that a worker never waits on
+    /// the device. `None`: one per session for a hardware slot (`CKF_HW_SLOT`), none for a
+    /// software token (SoftHSM: its operations are CPU work, done best by the workers).
+    pub threads: Option<usize>,
+    /// How long an operation may wait for the token before it fails (queued, or for a session).
     pub session_wait: Duration,
     /// How often a token that went down is tried again.
     pub retry: Duration,
@@ -36,7 +41,8 @@ pub struct Pkcs11Options {
 impl Default for Pkcs11Options {
     fn default() -> Self {
         Pkcs11Options {
-            sessions: 2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+            sessions: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            threads: None,
             session_wait: Duration::from_secs(1),
             retry: Duration::from_millis(500),
         }
@@ -68,11 +74,9 @@ impl Pkcs11Store {
         opts: &Pkcs11Options,
     ) -> Result<(Pkcs11Store, Vec<String>), KeyServerError> {
         let (token, (found, skipped)) =
-            Token::open(uri, opts.sessions, opts.session_wait, opts.retry).map_err(|message| {
-                KeyServerError::Pkcs11 {
-                    uri: uri.to_string(),
-                    message,
-                }
+            Token::open(uri, opts).map_err(|message| KeyServerError::Pkcs11 {
+                uri: uri.to_string(),
+                message,
             })?;
         let mut index = KeyIndex::default();
         let mut certs = Vec::new();
@@ -91,6 +95,11 @@ impl Pkcs11Store {
             index.add_names(c);
         }
         Ok((Pkcs11Store { token, index }, skipped))
+    }
+
+    /// Whether operations run on threads of the token's own (see [`Pkcs11Options::threads`]).
+    pub fn own_threads(&self) -> bool {
+        self.token.own_threads
     }
 
     /// Whether the token is up (open and logged in) right now.
@@ -127,7 +136,11 @@ impl PrivateKey for TokenKey {
     }
 
     fn cost(&self) -> Cost {
-        Cost::Device
+        match self.token.own_threads {
+            true => Cost::Device,
+            // A software token: CPU work, as slow as an RSA signature from a file or less.
+            false => Cost::Slow,
+        }
     }
 
     fn sign(&self, scheme: SignScheme, input: &[u8]) -> Result<Vec<u8>, ErrorCode> {
@@ -149,5 +162,9 @@ impl PrivateKey for TokenKey {
 
     fn rsa_modulus(&self) -> Option<Vec<u8>> {
         self.modulus.clone()
+    }
+
+    fn dispatch(&self, job: DeviceJob) {
+        self.token.dispatch(job);
     }
 }

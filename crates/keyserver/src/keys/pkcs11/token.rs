@@ -8,6 +8,7 @@
 
 use super::objects::{self, Scanned};
 use super::uri::Pkcs11Uri;
+use crate::keys::DeviceJob;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error, RvError};
 use cryptoki::object::ObjectHandle;
@@ -15,7 +16,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::{Limit, Slot};
 use cryptoki::types::AuthPin;
 use edgetls_keyless_proto::{ErrorCode, Ski};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock, Weak};
@@ -57,6 +58,16 @@ impl Module {
         Ok(module)
     }
 
+    /// Whether the slot of the token `uri` names is a hardware slot (`CKF_HW_SLOT`).
+    fn hardware_slot(&self, uri: &Pkcs11Uri) -> Result<bool, String> {
+        let ctx = self.ctx.read().unwrap_or_else(|p| p.into_inner());
+        let ctx = ctx.as_ref().ok_or("the library is not initialized")?;
+        let slot = find_slot(ctx, uri)?;
+        ctx.get_slot_info(slot)
+            .map(|i| i.hardware_slot())
+            .map_err(|e| format!("C_GetSlotInfo: {e}"))
+    }
+
     /// Finalizes and initializes the library again, so that it looks for its tokens anew.
     /// Every token on it is marked down first: their sessions close while the library they
     /// belong to is still initialized.
@@ -92,6 +103,20 @@ struct Open {
     handles: HashMap<Ski, ObjectHandle>,
 }
 
+/// Operations waiting for one of the token's threads, with when each was queued.
+#[derive(Default)]
+struct Queue {
+    jobs: Mutex<Jobs>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct Jobs {
+    waiting: VecDeque<(Instant, DeviceJob)>,
+    /// Threads asleep for want of a job: only then is one woken (a wake-up is a system call).
+    idle: usize,
+}
+
 /// A token the store uses.
 pub(crate) struct Token {
     pub(crate) uri: Pkcs11Uri,
@@ -99,12 +124,15 @@ pub(crate) struct Token {
     state: RwLock<Option<Open>>,
     sessions: usize,
     session_wait: Duration,
+    /// Operations run on the token's own threads (hardware), not on the caller's (software).
+    pub(crate) own_threads: bool,
     /// Set when the token goes down; the watcher thread waits on it.
     down: Mutex<Option<String>>,
     went_down: Condvar,
     started: Instant,
     /// The second (since `started`, plus one) of the last rate-limited message.
     last_said: AtomicU64,
+    queue: Arc<Queue>,
 }
 
 impl std::fmt::Debug for Token {
@@ -120,21 +148,29 @@ impl Token {
     /// then on: when it goes down it is re-opened, every `retry`, until it is back.
     pub(crate) fn open(
         uri: &Pkcs11Uri,
-        sessions: usize,
-        session_wait: Duration,
-        retry: Duration,
+        opts: &super::Pkcs11Options,
     ) -> Result<(Arc<Token>, Scanned), String> {
         let module = Module::get(&uri.module_path)?;
+        let (sessions, session_wait) = (opts.sessions.max(1), opts.session_wait);
+        let threads = match opts.threads {
+            Some(n) => n,
+            // A hardware slot waits on its device: give it threads. A software token's
+            // operations are CPU work, best done by the caller (the key server's workers).
+            None if module.hardware_slot(uri)? => sessions,
+            None => 0,
+        };
         let token = Arc::new(Token {
             uri: uri.clone(),
             module: Arc::clone(&module),
             state: RwLock::new(None),
-            sessions: sessions.max(1),
+            sessions: sessions.max(threads),
             session_wait,
+            own_threads: threads > 0,
             down: Mutex::new(None),
             went_down: Condvar::new(),
             started: Instant::now(),
             last_said: AtomicU64::new(0),
+            queue: Arc::default(),
         });
         module
             .tokens
@@ -142,11 +178,18 @@ impl Token {
             .unwrap_or_else(|p| p.into_inner())
             .push(Arc::downgrade(&token));
         let scanned = token.reopen()?;
-        let weak = Arc::downgrade(&token);
+        let (weak, retry) = (Arc::downgrade(&token), opts.retry);
         std::thread::Builder::new()
             .name("pkcs11-watch".into())
             .spawn(move || watch(weak, retry))
             .map_err(|e| format!("starting the token watcher: {e}"))?;
+        for i in 0..threads {
+            let (weak, queue) = (Arc::downgrade(&token), Arc::clone(&token.queue));
+            std::thread::Builder::new()
+                .name(format!("pkcs11-{i}"))
+                .spawn(move || work(weak, queue, session_wait))
+                .map_err(|e| format!("starting a token thread: {e}"))?;
+        }
         Ok((token, scanned))
     }
 
@@ -224,6 +267,19 @@ impl Token {
                 ErrorCode::INTERNAL
             }
         })
+    }
+
+    /// Queues `job` for the token's threads (they take the next job as soon as they finish
+    /// one, so a busy token never waits on a hand-off); without threads, runs it here.
+    pub(crate) fn dispatch(&self, job: DeviceJob) {
+        if !self.own_threads {
+            return job(true);
+        }
+        let mut jobs = self.queue.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        jobs.waiting.push_back((Instant::now(), job));
+        if jobs.idle > 0 {
+            self.queue.ready.notify_one();
+        }
     }
 
     /// Logs `what`, at most once a second per token (it may repeat for every request).
@@ -328,6 +384,33 @@ fn request_fault(e: &Error) -> bool {
             _
         )
     )
+}
+
+/// One of the token's threads: runs queued jobs while the token lives. A job that waited
+/// longer than `wait` (the token is stuck) is only answered, with an error.
+fn work(token: Weak<Token>, queue: Arc<Queue>, wait: Duration) {
+    loop {
+        let next = {
+            let mut jobs = queue.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if let Some(job) = jobs.waiting.pop_front() {
+                    break Some(job);
+                }
+                if token.strong_count() == 0 {
+                    break None;
+                }
+                jobs.idle += 1;
+                jobs = queue
+                    .ready
+                    .wait_timeout(jobs, Duration::from_secs(1))
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+                jobs.idle -= 1;
+            }
+        };
+        let Some((queued, job)) = next else { return };
+        job(queued.elapsed() < wait);
+    }
 }
 
 /// While the token lives: wait for it to go down, then try to get it back every `retry`
