@@ -59,12 +59,7 @@ pub(crate) fn start_keyserver_cmd(
             "--metrics",
             &metrics,
         ])
-        .arg("--cert")
-        .arg(pki.path("server.pem"))
-        .arg("--key")
-        .arg(pki.path("server.key"))
-        .arg("--client-ca")
-        .arg(pki.path("ca.pem"))
+        .args(pki.keyserver_tls_args())
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

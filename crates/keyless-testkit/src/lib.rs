@@ -36,6 +36,20 @@ impl Pki {
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+
+    /// The `edgetls-keyserver` flags for its TLS files: `--cert`, `--key`, `--client-ca`.
+    pub fn keyserver_tls_args(&self) -> Vec<std::ffi::OsString> {
+        let mut args = Vec::new();
+        for (flag, file) in [
+            ("--cert", "server.pem"),
+            ("--key", "server.key"),
+            ("--client-ca", "ca.pem"),
+        ] {
+            args.push(flag.into());
+            args.push(self.path(file).into());
+        }
+        args
+    }
 }
 
 fn ca(cn: &str) -> (Issuer<'static, KeyPair>, String, String) {

@@ -2,11 +2,12 @@
 //! set of workers, limits and timeouts, graceful shutdown.
 //!
 //! Per connection: a reader decodes frames. Cheap requests (ping, ECDSA, Ed25519, errors) are
-//! answered right there; slow (RSA) or delayed ones get a task each (at most `max_in_flight` at
-//! once: past that the reader stops reading, which pushes back on the client). Each answer finds
-//! the key, checks the client may use it, runs the operation and queues the result; a writer
-//! task sends queued answers, flushing once per batch. Everything runs on the runtime's workers,
-//! one per core by default: they are the bounded crypto pool.
+//! answered right there; slow (RSA, software tokens) or delayed ones get a task each, and keys
+//! in a hardware token go to the token's own threads (at most `max_in_flight` at once: past that
+//! the reader stops reading, which pushes back on the client). Each answer finds the key, checks
+//! the client may use it, runs the operation and queues the result; a writer task sends queued
+//! answers, flushing once per batch. Everything but hardware tokens runs on the runtime's
+//! workers, one per core by default: they are the bounded crypto pool.
 
 use crate::authz::{Allowed, Authz, ClientId};
 use crate::error::KeyServerError;
@@ -295,8 +296,9 @@ impl KeyServer {
                 };
                 // Cheap answers (pings, ECDSA, Ed25519, errors) are computed right here: a task
                 // of their own costs a hand-off, often to another thread, worth more than the
-                // work. Slow ones (RSA) and delayed ones get a task, so they never hold up reading.
-                // The key is looked up once, here, for both the choice and the answer.
+                // work. Slow ones (RSA, software tokens) and delayed ones get a task, so they never
+                // hold up reading; hardware tokens' go to the token's threads. The key is looked
+                // up once, here, for both the choice and the answer.
                 let key = self.keys.find(&packet.op);
                 let place = self.place(key.as_deref());
                 if place == Place::Inline {

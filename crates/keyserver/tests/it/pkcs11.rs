@@ -13,7 +13,7 @@ use openssl::pkey::PKey;
 use openssl::rsa::Padding;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,17 +36,23 @@ impl Drop for Served {
 /// own (what a hardware slot gets).
 const MODES: [&[&str]; 2] = [&[], &["--pkcs11-threads", "2"]];
 
+/// The key server on loopback, serving the token `uri` names.
+fn keyserver(pki: &Pki, hsm: &SoftHsm, uri: &str) -> Command {
+    let mut cmd = hsm.command(env!("CARGO_BIN_EXE_edgetls-keyserver"));
+    cmd.args(["--listen", "127.0.0.1:0", "--pkcs11", uri])
+        .args(pki.keyserver_tls_args());
+    cmd
+}
+
 fn serve(pki: &Pki, hsm: &SoftHsm, uri: &str, extra: &[&str]) -> Served {
-    let mut child = hsm
-        .command(env!("CARGO_BIN_EXE_edgetls-keyserver"))
-        .args(["--listen", "127.0.0.1:0", "--pkcs11", uri])
-        .args(extra)
-        .arg("--cert")
-        .arg(pki.path("server.pem"))
-        .arg("--key")
-        .arg(pki.path("server.key"))
-        .arg("--client-ca")
-        .arg(pki.path("ca.pem"))
+    let mut cmd = keyserver(pki, hsm, uri);
+    cmd.args(extra);
+    spawn(cmd)
+}
+
+/// Starts `cmd` (the key server) and waits for its first line.
+fn spawn(mut cmd: Command) -> Served {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -195,7 +201,23 @@ fn bad_uris_pins_and_tokens_are_clear_errors_naming_the_uri() {
         "pkcs11:token=edge;object=p256?module-path={module}&pin-source={}",
         pin_file.display()
     );
-    let s = serve(&pki, &hsm, &good, &[]);
+    // Given in the config file (a list, as `--pkcs11` is repeatable).
+    let config = pki.path("keyserver.toml");
+    let toml_str = |p: &str| format!("{p:?}");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\npkcs11 = [{}]\ncert = {}\nkey = {}\nclient_ca = {}\n",
+            toml_str(&good),
+            toml_str(pki.path("server.pem").to_str().unwrap()),
+            toml_str(pki.path("server.key").to_str().unwrap()),
+            toml_str(pki.path("ca.pem").to_str().unwrap()),
+        ),
+    )
+    .unwrap();
+    let mut cmd = hsm.command(env!("CARGO_BIN_EXE_edgetls-keyserver"));
+    cmd.arg("--config").arg(&config);
+    let s = spawn(cmd);
     assert!(s.first_line.contains("1 keys"), "{}", s.first_line);
     drop(s);
     for (uri, says) in [
@@ -220,17 +242,7 @@ fn bad_uris_pins_and_tokens_are_clear_errors_naming_the_uri() {
             "no usable key in pkcs11:token=edge;object=none",
         ),
     ] {
-        let out = hsm
-            .command(env!("CARGO_BIN_EXE_edgetls-keyserver"))
-            .args(["--listen", "127.0.0.1:0", "--pkcs11", &uri])
-            .arg("--cert")
-            .arg(pki.path("server.pem"))
-            .arg("--key")
-            .arg(pki.path("server.key"))
-            .arg("--client-ca")
-            .arg(pki.path("ca.pem"))
-            .output()
-            .unwrap();
+        let out = keyserver(&pki, &hsm, &uri).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{uri}: {err}");
         assert!(err.contains(says), "{uri}: {err}");
