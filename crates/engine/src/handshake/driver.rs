@@ -61,6 +61,20 @@ fn step(
     crate::keys::connection::during(ssl, peers.0, peers.1, || stream.poll_accept(cx))
 }
 
+impl Handshake {
+    /// The client's address and the one it connected to, as the key server is told them
+    /// (keyless client IP and server IP items), when they are not the socket's own: behind a
+    /// load balancer, the addresses of its PROXY header.
+    pub fn with_peers(
+        mut self,
+        client: Option<std::net::SocketAddr>,
+        server: Option<std::net::SocketAddr>,
+    ) -> Self {
+        self.peers = (client.or(self.peers.0), server.or(self.peers.1));
+        self
+    }
+}
+
 impl std::fmt::Debug for Handshake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Handshake")

@@ -11,6 +11,8 @@
 //! session_cache = 20000           # TLS sessions kept for session-ID resumption (0: off)
 //! session_timeout = "5m"          # how long a session may be resumed
 //! defer_accept = false            # true: the kernel holds a connection until its first bytes
+//! proxy_protocol_from = ["10.0.0.0/8"]  # load balancers that send a PROXY v1/v2 header (required
+//!                                 # from them, refused from anyone else); default: none
 //!
 //! [certificates]
 //! sources = ["/etc/edge/ssl_multicert.config"]   # directories, ssl_multicert.config, crt-lists
@@ -45,6 +47,7 @@
 //! sni = "backend.internal"        # default: the host of `origin` when it is a name
 //! client_cert = "edge-to-origin.pem"
 //! client_key = "edge-to-origin.key"
+//! send_proxy = "v2"               # optional: a PROXY v2 header (client address, TLS TLVs) first
 //! ```
 
 use crate::error::CliError;
@@ -76,6 +79,7 @@ struct RawServer {
     session_cache: Option<usize>,
     session_timeout: Option<String>,
     defer_accept: Option<bool>,
+    proxy_protocol_from: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +129,7 @@ struct RawRoute {
     sni: Option<String>,
     client_cert: Option<String>,
     client_key: Option<String>,
+    send_proxy: Option<String>,
 }
 
 /// How the proxy checks a TLS origin's certificate.
@@ -150,6 +155,8 @@ pub(crate) struct Route {
     pub(crate) alpn: Option<String>,
     pub(crate) origin: String,
     pub(crate) tls: Option<OriginTls>,
+    /// Send a PROXY v2 header before anything else (`send_proxy = "v2"`).
+    pub(crate) send_proxy: bool,
     pub(crate) line: usize,
 }
 
@@ -172,6 +179,8 @@ pub(crate) struct Config {
     pub(crate) idle_timeout: Duration,
     pub(crate) session_cache: edgetls_policy::SessionCache,
     pub(crate) defer_accept: bool,
+    /// Where PROXY headers come from (`proxy_protocol_from`).
+    pub(crate) proxy_protocol_from: edgetls_proxy_protocol::Networks,
     pub(crate) sources: Vec<PathBuf>,
     /// Build every entry's OpenSSL objects at start (`prepare = "all"`).
     pub(crate) prepare_all: bool,
@@ -385,11 +394,24 @@ impl Config {
                 }
                 None
             };
+            let send_proxy = match r.send_proxy.as_deref() {
+                None => false,
+                Some("v2") => true,
+                Some(other) => {
+                    return Err(bad(
+                        path,
+                        line,
+                        "routes.send_proxy",
+                        format!("{other:?}: \"v2\" (the only version sent)"),
+                    ));
+                }
+            };
             routes.push(Route {
                 fqdn,
                 alpn: r.alpn,
                 origin: r.origin,
                 tls,
+                send_proxy,
                 line,
             });
         }
@@ -420,6 +442,20 @@ impl Config {
                 Duration::from_secs(300),
             )?,
             defer_accept: raw.server.defer_accept.unwrap_or(false),
+            proxy_protocol_from: edgetls_proxy_protocol::Networks::parse(
+                raw.server
+                    .proxy_protocol_from
+                    .as_deref()
+                    .unwrap_or_default(),
+            )
+            .map_err(|e| {
+                bad(
+                    path,
+                    line_of("proxy_protocol_from"),
+                    "server.proxy_protocol_from",
+                    e,
+                )
+            })?,
             session_cache: {
                 let d = edgetls_policy::SessionCache::default();
                 edgetls_policy::SessionCache {

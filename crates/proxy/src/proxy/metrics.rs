@@ -70,6 +70,7 @@ pub(crate) struct Metrics {
     pub(crate) no_route: Counter,
     pub(crate) origin_failures: Counter,
     reloads: Family<Outcome, Counter>,
+    proxy_protocol: Family<Outcome, Counter>,
     pub(crate) last_reload_error: Mutex<Option<String>>,
 }
 
@@ -118,6 +119,12 @@ impl Metrics {
     /// Counts a handshake given up at its deadline.
     pub(crate) fn timeout(&self) {
         self.handshakes.get_or_create(&Handshake::Timeout).inc();
+    }
+
+    /// Counts a PROXY header: `accepted`, `missing` (from a load balancer), `invalid`, or
+    /// `refused` (from an address not in `proxy_protocol_from`).
+    pub(crate) fn proxy_protocol(&self, result: &'static str) {
+        self.proxy_protocol.get_or_create(&Outcome { result }).inc();
     }
 
     pub(crate) fn reload(&self, ok: bool) {
@@ -190,6 +197,11 @@ pub(crate) fn registry(shared: &Arc<super::Shared>) -> Registry {
         m.origin_failures.clone(),
     );
     r.register("edgetls_reloads", "Reloads by result", m.reloads.clone());
+    r.register(
+        "edgetls_proxy_protocol_headers",
+        "PROXY protocol headers by result (accepted, missing, invalid, refused)",
+        m.proxy_protocol.clone(),
+    );
     r.register_collector(Box::new(AtScrape(Arc::clone(shared))));
     if let Some(k) = &shared.keyless {
         k.register(&mut r);

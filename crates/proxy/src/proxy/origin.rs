@@ -10,7 +10,7 @@ use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A byte stream to an origin.
@@ -59,12 +59,21 @@ impl Origins {
         Ok(Origins { connectors })
     }
 
-    /// Connects to the route's origin.
-    pub(crate) async fn connect(&self, route: &Route) -> Result<Box<dyn OriginStream>, String> {
-        let tcp = TcpStream::connect(&route.origin)
+    /// Connects to the route's origin; `preamble` (a PROXY header) goes first, in the clear.
+    pub(crate) async fn connect(
+        &self,
+        route: &Route,
+        preamble: Option<Vec<u8>>,
+    ) -> Result<Box<dyn OriginStream>, String> {
+        let mut tcp = TcpStream::connect(&route.origin)
             .await
             .map_err(|e| format!("origin {}: {e}", route.origin))?;
         let _ = tcp.set_nodelay(true);
+        if let Some(p) = preamble {
+            tcp.write_all(&p)
+                .await
+                .map_err(|e| format!("origin {}: {e}", route.origin))?;
+        }
         let (Some(tls), Some((connector, sessions))) =
             (&route.tls, self.connectors.get(&route.line))
         else {

@@ -4,7 +4,7 @@
 use crate::error::CliError;
 use crate::proxy::peek::{client_hello_sni, record_len};
 use crate::proxy::pipe::pipe;
-use crate::proxy::{Shared, memory};
+use crate::proxy::{Shared, memory, proxied};
 use edgetls_certstore::local_addr_index;
 use edgetls_engine::{EngineError, Failure};
 use openssl::ssl::{NameType, Ssl};
@@ -161,7 +161,7 @@ fn accepted(shared: &Arc<Shared>, tcp: TcpStream, peer: SocketAddr, bound: Optio
     let shared = Arc::clone(shared);
     tokio::task::spawn_local(async move {
         let local = bound.or_else(|| tcp.local_addr().ok());
-        if let Err(e) = connection(&shared, tcp, local).await {
+        if let Err(e) = connection(&shared, tcp, peer, local).await {
             tracing::debug!("{peer}: {e}");
         }
         shared.active.fetch_sub(1, Relaxed);
@@ -173,7 +173,8 @@ fn accepted(shared: &Arc<Shared>, tcp: TcpStream, peer: SocketAddr, bound: Optio
 /// peer by the caller).
 async fn connection(
     shared: &Shared,
-    tcp: TcpStream,
+    mut tcp: TcpStream,
+    peer: SocketAddr,
     local: Option<SocketAddr>,
 ) -> Result<(), String> {
     let (handshake_timeout, idle) = {
@@ -181,6 +182,8 @@ async fn connection(
         (r.0.handshake_timeout, r.0.idle_timeout)
     };
     let deadline = tokio::time::Instant::now() + handshake_timeout;
+    // Behind a load balancer: the client's addresses from its PROXY header.
+    let (client, local) = proxied::addresses(shared, &mut tcp, peer, local, deadline).await?;
     let policy = shared.policy.current();
     if policy.has_tunnels() {
         let sni = match tokio::time::timeout_at(deadline, peek_sni(&tcp)).await {
@@ -202,7 +205,8 @@ async fn connection(
             }
         }
     }
-    let tls = match handshake(shared, tcp, local, deadline, shared.defer_accept).await {
+    let addrs = (peer, client, local);
+    let tls = match handshake(shared, tcp, addrs, deadline, shared.defer_accept).await {
         Ok(tls) => tls,
         Err(Failed::Error(reason, detail)) => {
             shared.metrics.failed(reason);
@@ -232,7 +236,10 @@ async fn connection(
         Ok(Ok(n)) if n > 0 => n,
         _ => return Ok(()),
     };
-    let mut origin = routes.1.connect(route).await.map_err(|e| {
+    let preamble = route
+        .send_proxy
+        .then(|| proxied::header_for_origin(tls.ssl(), client, local));
+    let mut origin = routes.1.connect(route, preamble).await.map_err(|e| {
         shared.metrics.origin_failures.inc();
         e.to_string()
     })?;
@@ -258,12 +265,12 @@ enum Failed {
 async fn handshake(
     shared: &Shared,
     tcp: TcpStream,
-    local: Option<SocketAddr>,
+    (peer, client, local): (SocketAddr, SocketAddr, Option<SocketAddr>),
     deadline: tokio::time::Instant,
     deferred: bool,
 ) -> Result<edgetls_engine::TlsStream, Failed> {
+    let mut first = [0u8; 1];
     {
-        let mut first = [0u8; 1];
         let mut peek = std::pin::pin!(tcp.peek(&mut first));
         let here = std::future::poll_fn(|cx| Poll::Ready(peek.as_mut().poll(cx).is_ready())).await;
         if !here {
@@ -276,12 +283,17 @@ async fn handshake(
             }
         }
     }
+    if proxied::unexpected_header(shared, peer, first[0]) {
+        let why = "a PROXY header from an address not in proxy_protocol_from";
+        return Err(Failed::Error(Failure::Protocol, why.into()));
+    }
     let mut ssl =
         Ssl::new(&shared.base).map_err(|e| Failed::Error(Failure::Internal, e.to_string()))?;
     if let (Ok(index), Some(local)) = (local_addr_index(), local) {
         ssl.set_ex_data(index, local);
     }
-    match tokio::time::timeout_at(deadline, edgetls_engine::accept(ssl, tcp)).await {
+    let accept = edgetls_engine::accept(ssl, tcp).with_peers(Some(client), local);
+    match tokio::time::timeout_at(deadline, accept).await {
         Ok(Ok(tls)) => Ok(tls),
         Ok(Err(EngineError::Handshake { reason, detail })) => Err(Failed::Error(reason, detail)),
         Ok(Err(e)) => Err(Failed::Error(Failure::Internal, e.to_string())),

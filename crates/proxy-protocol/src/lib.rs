@@ -1,0 +1,71 @@
+//! HAProxy's PROXY protocol (versions 1 and 2), as a load balancer in front of a TLS
+//! terminator sends it and as an origin behind one reads it. No I/O: [`parse`] reads a header
+//! from the first bytes of a connection (saying how many more it needs), [`encode_v2`] writes
+//! one with the TLS facts of the connection as TLVs.
+//!
+//! ```
+//! use edgetls_proxy_protocol::{parse, encode_v2, Parsed, TlsFacts};
+//! let client = "192.0.2.7:50000".parse().unwrap();
+//! let server = "198.51.100.1:443".parse().unwrap();
+//! let mut header = Vec::new();
+//! let tls = TlsFacts { sni: Some("www.example.com".into()), ..TlsFacts::default() };
+//! encode_v2(client, server, Some(&tls), &mut header);
+//! match parse(&header).unwrap() {
+//!     Parsed::Header(h, used) => {
+//!         assert_eq!(used, header.len());
+//!         assert_eq!(h.source, Some(client));
+//!         assert_eq!(h.authority(), Some("www.example.com"));
+//!     }
+//!     other => panic!("{other:?}"),
+//! }
+//! ```
+
+mod encode;
+mod networks;
+mod parse;
+
+pub use encode::{TlsFacts, encode_v2};
+pub use networks::Networks;
+pub use parse::{Command, Header, Parsed, Ssl, parse, starts_like_header};
+
+/// The twelve bytes every version 2 header starts with.
+pub const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
+
+/// The longest version 1 header (RFC-style text line, CRLF included).
+pub const V1_MAX: usize = 107;
+
+/// The longest header [`parse`] accepts (a v2 header may announce up to 64 KiB; load balancers
+/// send far less than this).
+pub const MAX_HEADER: usize = 4096;
+
+/// TLV types (section 2.2 of the specification).
+pub mod tlv {
+    pub const ALPN: u8 = 0x01;
+    pub const AUTHORITY: u8 = 0x02;
+    pub const CRC32C: u8 = 0x03;
+    pub const NOOP: u8 = 0x04;
+    pub const UNIQUE_ID: u8 = 0x05;
+    pub const SSL: u8 = 0x20;
+    pub const SSL_VERSION: u8 = 0x21;
+    pub const SSL_CN: u8 = 0x22;
+    pub const SSL_CIPHER: u8 = 0x23;
+    pub const SSL_SIG_ALG: u8 = 0x24;
+    pub const SSL_KEY_ALG: u8 = 0x25;
+    pub const NETNS: u8 = 0x30;
+    /// `PP2_TYPE_SSL` client flags.
+    pub const CLIENT_SSL: u8 = 0x01;
+    pub const CLIENT_CERT_CONN: u8 = 0x02;
+    pub const CLIENT_CERT_SESS: u8 = 0x04;
+}
+
+/// A header that is not valid PROXY protocol.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyProtocolError {
+    #[error("PROXY v1: {0}")]
+    V1(&'static str),
+    #[error("PROXY v2: {0}")]
+    V2(&'static str),
+    #[error("PROXY header longer than {MAX_HEADER} bytes ({0})")]
+    TooLong(usize),
+}
