@@ -218,6 +218,7 @@ fn target(s: &Server, names: Option<(Arc<[String]>, bool)>) -> Target {
         version: SslVersion::TLS1_3,
         names,
         status: false,
+        proxy_v2: false,
     }
 }
 

@@ -104,11 +104,27 @@ pub(crate) fn edgetls_with(
     workers: usize,
     server: &str,
 ) -> Result<Server> {
+    edgetls_routed(root, dir, origin, workers, server, "")
+}
+
+/// `edgetls proxy` with `server` added to its `[server]` section and `route` to its route.
+pub(crate) fn edgetls_routed(
+    root: &Path,
+    dir: &Path,
+    origin: SocketAddr,
+    workers: usize,
+    server: &str,
+    route: &str,
+) -> Result<Server> {
     let config = format!(
         "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = {workers}\n{server}\n\n[certificates]\nsources = [\"certs\"]\n\n\
-         [tickets]\nfile = \"tickets.haproxy\"\nformat = \"haproxy\"\n\n[[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n"
+         [tickets]\nfile = \"tickets.haproxy\"\nformat = \"haproxy\"\n\n[[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n{route}\n"
     );
-    let file = dir.join(format!("proxy-{workers}-{}.toml", server.len()));
+    let file = dir.join(format!(
+        "proxy-{workers}-{}-{}.toml",
+        server.len(),
+        route.len()
+    ));
     std::fs::write(&file, config)?;
     let mut child = Command::new(root.join("target/release/edgetls"))
         .args(["proxy", "--config"])
@@ -251,7 +267,23 @@ fn load_version(
         version,
         names: None,
         status: false,
+        proxy_v2: false,
     })
+}
+
+/// A self-signed P-256 certificate for `site.test` (cert.pem, key.pem, and certs/site.pem
+/// holding both) and the ticket key files, in `d`.
+pub(crate) fn site_files(d: &Path) -> Result<()> {
+    let group = openssl::ec::EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+    let key = PKey::from_ec_key(openssl::ec::EcKey::generate(&group)?)?;
+    let cert = self_signed(&key)?;
+    std::fs::write(d.join("cert.pem"), cert.to_pem()?)?;
+    std::fs::write(d.join("key.pem"), key.private_key_to_pem_pkcs8()?)?;
+    std::fs::create_dir(d.join("certs"))?;
+    let mut bundle = cert.to_pem()?;
+    bundle.extend(key.private_key_to_pem_pkcs8()?);
+    std::fs::write(d.join("certs/site.pem"), bundle)?;
+    ticket_files(d)
 }
 
 pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
@@ -264,16 +296,7 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
     }
     let dir = tempfile::tempdir()?;
     let d = dir.path();
-    let group = openssl::ec::EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
-    let key = PKey::from_ec_key(openssl::ec::EcKey::generate(&group)?)?;
-    let cert = self_signed(&key)?;
-    std::fs::write(d.join("cert.pem"), cert.to_pem()?)?;
-    std::fs::write(d.join("key.pem"), key.private_key_to_pem_pkcs8()?)?;
-    std::fs::create_dir(d.join("certs"))?;
-    let mut bundle = cert.to_pem()?;
-    bundle.extend(key.private_key_to_pem_pkcs8()?);
-    std::fs::write(d.join("certs/site.pem"), bundle)?;
-    ticket_files(d)?;
+    site_files(d)?;
     let origin = origin("127.0.0.1:0".parse()?)?;
     let ours = edgetls(root, d, origin, 1)?;
     let mut servers: Vec<(String, Server)> = vec![("edgetls proxy, 1 worker".into(), ours)];

@@ -70,6 +70,9 @@ pub(crate) struct Target {
     pub(crate) names: Option<(Arc<[String]>, bool)>,
     /// Ask for a stapled OCSP response (status_request).
     pub(crate) status: bool,
+    /// Send a PROXY v2 header (the client's own addresses) before the ClientHello, as a load
+    /// balancer would.
+    pub(crate) proxy_v2: bool,
 }
 
 /// `cargo xtask load`: one run, printed.
@@ -105,6 +108,7 @@ pub(crate) fn cli(args: &Args) -> Result<()> {
             None => None,
         },
         status: args.status,
+        proxy_v2: false,
     })?;
     println!(
         "{} connections in {:.1} s: {:.0}/s{}; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms; resumed {:.0}%; failed {}",
@@ -156,7 +160,7 @@ pub(crate) fn run(t: &Target) -> Result<Load> {
     let addr = t.addr;
     let sni: Arc<str> = Arc::from(t.sni.as_str());
     let expect = t.expect;
-    let status = t.status;
+    let (status, proxy_v2) = (t.status, t.proxy_v2);
     let running = Arc::new(AtomicBool::new(true));
     let samples = Arc::new(Mutex::new(Vec::<(f64, bool)>::new()));
     let failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -211,6 +215,7 @@ pub(crate) fn run(t: &Target) -> Result<Load> {
                         expect,
                         if resume { session.as_ref() } else { None },
                         status,
+                        proxy_v2,
                     )
                     .await
                     {
@@ -276,9 +281,15 @@ async fn one(
     expect: Option<&'static [u8]>,
     session: Option<&SslSession>,
     status: bool,
+    proxy_v2: bool,
 ) -> Result<(Option<SslSession>, bool)> {
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let mut tcp = tokio::net::TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
+    if proxy_v2 {
+        let mut header = Vec::with_capacity(28);
+        edgetls_proxy_protocol::encode_v2(tcp.local_addr()?, addr, None, &mut header);
+        tcp.write_all(&header).await?;
+    }
     let mut ssl = c.configure()?.into_ssl(sni)?;
     if status {
         ssl.set_status_type(openssl::ssl::StatusType::OCSP)?;

@@ -8,6 +8,7 @@ mod bench_keyless;
 mod bench_names;
 mod bench_openssl;
 mod bench_policy;
+mod bench_pp;
 mod bench_proxy;
 mod bench_tickets;
 mod fuzz;

@@ -59,26 +59,37 @@ impl Origins {
         Ok(Origins { connectors })
     }
 
-    /// Connects to the route's origin; `preamble` (a PROXY header) goes first, in the clear.
+    /// Connects to the route's origin and sends it `first` (the client's first bytes), after
+    /// `preamble` (a PROXY header), which goes first and in the clear: in one write with them
+    /// to a plain origin, before the handshake to a TLS one. `None`: the origin closed before
+    /// it took them.
     pub(crate) async fn connect(
         &self,
         route: &Route,
         preamble: Option<Vec<u8>>,
-    ) -> Result<Box<dyn OriginStream>, String> {
+        first: &[u8],
+    ) -> Result<Option<Box<dyn OriginStream>>, String> {
         let mut tcp = TcpStream::connect(&route.origin)
             .await
             .map_err(|e| format!("origin {}: {e}", route.origin))?;
         let _ = tcp.set_nodelay(true);
+        let (Some(tls), Some((connector, sessions))) =
+            (&route.tls, self.connectors.get(&route.line))
+        else {
+            let sent = match preamble {
+                Some(mut p) => {
+                    p.extend_from_slice(first);
+                    tcp.write_all(&p).await
+                }
+                None => tcp.write_all(first).await,
+            };
+            return Ok(sent.is_ok().then(|| Box::new(tcp) as Box<dyn OriginStream>));
+        };
         if let Some(p) = preamble {
             tcp.write_all(&p)
                 .await
                 .map_err(|e| format!("origin {}: {e}", route.origin))?;
         }
-        let (Some(tls), Some((connector, sessions))) =
-            (&route.tls, self.connectors.get(&route.line))
-        else {
-            return Ok(Box::new(tcp));
-        };
         let host = route.origin.rsplit_once(':').map_or("", |(h, _)| h);
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let sni = tls
@@ -106,6 +117,10 @@ impl Origins {
             .connect()
             .await
             .map_err(|e| format!("origin {} TLS: {e}", route.origin))?;
-        Ok(Box::new(stream))
+        Ok(stream
+            .write_all(first)
+            .await
+            .is_ok()
+            .then(|| Box::new(stream) as Box<dyn OriginStream>))
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::Poll;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpSocket, TcpStream};
 
 /// Ports chosen for `:0` addresses (so every worker binds the same port).
@@ -239,13 +239,14 @@ async fn connection(
     let preamble = route
         .send_proxy
         .then(|| proxied::header_for_origin(tls.ssl(), client, local));
-    let mut origin = routes.1.connect(route, preamble).await.map_err(|e| {
+    let origin = routes.1.connect(route, preamble, &first[..n]).await;
+    let Some(origin) = origin.map_err(|e| {
         shared.metrics.origin_failures.inc();
         e.to_string()
-    })?;
-    if origin.write_all(&first[..n]).await.is_err() {
-        return Ok(());
-    }
+    })?
+    else {
+        return Ok(()); // the origin went away before it took the first bytes
+    };
     pipe(tls, origin, idle).await;
     Ok(())
 }
