@@ -1,11 +1,14 @@
-//! `edgetls tickets gen | inspect`: session-ticket key files in the formats servers read.
+//! `edgetls tickets gen | gen-secret | inspect`: session-ticket key files in the formats servers
+//! read, and the secret a fleet derives its keys from; and the proxy's ticket keys from either.
 
 use crate::error::CliError;
 use clap::Subcommand;
 use edgetls_tickets::format::{self, Format};
-use edgetls_tickets::{KeySet, TicketKey};
+use edgetls_tickets::{
+    DerivedSource, FileSource, KeySet, KeySize, RingOptions, TicketKey, TicketKeys,
+};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Subcommand)]
@@ -22,6 +25,12 @@ pub(crate) enum TicketsCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Write a fresh secret for `[tickets] secret_file` (64 random bytes, mode 0600): every
+    /// edge given the same file derives the same keys. An existing file is not overwritten.
+    GenSecret {
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// One line per key: its name in hex, its size, and `encrypts` on the encrypting key.
     /// Never prints secrets.
     Inspect {
@@ -34,6 +43,7 @@ pub(crate) enum TicketsCommand {
 pub(crate) fn run(cmd: TicketsCommand) -> ExitCode {
     let r = match cmd {
         TicketsCommand::Gen { format, count, out } => generate(format, count, out),
+        TicketsCommand::GenSecret { out } => gen_secret(&out),
         TicketsCommand::Inspect { file, format } => inspect(&file, format),
     };
     match r {
@@ -90,6 +100,73 @@ pub(crate) fn generate(
             .map_err(CliError::io("stdout"))?,
     }
     Ok(())
+}
+
+/// The fewest bytes a fleet secret may have.
+const SECRET_MIN: usize = 32;
+
+fn gen_secret(out: &Path) -> Result<(), CliError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut secret = zeroize::Zeroizing::new([0u8; 64]);
+    openssl::rand::rand_bytes(&mut secret[..])?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .map_err(CliError::io(out))?;
+    f.write_all(&secret[..]).map_err(CliError::io(out))
+}
+
+/// The fleet secret in `path`: all its bytes (at least 32), from a file only its owner can
+/// read or write.
+fn read_secret(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, CliError> {
+    use std::os::unix::fs::PermissionsExt;
+    let invalid = |m: String| {
+        CliError::Tickets(edgetls_tickets::TicketError::Invalid(format!(
+            "{}: {m}",
+            path.display()
+        )))
+    };
+    let mode = std::fs::metadata(path)
+        .map_err(CliError::io(path))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(invalid(format!(
+            "mode {:o}: a ticket secret must be readable by its owner only (chmod 600)",
+            mode & 0o777
+        )));
+    }
+    let secret = zeroize::Zeroizing::new(std::fs::read(path).map_err(CliError::io(path))?);
+    if secret.len() < SECRET_MIN {
+        return Err(invalid(format!(
+            "{} bytes: a ticket secret needs at least {SECRET_MIN} (edgetls tickets gen-secret)",
+            secret.len()
+        )));
+    }
+    Ok(secret)
+}
+
+/// The proxy's ticket keys from its `[tickets]` section.
+pub(crate) fn keys(source: &crate::proxy::Tickets) -> Result<TicketKeys, CliError> {
+    let opts = RingOptions::default();
+    let keys = match source {
+        crate::proxy::Tickets::File(file, format) => {
+            TicketKeys::new(FileSource::new(file, *format), opts)
+        }
+        crate::proxy::Tickets::Derived { secret, period } => {
+            let secret = read_secret(secret)?;
+            let derived = DerivedSource::new(
+                &secret,
+                period.as_secs().max(1),
+                opts.grace,
+                KeySize::Aes256,
+            )?;
+            TicketKeys::new(derived, opts)
+        }
+    };
+    keys.map_err(|e| CliError::Setup(format!("tickets: {e}")))
 }
 
 fn inspect(file: &std::path::Path, format: Format) -> Result<(), CliError> {

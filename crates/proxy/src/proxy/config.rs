@@ -26,9 +26,12 @@
 //! [policy]                        # optional: per-name negotiation (docs/policy.md)
 //! file = "/etc/edge/policy.toml"
 //!
-//! [tickets]                       # optional: ticket keys shared by the fleet
+//! [tickets]                       # optional: ticket keys shared by the fleet, from a key file
 //! file = "/etc/edge/tickets.keys"
 //! format = "haproxy"
+//! # or derived by every edge from one shared secret (`edgetls tickets gen-secret`):
+//! # secret_file = "/etc/edge/ticket.secret"   # mode 0600, at least 32 bytes
+//! # period = "12h"                            # a new key every period
 //!
 //! [keyless]                       # optional: certificates without a key use these key servers
 //! servers = ["10.0.0.7:2407"]
@@ -102,8 +105,29 @@ struct RawPolicy {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTickets {
-    file: String,
-    format: String,
+    file: Option<String>,
+    format: Option<String>,
+    secret_file: Option<String>,
+    period: Option<String>,
+}
+
+/// Where the ticket keys come from.
+#[derive(Debug, Clone)]
+pub(crate) enum Tickets {
+    /// A key file (ATS, nginx or HAProxy format), read again on change.
+    File(PathBuf, edgetls_tickets::Format),
+    /// Derived from a secret shared by the fleet: a new key every `period`.
+    Derived { secret: PathBuf, period: Duration },
+}
+
+impl Tickets {
+    /// The key file, read again when it changes (a secret is read at start only).
+    pub(crate) fn key_file(&self) -> Option<&Path> {
+        match self {
+            Tickets::File(file, _) => Some(file),
+            Tickets::Derived { .. } => None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,7 +214,7 @@ pub(crate) struct Config {
     /// every chain with `ocsp_update = true`).
     pub(crate) ocsp_update: edgetls_certstore::UpdateOptions,
     pub(crate) policy: Option<PathBuf>,
-    pub(crate) tickets: Option<(PathBuf, edgetls_tickets::Format)>,
+    pub(crate) tickets: Option<Tickets>,
     pub(crate) keyless: Option<Keyless>,
     pub(crate) routes: Vec<Route>,
 }
@@ -316,12 +340,34 @@ impl Config {
         }
         let tickets = match raw.tickets {
             None => None,
-            Some(t) => Some((
-                rel(&t.file),
-                t.format
+            Some(RawTickets {
+                file: Some(file),
+                format: Some(format),
+                secret_file: None,
+                period: None,
+            }) => Some(Tickets::File(
+                rel(&file),
+                format
                     .parse()
                     .map_err(|e| bad(path, line_of("format"), "tickets.format", e))?,
             )),
+            Some(RawTickets {
+                file: None,
+                format: None,
+                secret_file: Some(secret),
+                period,
+            }) => Some(Tickets::Derived {
+                secret: rel(&secret),
+                period: duration_in("tickets", &period, "period", Duration::from_secs(12 * 3600))?,
+            }),
+            Some(_) => {
+                return Err(bad(
+                    path,
+                    line_of("[tickets]"),
+                    "tickets",
+                    "either file and format (a key file) or secret_file (and period)",
+                ));
+            }
         };
         let mut routes = Vec::new();
         for spanned in raw.routes {

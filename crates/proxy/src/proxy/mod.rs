@@ -14,11 +14,12 @@ use crate::error::CliError;
 use arc_swap::ArcSwap;
 use clap::Args;
 use config::Config;
+pub(crate) use config::Tickets;
 use edgetls_certstore::{CertStore, LoadOptions, Source};
 use edgetls_engine::{KeylessKey, RemoteKey, StoreKeys, enable_async};
 use edgetls_keyless_client::{ClientConfig, KeylessClient, ServerSpec};
 use edgetls_policy::{Env, PolicySources, PolicyStore};
-use edgetls_tickets::{FileSource, RingOptions, TicketConfig, TicketKeys};
+use edgetls_tickets::{TicketConfig, TicketKeys};
 use openssl::ssl::{SslAcceptor, SslContext, SslMethod};
 use origin::Origins;
 use std::path::PathBuf;
@@ -106,10 +107,7 @@ fn setup(config: Config) -> Result<(Shared, edgetls_certstore::Report), CliError
     }
     let certs = Arc::new(certs);
     let tickets = match &config.tickets {
-        Some((file, format)) => Some(Arc::new(
-            TicketKeys::new(FileSource::new(file, *format), RingOptions::default())
-                .map_err(|e| CliError::Setup(format!("tickets: {e}")))?,
-        )),
+        Some(source) => Some(Arc::new(crate::tickets::keys(source)?)),
         None => None,
     };
     let env = Env {

@@ -48,7 +48,11 @@ fn watched(config: &Path, shared: &Shared) -> (BTreeSet<PathBuf>, Relevant) {
     let c = &routes.0;
     let files = std::iter::once(config.to_path_buf())
         .chain(c.policy.clone())
-        .chain(c.tickets.as_ref().map(|t| t.0.clone()));
+        .chain(
+            c.tickets
+                .as_ref()
+                .and_then(|t| t.key_file().map(Path::to_path_buf)),
+        );
     for f in files {
         dirs.extend(f.parent().map(Path::to_path_buf).filter(|d| d.is_dir()));
         relevant.insert(f.into_os_string());
