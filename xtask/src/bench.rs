@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
-    /// What to measure: certs, keyless, hsm, engine, tickets, policy, proxy, proxy-protocol, names, hostile, fuzz (the recorded run), or all.
+    /// What to measure: certs, keyless, hsm, engine, tickets, policy, proxy, proxy-protocol, fleet, names, hostile, fuzz (the recorded run), or all.
     #[arg(long, default_value = "all")]
     suite: String,
     /// Keyless throughput runs: client connections to the key server.
@@ -85,6 +85,8 @@ pub(crate) fn run(args: &Args) -> Result<()> {
             report.push('\n');
             crate::bench_pp::run(&root, &mut report)?;
             report.push('\n');
+            crate::fleet::run(&root, &mut report)?;
+            report.push('\n');
             crate::bench_names::run(&root, &mut report)?;
             report.push('\n');
             crate::bench_hostile::run(&root, &mut report)?;
@@ -100,12 +102,13 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         "policy" => crate::bench_policy::run(&mut report)?,
         "proxy" => crate::bench_proxy::run(&root, &mut report)?,
         "proxy-protocol" => crate::bench_pp::run(&root, &mut report)?,
+        "fleet" => crate::fleet::run(&root, &mut report)?,
         "hostile" => crate::bench_hostile::run(&root, &mut report)?,
         "names" => crate::bench_names::run(&root, &mut report)?,
         "fuzz" => report.push_str(&fuzz_section(&root)),
         other => {
             bail!(
-                "unknown suite {other:?}: certs, keyless, hsm, engine, openssl, tickets, policy, proxy, proxy-protocol, names, hostile, fuzz or all"
+                "unknown suite {other:?}: certs, keyless, hsm, engine, openssl, tickets, policy, proxy, proxy-protocol, fleet, names, hostile, fuzz or all"
             )
         }
     }

@@ -274,7 +274,7 @@ pub(crate) fn run(t: &Target) -> Result<Load> {
     })
 }
 
-async fn one(
+pub(crate) async fn one(
     c: &SslConnector,
     addr: SocketAddr,
     sni: &str,

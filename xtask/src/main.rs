@@ -11,6 +11,7 @@ mod bench_policy;
 mod bench_pp;
 mod bench_proxy;
 mod bench_tickets;
+mod fleet;
 mod fuzz;
 mod gen_certs;
 mod loadgen;
