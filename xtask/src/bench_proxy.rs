@@ -116,6 +116,18 @@ pub(crate) fn edgetls_routed(
     server: &str,
     route: &str,
 ) -> Result<Server> {
+    edgetls_under(root, dir, origin, (workers, server, route), &[])
+}
+
+/// As [`edgetls_routed`] (`(workers, server, route)`), run under `wrap` (e.g. valgrind and
+/// its flags) when it is not empty.
+pub(crate) fn edgetls_under(
+    root: &Path,
+    dir: &Path,
+    origin: SocketAddr,
+    (workers, server, route): (usize, &str, &str),
+    wrap: &[&str],
+) -> Result<Server> {
     let config = format!(
         "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = {workers}\n{server}\n\n[certificates]\nsources = [\"certs\"]\n\n\
          [tickets]\nfile = \"tickets.haproxy\"\nformat = \"haproxy\"\n\n[[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n{route}\n"
@@ -126,7 +138,16 @@ pub(crate) fn edgetls_routed(
         route.len()
     ));
     std::fs::write(&file, config)?;
-    let mut child = Command::new(root.join("target/release/edgetls"))
+    let edgetls = root.join("target/release/edgetls");
+    let mut cmd = match wrap {
+        [] => Command::new(&edgetls),
+        [program, flags @ ..] => {
+            let mut c = Command::new(program);
+            c.args(flags).arg(&edgetls);
+            c
+        }
+    };
+    let mut child = cmd
         .args(["proxy", "--config"])
         .arg(&file)
         .stdout(Stdio::piped())
