@@ -45,6 +45,8 @@ struct Edge {
 
 /// One handshake of the load: when it ended (s since the start), whether it completed.
 type Sample = (f64, bool);
+/// (x, y) points of a plotted line.
+type Points = Vec<(f64, f64)>;
 
 fn first_line(child: &mut Child) -> Result<Vec<String>> {
     let out = child.stdout.take().context("stdout")?;
@@ -273,7 +275,7 @@ async fn idle(
 }
 
 /// Handshakes per 100 ms and failures per 100 ms, for the plot.
-fn buckets(samples: &[Sample]) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+fn buckets(samples: &[Sample]) -> (Points, Points) {
     let end = samples.iter().map(|s| s.0).fold(0.0, f64::max);
     let n = (end / 0.1).ceil() as usize + 1;
     let (mut ok, mut failed) = (vec![0.0; n], vec![0.0; n]);
