@@ -52,6 +52,20 @@ struct Run {
     ok: bool,
 }
 
+/// `cargo build --release` of `packages`, for the suites that run their binaries.
+pub(crate) fn release_build(root: &Path, packages: &[&str]) -> Result<()> {
+    let mut cmd = Command::new("cargo");
+    cmd.args(["build", "--release", "--quiet"])
+        .current_dir(root);
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    if !cmd.status()?.success() {
+        bail!("building {} failed", packages.join(", "));
+    }
+    Ok(())
+}
+
 pub(crate) fn run(args: &Args) -> Result<()> {
     let root = workspace_root()?;
     let all = args.suite == "all";

@@ -415,13 +415,7 @@ fn provider_vs_engine(_bin: &Path, _s: &Setup, report: &mut String) -> Result<()
 }
 
 pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
-    let status = std::process::Command::new("cargo")
-        .args(["build", "--release", "--quiet", "-p", "edgetls-keyserver"])
-        .current_dir(root)
-        .status()?;
-    if !status.success() {
-        bail!("building edgetls-keyserver failed");
-    }
+    crate::bench::release_build(root, &["edgetls-keyserver"])?;
     let bin = root.join("target/release/edgetls-keyserver");
     let (pki, keys) = setup();
     let cert = site_cert(&pki, &keys.p256, &["site.test"]);

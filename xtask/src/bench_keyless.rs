@@ -217,13 +217,7 @@ pub(crate) struct LoadShape {
 
 /// Builds the release key server; returns its path.
 pub(crate) fn build_keyserver(root: &Path) -> Result<std::path::PathBuf> {
-    let status = Command::new("cargo")
-        .args(["build", "--release", "--quiet", "-p", "edgetls-keyserver"])
-        .current_dir(root)
-        .status()?;
-    if !status.success() {
-        bail!("building edgetls-keyserver failed");
-    }
+    crate::bench::release_build(root, &["edgetls-keyserver"])?;
     Ok(root.join("target/release/edgetls-keyserver"))
 }
 

@@ -252,13 +252,7 @@ struct Spread {
 }
 
 pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
-    let status = Command::new("cargo")
-        .args(["build", "--release", "--quiet", "-p", "edgetls-proxy"])
-        .current_dir(root)
-        .status()?;
-    if !status.success() {
-        bail!("building edgetls failed");
-    }
+    crate::bench::release_build(root, &["edgetls-proxy"])?;
     let origin = origin("127.0.0.1:0".parse()?)?;
     let mut clients = vec![Client::Rust];
     let python = crate::pyclient::available();

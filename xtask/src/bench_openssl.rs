@@ -12,13 +12,7 @@ use std::process::Command;
 const ROUNDS: usize = 5;
 
 pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
-    let built = Command::new("cargo")
-        .args(["build", "--release", "--quiet", "-p", "edgetls-keyserver"])
-        .current_dir(root)
-        .status()?;
-    if !built.success() {
-        bail!("building edgetls-keyserver failed");
-    }
+    crate::bench::release_build(root, &["edgetls-keyserver"])?;
     let mut builds: Vec<(String, PathBuf)> =
         vec![("3.0 (system)".into(), std::env::current_exe()?)];
     for version in ["3.5", "4.0"] {

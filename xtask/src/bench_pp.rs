@@ -119,13 +119,7 @@ fn load(server: &Server, proxy_v2: bool) -> Result<f64> {
 }
 
 pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
-    let status = Command::new("cargo")
-        .args(["build", "--release", "--quiet", "-p", "edgetls-proxy"])
-        .current_dir(root)
-        .status()?;
-    if !status.success() {
-        bail!("building edgetls failed");
-    }
+    crate::bench::release_build(root, &["edgetls-proxy"])?;
     let dir = tempfile::tempdir()?;
     site_files(dir.path())?;
     let origin = origin("127.0.0.1:0".parse()?)?;

@@ -308,13 +308,7 @@ pub(crate) fn site_files(d: &Path) -> Result<()> {
 }
 
 pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
-    let status = Command::new("cargo")
-        .args(["build", "--release", "--quiet", "-p", "edgetls-proxy"])
-        .current_dir(root)
-        .status()?;
-    if !status.success() {
-        bail!("building edgetls failed");
-    }
+    crate::bench::release_build(root, &["edgetls-proxy"])?;
     let dir = tempfile::tempdir()?;
     let d = dir.path();
     site_files(d)?;

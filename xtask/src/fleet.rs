@@ -297,21 +297,7 @@ fn buckets(samples: &[Sample]) -> (Points, Points) {
 }
 
 pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
-    let status = Command::new("cargo")
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "edgetls-proxy",
-            "-p",
-            "edgetls-keyserver",
-        ])
-        .current_dir(root)
-        .status()?;
-    if !status.success() {
-        bail!("building edgetls and the key server failed");
-    }
+    crate::bench::release_build(root, &["edgetls-proxy", "edgetls-keyserver"])?;
     let (edgetls, ks_bin) = (
         root.join("target/release/edgetls"),
         root.join("target/release/edgetls-keyserver"),
