@@ -1,7 +1,8 @@
 //! The index's introsort against `slice::sort_unstable`, 1M u64 keys, random and adversarial.
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use edgetls_certstore::sort::{introsort, patterns};
+use edgetls_certstore::sort::{introsort, introsort_by};
+use edgetls_keyless_testkit::sort_patterns as patterns;
 use std::time::Duration;
 
 const N: usize = 1 << 20;
@@ -25,7 +26,10 @@ fn sorts(c: &mut Criterion) {
         ("reversed", patterns::reversed(N)),
         ("organ_pipe", patterns::organ_pipe(N)),
         ("all_equal", patterns::all_equal(N)),
-        ("median_of_3_killer", patterns::median_of_3_killer(N)),
+        (
+            "median_of_3_killer",
+            patterns::median_of_3_killer(N, |v, less| introsort_by(v, less)),
+        ),
     ];
     for (name, input) in inputs {
         g.bench_function(format!("introsort/{name}"), |b| {

@@ -12,12 +12,16 @@ use x509_parser::prelude::*;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyType {
+    /// An RSA key.
     Rsa,
+    /// An ECDSA key (P-256, P-384, P-521).
     Ecdsa,
+    /// An Ed25519 key.
     Ed25519,
 }
 
 impl KeyType {
+    /// The lowercase name used in reports and metrics: `rsa`, `ecdsa` or `ed25519`.
     pub fn as_str(self) -> &'static str {
         match self {
             KeyType::Rsa => "rsa",
@@ -42,10 +46,12 @@ impl KeyTypes {
         KeyTypes(1 << kt as u8)
     }
 
+    /// Whether `kt` is in the set.
     pub const fn contains(self, kt: KeyType) -> bool {
         self.0 & (1 << kt as u8) != 0
     }
 
+    /// Whether the set holds no key type.
     pub const fn is_empty(self) -> bool {
         self.0 == 0
     }

@@ -23,6 +23,7 @@ pub struct Chain {
 }
 
 impl Chain {
+    /// The type of the chain's key (the leaf's public key).
     pub fn key_type(&self) -> KeyType {
         self.key_type
     }
@@ -98,6 +99,7 @@ impl Entry {
         self.id
     }
 
+    /// The configuration the entry was loaded from.
     pub fn spec(&self) -> &EntrySpec {
         &self.spec
     }

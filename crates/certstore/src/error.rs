@@ -13,70 +13,110 @@ pub enum CertStoreError {
     /// A source (directory, ssl_multicert.config, crt-list) could not be read at all.
     #[error("{}: cannot use this source: {source}", path.display())]
     SourceUnusable {
+        /// The source.
         path: PathBuf,
+        /// Why it could not be read.
         source: std::io::Error,
     },
     /// A file named by a source could not be read.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// Why it could not be read.
         source: std::io::Error,
     },
     /// A line of a configuration file is malformed.
     #[error("{}:{line}: {message}", path.display())]
     Config {
+        /// The configuration file.
         path: PathBuf,
+        /// The line (1-based).
         line: u32,
+        /// What is wrong with it.
         message: String,
     },
     /// A PEM file is malformed (truncated block, bad base64, no blocks at all).
     #[error("{}:{line}: {message}", path.display())]
     Pem {
+        /// The PEM file.
         path: PathBuf,
+        /// The line (1-based) where the problem starts.
         line: u32,
+        /// What is wrong.
         message: String,
     },
     /// A certificate does not parse or is unusable.
     #[error("{}: certificate {index}: {message}", path.display())]
     Certificate {
+        /// The file holding the certificate.
         path: PathBuf,
+        /// Its position in the file's chain (0: the leaf).
         index: usize,
+        /// What is wrong with it.
         message: String,
     },
     /// A private key does not parse, is of an unsupported type, or needs a passphrase.
     #[error("{}: private key: {message}", path.display())]
-    Key { path: PathBuf, message: String },
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with the key.
+        message: String,
+    },
     /// The private key is not the one of the leaf certificate.
     #[error("{}: private key does not match the certificate in {}", key.display(), cert.display())]
-    KeyMismatch { cert: PathBuf, key: PathBuf },
+    KeyMismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+    },
     /// A name is claimed for the same key type by an earlier entry, which keeps it (a name
     /// has at most one chain per key type).
     #[error("{}: name {name} ({types}) is already served by {}; the earlier entry keeps it", path.display(), winner.display())]
     NameConflict {
+        /// The entry that lost the name.
         path: PathBuf,
+        /// The name.
         name: String,
         /// The key types lost (`rsa`, `ecdsa`, `rsa+ecdsa`, `any`).
         types: String,
+        /// The earlier entry, which serves the name.
         winner: PathBuf,
     },
     /// The entry's new files are broken; its previous version keeps serving.
     #[error("{}: kept the previous version: {reason}", path.display())]
     KeptPrevious {
+        /// The entry.
         path: PathBuf,
+        /// What is wrong with its new files.
         reason: Box<CertStoreError>,
     },
     /// An entry that loaded but deserves attention (expired, no usable name, odd chain order).
     #[error("{}: {message}", path.display())]
-    Warning { path: PathBuf, message: String },
+    Warning {
+        /// The entry's file.
+        path: PathBuf,
+        /// What deserves attention.
+        message: String,
+    },
     /// OpenSSL refused an object when it was materialized for a handshake.
     #[error("{}: OpenSSL: {source}", path.display())]
     OpenSsl {
+        /// The entry's file.
         path: PathBuf,
+        /// OpenSSL's errors.
         source: openssl::error::ErrorStack,
     },
     /// A remote key could not be set up for a handshake.
     #[error("{}: remote key: {message}", path.display())]
-    Remote { path: PathBuf, message: String },
+    Remote {
+        /// The entry's file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
 }
 
 impl CertStoreError {
@@ -124,10 +164,13 @@ pub enum Severity {
 /// One thing a load found wrong, located at the configuration line that asked for it.
 #[derive(Debug)]
 pub struct Problem {
+    /// Whether the entry is served at all.
     pub severity: Severity,
     /// The source file and line that configured the entry (for a directory: the entry's file).
     pub origin: PathBuf,
+    /// The line of `origin`, when the source has lines.
     pub line: Option<u32>,
+    /// What was found wrong, naming the file it is about.
     pub error: CertStoreError,
 }
 

@@ -19,12 +19,15 @@ pub(crate) type EntryIdx = u32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MatchKind {
+    /// The server name equals one of the entry's names.
     Exact,
+    /// One of the entry's `*.domain` names covers the server name.
     Wildcard,
     /// The local address and port the connection arrived on.
     IpPort,
     /// The local address the connection arrived on, any port.
     Ip,
+    /// The default entry: nothing more specific matched.
     Default,
 }
 

@@ -47,12 +47,14 @@
 //! * [`CertStore::reload`] reuses unchanged entries, keeps the previous version of broken ones and
 //!   swaps the snapshot atomically; [`CertStore::watch`] reloads by itself when files change.
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod cert;
 mod der;
 mod entry;
 mod error;
 mod ffi;
-#[doc(hidden)]
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod index;
 mod key;

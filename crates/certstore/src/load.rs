@@ -19,7 +19,9 @@ pub type Progress = Arc<dyn Fn(usize, usize) + Send + Sync>;
 
 /// How to load.
 #[derive(Clone, Default)]
+#[non_exhaustive]
 pub struct LoadOptions {
+    /// How the sources are read (see [`SourceOptions`](crate::SourceOptions)).
     pub sources: SourceOptions,
     /// The passphrase for encrypted keys (`ssl_key_dialog=builtin`, and any encrypted key of a
     /// directory or crt-list).
@@ -31,6 +33,7 @@ pub struct LoadOptions {
     pub implicit_default: Option<bool>,
     /// Unix time to judge expiry by (default: now).
     pub now: Option<i64>,
+    /// Called as entries are loaded, for progress bars.
     pub progress: Option<Progress>,
     /// Also parse every certificate with OpenSSL (`d2i_X509`, ≈ 97 µs each here) at load time.
     /// By default certificates are parsed strictly in Rust at load and by OpenSSL when a

@@ -62,7 +62,9 @@ impl std::fmt::Display for OcspState {
 /// A checked response: its state and its nextUpdate (Unix time), if it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OcspCheck {
+    /// Whether the response can be stapled.
     pub state: OcspState,
+    /// Its nextUpdate, Unix time; `None` when the responder gave none.
     pub next_update: Option<i64>,
 }
 

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 /// When and how the responses are fetched.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct UpdateOptions {
     /// Fetch for chains whose source does not say (a crt-list line's `ocsp-update on|off`
     /// decides for its chains).

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 /// What a load (or reload) did.
 #[derive(Debug, Default, serde::Serialize)]
+#[non_exhaustive]
 pub struct Report {
     /// Entries configured (lines that parsed, certificate files found).
     pub entries: usize,
@@ -17,8 +18,11 @@ pub struct Report {
     pub reused: usize,
     /// Entries whose new files are broken and whose previous version keeps serving.
     pub kept_previous: usize,
+    /// Exact server names indexed.
     pub names: usize,
+    /// `*.domain` names indexed.
     pub wildcards: usize,
+    /// Local addresses (and address:port pairs) indexed.
     pub ip_keys: usize,
     /// The default entry's file.
     pub default: Option<PathBuf>,
@@ -27,7 +31,9 @@ pub struct Report {
     /// Heap bytes held by the entries and the index (certificates and keys as DER).
     pub heap_bytes: usize,
     #[serde(serialize_with = "secs")]
+    /// How long the load took.
     pub elapsed: Duration,
+    /// Every problem found, errors and warnings, in source order.
     pub problems: Vec<Problem>,
 }
 
@@ -36,6 +42,7 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 }
 
 impl Report {
+    /// The problems that left an entry or line unserved.
     pub fn errors(&self) -> impl Iterator<Item = &Problem> {
         self.problems
             .iter()

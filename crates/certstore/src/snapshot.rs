@@ -26,6 +26,7 @@ impl std::fmt::Debug for Snapshot {
 pub struct Selected<'a> {
     /// The first entry chosen (by the most specific match, then source order).
     pub entry: &'a Arc<Entry>,
+    /// How it matched.
     pub how: MatchKind,
     picks: Picks,
     snapshot: &'a Snapshot,
@@ -34,10 +35,12 @@ pub struct Selected<'a> {
 /// One entry serving a connection, and which of its chains do.
 #[derive(Debug, Clone, Copy)]
 pub struct Served<'a> {
+    /// The entry.
     pub entry: &'a Arc<Entry>,
     /// The key types of the entry's chains that serve (the client's signature algorithms
     /// choose among every served chain).
     pub types: KeyTypes,
+    /// How it matched.
     pub how: MatchKind,
 }
 

@@ -14,13 +14,13 @@
 //! - switches a range to heapsort once it is more than 2·log2(n) partitions deep, or earlier,
 //!   after log2(n) badly unbalanced partitions (pdqsort's rule), so inputs built to defeat
 //!   median-of-three (organ pipes, "median-of-3 killers") stay O(n log n);
-//! - finishes ranges of [`SMALL`] keys or fewer with a sorting network.
+//! - finishes ranges of 16 keys or fewer with a sorting network.
 //!
 //! It sorts `Copy` keys: the index sorts small fixed-size records, and copies let every step
 //! move keys through a "hole" instead of swapping, with no `unsafe`.
 
-/// Ranges this short are finished by a sorting network ([`NETWORK_16`] has 16 slots).
-pub const SMALL: usize = 16;
+/// Ranges of at most this many keys are finished by a 16-slot sorting network.
+pub(crate) const SMALL: usize = 16;
 
 /// Sorts `v` in ascending order (not stable).
 pub fn introsort<T: Copy + Ord>(v: &mut [T]) {
@@ -385,69 +385,6 @@ fn sift<T: Copy, F: FnMut(&T, &T) -> bool>(
         hole = parent;
     }
     v[hole] = key;
-}
-
-/// Adversarial inputs for tests and benches.
-pub mod patterns {
-    /// Deterministic pseudo-random keys (xorshift64*), so runs are comparable.
-    pub fn random(n: usize, seed: u64) -> Vec<u64> {
-        let mut s = seed | 1;
-        (0..n)
-            .map(|_| super::xorshift64(&mut s).wrapping_mul(0x2545_f491_4f6c_dd1d))
-            .collect()
-    }
-
-    /// 0, 1, …, n-1.
-    pub fn sorted(n: usize) -> Vec<u64> {
-        (0..n as u64).collect()
-    }
-
-    /// n-1, …, 1, 0.
-    pub fn reversed(n: usize) -> Vec<u64> {
-        (0..n as u64).rev().collect()
-    }
-
-    /// 0, 1, …, n/2, …, 1, 0.
-    pub fn organ_pipe(n: usize) -> Vec<u64> {
-        (0..n as u64).map(|i| i.min(n as u64 - 1 - i)).collect()
-    }
-
-    /// Every key equal.
-    pub fn all_equal(n: usize) -> Vec<u64> {
-        vec![7; n]
-    }
-
-    /// An input that defeats this sort's median-of-three pivot: McIlroy's adversary ("A Killer
-    /// Adversary for Quicksort", 1999) run against [`introsort_by`](super::introsort_by) itself.
-    /// Keys start as "gas" and are frozen to ascending values exactly when the sort's
-    /// comparisons would reveal them, so each partition separates as few keys as possible. The
-    /// recorded keys, replayed, make every median-of-three pick a near-extreme pivot.
-    pub fn median_of_3_killer(n: usize) -> Vec<u64> {
-        let gas = n as u64;
-        let mut val = vec![gas; n];
-        let mut solid = 0u64;
-        let mut candidate = usize::MAX;
-        let mut idx: Vec<usize> = (0..n).collect();
-        super::introsort_by(&mut idx, |&x, &y| {
-            if val[x] == gas && val[y] == gas {
-                let frozen = if x == candidate { x } else { y };
-                val[frozen] = solid;
-                solid += 1;
-            }
-            if val[x] == gas {
-                candidate = x;
-            } else if val[y] == gas {
-                candidate = y;
-            }
-            val[x] < val[y]
-        });
-        // Keys never compared against each other get the largest values.
-        for v in val.iter_mut().filter(|v| **v == gas) {
-            *v = solid;
-            solid += 1;
-        }
-        val
-    }
 }
 
 #[cfg(test)]

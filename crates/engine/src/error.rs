@@ -4,6 +4,7 @@ use std::time::Duration;
 
 /// What went wrong building a remote key, running a remote operation, or a handshake.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
     /// OpenSSL refused a setup step (engine, method, key or context).
     #[error("OpenSSL: {0}")]
@@ -22,7 +23,12 @@ pub enum EngineError {
     Timeout(Duration),
     /// The answer does not fit where OpenSSL wants it.
     #[error("remote answer of {got} bytes does not fit the {room}-byte signature buffer")]
-    BadAnswer { got: usize, room: usize },
+    BadAnswer {
+        /// Bytes in the answer.
+        got: usize,
+        /// Bytes OpenSSL has room for.
+        room: usize,
+    },
     /// Setting up the wait for an asynchronous job failed.
     #[error("async job: {0}")]
     Async(String),
@@ -30,7 +36,9 @@ pub enum EngineError {
     /// alert): why, as a fixed label, and what exactly happened.
     #[error("TLS handshake failed ({reason}): {detail}")]
     Handshake {
+        /// Why, as a fixed label for metrics.
         reason: crate::Failure,
+        /// What exactly happened (OpenSSL's errors, the remote error).
         detail: String,
     },
     /// A panic inside a callback, caught before it could reach OpenSSL.

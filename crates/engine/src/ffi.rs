@@ -9,17 +9,17 @@ use openssl_sys::{SSL, SSL_CIPHER, SSL_CTX, stack_st_SSL_CIPHER};
 
 /// `ASYNC_JOB` (opaque).
 #[repr(C)]
-pub struct ASYNC_JOB {
+pub(crate) struct ASYNC_JOB {
     _private: [u8; 0],
 }
 
 /// `ASYNC_WAIT_CTX` (opaque).
 #[repr(C)]
-pub struct ASYNC_WAIT_CTX {
+pub(crate) struct ASYNC_WAIT_CTX {
     _private: [u8; 0],
 }
 
-pub type WaitCleanup = unsafe extern "C" fn(
+pub(crate) type WaitCleanup = unsafe extern "C" fn(
     ctx: *mut ASYNC_WAIT_CTX,
     key: *const c_void,
     fd: c_int,
@@ -27,61 +27,62 @@ pub type WaitCleanup = unsafe extern "C" fn(
 );
 
 /// `SSL_MODE_ASYNC`.
-pub const SSL_MODE_ASYNC: u64 = 0x100;
+pub(crate) const SSL_MODE_ASYNC: u64 = 0x100;
 /// `SSL_ERROR_WANT_ASYNC`.
-pub const SSL_ERROR_WANT_ASYNC: c_int = 9;
+pub(crate) const SSL_ERROR_WANT_ASYNC: c_int = 9;
 /// `NID_kx_rsa` and `NID_kx_any` (the latter marks TLS 1.3 suites).
-pub const NID_KX_RSA: c_int = 1037;
-pub const NID_KX_ANY: c_int = 1063;
+pub(crate) const NID_KX_RSA: c_int = 1037;
+pub(crate) const NID_KX_ANY: c_int = 1063;
 unsafe extern "C" {
-    pub fn ASYNC_get_current_job() -> *mut ASYNC_JOB;
-    pub fn ASYNC_get_wait_ctx(job: *mut ASYNC_JOB) -> *mut ASYNC_WAIT_CTX;
-    pub fn ASYNC_pause_job() -> c_int;
-    pub fn ASYNC_WAIT_CTX_set_wait_fd(
+    pub(crate) fn ASYNC_get_current_job() -> *mut ASYNC_JOB;
+    pub(crate) fn ASYNC_get_wait_ctx(job: *mut ASYNC_JOB) -> *mut ASYNC_WAIT_CTX;
+    pub(crate) fn ASYNC_pause_job() -> c_int;
+    pub(crate) fn ASYNC_WAIT_CTX_set_wait_fd(
         ctx: *mut ASYNC_WAIT_CTX,
         key: *const c_void,
         fd: c_int,
         custom: *mut c_void,
         cleanup: Option<WaitCleanup>,
     ) -> c_int;
-    pub fn ASYNC_WAIT_CTX_get_fd(
+    pub(crate) fn ASYNC_WAIT_CTX_get_fd(
         ctx: *mut ASYNC_WAIT_CTX,
         key: *const c_void,
         fd: *mut c_int,
         custom: *mut *mut c_void,
     ) -> c_int;
 
-    pub fn SSL_get_all_async_fds(s: *mut SSL, fds: *mut c_int, numfds: *mut size_t) -> c_int;
-    pub fn SSL_CTX_get_ciphers(ctx: *const SSL_CTX) -> *mut stack_st_SSL_CIPHER;
-    pub fn SSL_get_ciphers(s: *const SSL) -> *mut stack_st_SSL_CIPHER;
-    pub fn SSL_CIPHER_get_kx_nid(c: *const SSL_CIPHER) -> c_int;
+    pub(crate) fn SSL_get_all_async_fds(s: *mut SSL, fds: *mut c_int, numfds: *mut size_t)
+    -> c_int;
+    pub(crate) fn SSL_CTX_get_ciphers(ctx: *const SSL_CTX) -> *mut stack_st_SSL_CIPHER;
+    pub(crate) fn SSL_get_ciphers(s: *const SSL) -> *mut stack_st_SSL_CIPHER;
+    pub(crate) fn SSL_CIPHER_get_kx_nid(c: *const SSL_CIPHER) -> c_int;
 }
 
 // --- The provider API (OpenSSL 3.0+, `core.h`, `core_dispatch.h`, `provider.h`) ---
 
 /// `OSSL_CORE_HANDLE` (opaque).
 #[repr(C)]
-pub struct OSSL_CORE_HANDLE {
+pub(crate) struct OSSL_CORE_HANDLE {
     _private: [u8; 0],
 }
 
 /// `OSSL_DISPATCH`: a function number and the function.
 #[repr(C)]
-pub struct OSSL_DISPATCH {
+pub(crate) struct OSSL_DISPATCH {
     pub function_id: c_int,
     pub function: Option<unsafe extern "C" fn()>,
 }
 
 /// `OSSL_ALGORITHM`: names, property definition, implementation, description.
 #[repr(C)]
-pub struct OSSL_ALGORITHM {
+pub(crate) struct OSSL_ALGORITHM {
     pub algorithm_names: *const c_char,
     pub property_definition: *const c_char,
     pub implementation: *const OSSL_DISPATCH,
     pub algorithm_description: *const c_char,
 }
 
-pub type ProviderInit = unsafe extern "C" fn(
+pub(crate) type ProviderInit = unsafe extern "C" fn(
     handle: *const OSSL_CORE_HANDLE,
     core: *const OSSL_DISPATCH,
     out: *mut *const OSSL_DISPATCH,
@@ -89,52 +90,52 @@ pub type ProviderInit = unsafe extern "C" fn(
 ) -> c_int;
 
 /// `OSSL_CALLBACK`: receives exported parameters.
-pub type ParamCallback =
+pub(crate) type ParamCallback =
     unsafe extern "C" fn(params: *const openssl_sys::OSSL_PARAM, arg: *mut c_void) -> c_int;
 
-pub const OSSL_OP_KEYMGMT: c_int = 10;
-pub const OSSL_OP_SIGNATURE: c_int = 12;
-pub const OSSL_FUNC_PROVIDER_QUERY_OPERATION: c_int = 1027;
+pub(crate) const OSSL_OP_KEYMGMT: c_int = 10;
+pub(crate) const OSSL_OP_SIGNATURE: c_int = 12;
+pub(crate) const OSSL_FUNC_PROVIDER_QUERY_OPERATION: c_int = 1027;
 
-pub const OSSL_FUNC_KEYMGMT_NEW: c_int = 1;
-pub const OSSL_FUNC_KEYMGMT_FREE: c_int = 10;
-pub const OSSL_FUNC_KEYMGMT_GET_PARAMS: c_int = 11;
-pub const OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS: c_int = 12;
-pub const OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME: c_int = 20;
-pub const OSSL_FUNC_KEYMGMT_HAS: c_int = 21;
-pub const OSSL_FUNC_KEYMGMT_MATCH: c_int = 23;
-pub const OSSL_FUNC_KEYMGMT_IMPORT: c_int = 40;
-pub const OSSL_FUNC_KEYMGMT_IMPORT_TYPES: c_int = 41;
-pub const OSSL_FUNC_KEYMGMT_EXPORT: c_int = 42;
-pub const OSSL_FUNC_KEYMGMT_EXPORT_TYPES: c_int = 43;
-pub const OSSL_FUNC_KEYMGMT_DUP: c_int = 44;
+pub(crate) const OSSL_FUNC_KEYMGMT_NEW: c_int = 1;
+pub(crate) const OSSL_FUNC_KEYMGMT_FREE: c_int = 10;
+pub(crate) const OSSL_FUNC_KEYMGMT_GET_PARAMS: c_int = 11;
+pub(crate) const OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS: c_int = 12;
+pub(crate) const OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME: c_int = 20;
+pub(crate) const OSSL_FUNC_KEYMGMT_HAS: c_int = 21;
+pub(crate) const OSSL_FUNC_KEYMGMT_MATCH: c_int = 23;
+pub(crate) const OSSL_FUNC_KEYMGMT_IMPORT: c_int = 40;
+pub(crate) const OSSL_FUNC_KEYMGMT_IMPORT_TYPES: c_int = 41;
+pub(crate) const OSSL_FUNC_KEYMGMT_EXPORT: c_int = 42;
+pub(crate) const OSSL_FUNC_KEYMGMT_EXPORT_TYPES: c_int = 43;
+pub(crate) const OSSL_FUNC_KEYMGMT_DUP: c_int = 44;
 
-pub const OSSL_FUNC_SIGNATURE_NEWCTX: c_int = 1;
-pub const OSSL_FUNC_SIGNATURE_SIGN_INIT: c_int = 2;
-pub const OSSL_FUNC_SIGNATURE_SIGN: c_int = 3;
-pub const OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT: c_int = 8;
-pub const OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE: c_int = 9;
-pub const OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL: c_int = 10;
-pub const OSSL_FUNC_SIGNATURE_DIGEST_SIGN: c_int = 11;
-pub const OSSL_FUNC_SIGNATURE_FREECTX: c_int = 16;
-pub const OSSL_FUNC_SIGNATURE_DUPCTX: c_int = 17;
-pub const OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS: c_int = 18;
-pub const OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS: c_int = 19;
-pub const OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS: c_int = 20;
-pub const OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS: c_int = 21;
+pub(crate) const OSSL_FUNC_SIGNATURE_NEWCTX: c_int = 1;
+pub(crate) const OSSL_FUNC_SIGNATURE_SIGN_INIT: c_int = 2;
+pub(crate) const OSSL_FUNC_SIGNATURE_SIGN: c_int = 3;
+pub(crate) const OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT: c_int = 8;
+pub(crate) const OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE: c_int = 9;
+pub(crate) const OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL: c_int = 10;
+pub(crate) const OSSL_FUNC_SIGNATURE_DIGEST_SIGN: c_int = 11;
+pub(crate) const OSSL_FUNC_SIGNATURE_FREECTX: c_int = 16;
+pub(crate) const OSSL_FUNC_SIGNATURE_DUPCTX: c_int = 17;
+pub(crate) const OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS: c_int = 18;
+pub(crate) const OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS: c_int = 19;
+pub(crate) const OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS: c_int = 20;
+pub(crate) const OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS: c_int = 21;
 
 /// `OSSL_PARAM` data types.
-pub const OSSL_PARAM_INTEGER: libc::c_uint = 1;
-pub const OSSL_PARAM_UTF8_STRING: libc::c_uint = 4;
-pub const OSSL_PARAM_OCTET_STRING: libc::c_uint = 5;
+pub(crate) const OSSL_PARAM_INTEGER: libc::c_uint = 1;
+pub(crate) const OSSL_PARAM_UTF8_STRING: libc::c_uint = 4;
+pub(crate) const OSSL_PARAM_OCTET_STRING: libc::c_uint = 5;
 
 unsafe extern "C" {
-    pub fn OSSL_PROVIDER_add_builtin(
+    pub(crate) fn OSSL_PROVIDER_add_builtin(
         libctx: *mut openssl_sys::OSSL_LIB_CTX,
         name: *const c_char,
         init: Option<ProviderInit>,
     ) -> c_int;
-    pub fn OSSL_PARAM_get_int(p: *const openssl_sys::OSSL_PARAM, val: *mut c_int) -> c_int;
+    pub(crate) fn OSSL_PARAM_get_int(p: *const openssl_sys::OSSL_PARAM, val: *mut c_int) -> c_int;
 }
 
 /// The ENGINE shim's declarations (feature `engine`; OpenSSL 3.x only).

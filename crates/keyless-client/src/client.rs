@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 
-/// Which signature a sign request asks for (the protocol's [`SignScheme`], whose one table
+/// Which signature a sign request asks for (the protocol's [`SignScheme`](edgetls_keyless_proto::SignScheme), whose one table
 /// gives the opcode).
 pub use edgetls_keyless_proto::SignScheme as SignAlgorithm;
 
@@ -203,6 +203,7 @@ impl KeylessClient {
         self.inner.conns.iter().filter(|c| c.is_healthy()).count()
     }
 
+    /// The client's counters, shared with the caller (for a metrics endpoint).
     pub fn metrics(&self) -> Arc<ClientMetrics> {
         Arc::clone(&self.inner.metrics)
     }

@@ -15,6 +15,7 @@ pub struct ServerSpec {
 }
 
 impl ServerSpec {
+    /// A key server at `addr` (`host:port`), whose certificate must be valid for `name`.
     pub fn new(addr: impl Into<String>, name: impl Into<String>) -> ServerSpec {
         ServerSpec {
             addr: addr.into(),
@@ -25,11 +26,15 @@ impl ServerSpec {
 
 /// Client settings; `ClientConfig::new` fills sane defaults.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientConfig {
+    /// The key servers, tried in this order of preference when healthy.
     pub servers: Vec<ServerSpec>,
     /// This client's certificate and key (PEM), and the CA that issued the servers' certificates.
     pub cert: PathBuf,
+    /// This client's private key (PEM).
     pub key: PathBuf,
+    /// The CA that issued the key servers' certificates (PEM).
     pub ca: PathBuf,
     /// Persistent connections per key server.
     pub connections_per_server: usize,
@@ -39,10 +44,13 @@ pub struct ClientConfig {
     pub max_in_flight: usize,
     /// How often each connection is pinged, and how long a ping may take.
     pub health_interval: Duration,
+    /// How long a ping may take before its connection is dropped.
     pub health_timeout: Duration,
+    /// How long a TCP connect and TLS handshake to a key server may take.
     pub connect_timeout: Duration,
     /// Reconnect backoff: doubles from `min` to `max`, each wait randomized down to half.
     pub backoff_min: Duration,
+    /// The longest wait between reconnects.
     pub backoff_max: Duration,
     /// Times a request whose connection failed is sent again, on another connection.
     pub retries: u32,
@@ -51,6 +59,7 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// Settings for these servers and this client identity, with the defaults for the rest.
     pub fn new(
         servers: Vec<ServerSpec>,
         cert: impl Into<PathBuf>,

@@ -6,19 +6,38 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
+/// Why a request or the client's setup failed.
 pub enum ClientError {
     /// The key server answered with an error (final: not retried).
     #[error("key server {server} answered: {code}")]
-    Server { server: String, code: ErrorCode },
+    Server {
+        /// The server that answered.
+        server: String,
+        /// Its error code.
+        code: ErrorCode,
+    },
     /// No answer before the request's deadline.
     #[error("no answer within {after:?} (last tried: {server})")]
-    Timeout { after: Duration, server: String },
+    Timeout {
+        /// The deadline.
+        after: Duration,
+        /// The key server tried last.
+        server: String,
+    },
     /// No key server was reachable before the deadline.
     #[error("no key server available within {after:?}: {detail}")]
-    NoServer { after: Duration, detail: String },
+    NoServer {
+        /// The deadline.
+        after: Duration,
+        /// Why each server was unavailable.
+        detail: String,
+    },
     /// Too many requests in flight: the caller should shed load.
     #[error("request queue full ({limit} requests in flight)")]
-    QueueFull { limit: usize },
+    QueueFull {
+        /// The configured limit.
+        limit: usize,
+    },
     /// The request could not be encoded (payload too large).
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -27,7 +46,13 @@ pub enum ClientError {
     Shutdown,
     /// Invalid configuration.
     #[error("{}: {message}", path.display())]
-    Config { path: PathBuf, message: String },
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     #[error("client configuration: {0}")]
+    /// Invalid settings (no server, a zero limit, …).
     Invalid(String),
 }

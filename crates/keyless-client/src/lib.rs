@@ -23,6 +23,8 @@
 //! # Ok::<(), edgetls_keyless_client::ClientError>(())
 //! ```
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod client;
 mod config;
 mod conn;

@@ -81,14 +81,17 @@ impl ClientMetrics {
         self.answered.get()
     }
 
+    /// Connections opened again after one failed.
     pub fn reconnects(&self) -> u64 {
         self.reconnects.get()
     }
 
+    /// Requests sent again after their connection failed.
     pub fn retries(&self) -> u64 {
         self.retries.get()
     }
 
+    /// Requests waiting for an answer now.
     pub fn in_flight(&self) -> u64 {
         self.in_flight.get().max(0) as u64
     }

@@ -15,6 +15,7 @@ pub struct Decoder {
 }
 
 impl Decoder {
+    /// An empty decoder.
     pub fn new() -> Decoder {
         Decoder::default()
     }

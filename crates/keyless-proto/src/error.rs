@@ -9,10 +9,22 @@ pub enum ProtoError {
     /// The header's major version is not 1. The frame's length was still read, so a stream
     /// can skip it and answer `version mismatch` for `id`.
     #[error("frame {id}: unsupported protocol version {major}.{minor}")]
-    Version { id: u32, major: u8, minor: u8 },
+    Version {
+        /// The frame's id.
+        id: u32,
+        /// Its major version.
+        major: u8,
+        /// Its minor version.
+        minor: u8,
+    },
     /// The body is malformed. The frame was consumed; `id` is the request to answer.
     #[error("frame {id}: {reason}")]
-    Format { id: u32, reason: String },
+    Format {
+        /// The frame's id.
+        id: u32,
+        /// What is malformed.
+        reason: String,
+    },
     /// A message too large for the 16-bit length field.
     #[error("message body of {0} bytes exceeds the 65535-byte limit")]
     TooLong(usize),

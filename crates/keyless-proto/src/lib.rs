@@ -20,6 +20,8 @@
 //! # Ok::<(), edgetls_keyless_proto::ProtoError>(())
 //! ```
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod decoder;
 mod error;
 mod ids;

@@ -27,16 +27,27 @@ pub const VERSION: (u8, u8) = (1, 0);
 /// The items of a request or response. Every field but the opcode is optional.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Operation {
+    /// What to do (or, in an answer, how it went).
     pub opcode: Opcode,
+    /// The data: a digest to sign, a ciphertext, a signature, an answer.
     pub payload: Vec<u8>,
+    /// The key, by the SHA-1 of its SubjectPublicKeyInfo.
     pub ski: Option<Ski>,
+    /// The key, by the legacy SHA-256 of its RSA modulus.
     pub digest: Option<Digest>,
+    /// The TLS client's address.
     pub client_ip: Option<IpAddr>,
+    /// The address the TLS client connected to.
     pub server_ip: Option<IpAddr>,
+    /// The server name the TLS client asked for.
     pub sni: Option<String>,
+    /// A certificate id (gokeyless's `CertID` item).
     pub cert_id: Option<Vec<u8>>,
+    /// gokeyless's `CustomFuncName` item.
     pub custom_function: Option<Vec<u8>>,
+    /// Opaque data from the client (gokeyless's `Extra` item).
     pub extra: Option<Vec<u8>>,
+    /// Tracing context (gokeyless's `RequestContext` item).
     pub request_context: Option<Vec<u8>>,
 }
 
@@ -78,6 +89,7 @@ impl Operation {
         }
     }
 
+    /// The answer to a ping: the same payload back.
     pub fn pong(payload: Vec<u8>) -> Operation {
         Operation {
             opcode: Opcode::PONG,
@@ -213,11 +225,14 @@ impl ItemValue<'_> {
 /// A whole message: request id and items.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Packet {
+    /// The request id; an answer carries its request's.
     pub id: u32,
+    /// The operation.
     pub op: Operation,
 }
 
 impl Packet {
+    /// A frame with this id.
     pub fn new(id: u32, op: Operation) -> Packet {
         Packet { id, op }
     }
@@ -267,9 +282,13 @@ impl Packet {
 /// A parsed header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// Protocol major version (1).
     pub major: u8,
+    /// Protocol minor version.
     pub minor: u8,
+    /// Bytes of body that follow the header.
     pub length: u16,
+    /// The request id.
     pub id: u32,
 }
 

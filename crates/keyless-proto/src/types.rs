@@ -10,7 +10,9 @@ macro_rules! wire_byte {
         pub struct $name(pub u8);
 
         impl $name {
-            $($(#[$cdoc])* pub const $konst: $name = $name($val);)*
+            $($(#[$cdoc])*
+            #[doc = concat!("\n\nOn the wire: `", stringify!($val), "` (", $text, ").")]
+            pub const $konst: $name = $name($val);)*
 
             /// The protocol's name for this value, if it has one.
             pub fn name(self) -> Option<&'static str> {
@@ -166,10 +168,15 @@ impl SignScheme {
 pub enum Hash {
     /// TLS 1.0/1.1's MD5 ‖ SHA-1 concatenation (36 bytes).
     Md5Sha1,
+    /// SHA-1.
     Sha1,
+    /// SHA-224.
     Sha224,
+    /// SHA-256.
     Sha256,
+    /// SHA-384.
     Sha384,
+    /// SHA-512.
     Sha512,
 }
 

@@ -6,6 +6,7 @@
 
 pub mod ocsp;
 pub mod softhsm;
+pub mod sort_patterns;
 
 use edgetls_keyless_proto::{Decoder, Opcode, Operation, Packet, Ski};
 use edgetls_keyserver::{

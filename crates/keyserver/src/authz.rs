@@ -26,12 +26,14 @@ use std::path::Path;
 /// Who a TLS client is, as rules name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientId {
+    /// The certificate subject's common name.
     pub cn: Option<String>,
     /// SHA-256 of the certificate's SubjectPublicKeyInfo.
     pub spki_sha256: [u8; 32],
 }
 
 impl ClientId {
+    /// The identity of a client certificate.
     pub fn of(cert: &X509Ref) -> ClientId {
         let cn = cert
             .subject_name()
@@ -52,13 +54,16 @@ impl ClientId {
 /// Which keys one client may use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Keys {
+    /// Every key the server has.
     All,
+    /// Only the keys with these SKIs.
     Only(HashSet<Ski>),
 }
 
 /// What one client may use: keys, and (when listed) only for these server names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allowed {
+    /// The keys it may use.
     pub keys: Keys,
     /// Server-name patterns (exact or `*.domain`); empty: any name, or none.
     pub names: Vec<String>,
@@ -122,11 +127,13 @@ impl Authz {
         Authz::default()
     }
 
+    /// Reads and parses the rules file at `path`.
     pub fn load(path: &Path) -> Result<Authz, KeyServerError> {
         let text = std::fs::read_to_string(path).map_err(KeyServerError::io(path))?;
         Authz::parse(path, &text)
     }
 
+    /// Parses rules; errors name `path` and the line.
     pub fn parse(path: &Path, text: &str) -> Result<Authz, KeyServerError> {
         let mut rules = Rules::default();
         for (i, raw) in text.lines().enumerate() {

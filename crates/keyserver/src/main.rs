@@ -230,17 +230,14 @@ fn run(args: Args) -> Result<(), KeyServerError> {
         Some(path) => Authz::load(path)?,
         None => Authz::open(),
     };
-    let defaults = ServerOptions::default();
-    let opts = ServerOptions {
-        workers: args.workers.unwrap_or(defaults.workers),
-        max_in_flight: args.max_in_flight.unwrap_or(defaults.max_in_flight).max(1),
-        idle_timeout: args.idle_timeout.unwrap_or(defaults.idle_timeout),
-        read_timeout: args.read_timeout.unwrap_or(defaults.read_timeout),
-        delay: args.delay.unwrap_or_default(),
-        jitter: args.jitter.unwrap_or_default(),
-        strip_rsa_padding: args.strip_rsa_padding,
-        ..defaults
-    };
+    let mut opts = ServerOptions::default();
+    opts.workers = args.workers.unwrap_or(opts.workers);
+    opts.max_in_flight = args.max_in_flight.unwrap_or(opts.max_in_flight).max(1);
+    opts.idle_timeout = args.idle_timeout.unwrap_or(opts.idle_timeout);
+    opts.read_timeout = args.read_timeout.unwrap_or(opts.read_timeout);
+    opts.delay = args.delay.unwrap_or_default();
+    opts.jitter = args.jitter.unwrap_or_default();
+    opts.strip_rsa_padding = args.strip_rsa_padding;
     let listen = args
         .listen
         .clone()

@@ -28,6 +28,7 @@ use tokio_openssl::SslStream;
 
 /// Tunables; `Default` gives what the binary uses without flags.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServerOptions {
     /// Runtime worker threads (default: the number of cores). Connections, and the private-key
     /// operations of their requests, run on these: they are the bounded crypto pool.
@@ -40,6 +41,7 @@ pub struct ServerOptions {
     pub read_timeout: Duration,
     /// Hold every answer this long (plus up to `jitter`), to emulate a distant server.
     pub delay: Duration,
+    /// Up to this much more, at random, on top of `delay`.
     pub jitter: Duration,
     /// Answer RSA decrypt (0x01) with the PKCS#1-unpadded message, as the older C key server
     /// did, instead of the raw c^d mod n that gokeyless returns.
@@ -110,6 +112,7 @@ impl std::fmt::Debug for KeyServer {
 }
 
 impl KeyServer {
+    /// A server for `keys`, letting clients do what `authz` allows, over `tls`.
     pub fn new(
         keys: KeySet,
         authz: Authz,
@@ -126,6 +129,7 @@ impl KeyServer {
         })
     }
 
+    /// The server's counters.
     pub fn metrics(&self) -> Arc<Metrics> {
         Arc::clone(&self.metrics)
     }

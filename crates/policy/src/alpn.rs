@@ -4,8 +4,11 @@
 /// Why a wire-format list was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WireError {
+    /// No entries at all.
     Empty,
+    /// An entry of length 0.
     EmptyName,
+    /// An entry runs past the end of the list.
     Overrun,
 }
 

@@ -45,6 +45,8 @@
 //! # Ok::<(), edgetls_policy::PolicyError>(())
 //! ```
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod alpn;
 pub mod config;
 pub mod crtlist;

@@ -65,6 +65,7 @@ impl Policy {
         })
     }
 
+    /// The rules, in the order they are matched.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }

@@ -20,11 +20,14 @@ pub enum SniMatch {
 /// An optional constraint on the local (listening) address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalMatch {
+    /// The local address, if it matters.
     pub ip: Option<IpAddr>,
+    /// The local port, if it matters.
     pub port: Option<u16>,
 }
 
 impl LocalMatch {
+    /// Whether a connection on `local` matches (no local address: never).
     pub fn matches(&self, local: Option<SocketAddr>) -> bool {
         match local {
             None => false,
@@ -49,6 +52,7 @@ pub enum ClientCert {
 
 /// What a rule negotiates; rules with equal settings share one OpenSSL context.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub struct Settings {
     /// ALPN protocols in server preference order (empty: no ALPN).
     pub alpn: Vec<Vec<u8>>,
@@ -60,6 +64,7 @@ pub struct Settings {
     pub npn: Vec<Vec<u8>>,
     /// TLS versions as OpenSSL numbers (0x0303 = TLS 1.2, 0x0304 = TLS 1.3).
     pub min_version: Option<u16>,
+    /// The highest TLS version (OpenSSL number).
     pub max_version: Option<u16>,
     /// TLS 1.2 cipher list (OpenSSL syntax).
     pub ciphers: Option<String>,
@@ -69,6 +74,7 @@ pub struct Settings {
     pub groups: Option<String>,
     /// Signature algorithms, e.g. `ECDSA+SHA256:RSA-PSS+SHA256`.
     pub sigalgs: Option<String>,
+    /// Whether client certificates are asked for or required.
     pub client_cert: ClientCert,
     /// CA bundle client certificates must chain to; its subjects are sent to the client as
     /// the acceptable CA names.
@@ -83,6 +89,7 @@ pub struct Settings {
     pub no_ca_names: bool,
     /// Signature algorithms asked of client certificates (crt-list `client-sigalgs`).
     pub client_sigalgs: Option<String>,
+    /// How many intermediate certificates a client chain may have.
     pub verify_depth: Option<u32>,
     /// Session tickets for this rule (None: the listener's setting).
     pub tickets: Option<bool>,
@@ -96,20 +103,25 @@ pub struct Settings {
 /// A ticket key file and its format (see `edgetls_tickets::format`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TicketKeyFile {
+    /// The key file.
     pub path: PathBuf,
+    /// Its format.
     pub format: edgetls_tickets::Format,
 }
 
 /// A rule of a policy.
 #[derive(Debug)]
 pub struct Rule {
+    /// The server names the rule is for.
     pub sni: SniMatch,
+    /// The local address the rule is for, if any.
     pub local: Option<LocalMatch>,
     /// Serve this certificate entry (looked up by this name) instead of the one for the
     /// connection's server name.
     pub certificate: Option<String>,
     /// Do not terminate: pass the connection through to this address.
     pub tunnel: Option<String>,
+    /// What it negotiates.
     pub settings: Settings,
     /// Where the rule was written: file and line.
     pub origin: (PathBuf, usize),
@@ -117,6 +129,7 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// A rule for `sni` with `settings`, written at `origin` (file, line).
     pub fn new(sni: SniMatch, settings: Settings, origin: (PathBuf, usize)) -> Rule {
         Rule {
             sni,

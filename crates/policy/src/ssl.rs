@@ -102,6 +102,7 @@ impl PolicyStore {
         })
     }
 
+    /// The policy in force now.
     pub fn current(&self) -> Arc<Policy> {
         self.current.load_full()
     }

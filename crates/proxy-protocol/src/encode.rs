@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 /// What the origin is told of the TLS connection the client made (all optional).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TlsFacts {
     /// The protocol ALPN selected (`PP2_TYPE_ALPN`).
     pub alpn: Option<Vec<u8>>,

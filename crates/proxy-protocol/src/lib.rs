@@ -8,7 +8,8 @@
 //! let client = "192.0.2.7:50000".parse().unwrap();
 //! let server = "198.51.100.1:443".parse().unwrap();
 //! let mut header = Vec::new();
-//! let tls = TlsFacts { sni: Some("www.example.com".into()), ..TlsFacts::default() };
+//! let mut tls = TlsFacts::default();
+//! tls.sni = Some("www.example.com".into());
 //! encode_v2(client, server, Some(&tls), &mut header);
 //! match parse(&header).unwrap() {
 //!     Parsed::Header(h, used) => {
@@ -19,6 +20,8 @@
 //!     other => panic!("{other:?}"),
 //! }
 //! ```
+
+#![warn(missing_docs, unreachable_pub)]
 
 mod encode;
 mod networks;
@@ -40,21 +43,35 @@ pub const MAX_HEADER: usize = 4096;
 
 /// TLV types (section 2.2 of the specification).
 pub mod tlv {
+    /// `PP2_TYPE_ALPN`: the protocol the client negotiated.
     pub const ALPN: u8 = 0x01;
+    /// `PP2_TYPE_AUTHORITY`: the host name the client asked for (its SNI).
     pub const AUTHORITY: u8 = 0x02;
+    /// `PP2_TYPE_CRC32C`: a checksum of the header.
     pub const CRC32C: u8 = 0x03;
+    /// `PP2_TYPE_NOOP`: padding, ignored.
     pub const NOOP: u8 = 0x04;
+    /// `PP2_TYPE_UNIQUE_ID`: a connection id.
     pub const UNIQUE_ID: u8 = 0x05;
+    /// `PP2_TYPE_SSL`: the TLS facts, with sub-TLVs.
     pub const SSL: u8 = 0x20;
+    /// `PP2_SUBTYPE_SSL_VERSION`: e.g. `TLSv1.3`.
     pub const SSL_VERSION: u8 = 0x21;
+    /// `PP2_SUBTYPE_SSL_CN`: the client certificate's common name.
     pub const SSL_CN: u8 = 0x22;
+    /// `PP2_SUBTYPE_SSL_CIPHER`: the cipher's OpenSSL name.
     pub const SSL_CIPHER: u8 = 0x23;
+    /// `PP2_SUBTYPE_SSL_SIG_ALG`: the certificate's signature algorithm.
     pub const SSL_SIG_ALG: u8 = 0x24;
+    /// `PP2_SUBTYPE_SSL_KEY_ALG`: the certificate's key algorithm.
     pub const SSL_KEY_ALG: u8 = 0x25;
+    /// `PP2_TYPE_NETNS`: a network namespace name.
     pub const NETNS: u8 = 0x30;
     /// `PP2_TYPE_SSL` client flags.
     pub const CLIENT_SSL: u8 = 0x01;
+    /// `PP2_CLIENT_CERT_CONN`: the client sent a certificate on this connection.
     pub const CLIENT_CERT_CONN: u8 = 0x02;
+    /// `PP2_CLIENT_CERT_SESS`: the client sent a certificate on this session.
     pub const CLIENT_CERT_SESS: u8 = 0x04;
 }
 
@@ -63,9 +80,12 @@ pub mod tlv {
 #[non_exhaustive]
 pub enum ProxyProtocolError {
     #[error("PROXY v1: {0}")]
+    /// A malformed v1 (text) header, and what is wrong.
     V1(&'static str),
     #[error("PROXY v2: {0}")]
+    /// A malformed v2 (binary) header, and what is wrong.
     V2(&'static str),
     #[error("PROXY header longer than {MAX_HEADER} bytes ({0})")]
+    /// A header longer than [`MAX_HEADER`], with its announced length.
     TooLong(usize),
 }

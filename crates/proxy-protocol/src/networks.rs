@@ -34,6 +34,7 @@ impl Networks {
         })
     }
 
+    /// Whether no network is listed.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -17,10 +17,12 @@ pub enum Command {
 pub struct Header {
     /// 1 or 2.
     pub version: u8,
+    /// `PROXY` (a relayed connection) or `LOCAL` (the balancer's own, e.g. a health check).
     pub command: Command,
     /// The client's address, and the address it connected to; `None` for `UNKNOWN`, `LOCAL`,
     /// UNIX sockets or an unspecified family (use the connection's own addresses then).
     pub source: Option<SocketAddr>,
+    /// The address the client connected to.
     pub destination: Option<SocketAddr>,
     /// Type-length-value extensions (v2), in order.
     pub tlvs: Vec<(u8, Vec<u8>)>,

@@ -108,15 +108,14 @@ fn a_tls_client_hello_is_not_a_header() {
 
 #[test]
 fn the_tls_facts_go_out_as_tlvs() {
-    let facts = TlsFacts {
-        alpn: Some(b"h2".to_vec()),
-        sni: Some("shop.example.com".into()),
-        version: Some("TLSv1.3".into()),
-        cipher: Some("TLS_AES_128_GCM_SHA256".into()),
-        client_cert: true,
-        verified: true,
-        cn: Some("client-1".into()),
-    };
+    let mut facts = TlsFacts::default();
+    facts.alpn = Some(b"h2".to_vec());
+    facts.sni = Some("shop.example.com".into());
+    facts.version = Some("TLSv1.3".into());
+    facts.cipher = Some("TLS_AES_128_GCM_SHA256".into());
+    facts.client_cert = true;
+    facts.verified = true;
+    facts.cn = Some("client-1".into());
     let mut out = vec![0xaa]; // appended, not overwritten
     encode_v2(
         "192.0.2.7:50000".parse().unwrap(),
@@ -142,10 +141,8 @@ fn the_tls_facts_go_out_as_tlvs() {
     assert_eq!(sub(tlv::SSL_CN), Some(&b"client-1"[..]));
     // An unverified certificate: verify non-zero, no CN.
     let mut out = Vec::new();
-    let unverified = TlsFacts {
-        verified: false,
-        ..facts
-    };
+    let mut unverified = TlsFacts::default();
+    unverified.verified = false;
     encode_v2(
         "192.0.2.7:1".parse().unwrap(),
         "198.51.100.1:2".parse().unwrap(),
@@ -174,7 +171,9 @@ proptest! {
         c in any::<SocketAddr>(), s in any::<SocketAddr>(),
         sni in proptest::option::of("[a-z0-9.-]{1,60}"), alpn in proptest::option::of(proptest::collection::vec(any::<u8>(), 1..20)),
     ) {
-        let facts = TlsFacts { sni: sni.clone(), alpn: alpn.clone(), ..TlsFacts::default() };
+        let mut facts = TlsFacts::default();
+        facts.sni = sni.clone();
+        facts.alpn = alpn.clone();
         let mut out = Vec::new();
         encode_v2(c, s, Some(&facts), &mut out);
         let (h, used) = header(&out);

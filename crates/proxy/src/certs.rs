@@ -95,13 +95,11 @@ impl SourceArgs {
     }
 
     fn options(&self) -> Result<LoadOptions, CertStoreError> {
-        let mut opts = LoadOptions {
-            openssl_verify: self.deep,
-            remote_keys: self
-                .keyless
-                .then(|| Arc::new(KeysElsewhere) as Arc<dyn edgetls_certstore::RemoteKeys>),
-            ..LoadOptions::default()
-        };
+        let mut opts = LoadOptions::default();
+        opts.openssl_verify = self.deep;
+        opts.remote_keys = self
+            .keyless
+            .then(|| Arc::new(KeysElsewhere) as Arc<dyn edgetls_certstore::RemoteKeys>);
         if let Some(path) = &self.passphrase_file {
             let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
                 CertStoreError::SourceUnusable {

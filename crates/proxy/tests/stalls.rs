@@ -200,14 +200,11 @@ fn a_handshake_cancelled_while_its_key_operation_waits_releases_the_client_at_on
     keyless_site(&kit, &keys, dir.path());
     // The key server answers after 4 s; the proxy's key client gives up after 2 s and the
     // handshake timeout is 1 s: every handshake is cancelled while its job is paused.
-    let ks = start_keyserver(
-        &kit,
-        Authz::open(),
-        ServerOptions {
-            delay: Duration::from_secs(4),
-            ..ServerOptions::default()
-        },
-    );
+    let ks = start_keyserver(&kit, Authz::open(), {
+        let mut o = ServerOptions::default();
+        o.delay = Duration::from_secs(4);
+        o
+    });
     let p = start(&config(dir.path(), "1s", Some((&kit, ks.addr)), ""));
     std::thread::sleep(Duration::from_millis(300));
     let baseline = fd_count(p.child.id());

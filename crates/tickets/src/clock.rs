@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Seconds since the Unix epoch.
 pub trait Clock: Send + Sync + 'static {
+    /// Seconds since the Unix epoch, now.
     fn now(&self) -> u64;
 }
 
@@ -24,14 +25,17 @@ impl Clock for SystemClock {
 pub struct ManualClock(AtomicU64);
 
 impl ManualClock {
+    /// A clock that says `now` until told otherwise.
     pub fn new(now: u64) -> ManualClock {
         ManualClock(AtomicU64::new(now))
     }
 
+    /// Sets the time.
     pub fn set(&self, now: u64) {
         self.0.store(now, Relaxed);
     }
 
+    /// Moves the time forward.
     pub fn advance(&self, secs: u64) {
         self.0.fetch_add(secs, Relaxed);
     }

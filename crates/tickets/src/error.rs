@@ -3,21 +3,33 @@
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
+/// Why ticket keys could not be read, written or used.
+#[non_exhaustive]
 pub enum TicketError {
     /// A key file could not be read.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
     /// A key file's content does not fit its format.
     #[error("{}: {message}", path.display())]
-    Format { path: PathBuf, message: String },
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What does not fit.
+        message: String,
+    },
     /// A key file's line does not fit its format.
     #[error("{}:{line}: {message}", path.display())]
     Line {
+        /// The file.
         path: PathBuf,
+        /// The line (1-based).
         line: usize,
+        /// What does not fit.
         message: String,
     },
     /// An unknown format name.

@@ -4,7 +4,7 @@
 use libc::{c_char, c_int, c_uchar, c_void, size_t};
 use openssl_sys::{EVP_CIPHER_CTX, EVP_MAC_CTX, OSSL_PARAM, SSL, SSL_CTX, SSL_SESSION};
 
-pub type TicketKeyEvpCb = unsafe extern "C" fn(
+pub(crate) type TicketKeyEvpCb = unsafe extern "C" fn(
     ssl: *mut SSL,
     key_name: *mut c_uchar,
     iv: *mut c_uchar,
@@ -13,7 +13,7 @@ pub type TicketKeyEvpCb = unsafe extern "C" fn(
     enc: c_int,
 ) -> c_int;
 
-pub type DecryptSessionTicketCb = unsafe extern "C" fn(
+pub(crate) type DecryptSessionTicketCb = unsafe extern "C" fn(
     ssl: *mut SSL,
     ss: *mut SSL_SESSION,
     keyname: *const c_uchar,
@@ -22,36 +22,37 @@ pub type DecryptSessionTicketCb = unsafe extern "C" fn(
     arg: *mut c_void,
 ) -> c_int;
 
-pub type GenerateSessionTicketCb = unsafe extern "C" fn(ssl: *mut SSL, arg: *mut c_void) -> c_int;
+pub(crate) type GenerateSessionTicketCb =
+    unsafe extern "C" fn(ssl: *mut SSL, arg: *mut c_void) -> c_int;
 
 // SSL_TICKET_STATUS and SSL_TICKET_RETURN values.
-pub const SSL_TICKET_EMPTY: c_int = 3;
-pub const SSL_TICKET_NO_DECRYPT: c_int = 4;
-pub const SSL_TICKET_SUCCESS: c_int = 5;
-pub const SSL_TICKET_SUCCESS_RENEW: c_int = 6;
-pub const SSL_TICKET_RETURN_ABORT: c_int = 0;
-pub const SSL_TICKET_RETURN_IGNORE_RENEW: c_int = 2;
-pub const SSL_TICKET_RETURN_USE: c_int = 3;
-pub const SSL_TICKET_RETURN_USE_RENEW: c_int = 4;
+pub(crate) const SSL_TICKET_EMPTY: c_int = 3;
+pub(crate) const SSL_TICKET_NO_DECRYPT: c_int = 4;
+pub(crate) const SSL_TICKET_SUCCESS: c_int = 5;
+pub(crate) const SSL_TICKET_SUCCESS_RENEW: c_int = 6;
+pub(crate) const SSL_TICKET_RETURN_ABORT: c_int = 0;
+pub(crate) const SSL_TICKET_RETURN_IGNORE_RENEW: c_int = 2;
+pub(crate) const SSL_TICKET_RETURN_USE: c_int = 3;
+pub(crate) const SSL_TICKET_RETURN_USE_RENEW: c_int = 4;
 
 unsafe extern "C" {
-    pub fn SSL_CTX_set_tlsext_ticket_key_evp_cb(
+    pub(crate) fn SSL_CTX_set_tlsext_ticket_key_evp_cb(
         ctx: *mut SSL_CTX,
         cb: Option<TicketKeyEvpCb>,
     ) -> c_int;
-    pub fn SSL_CTX_set_session_ticket_cb(
+    pub(crate) fn SSL_CTX_set_session_ticket_cb(
         ctx: *mut SSL_CTX,
         gen_cb: Option<GenerateSessionTicketCb>,
         dec_cb: Option<DecryptSessionTicketCb>,
         arg: *mut c_void,
     ) -> c_int;
-    pub fn OSSL_PARAM_construct_utf8_string(
+    pub(crate) fn OSSL_PARAM_construct_utf8_string(
         key: *const c_char,
         buf: *mut c_char,
         bsize: size_t,
     ) -> OSSL_PARAM;
-    pub fn SSL_set_options(s: *mut SSL, op: u64) -> u64;
-    pub fn SSL_SESSION_get0_ticket(
+    pub(crate) fn SSL_set_options(s: *mut SSL, op: u64) -> u64;
+    pub(crate) fn SSL_SESSION_get0_ticket(
         s: *const SSL_SESSION,
         tick: *mut *const c_uchar,
         len: *mut size_t,

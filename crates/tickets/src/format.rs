@@ -15,10 +15,15 @@ use std::path::Path;
 use zeroize::Zeroizing;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A ticket key file format, always named: the bytes alone cannot tell nginx's from HAProxy's.
 pub enum Format {
+    /// Traffic Server: 48-byte records (name, HMAC secret, AES key), the first one encrypts.
     Ats,
+    /// nginx: one 48-byte key (AES-128) per file.
     Nginx48,
+    /// nginx: one 80-byte key (AES-256) per file.
     Nginx80,
+    /// HAProxy: base64 lines, 48 or 80 bytes each; the penultimate encrypts.
     Haproxy,
 }
 
@@ -37,6 +42,7 @@ impl std::str::FromStr for Format {
 }
 
 impl Format {
+    /// The format's name: `ats`, `nginx48`, `nginx80` or `haproxy`.
     pub fn as_str(self) -> &'static str {
         match self {
             Format::Ats => "ats",

@@ -7,7 +7,9 @@ use zeroize::Zeroizing;
 /// HMAC secret, 80-byte keys AES-256 with a 32-byte HMAC secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeySize {
+    /// AES-128 and a 16-byte HMAC secret (48-byte records).
     Aes128,
+    /// AES-256 and a 32-byte HMAC secret (80-byte records).
     Aes256,
 }
 
@@ -25,6 +27,7 @@ impl KeySize {
         16 + 2 * self.secret_len()
     }
 
+    /// The size whose records are `len` bytes long (48 or 80).
     pub fn from_record_len(len: usize) -> Option<KeySize> {
         match len {
             48 => Some(KeySize::Aes128),
@@ -33,6 +36,7 @@ impl KeySize {
         }
     }
 
+    /// `aes128` or `aes256`.
     pub fn as_str(self) -> &'static str {
         match self {
             KeySize::Aes128 => "aes128",
@@ -86,6 +90,7 @@ impl TicketKey {
         TicketKey::new(name, &bytes[16..16 + n], &bytes[16 + n..])
     }
 
+    /// The 16-byte key name that starts every ticket sealed with it.
     pub fn name(&self) -> &[u8; 16] {
         &self.name
     }
@@ -95,6 +100,7 @@ impl TicketKey {
         self.name.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// Its size.
     pub fn size(&self) -> KeySize {
         if self.aes.len() == 32 {
             KeySize::Aes256
@@ -103,10 +109,12 @@ impl TicketKey {
         }
     }
 
+    /// The HMAC-SHA256 secret.
     pub fn hmac_secret(&self) -> &[u8] {
         &self.hmac
     }
 
+    /// The AES-CBC key.
     pub fn aes_key(&self) -> &[u8] {
         &self.aes
     }
@@ -115,12 +123,14 @@ impl TicketKey {
 /// Keys and which of them encrypts new tickets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeySet {
+    /// The keys, in the file's order.
     pub keys: Vec<TicketKey>,
     /// Index into `keys` of the key that encrypts.
     pub encrypt: usize,
 }
 
 impl KeySet {
+    /// A set in which `keys[encrypt]` encrypts; an error if the index is out of range or names repeat.
     pub fn new(keys: Vec<TicketKey>, encrypt: usize) -> Result<KeySet, TicketError> {
         if encrypt >= keys.len() {
             return Err(TicketError::Invalid(format!(
@@ -131,6 +141,7 @@ impl KeySet {
         Ok(KeySet { keys, encrypt })
     }
 
+    /// The key that encrypts new tickets.
     pub fn encrypting(&self) -> &TicketKey {
         &self.keys[self.encrypt]
     }

@@ -4,7 +4,7 @@
 //!
 //! - [`TicketKey`]: name, HMAC secret, AES key (AES-128 for 48-byte keys, AES-256 for 80-byte
 //!   ones); zeroized on drop, never printed.
-//! - [`format`]: the key files of Traffic Server, nginx (48 and 80 bytes) and HAProxy, read and
+//! - [`format`](mod@format): the key files of Traffic Server, nginx (48 and 80 bytes) and HAProxy, read and
 //!   written, the format always named.
 //! - [`TicketKeys`]: the key ring (one encrypting key, decrypt-only ones with a grace window),
 //!   lock-free lookups, refreshed from a [`TicketKeySource`]: a file ([`FileSource`], re-read on
@@ -34,6 +34,8 @@
 //! assert_eq!(ring.encrypting().name(), set.encrypting().name());
 //! # Ok::<(), edgetls_tickets::TicketError>(())
 //! ```
+
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod clock;
 mod error;

@@ -14,13 +14,16 @@ use std::time::{Duration, Instant};
 /// One origin: sessions are never offered to another.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OriginKey {
+    /// The origin's host name or address.
     pub host: String,
+    /// Its port.
     pub port: u16,
     /// The server name sent (None: no SNI).
     pub sni: Option<String>,
 }
 
 impl OriginKey {
+    /// The origin `host:port`, reached with server name `sni`.
     pub fn new(host: impl Into<String>, port: u16, sni: Option<&str>) -> OriginKey {
         OriginKey {
             host: host.into(),
@@ -73,14 +76,17 @@ impl OriginSessions {
         })
     }
 
+    /// What the cache did so far.
     pub fn counters(&self) -> &OriginCounters {
         &self.counters
     }
 
+    /// Origins with a session kept.
     pub fn len(&self) -> usize {
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
+    /// Whether no session is kept.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -45,11 +45,23 @@ impl Counters {
 
 /// Settings of a [`TicketKeys`].
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct RingOptions {
     /// Seconds a key that stopped encrypting (or left the source) still decrypts.
     pub grace: u64,
     /// Seconds between looks at the source (file changes, schedule steps).
     pub refresh_every: u64,
+}
+
+impl RingOptions {
+    /// Keys decrypt `grace` seconds after they stop encrypting; the source is looked at every
+    /// `refresh_every` seconds.
+    pub fn new(grace: u64, refresh_every: u64) -> RingOptions {
+        RingOptions {
+            grace,
+            refresh_every,
+        }
+    }
 }
 
 impl Default for RingOptions {
@@ -85,6 +97,7 @@ impl std::fmt::Debug for TicketKeys {
 /// A key found for a ticket.
 #[derive(Debug, Clone)]
 pub struct Found {
+    /// The key.
     pub key: Arc<TicketKey>,
     /// False when the key no longer encrypts: the ticket should be renewed.
     pub current: bool,
@@ -123,6 +136,7 @@ impl TicketKeys {
         })
     }
 
+    /// What the ring and its ticket callbacks did so far.
     pub fn counters(&self) -> &Counters {
         &self.counters
     }

@@ -20,7 +20,9 @@ const MAC_LEN: usize = 32;
 pub enum Opened {
     /// The sealed state; `renew` when the key no longer encrypts.
     State {
+        /// The state that was sealed.
         plaintext: Zeroizing<Vec<u8>>,
+        /// The key no longer encrypts: send a new ticket.
         renew: bool,
     },
     /// Unknown or expired key name: a full handshake.

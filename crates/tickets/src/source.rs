@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 /// return the same set again. Keys that disappear from the set stay accepted for decryption
 /// for the ring's grace window.
 pub trait TicketKeySource: Send + Sync + 'static {
+    /// The keys in force at `now` (seconds since the Unix epoch).
     fn keys(&self, now: u64) -> Result<KeySet, TicketError>;
 
     /// What this source is, for logs and errors.
@@ -45,6 +46,7 @@ pub struct FileSource {
 }
 
 impl FileSource {
+    /// The key file at `path`, in `format`.
     pub fn new(path: impl Into<PathBuf>, format: Format) -> FileSource {
         FileSource {
             path: path.into(),
@@ -179,6 +181,7 @@ pub struct RandomSchedule {
 }
 
 impl RandomSchedule {
+    /// A new random key every `period` seconds.
     pub fn new(period: u64, size: KeySize) -> Result<RandomSchedule, TicketError> {
         if period == 0 {
             return Err(TicketError::Invalid(

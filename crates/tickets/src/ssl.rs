@@ -25,11 +25,13 @@ pub type NameOverride = Arc<dyn Fn(Option<&str>) -> Option<bool> + Send + Sync>;
 
 /// Ticket settings for a server context.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct TicketConfig {
     /// Tickets at all (TLS 1.2 tickets and TLS 1.3 resumption).
     pub enabled: bool,
     /// Tickets sent after a TLS 1.3 handshake (OpenSSL's default is 2).
     pub tls13_tickets: usize,
+    /// A per-connection choice of key ring (the policy's per-rule ticket keys).
     pub name_override: Option<NameOverride>,
 }
 

@@ -106,6 +106,7 @@ pub(crate) fn is_yaml(path: &Path) -> bool {
 
 /// Path settings for sources whose entries name files relatively.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct SourceOptions {
     /// Where relative `ssl_cert_name`/`ssl_ca_name` paths of an ssl_multicert.config point
     /// (ATS `proxy.config.ssl.server.cert.path`); default: the config file's directory.
@@ -127,6 +128,7 @@ pub enum KeyDialog {
 /// The local address an entry is selected by (`dest_ip`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DestIp {
+    /// The local address.
     pub addr: IpAddr,
     /// `None`: any port.
     pub port: Option<u16>,
@@ -137,6 +139,7 @@ pub struct DestIp {
 pub struct EntrySpec {
     /// The configuration file (or, for a directory, the certificate file) and line.
     pub origin: PathBuf,
+    /// The line in `origin`, when it is a configuration file.
     pub line: Option<u32>,
     /// One certificate file per chain (RSA and/or ECDSA); a chain may follow the leaf in the file.
     pub certs: Vec<PathBuf>,
@@ -151,13 +154,17 @@ pub struct EntrySpec {
     pub filtered: bool,
     /// Names this entry's wildcards must not cover (crt-list `!name`).
     pub exclusions: Vec<String>,
+    /// Serve the entry to connections on this local address (ATS `dest_ip`).
     pub dest_ip: Option<DestIp>,
     /// The entry for connections nothing else matches (`dest_ip=*`, crt-list filter `*`).
     pub default: bool,
     /// Do not terminate TLS for this entry's addresses (ATS `action=tunnel`).
     pub tunnel: bool,
+    /// How to get the passphrase of an encrypted key (ATS `ssl_key_dialog`).
     pub key_dialog: Option<KeyDialog>,
+    /// Session tickets for this entry (ATS `ssl_ticket_enabled`); `None`: the listener's setting.
     pub ticket_enabled: Option<bool>,
+    /// TLS 1.3 tickets sent after a full handshake (ATS `ssl_ticket_number`).
     pub ticket_number: Option<u32>,
     /// The OCSP response file (`ssl_ocsp_name`, crt-list `ocsp`).
     pub ocsp: Option<PathBuf>,

@@ -92,10 +92,8 @@ fn every_bad_entry_is_reported_by_file_and_every_good_entry_served() {
          ssl_cert_name=p384.crt ssl_key_name=p384.key\n\
          ssl_cert_name=shell.pem ssl_key_dialog=\"exec:/bin/sh -c 'echo -n two words'\"\n",
     );
-    let opts = LoadOptions {
-        passphrase: Some(Zeroizing::new("builtin-pass".into())),
-        ..Default::default()
-    };
+    let mut opts = LoadOptions::default();
+    opts.passphrase = Some(Zeroizing::new("builtin-pass".into()));
     let (store, report) = CertStore::load(vec![Source::Multicert(config)], opts).unwrap();
 
     let errors: Vec<String> = report.errors().map(|p| p.to_string()).collect();

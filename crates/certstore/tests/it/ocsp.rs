@@ -99,10 +99,8 @@ fn good_responses_are_stapled_and_bad_ones_never() {
 fn an_expired_response_is_not_stapled() {
     let (_dir, list) = setup();
     // Judged ten days on, the responder's 7-day responses are past their nextUpdate.
-    let options = LoadOptions {
-        now: Some(unix_now() + 10 * 86_400),
-        ..LoadOptions::default()
-    };
+    let mut options = LoadOptions::default();
+    options.now = Some(unix_now() + 10 * 86_400);
     let (store, _) = CertStore::load(vec![Source::CrtList(list)], options).unwrap();
     let store = Arc::new(store);
     let addr = serve(Arc::clone(&store), "127.0.0.1:0");
@@ -185,15 +183,14 @@ fn responses_are_fetched_from_the_responder_the_certificate_names_and_refreshed(
     );
 
     let mut responder = Some(start_responder(d, port, &["-ndays", "7"]));
-    let updater = OcspUpdater::spawn(
-        &store,
-        UpdateOptions {
-            default_on: true,
-            min_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(1),
-            timeout: Duration::from_secs(5),
-        },
-    )
+    let updater = OcspUpdater::spawn(&store, {
+        let mut o = UpdateOptions::default();
+        o.default_on = true;
+        o.min_delay = Duration::from_millis(500);
+        o.max_delay = Duration::from_secs(1);
+        o.timeout = Duration::from_secs(5);
+        o
+    })
     .unwrap();
     eventually(20, "three responses fetched", || {
         updater.stats().fetched >= 3

@@ -49,13 +49,11 @@ fn mixed_set() -> (Pki, std::path::PathBuf) {
 fn every_loaded_entry_is_accepted_by_openssl() {
     let (_pki, config) = mixed_set();
     for openssl_verify in [false, true] {
-        let opts = LoadOptions {
-            passphrase: Some(Zeroizing::new("pw".into())),
-            openssl_verify,
-            // Smaller than two entries: the shared cache holds one at a time.
-            cache_bytes: Some(1),
-            ..Default::default()
-        };
+        let mut opts = LoadOptions::default();
+        opts.passphrase = Some(Zeroizing::new("pw".into()));
+        opts.openssl_verify = openssl_verify;
+        // Smaller than two entries: the shared cache holds one at a time.
+        opts.cache_bytes = Some(1);
         let (store, report) =
             CertStore::load(vec![Source::Multicert(config.clone())], opts).unwrap();
         assert_eq!(

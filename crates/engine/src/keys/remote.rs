@@ -44,6 +44,7 @@ fn md(hash: Hash) -> Option<&'static MdRef> {
 pub struct SignRequest {
     /// The key, by the SKI of its certificate's public key.
     pub ski: Ski,
+    /// The signature scheme: algorithm, hash and padding.
     pub scheme: Scheme,
     /// The digest to sign (already hashed by OpenSSL).
     pub digest: Vec<u8>,
@@ -73,6 +74,7 @@ pub type Done = Box<dyn FnOnce(Result<Vec<u8>, EngineError>) + Send + 'static>;
 /// during an OpenSSL handshake: on the handshake's thread in blocking mode, on the
 /// `edgetls-remote` thread in async mode (never on an async job's small stack).
 pub trait RemoteKey: Send + Sync + std::fmt::Debug + 'static {
+    /// Starts the operation; `done` receives the signature or the error.
     fn start(&self, request: SignRequest, done: Done);
 }
 
@@ -83,6 +85,7 @@ pub struct KeylessKey {
 }
 
 impl KeylessKey {
+    /// Keys served through `client`: each request names its key by SKI.
     pub fn new(client: Arc<KeylessClient>) -> KeylessKey {
         KeylessKey { client }
     }
@@ -122,6 +125,7 @@ impl std::fmt::Debug for LocalSigner {
 }
 
 impl LocalSigner {
+    /// A signer holding `key` in this process.
     pub fn new(key: PKey<Private>) -> LocalSigner {
         LocalSigner { key }
     }

@@ -25,6 +25,7 @@ impl std::fmt::Debug for StoreKeys {
 }
 
 impl StoreKeys {
+    /// Every certificate without a key of its own is served by `remote`, by its SKI.
     pub fn new(remote: Arc<dyn RemoteKey>) -> StoreKeys {
         StoreKeys { remote }
     }

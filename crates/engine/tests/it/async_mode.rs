@@ -10,10 +10,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 fn delayed(delay: Duration) -> ServerOptions {
-    ServerOptions {
-        delay,
-        ..ServerOptions::default()
-    }
+    let mut o = ServerOptions::default();
+    o.delay = delay;
+    o
 }
 
 /// Waits until `cond` holds, up to `limit`.

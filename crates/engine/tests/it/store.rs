@@ -44,10 +44,8 @@ fn certificates_without_keys_are_served_with_the_key_servers_keys() {
     let text = format!("{:?}", report.problems);
     assert!(text.contains("no key server configured"), "{text}");
 
-    let opts = LoadOptions {
-        remote_keys: Some(Arc::new(StoreKeys::new(remote))),
-        ..LoadOptions::default()
-    };
+    let mut opts = LoadOptions::default();
+    opts.remote_keys = Some(Arc::new(StoreKeys::new(remote)));
     let (store, report) = CertStore::load(vec![Source::Dir(dir.path().into())], opts).unwrap();
     assert_eq!((report.loaded, report.failed), (3, 0), "{report:?}");
     let store = Arc::new(store);

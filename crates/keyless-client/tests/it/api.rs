@@ -125,10 +125,8 @@ fn server_errors_are_final_and_say_who_answered_what() {
 #[test]
 fn callback_and_fd_submission_from_plain_threads() {
     let (pki, keys) = setup();
-    let opts = ServerOptions {
-        delay: Duration::from_millis(200),
-        ..ServerOptions::default()
-    };
+    let mut opts = ServerOptions::default();
+    opts.delay = Duration::from_millis(200);
     let server = start(&pki, Authz::open(), opts);
     let c = client(&pki, &[server.addr], |_| {});
     let submitted = c
@@ -161,10 +159,8 @@ fn callback_and_fd_submission_from_plain_threads() {
 #[test]
 fn a_full_queue_is_a_clear_error_not_a_wait() {
     let (pki, keys) = setup();
-    let opts = ServerOptions {
-        delay: Duration::from_millis(300),
-        ..ServerOptions::default()
-    };
+    let mut opts = ServerOptions::default();
+    opts.delay = Duration::from_millis(300);
     let server = start(&pki, Authz::open(), opts);
     let c = client(&pki, &[server.addr], |cfg| cfg.max_in_flight = 5);
     assert!(c.wait_connected(2, Duration::from_secs(5)));

@@ -125,14 +125,11 @@ fn with_every_server_down_requests_fail_within_their_deadline() {
 fn a_hung_server_gets_no_traffic_after_its_health_check_fails() {
     let (pki, keys) = setup();
     // Accepts connections and requests, answers nothing for 10 s.
-    let hung = start(
-        &pki,
-        Authz::open(),
-        ServerOptions {
-            delay: Duration::from_secs(10),
-            ..ServerOptions::default()
-        },
-    );
+    let hung = start(&pki, Authz::open(), {
+        let mut o = ServerOptions::default();
+        o.delay = Duration::from_secs(10);
+        o
+    });
     let good = start(&pki, Authz::open(), ServerOptions::default());
     let c = client(&pki, &[hung.addr, good.addr], |cfg| {
         cfg.request_timeout = Duration::from_secs(2)

@@ -10,10 +10,8 @@ use std::time::Duration;
 #[test]
 fn ten_thousand_requests_in_flight_all_succeed() {
     let (pki, keys) = setup();
-    let opts = ServerOptions {
-        delay: Duration::from_millis(20),
-        ..ServerOptions::default()
-    };
+    let mut opts = ServerOptions::default();
+    opts.delay = Duration::from_millis(20);
     let server = start(&pki, Authz::open(), opts);
     let c = client(&pki, &[server.addr], |cfg| {
         cfg.request_timeout = Duration::from_secs(30)

@@ -36,6 +36,7 @@ impl std::fmt::Debug for FileKey {
 }
 
 impl FileKey {
+    /// The key file.
     pub fn path(&self) -> &Path {
         &self.path
     }

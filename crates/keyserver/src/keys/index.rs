@@ -89,10 +89,12 @@ impl KeyIndex {
         by_name.or_else(|| op.server_ip.and_then(|ip| self.by_ip.get(&ip)))
     }
 
+    /// Keys indexed.
     pub fn len(&self) -> usize {
         self.by_ski.len()
     }
 
+    /// Whether no key is indexed.
     pub fn is_empty(&self) -> bool {
         self.by_ski.is_empty()
     }

@@ -20,8 +20,17 @@ use std::sync::Arc;
 /// What kind of key, for choosing and checking operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
-    Rsa { bits: u32 },
-    Ecdsa { curve: Nid },
+    /// RSA.
+    Rsa {
+        /// The modulus size in bits.
+        bits: u32,
+    },
+    /// ECDSA.
+    Ecdsa {
+        /// The curve.
+        curve: Nid,
+    },
+    /// Ed25519.
     Ed25519,
 }
 
@@ -53,9 +62,11 @@ pub type DeviceJob = Box<dyn FnOnce(bool) + Send>;
 pub trait PrivateKey: Send + Sync + std::fmt::Debug {
     /// The SHA-1 of its SubjectPublicKeyInfo, as keyless clients name keys.
     fn ski(&self) -> Ski;
+    /// What kind of key it is.
     fn kind(&self) -> KeyKind;
     /// Where it lives, for messages: a file path or a PKCS#11 URI.
     fn origin(&self) -> String;
+    /// Where the server should run its operations.
     fn cost(&self) -> Cost;
     /// Signs `input`: a digest of `scheme`'s hash, or for Ed25519 the message itself. A
     /// scheme the key cannot do is `ErrorCode::CRYPTO`, as gokeyless answers.
@@ -74,9 +85,11 @@ pub trait PrivateKey: Send + Sync + std::fmt::Debug {
 /// A place keys are found: by SKI, else by the legacy RSA digest; a request naming neither,
 /// by the server name it carries (exact, then `*.domain`), else by its server IP.
 pub trait KeyStore: Send + Sync + std::fmt::Debug {
+    /// The key `op` names, if this store has it.
     fn find(&self, op: &Operation) -> Option<Arc<dyn PrivateKey>>;
     /// How many keys it serves.
     fn len(&self) -> usize;
+    /// Whether it serves no key.
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -91,26 +104,32 @@ pub struct KeySet {
 }
 
 impl KeySet {
+    /// The stores, asked in this order.
     pub fn new(stores: Vec<Arc<dyn KeyStore>>) -> KeySet {
         KeySet { stores }
     }
 
+    /// Adds a store, asked after the others.
     pub fn push(&mut self, store: Arc<dyn KeyStore>) {
         self.stores.push(store);
     }
 
+    /// The key `op` names, from the first store that has it.
     pub fn find(&self, op: &Operation) -> Option<Arc<dyn PrivateKey>> {
         self.stores.iter().find_map(|s| s.find(op))
     }
 
+    /// Keys served, all stores together.
     pub fn len(&self) -> usize {
         self.stores.iter().map(|s| s.len()).sum()
     }
 
+    /// Whether no store serves a key.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// The stores, in order.
     pub fn stores(&self) -> &[Arc<dyn KeyStore>] {
         &self.stores
     }

@@ -217,10 +217,8 @@ fn rsa_decrypt_returns_the_padded_block_raw_decrypt_the_number_and_strip_the_mes
     server.shutdown();
 
     // The older C key server's behaviour: padding removed.
-    let opts = ServerOptions {
-        strip_rsa_padding: true,
-        ..ServerOptions::default()
-    };
+    let mut opts = ServerOptions::default();
+    opts.strip_rsa_padding = true;
     let server = start(&pki, Authz::open(), opts);
     let mut c = connect(&pki, server.addr, Some("edge-1")).unwrap();
     assert_eq!(

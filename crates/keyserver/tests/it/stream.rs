@@ -34,14 +34,11 @@ fn malformed_frames_get_format_errors_and_the_connection_goes_on() {
     // Garbage that promises a long body and never sends it: the connection is closed after
     // the read timeout, the server carries on.
     drop(c);
-    let server2 = start(
-        &pki,
-        Authz::open(),
-        ServerOptions {
-            read_timeout: Duration::from_millis(300),
-            ..ServerOptions::default()
-        },
-    );
+    let server2 = start(&pki, Authz::open(), {
+        let mut o = ServerOptions::default();
+        o.read_timeout = Duration::from_millis(300);
+        o
+    });
     let mut c = connect(&pki, server2.addr, Some("edge-1")).unwrap();
     c.send_raw(&[1, 0, 0xff, 0xff, 0, 0, 0, 1, 0x11, 0x00]);
     assert!(
@@ -104,10 +101,8 @@ fn many_pipelined_requests_are_all_answered_each_by_its_id() {
 #[test]
 fn graceful_shutdown_answers_what_is_in_flight_then_closes() {
     let (pki, keys) = setup();
-    let opts = ServerOptions {
-        delay: Duration::from_millis(300),
-        ..ServerOptions::default()
-    };
+    let mut opts = ServerOptions::default();
+    opts.delay = Duration::from_millis(300);
     let server = start(&pki, Authz::open(), opts);
     let addr = server.addr;
     let mut c = connect(&pki, addr, Some("edge-1")).unwrap();

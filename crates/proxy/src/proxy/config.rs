@@ -309,24 +309,22 @@ impl Config {
             duration_in("server", v, field, default)
         };
         let ocsp_update = {
-            let d = edgetls_certstore::UpdateOptions::default();
+            let mut o = edgetls_certstore::UpdateOptions::default();
             let c = &raw.certificates;
-            edgetls_certstore::UpdateOptions {
-                default_on: c.ocsp_update.unwrap_or(d.default_on),
-                min_delay: duration_in(
-                    "certificates",
-                    &c.ocsp_update_min_delay,
-                    "ocsp_update_min_delay",
-                    d.min_delay,
-                )?,
-                max_delay: duration_in(
-                    "certificates",
-                    &c.ocsp_update_max_delay,
-                    "ocsp_update_max_delay",
-                    d.max_delay,
-                )?,
-                timeout: d.timeout,
-            }
+            o.default_on = c.ocsp_update.unwrap_or(o.default_on);
+            o.min_delay = duration_in(
+                "certificates",
+                &c.ocsp_update_min_delay,
+                "ocsp_update_min_delay",
+                o.min_delay,
+            )?;
+            o.max_delay = duration_in(
+                "certificates",
+                &c.ocsp_update_max_delay,
+                "ocsp_update_max_delay",
+                o.max_delay,
+            )?;
+            o
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let workers = raw.server.workers.unwrap_or(cores);

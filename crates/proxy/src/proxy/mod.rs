@@ -68,10 +68,8 @@ pub(crate) fn run(args: &ProxyArgs) -> ExitCode {
 
 /// Everything the proxy serves, and the certificate store's load report.
 fn setup(config: Config) -> Result<(Shared, edgetls_certstore::Report), CliError> {
-    let mut opts = LoadOptions {
-        cache_bytes: Some(config.cache_bytes),
-        ..LoadOptions::default()
-    };
+    let mut opts = LoadOptions::default();
+    opts.cache_bytes = Some(config.cache_bytes);
     let mut remote_keys = false;
     let mut keyless_metrics = None;
     if let Some(k) = &config.keyless {

@@ -111,15 +111,14 @@ pub(crate) fn header_for_origin(
         let entry = c.subject_name().entries_by_nid(Nid::COMMONNAME).next()?;
         entry.data().to_string().ok()
     });
-    let facts = TlsFacts {
-        alpn: ssl.selected_alpn_protocol().map(<[u8]>::to_vec),
-        sni: ssl.servername(NameType::HOST_NAME).map(str::to_string),
-        version: Some(ssl.version_str().to_string()),
-        cipher: ssl.current_cipher().map(|c| c.name().to_string()),
-        client_cert: cert.is_some(),
-        verified: cert.is_some() && ssl.verify_result() == X509VerifyResult::OK,
-        cn,
-    };
+    let mut facts = TlsFacts::default();
+    facts.alpn = ssl.selected_alpn_protocol().map(<[u8]>::to_vec);
+    facts.sni = ssl.servername(NameType::HOST_NAME).map(str::to_string);
+    facts.version = Some(ssl.version_str().to_string());
+    facts.cipher = ssl.current_cipher().map(|c| c.name().to_string());
+    facts.client_cert = cert.is_some();
+    facts.verified = cert.is_some() && ssl.verify_result() == X509VerifyResult::OK;
+    facts.cn = cn;
     let mut out = Vec::with_capacity(128);
     encode_v2(client, local, Some(&facts), &mut out);
     out

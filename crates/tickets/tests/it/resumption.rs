@@ -101,10 +101,7 @@ fn rotating(clock: &Arc<ManualClock>) -> Arc<TicketKeys> {
                 KeySize::Aes256,
             )
             .unwrap(),
-            RingOptions {
-                grace: 0,
-                refresh_every: 0,
-            },
+            RingOptions::new(0, 0),
             Arc::clone(clock),
         )
         .unwrap(),
@@ -219,10 +216,8 @@ fn tickets_disabled_means_no_ticket_extension_and_no_tls13_tickets() {
         )
         .unwrap(),
     );
-    let off = TicketConfig {
-        enabled: false,
-        ..TicketConfig::default()
-    };
+    let mut off = TicketConfig::default();
+    off.enabled = false;
     let on = server(&c, &k, Arc::clone(&keys));
     let disabled = server_with(&c, &k, Arc::clone(&keys), &off);
     let with = s_client(on.addr, "-tls1_2", None, None, &["-tlsextdebug"]);
@@ -253,12 +248,10 @@ fn a_per_name_override_turns_tickets_off_for_that_name_only() {
         )
         .unwrap(),
     );
-    let config = TicketConfig {
-        name_override: Some(Arc::new(|name: Option<&str>| {
-            (name == Some("private.test")).then_some(false)
-        })),
-        ..TicketConfig::default()
-    };
+    let mut config = TicketConfig::default();
+    config.name_override = Some(Arc::new(|name: Option<&str>| {
+        (name == Some("private.test")).then_some(false)
+    }));
     let srv = server_with(&c, &k, Arc::clone(&keys), &config);
     let dir = tempfile::tempdir().unwrap();
     let sess = dir.path().join("s");
@@ -307,15 +300,13 @@ fn a_panicking_override_costs_that_connection_its_ticket_not_the_process() {
         )
         .unwrap(),
     );
-    let config = TicketConfig {
-        name_override: Some(Arc::new(|name: Option<&str>| {
-            if name == Some("panics.test") {
-                panic!("an override that panics");
-            }
-            None
-        })),
-        ..TicketConfig::default()
-    };
+    let mut config = TicketConfig::default();
+    config.name_override = Some(Arc::new(|name: Option<&str>| {
+        if name == Some("panics.test") {
+            panic!("an override that panics");
+        }
+        None
+    }));
     let srv = server_with(&c, &k, Arc::clone(&keys), &config);
     for _ in 0..3 {
         let out = s_client(

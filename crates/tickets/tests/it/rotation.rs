@@ -13,10 +13,7 @@ const T0: u64 = 1_800_000_000 - 1_800_000_000 % HOUR; // the start of an hour
 fn derived(secret: &[u8], clock: &Arc<ManualClock>) -> TicketKeys {
     TicketKeys::with_clock(
         DerivedSource::new(secret, HOUR, HOUR / 2, KeySize::Aes256).unwrap(),
-        RingOptions {
-            grace: 0,
-            refresh_every: 0,
-        },
+        RingOptions::new(0, 0),
         Arc::clone(clock),
     )
     .unwrap()
@@ -69,10 +66,7 @@ fn a_rewritten_key_file_keeps_the_old_keys_for_the_grace_window() {
     let clock = Arc::new(ManualClock::new(T0));
     let keys = TicketKeys::with_clock(
         FileSource::new(&path, Format::Ats),
-        RingOptions {
-            grace: 600,
-            refresh_every: 5,
-        },
+        RingOptions::new(600, 5),
         Arc::clone(&clock),
     )
     .unwrap();

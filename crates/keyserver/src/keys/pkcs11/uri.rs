@@ -16,15 +16,25 @@ use std::path::PathBuf;
 /// A parsed `pkcs11:` URI.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Pkcs11Uri {
+    /// `token`: the token's label.
     pub token: Option<String>,
+    /// `manufacturer`: the token's manufacturer.
     pub manufacturer: Option<String>,
+    /// `serial`: the token's serial number.
     pub serial: Option<String>,
+    /// `model`: the token's model.
     pub model: Option<String>,
+    /// `slot-id`: the slot number.
     pub slot_id: Option<u64>,
+    /// `slot-description`.
     pub slot_description: Option<String>,
+    /// `slot-manufacturer`.
     pub slot_manufacturer: Option<String>,
+    /// `object`: the key's label (`CKA_LABEL`).
     pub object: Option<String>,
+    /// `id`: the key's `CKA_ID`.
     pub id: Option<Vec<u8>>,
+    /// `module-path`: the PKCS#11 library to load (required).
     pub module_path: PathBuf,
     pin: Option<Pin>,
     /// The URI as given, with any `pin-value` hidden: for messages.
