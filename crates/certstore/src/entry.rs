@@ -28,7 +28,7 @@ impl Chain {
         self.key_type
     }
 
-    /// Whether the key is held elsewhere (see [`crate::RemoteKeys`]).
+    /// Whether the key is held elsewhere (see [`crate::KeySource`]).
     pub fn is_remote(&self) -> bool {
         self.key.is_remote()
     }

@@ -37,7 +37,7 @@ impl std::fmt::Debug for KeyMaterial {
 }
 
 impl KeyMaterial {
-    /// Builds the OpenSSL key; `None` for a remote key (made by [`crate::RemoteKeys`]).
+    /// Builds the OpenSSL key; `None` for a remote key (made by [`crate::KeySource`]).
     pub(crate) fn to_pkey(&self) -> Option<Result<PKey<Private>, openssl::error::ErrorStack>> {
         Some(match self {
             KeyMaterial::Ec(der) => ec_pkey(der),

@@ -82,7 +82,7 @@ pub use index::MatchKind;
 pub use load::{LoadOptions, Progress};
 pub use ocsp_update::{OcspUpdater, UpdateOptions, UpdateStats};
 pub use prepared::{CacheStats, DEFAULT_CACHE_BYTES, PreparedCache};
-pub use remote::RemoteKeys;
+pub use remote::KeySource;
 pub use report::Report;
 pub use snapshot::{Selected, Served, Snapshot};
 pub use source::{EntrySpec, Source, SourceOptions};

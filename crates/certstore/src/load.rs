@@ -41,8 +41,8 @@ pub struct LoadOptions {
     /// exact parse the handshake will do.
     pub openssl_verify: bool,
     /// Where keys come from for certificates that have none of their own (see
-    /// [`RemoteKeys`](crate::RemoteKeys)). Without it such a certificate is an error.
-    pub remote_keys: Option<Arc<dyn crate::RemoteKeys>>,
+    /// [`KeySource`](crate::KeySource)). Without it such a certificate is an error.
+    pub remote_keys: Option<Arc<dyn crate::KeySource>>,
     /// The memory budget, bytes, of the entries' OpenSSL objects shared by every thread
     /// (`None`: [`DEFAULT_CACHE_BYTES`](crate::DEFAULT_CACHE_BYTES), 1 GiB).
     pub cache_bytes: Option<usize>,
@@ -436,6 +436,7 @@ impl Ctx<'_> {
 
 /// Validates one bundle held in memory (certificates and key in one PEM text) exactly as the
 /// loader validates a `.pem` file. For the fuzzers.
+#[cfg(feature = "fuzzing")]
 pub(crate) fn check_bundle(bytes: &[u8]) -> Result<usize, CertStoreError> {
     let path = PathBuf::from("bundle.pem");
     let spec = EntrySpec {

@@ -12,7 +12,7 @@
 use crate::entry::Entry;
 use crate::error::CertStoreError;
 use crate::ocsp::{self, OcspCheck, OcspState};
-use crate::remote::RemoteKeys;
+use crate::remote::KeySource;
 use crate::ssl::{Materialized, ReadyChain};
 use lru::LruCache;
 use openssl::stack::Stack;
@@ -135,7 +135,7 @@ impl PreparedCache {
     pub fn get(
         &self,
         entry: &Entry,
-        remote: Option<&Arc<dyn RemoteKeys>>,
+        remote: Option<&Arc<dyn KeySource>>,
     ) -> Result<Arc<Materialized>, CertStoreError> {
         if let Some(hit) = self.shard(entry.id).lru.get(&entry.id) {
             self.hits.fetch_add(1, Relaxed);
@@ -166,7 +166,7 @@ impl PreparedCache {
     pub(crate) fn rebuild_if_cached(
         &self,
         entry: &Entry,
-        remote: Option<&Arc<dyn RemoteKeys>>,
+        remote: Option<&Arc<dyn KeySource>>,
     ) -> Result<(), CertStoreError> {
         if !self.shard(entry.id).lru.contains(&entry.id) {
             return Ok(());
@@ -340,7 +340,7 @@ impl PreparedCache {
     fn build(
         &self,
         entry: &Entry,
-        remote: Option<&Arc<dyn RemoteKeys>>,
+        remote: Option<&Arc<dyn KeySource>>,
     ) -> Result<Materialized, CertStoreError> {
         let mut uses_remote = false;
         let mut chains = Vec::with_capacity(entry.chains.len());

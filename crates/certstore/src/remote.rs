@@ -3,7 +3,7 @@
 //! With [`LoadOptions::remote_keys`](crate::LoadOptions) set, a certificate that comes without
 //! a private key (no key file, no key block in its bundle) is loaded as a remote-key entry: the
 //! key is the one whose public half the leaf certifies, identified on the key server by the
-//! SKI of that public key. The handshake asks the [`RemoteKeys`] for an OpenSSL key object
+//! SKI of that public key. The handshake asks the [`KeySource`] for an OpenSSL key object
 //! (once per entry and thread, cached with the entry's other OpenSSL objects).
 
 use openssl::pkey::{PKey, Private};
@@ -12,7 +12,7 @@ use openssl::x509::X509Ref;
 
 /// Makes private keys for certificates whose key is held elsewhere (implemented by
 /// `edgetls-engine` for keys on a key server).
-pub trait RemoteKeys: Send + Sync + 'static {
+pub trait KeySource: Send + Sync + 'static {
     /// A key object for `leaf` whose private operations happen remotely.
     fn private_key(&self, leaf: &X509Ref) -> Result<PKey<Private>, String>;
 

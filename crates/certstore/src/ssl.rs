@@ -12,7 +12,7 @@ use crate::cert::{KeyType, KeyTypes};
 use crate::error::CertStoreError;
 use crate::ffi;
 use crate::ocsp::{OcspCheck, OcspState};
-use crate::remote::RemoteKeys;
+use crate::remote::KeySource;
 use crate::store::CertStore;
 use foreign_types::{ForeignType, ForeignTypeRef};
 use openssl::error::ErrorStack;
@@ -67,11 +67,11 @@ impl ReadyChain {
 pub struct Materialized {
     chains: Vec<ReadyChain>,
     /// Set when a chain's key is remote: prepares the connection for it.
-    remote: Option<Arc<dyn RemoteKeys>>,
+    remote: Option<Arc<dyn KeySource>>,
 }
 
 impl Materialized {
-    pub(crate) fn new(chains: Vec<ReadyChain>, remote: Option<Arc<dyn RemoteKeys>>) -> Self {
+    pub(crate) fn new(chains: Vec<ReadyChain>, remote: Option<Arc<dyn KeySource>>) -> Self {
         Materialized { chains, remote }
     }
 

@@ -140,74 +140,81 @@ unsafe extern "C" {
 
 /// The ENGINE shim's declarations (feature `engine`; OpenSSL 3.x only).
 #[cfg(feature = "engine")]
-pub mod engine {
+pub(crate) mod engine {
     use libc::{c_char, c_int, c_void, size_t};
     use openssl_sys::{EVP_MD, EVP_PKEY, EVP_PKEY_CTX};
 
     /// `ENGINE` (opaque).
     #[repr(C)]
-    pub struct ENGINE {
+    pub(crate) struct ENGINE {
         _private: [u8; 0],
     }
 
     /// `EVP_PKEY_METHOD` (opaque).
     #[repr(C)]
-    pub struct EVP_PKEY_METHOD {
+    pub(crate) struct EVP_PKEY_METHOD {
         _private: [u8; 0],
     }
 
-    pub type SignInit = unsafe extern "C" fn(ctx: *mut EVP_PKEY_CTX) -> c_int;
-    pub type Sign = unsafe extern "C" fn(
+    pub(crate) type SignInit = unsafe extern "C" fn(ctx: *mut EVP_PKEY_CTX) -> c_int;
+    pub(crate) type Sign = unsafe extern "C" fn(
         ctx: *mut EVP_PKEY_CTX,
         sig: *mut u8,
         siglen: *mut size_t,
         tbs: *const u8,
         tbslen: size_t,
     ) -> c_int;
-    pub type PkeyMeths = unsafe extern "C" fn(
+    pub(crate) type PkeyMeths = unsafe extern "C" fn(
         e: *mut ENGINE,
         pmeth: *mut *mut EVP_PKEY_METHOD,
         nids: *mut *const c_int,
         nid: c_int,
     ) -> c_int;
     /// `CRYPTO_EX_INDEX_EVP_PKEY`.
-    pub const CRYPTO_EX_INDEX_EVP_PKEY: c_int = 17;
+    pub(crate) const CRYPTO_EX_INDEX_EVP_PKEY: c_int = 17;
     /// `EVP_PKEY_FLAG_AUTOARGLEN`: OpenSSL answers "how long is the signature" itself.
-    pub const EVP_PKEY_FLAG_AUTOARGLEN: c_int = 2;
+    pub(crate) const EVP_PKEY_FLAG_AUTOARGLEN: c_int = 2;
     /// `RSA_PSS_SALTLEN_DIGEST`: salt as long as the hash (what TLS uses).
-    pub const RSA_PSS_SALTLEN_DIGEST: c_int = -1;
+    pub(crate) const RSA_PSS_SALTLEN_DIGEST: c_int = -1;
 
     unsafe extern "C" {
-        pub fn ENGINE_new() -> *mut ENGINE;
-        pub fn ENGINE_free(e: *mut ENGINE) -> c_int;
-        pub fn ENGINE_set_id(e: *mut ENGINE, id: *const c_char) -> c_int;
-        pub fn ENGINE_set_name(e: *mut ENGINE, name: *const c_char) -> c_int;
-        pub fn ENGINE_set_pkey_meths(e: *mut ENGINE, f: Option<PkeyMeths>) -> c_int;
-        pub fn ENGINE_add(e: *mut ENGINE) -> c_int;
-        pub fn ENGINE_init(e: *mut ENGINE) -> c_int;
-        pub fn EVP_PKEY_set1_engine(pkey: *mut EVP_PKEY, e: *mut ENGINE) -> c_int;
+        pub(crate) fn ENGINE_new() -> *mut ENGINE;
+        pub(crate) fn ENGINE_free(e: *mut ENGINE) -> c_int;
+        pub(crate) fn ENGINE_set_id(e: *mut ENGINE, id: *const c_char) -> c_int;
+        pub(crate) fn ENGINE_set_name(e: *mut ENGINE, name: *const c_char) -> c_int;
+        pub(crate) fn ENGINE_set_pkey_meths(e: *mut ENGINE, f: Option<PkeyMeths>) -> c_int;
+        pub(crate) fn ENGINE_add(e: *mut ENGINE) -> c_int;
+        pub(crate) fn ENGINE_init(e: *mut ENGINE) -> c_int;
+        pub(crate) fn EVP_PKEY_set1_engine(pkey: *mut EVP_PKEY, e: *mut ENGINE) -> c_int;
 
-        pub fn EVP_PKEY_meth_new(id: c_int, flags: c_int) -> *mut EVP_PKEY_METHOD;
-        pub fn EVP_PKEY_meth_find(kind: c_int) -> *const EVP_PKEY_METHOD;
-        pub fn EVP_PKEY_meth_copy(dst: *mut EVP_PKEY_METHOD, src: *const EVP_PKEY_METHOD);
-        pub fn EVP_PKEY_meth_get_sign(
+        pub(crate) fn EVP_PKEY_meth_new(id: c_int, flags: c_int) -> *mut EVP_PKEY_METHOD;
+        pub(crate) fn EVP_PKEY_meth_find(kind: c_int) -> *const EVP_PKEY_METHOD;
+        pub(crate) fn EVP_PKEY_meth_copy(dst: *mut EVP_PKEY_METHOD, src: *const EVP_PKEY_METHOD);
+        pub(crate) fn EVP_PKEY_meth_get_sign(
             pmeth: *const EVP_PKEY_METHOD,
             sign_init: *mut Option<SignInit>,
             sign: *mut Option<Sign>,
         );
-        pub fn EVP_PKEY_meth_set_sign(
+        pub(crate) fn EVP_PKEY_meth_set_sign(
             pmeth: *mut EVP_PKEY_METHOD,
             sign_init: Option<SignInit>,
             sign: Option<Sign>,
         );
 
-        pub fn EVP_PKEY_CTX_get0_pkey(ctx: *mut EVP_PKEY_CTX) -> *mut EVP_PKEY;
-        pub fn EVP_PKEY_CTX_get_signature_md(
+        pub(crate) fn EVP_PKEY_CTX_get0_pkey(ctx: *mut EVP_PKEY_CTX) -> *mut EVP_PKEY;
+        pub(crate) fn EVP_PKEY_CTX_get_signature_md(
             ctx: *mut EVP_PKEY_CTX,
             md: *mut *const EVP_MD,
         ) -> c_int;
-        pub fn EVP_PKEY_CTX_get_rsa_pss_saltlen(ctx: *mut EVP_PKEY_CTX, len: *mut c_int) -> c_int;
-        pub fn EVP_PKEY_set_ex_data(key: *mut EVP_PKEY, idx: c_int, arg: *mut c_void) -> c_int;
-        pub fn EVP_PKEY_get_ex_data(key: *const EVP_PKEY, idx: c_int) -> *mut c_void;
+        pub(crate) fn EVP_PKEY_CTX_get_rsa_pss_saltlen(
+            ctx: *mut EVP_PKEY_CTX,
+            len: *mut c_int,
+        ) -> c_int;
+        pub(crate) fn EVP_PKEY_set_ex_data(
+            key: *mut EVP_PKEY,
+            idx: c_int,
+            arg: *mut c_void,
+        ) -> c_int;
+        pub(crate) fn EVP_PKEY_get_ex_data(key: *const EVP_PKEY, idx: c_int) -> *mut c_void;
     }
 }

@@ -79,7 +79,9 @@ pub use keys::connection::ConnectionInfo;
 pub use keys::key::engine_remote_pkey;
 pub use keys::key::{remote_pkey, ski_of};
 pub use keys::provider;
-pub use keys::remote::{Done, Hash, KeylessKey, LocalSigner, RemoteKey, Scheme, SignRequest};
+pub use keys::remote::{
+    Done, HashAlgorithm, KeylessKey, LocalSigner, RemoteKey, SignRequest, SignScheme,
+};
 pub use keys::store::StoreKeys;
 pub use keys::wait::{Stats, stats, take_last_error};
 pub use stream::{DIRECT, HOLD, TlsStream, Transport};

@@ -16,7 +16,7 @@ use tokio::sync::{Notify, watch};
 
 /// Which signature a sign request asks for (the protocol's [`SignScheme`](edgetls_keyless_proto::SignScheme), whose one table
 /// gives the opcode).
-pub use edgetls_keyless_proto::SignScheme as SignAlgorithm;
+pub use edgetls_keyless_proto::SignScheme;
 
 struct Inner {
     config: Arc<ClientConfig>,
@@ -106,7 +106,7 @@ impl KeylessClient {
     pub async fn sign(
         &self,
         key: Ski,
-        algorithm: SignAlgorithm,
+        algorithm: SignScheme,
         digest: &[u8],
     ) -> Result<Vec<u8>, ClientError> {
         Ok(self

@@ -9,14 +9,14 @@
 //! ([`KeylessClient::submit_fd`]) all use it.
 //!
 //! ```no_run
-//! use edgetls_keyless_client::{ClientConfig, KeylessClient, ServerSpec, SignAlgorithm};
+//! use edgetls_keyless_client::{ClientConfig, KeylessClient, ServerSpec, SignScheme};
 //! use edgetls_keyless_proto::{Hash, Ski};
 //!
 //! let servers = vec![ServerSpec::new("10.0.0.5:2407", "keys.example.net")];
 //! let client = KeylessClient::new(ClientConfig::new(servers, "edge.pem", "edge.key", "keyserver-ca.pem"))?;
 //! let ski = Ski([0; 20]); // Ski::from_spki_der(certificate's SubjectPublicKeyInfo)
 //! let signature = client.call_blocking(edgetls_keyless_proto::Operation::request(
-//!     SignAlgorithm::Ecdsa(Hash::Sha256).opcode().expect("a keyless opcode"),
+//!     SignScheme::Ecdsa(HashAlgorithm::Sha256).opcode().expect("a keyless opcode"),
 //!     ski,
 //!     vec![0; 32],
 //! ))?;
@@ -31,7 +31,7 @@ mod conn;
 mod error;
 mod metrics;
 
-pub use client::{KeylessClient, SignAlgorithm, Submitted, is_caller_error};
+pub use client::{KeylessClient, SignScheme, Submitted, is_caller_error};
 pub use config::{ClientConfig, ServerSpec};
 pub use error::ClientError;
 pub use metrics::ClientMetrics;

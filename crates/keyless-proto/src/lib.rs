@@ -32,7 +32,7 @@ pub use decoder::Decoder;
 pub use error::ProtoError;
 pub use ids::{Digest, Ski};
 pub use packet::{HEADER_LEN, Header, MAX_BODY, Operation, PADDED_LEN, Packet, VERSION};
-pub use types::{ErrorCode, Hash, Opcode, SignScheme, Tag};
+pub use types::{ErrorCode, HashAlgorithm, Opcode, SignScheme, Tag};
 
 /// The default key server port.
 pub const DEFAULT_PORT: u16 = 2407;

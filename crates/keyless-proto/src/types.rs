@@ -93,7 +93,7 @@ impl Opcode {
 
     /// The hash a sign opcode's payload is a digest of, and its length in bytes (None for
     /// Ed25519, which signs the message itself).
-    pub fn sign_hash(self) -> Option<(Hash, usize)> {
+    pub fn sign_hash(self) -> Option<(HashAlgorithm, usize)> {
         let hash = self.sign_scheme()?.hash()?;
         Some((hash, hash.digest_len()))
     }
@@ -103,11 +103,11 @@ impl Opcode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SignScheme {
     /// RSA PKCS#1 v1.5 over a digest (`Md5Sha1`: TLS 1.0/1.1, no DigestInfo).
-    RsaPkcs1(Hash),
+    RsaPkcs1(HashAlgorithm),
     /// RSASSA-PSS, MGF1 with the same hash, salt as long as the hash (SHA-256/384/512 only).
-    RsaPss(Hash),
+    RsaPss(HashAlgorithm),
     /// ECDSA over a digest; the answer is DER.
-    Ecdsa(Hash),
+    Ecdsa(HashAlgorithm),
     /// Ed25519 signs the message itself, not a digest.
     Ed25519,
 }
@@ -115,30 +115,63 @@ pub enum SignScheme {
 /// The one table of (signature, sign opcode) pairs: both directions are read from it.
 const SIGN_OPCODES: [(SignScheme, Opcode); 16] = [
     (
-        SignScheme::RsaPkcs1(Hash::Md5Sha1),
+        SignScheme::RsaPkcs1(HashAlgorithm::Md5Sha1),
         Opcode::RSA_SIGN_MD5SHA1,
     ),
-    (SignScheme::RsaPkcs1(Hash::Sha1), Opcode::RSA_SIGN_SHA1),
-    (SignScheme::RsaPkcs1(Hash::Sha224), Opcode::RSA_SIGN_SHA224),
-    (SignScheme::RsaPkcs1(Hash::Sha256), Opcode::RSA_SIGN_SHA256),
-    (SignScheme::RsaPkcs1(Hash::Sha384), Opcode::RSA_SIGN_SHA384),
-    (SignScheme::RsaPkcs1(Hash::Sha512), Opcode::RSA_SIGN_SHA512),
-    (SignScheme::Ecdsa(Hash::Md5Sha1), Opcode::ECDSA_SIGN_MD5SHA1),
-    (SignScheme::Ecdsa(Hash::Sha1), Opcode::ECDSA_SIGN_SHA1),
-    (SignScheme::Ecdsa(Hash::Sha224), Opcode::ECDSA_SIGN_SHA224),
-    (SignScheme::Ecdsa(Hash::Sha256), Opcode::ECDSA_SIGN_SHA256),
-    (SignScheme::Ecdsa(Hash::Sha384), Opcode::ECDSA_SIGN_SHA384),
-    (SignScheme::Ecdsa(Hash::Sha512), Opcode::ECDSA_SIGN_SHA512),
     (
-        SignScheme::RsaPss(Hash::Sha256),
+        SignScheme::RsaPkcs1(HashAlgorithm::Sha1),
+        Opcode::RSA_SIGN_SHA1,
+    ),
+    (
+        SignScheme::RsaPkcs1(HashAlgorithm::Sha224),
+        Opcode::RSA_SIGN_SHA224,
+    ),
+    (
+        SignScheme::RsaPkcs1(HashAlgorithm::Sha256),
+        Opcode::RSA_SIGN_SHA256,
+    ),
+    (
+        SignScheme::RsaPkcs1(HashAlgorithm::Sha384),
+        Opcode::RSA_SIGN_SHA384,
+    ),
+    (
+        SignScheme::RsaPkcs1(HashAlgorithm::Sha512),
+        Opcode::RSA_SIGN_SHA512,
+    ),
+    (
+        SignScheme::Ecdsa(HashAlgorithm::Md5Sha1),
+        Opcode::ECDSA_SIGN_MD5SHA1,
+    ),
+    (
+        SignScheme::Ecdsa(HashAlgorithm::Sha1),
+        Opcode::ECDSA_SIGN_SHA1,
+    ),
+    (
+        SignScheme::Ecdsa(HashAlgorithm::Sha224),
+        Opcode::ECDSA_SIGN_SHA224,
+    ),
+    (
+        SignScheme::Ecdsa(HashAlgorithm::Sha256),
+        Opcode::ECDSA_SIGN_SHA256,
+    ),
+    (
+        SignScheme::Ecdsa(HashAlgorithm::Sha384),
+        Opcode::ECDSA_SIGN_SHA384,
+    ),
+    (
+        SignScheme::Ecdsa(HashAlgorithm::Sha512),
+        Opcode::ECDSA_SIGN_SHA512,
+    ),
+    (
+        SignScheme::RsaPss(HashAlgorithm::Sha256),
         Opcode::RSA_PSS_SIGN_SHA256,
     ),
     (
-        SignScheme::RsaPss(Hash::Sha384),
+        SignScheme::RsaPss(HashAlgorithm::Sha384),
         Opcode::RSA_PSS_SIGN_SHA384,
     ),
     (
-        SignScheme::RsaPss(Hash::Sha512),
+        SignScheme::RsaPss(HashAlgorithm::Sha512),
         Opcode::RSA_PSS_SIGN_SHA512,
     ),
     (SignScheme::Ed25519, Opcode::ED25519_SIGN),
@@ -155,7 +188,7 @@ impl SignScheme {
     }
 
     /// The hash the signed payload is a digest of (None for Ed25519).
-    pub fn hash(self) -> Option<Hash> {
+    pub fn hash(self) -> Option<HashAlgorithm> {
         match self {
             SignScheme::RsaPkcs1(h) | SignScheme::RsaPss(h) | SignScheme::Ecdsa(h) => Some(h),
             SignScheme::Ed25519 => None,
@@ -165,7 +198,7 @@ impl SignScheme {
 
 /// The digest algorithms sign opcodes name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Hash {
+pub enum HashAlgorithm {
     /// TLS 1.0/1.1's MD5 ‖ SHA-1 concatenation (36 bytes).
     Md5Sha1,
     /// SHA-1.
@@ -180,16 +213,16 @@ pub enum Hash {
     Sha512,
 }
 
-impl Hash {
+impl HashAlgorithm {
     /// Digest length in bytes.
     pub fn digest_len(self) -> usize {
         match self {
-            Hash::Md5Sha1 => 36,
-            Hash::Sha1 => 20,
-            Hash::Sha224 => 28,
-            Hash::Sha256 => 32,
-            Hash::Sha384 => 48,
-            Hash::Sha512 => 64,
+            HashAlgorithm::Md5Sha1 => 36,
+            HashAlgorithm::Sha1 => 20,
+            HashAlgorithm::Sha224 => 28,
+            HashAlgorithm::Sha256 => 32,
+            HashAlgorithm::Sha384 => 48,
+            HashAlgorithm::Sha512 => 64,
         }
     }
 }

@@ -67,7 +67,7 @@ pub(crate) struct SourceArgs {
 /// handshake).
 struct KeysElsewhere;
 
-impl edgetls_certstore::RemoteKeys for KeysElsewhere {
+impl edgetls_certstore::KeySource for KeysElsewhere {
     fn private_key(
         &self,
         _leaf: &openssl::x509::X509Ref,
@@ -99,7 +99,7 @@ impl SourceArgs {
         opts.openssl_verify = self.deep;
         opts.remote_keys = self
             .keyless
-            .then(|| Arc::new(KeysElsewhere) as Arc<dyn edgetls_certstore::RemoteKeys>);
+            .then(|| Arc::new(KeysElsewhere) as Arc<dyn edgetls_certstore::KeySource>);
         if let Some(path) = &self.passphrase_file {
             let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
                 CertStoreError::SourceUnusable {

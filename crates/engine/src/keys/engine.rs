@@ -11,7 +11,7 @@
 use crate::error::EngineError;
 use crate::ffi::engine as ffi;
 use crate::keys::key::Binding;
-use crate::keys::remote::{Hash, Scheme, SignRequest};
+use crate::keys::remote::{HashAlgorithm, SignRequest, SignScheme};
 use crate::keys::wait;
 use libc::{c_int, c_long, c_void, size_t};
 use openssl_sys::{CRYPTO_EX_DATA, EVP_PKEY, EVP_PKEY_CTX};
@@ -307,7 +307,7 @@ unsafe fn sign(
 }
 
 /// Reads the hash, padding and salt that OpenSSL set on `ctx`.
-fn scheme_of(ctx: *mut EVP_PKEY_CTX, rsa: bool) -> Result<Scheme, EngineError> {
+fn scheme_of(ctx: *mut EVP_PKEY_CTX, rsa: bool) -> Result<SignScheme, EngineError> {
     let mut md = std::ptr::null();
     // SAFETY: ctx is live; the out-pointer is a local.
     let nid = unsafe {
@@ -321,7 +321,7 @@ fn scheme_of(ctx: *mut EVP_PKEY_CTX, rsa: bool) -> Result<Scheme, EngineError> {
     let hash = crate::keys::remote::hash_from_nid(nid)
         .ok_or_else(|| EngineError::UnsupportedScheme(format!("digest NID {nid}")))?;
     if !rsa {
-        return Ok(Scheme::Ecdsa(hash));
+        return Ok(SignScheme::Ecdsa(hash));
     }
     let mut pad = 0;
     // SAFETY: ctx is live; the out-pointer is a local.
@@ -329,7 +329,7 @@ fn scheme_of(ctx: *mut EVP_PKEY_CTX, rsa: bool) -> Result<Scheme, EngineError> {
         return Err(EngineError::UnsupportedScheme("RSA padding unknown".into()));
     }
     match pad {
-        openssl_sys::RSA_PKCS1_PADDING => Ok(Scheme::RsaPkcs1(hash)),
+        openssl_sys::RSA_PKCS1_PADDING => Ok(SignScheme::RsaPkcs1(hash)),
         openssl_sys::RSA_PKCS1_PSS_PADDING => {
             let mut salt = 0;
             // SAFETY: ctx is live; the out-pointer is a local.
@@ -337,9 +337,9 @@ fn scheme_of(ctx: *mut EVP_PKEY_CTX, rsa: bool) -> Result<Scheme, EngineError> {
                 return Err(EngineError::UnsupportedScheme("PSS salt unknown".into()));
             }
             let digest_len = match hash {
-                Hash::Sha256 => 32,
-                Hash::Sha384 => 48,
-                Hash::Sha512 => 64,
+                HashAlgorithm::Sha256 => 32,
+                HashAlgorithm::Sha384 => 48,
+                HashAlgorithm::Sha512 => 64,
                 _ => 0,
             };
             if salt != ffi::RSA_PSS_SALTLEN_DIGEST && salt != digest_len {
@@ -347,7 +347,7 @@ fn scheme_of(ctx: *mut EVP_PKEY_CTX, rsa: bool) -> Result<Scheme, EngineError> {
                     "RSA-PSS with a salt of {salt} (keyless PSS uses the hash length)"
                 )));
             }
-            Ok(Scheme::RsaPss(hash))
+            Ok(SignScheme::RsaPss(hash))
         }
         openssl_sys::RSA_NO_PADDING => Err(EngineError::UnsupportedScheme(
             "raw RSA signing (no padding)".into(),

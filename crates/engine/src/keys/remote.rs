@@ -12,30 +12,30 @@ use openssl::rsa::Padding;
 use openssl::sign::RsaPssSaltlen;
 use std::sync::Arc;
 
-pub use edgetls_keyless_proto::{Hash, SignScheme as Scheme};
+pub use edgetls_keyless_proto::{HashAlgorithm, SignScheme};
 
 /// The hash of an OpenSSL digest NID.
-pub(crate) fn hash_from_nid(nid: i32) -> Option<Hash> {
+pub(crate) fn hash_from_nid(nid: i32) -> Option<HashAlgorithm> {
     Some(match nid {
-        114 => Hash::Md5Sha1,
-        64 => Hash::Sha1,
-        675 => Hash::Sha224,
-        672 => Hash::Sha256,
-        673 => Hash::Sha384,
-        674 => Hash::Sha512,
+        114 => HashAlgorithm::Md5Sha1,
+        64 => HashAlgorithm::Sha1,
+        675 => HashAlgorithm::Sha224,
+        672 => HashAlgorithm::Sha256,
+        673 => HashAlgorithm::Sha384,
+        674 => HashAlgorithm::Sha512,
         _ => return None,
     })
 }
 
 /// OpenSSL's digest for `hash`.
-fn md(hash: Hash) -> Option<&'static MdRef> {
+fn md(hash: HashAlgorithm) -> Option<&'static MdRef> {
     match hash {
-        Hash::Md5Sha1 => Md::from_nid(Nid::MD5_SHA1),
-        Hash::Sha1 => Some(Md::sha1()),
-        Hash::Sha224 => Some(Md::sha224()),
-        Hash::Sha256 => Some(Md::sha256()),
-        Hash::Sha384 => Some(Md::sha384()),
-        Hash::Sha512 => Some(Md::sha512()),
+        HashAlgorithm::Md5Sha1 => Md::from_nid(Nid::MD5_SHA1),
+        HashAlgorithm::Sha1 => Some(Md::sha1()),
+        HashAlgorithm::Sha224 => Some(Md::sha224()),
+        HashAlgorithm::Sha256 => Some(Md::sha256()),
+        HashAlgorithm::Sha384 => Some(Md::sha384()),
+        HashAlgorithm::Sha512 => Some(Md::sha512()),
     }
 }
 
@@ -45,7 +45,7 @@ pub struct SignRequest {
     /// The key, by the SKI of its certificate's public key.
     pub ski: Ski,
     /// The signature scheme: algorithm, hash and padding.
-    pub scheme: Scheme,
+    pub scheme: SignScheme,
     /// The digest to sign (already hashed by OpenSSL).
     pub digest: Vec<u8>,
     /// The connection it is for, when the handshake driver knows it (see [`ConnectionInfo`]).
@@ -54,7 +54,7 @@ pub struct SignRequest {
 
 impl SignRequest {
     /// A request for the connection being driven on this thread (if any).
-    pub(crate) fn for_current(ski: Ski, scheme: Scheme, digest: Vec<u8>) -> SignRequest {
+    pub(crate) fn for_current(ski: Ski, scheme: SignScheme, digest: Vec<u8>) -> SignRequest {
         SignRequest {
             ski,
             scheme,
@@ -135,17 +135,17 @@ impl LocalSigner {
         let mut ctx = PkeyCtx::new(&self.key)?;
         ctx.sign_init()?;
         let hash = match request.scheme {
-            Scheme::RsaPkcs1(h) => {
+            SignScheme::RsaPkcs1(h) => {
                 ctx.set_rsa_padding(Padding::PKCS1)?;
                 h
             }
-            Scheme::RsaPss(h) => {
+            SignScheme::RsaPss(h) => {
                 ctx.set_rsa_padding(Padding::PKCS1_PSS)?;
                 ctx.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
                 h
             }
-            Scheme::Ecdsa(h) => h,
-            Scheme::Ed25519 => {
+            SignScheme::Ecdsa(h) => h,
+            SignScheme::Ed25519 => {
                 return Err(EngineError::UnsupportedScheme(
                     "Ed25519 (OpenSSL signs it in one shot, not through remote keys)".into(),
                 ));

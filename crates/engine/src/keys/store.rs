@@ -4,7 +4,7 @@
 use crate::handshake::context::{restrict_ssl_to_ecdhe, restrict_to_ecdhe};
 use crate::keys::key::remote_pkey;
 use crate::keys::remote::RemoteKey;
-use edgetls_certstore::RemoteKeys;
+use edgetls_certstore::KeySource;
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{SslContextBuilder, SslRef};
 use openssl::x509::X509Ref;
@@ -31,7 +31,7 @@ impl StoreKeys {
     }
 }
 
-impl RemoteKeys for StoreKeys {
+impl KeySource for StoreKeys {
     fn private_key(&self, leaf: &X509Ref) -> Result<PKey<Private>, String> {
         remote_pkey(leaf, Arc::clone(&self.remote)).map_err(|e| e.to_string())
     }

@@ -1,8 +1,8 @@
 //! Operations through every entry point: async on another runtime, blocking, callback, fd.
 
 use crate::client;
-use edgetls_keyless_client::{ClientError, SignAlgorithm};
-use edgetls_keyless_proto::{ErrorCode, Hash, Opcode, Operation, Ski};
+use edgetls_keyless_client::{ClientError, SignScheme};
+use edgetls_keyless_proto::{ErrorCode, HashAlgorithm, Opcode, Operation, Ski};
 use edgetls_keyless_testkit::{setup, ski, start};
 use edgetls_keyserver::{Authz, ServerOptions};
 use openssl::ecdsa::EcdsaSig;
@@ -23,7 +23,11 @@ fn async_sign_and_decrypt_verify_with_the_public_keys() {
     rt.block_on(async {
         let digest = openssl::sha::sha256(b"transcript");
         let sig = c
-            .sign(ski(&keys.p256), SignAlgorithm::Ecdsa(Hash::Sha256), &digest)
+            .sign(
+                ski(&keys.p256),
+                SignScheme::Ecdsa(HashAlgorithm::Sha256),
+                &digest,
+            )
             .await
             .unwrap();
         assert!(
@@ -35,7 +39,7 @@ fn async_sign_and_decrypt_verify_with_the_public_keys() {
         let sig = c
             .sign(
                 ski(&keys.rsa),
-                SignAlgorithm::RsaPkcs1(Hash::Sha256),
+                SignScheme::RsaPkcs1(HashAlgorithm::Sha256),
                 &digest,
             )
             .await
@@ -44,7 +48,11 @@ fn async_sign_and_decrypt_verify_with_the_public_keys() {
         v.update(b"transcript").unwrap();
         assert!(v.verify(&sig).unwrap());
         let sig = c
-            .sign(ski(&keys.rsa), SignAlgorithm::RsaPss(Hash::Sha256), &digest)
+            .sign(
+                ski(&keys.rsa),
+                SignScheme::RsaPss(HashAlgorithm::Sha256),
+                &digest,
+            )
             .await
             .unwrap();
         let mut v = Verifier::new(openssl::hash::MessageDigest::sha256(), &keys.rsa).unwrap();
@@ -54,7 +62,7 @@ fn async_sign_and_decrypt_verify_with_the_public_keys() {
         v.update(b"transcript").unwrap();
         assert!(v.verify(&sig).unwrap());
         let sig = c
-            .sign(ski(&keys.ed25519), SignAlgorithm::Ed25519, b"transcript")
+            .sign(ski(&keys.ed25519), SignScheme::Ed25519, b"transcript")
             .await
             .unwrap();
         assert!(
@@ -73,17 +81,19 @@ fn async_sign_and_decrypt_verify_with_the_public_keys() {
             (&[0u8, 2][..], &[5u8; 48][..])
         );
     });
-    assert!(SignAlgorithm::RsaPss(Hash::Sha1).opcode().is_none());
+    assert!(SignScheme::RsaPss(HashAlgorithm::Sha1).opcode().is_none());
     assert_eq!(
-        SignAlgorithm::RsaPss(Hash::Sha512).opcode().unwrap(),
+        SignScheme::RsaPss(HashAlgorithm::Sha512).opcode().unwrap(),
         Opcode::RSA_PSS_SIGN_SHA512
     );
     assert_eq!(
-        SignAlgorithm::Ecdsa(Hash::Md5Sha1).opcode().unwrap(),
+        SignScheme::Ecdsa(HashAlgorithm::Md5Sha1).opcode().unwrap(),
         Opcode::ECDSA_SIGN_MD5SHA1
     );
     assert_eq!(
-        SignAlgorithm::RsaPkcs1(Hash::Sha512).opcode().unwrap(),
+        SignScheme::RsaPkcs1(HashAlgorithm::Sha512)
+            .opcode()
+            .unwrap(),
         Opcode::RSA_SIGN_SHA512
     );
 }
@@ -197,7 +207,7 @@ fn the_client_can_be_dropped_inside_an_async_task() {
         let sig = c
             .sign(
                 ski(&keys.p256),
-                SignAlgorithm::Ecdsa(Hash::Sha256),
+                SignScheme::Ecdsa(HashAlgorithm::Sha256),
                 &[1; 32],
             )
             .await;

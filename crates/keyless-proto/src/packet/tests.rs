@@ -232,7 +232,7 @@ fn error_responses_carry_their_code() {
     assert_eq!(Operation::response(vec![]).error_code(), None);
     assert_eq!(
         Opcode::RSA_PSS_SIGN_SHA384.sign_hash(),
-        Some((crate::types::Hash::Sha384, 48))
+        Some((crate::types::HashAlgorithm::Sha384, 48))
     );
     assert_eq!(
         Opcode::ECDSA_SIGN_MD5SHA1.sign_hash().map(|h| h.1),

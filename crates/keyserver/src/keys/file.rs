@@ -2,7 +2,7 @@
 
 use super::{Cost, Decryption, KeyKind, PrivateKey};
 use crate::error::KeyServerError;
-use edgetls_keyless_proto::{ErrorCode, Hash, SignScheme, Ski};
+use edgetls_keyless_proto::{ErrorCode, HashAlgorithm, SignScheme, Ski};
 use openssl::ec::EcKey;
 use openssl::ecdsa::EcdsaSig;
 use openssl::md::{Md, MdRef};
@@ -180,13 +180,13 @@ impl PrivateKey for FileKey {
     }
 }
 
-fn message_digest(hash: Hash) -> Option<&'static MdRef> {
+fn message_digest(hash: HashAlgorithm) -> Option<&'static MdRef> {
     Some(match hash {
-        Hash::Md5Sha1 => return None,
-        Hash::Sha1 => Md::sha1(),
-        Hash::Sha224 => Md::sha224(),
-        Hash::Sha256 => Md::sha256(),
-        Hash::Sha384 => Md::sha384(),
-        Hash::Sha512 => Md::sha512(),
+        HashAlgorithm::Md5Sha1 => return None,
+        HashAlgorithm::Sha1 => Md::sha1(),
+        HashAlgorithm::Sha224 => Md::sha224(),
+        HashAlgorithm::Sha256 => Md::sha256(),
+        HashAlgorithm::Sha384 => Md::sha384(),
+        HashAlgorithm::Sha512 => Md::sha512(),
     })
 }

@@ -7,7 +7,7 @@ use super::params::{self, List};
 use crate::error::EngineError;
 use crate::ffi::{self, OSSL_DISPATCH};
 use crate::keys::key::Binding;
-use crate::keys::remote::{Hash, Scheme, SignRequest};
+use crate::keys::remote::{HashAlgorithm, SignRequest, SignScheme};
 use crate::keys::wait;
 use libc::{c_int, c_void, size_t};
 use openssl::hash::{Hasher, MessageDigest};
@@ -25,8 +25,8 @@ struct SigCtx {
     binding: Option<Arc<Binding>>,
     /// The largest signature the key makes.
     max: usize,
-    hash: Option<Hash>,
-    mgf1: Option<Hash>,
+    hash: Option<HashAlgorithm>,
+    mgf1: Option<HashAlgorithm>,
     hasher: Option<Hasher>,
     pad: c_int,
     salt: c_int,
@@ -47,21 +47,21 @@ impl Default for SigCtx {
 }
 
 /// A digest name as OpenSSL passes it ("SHA256", "SHA2-256", "MD5-SHA1", …).
-fn hash_named(name: &str) -> Result<Hash, EngineError> {
+fn hash_named(name: &str) -> Result<HashAlgorithm, EngineError> {
     let md = openssl::md::Md::fetch(None, name, None)
         .map_err(|e| EngineError::UnsupportedScheme(format!("digest {name}: {e}")))?;
     crate::keys::remote::hash_from_nid(md.type_().as_raw())
         .ok_or_else(|| EngineError::UnsupportedScheme(format!("digest {name}")))
 }
 
-fn digest_of(hash: Hash) -> Result<MessageDigest, EngineError> {
+fn digest_of(hash: HashAlgorithm) -> Result<MessageDigest, EngineError> {
     let nid = match hash {
-        Hash::Md5Sha1 => openssl::nid::Nid::MD5_SHA1,
-        Hash::Sha1 => openssl::nid::Nid::SHA1,
-        Hash::Sha224 => openssl::nid::Nid::SHA224,
-        Hash::Sha256 => openssl::nid::Nid::SHA256,
-        Hash::Sha384 => openssl::nid::Nid::SHA384,
-        Hash::Sha512 => openssl::nid::Nid::SHA512,
+        HashAlgorithm::Md5Sha1 => openssl::nid::Nid::MD5_SHA1,
+        HashAlgorithm::Sha1 => openssl::nid::Nid::SHA1,
+        HashAlgorithm::Sha224 => openssl::nid::Nid::SHA224,
+        HashAlgorithm::Sha256 => openssl::nid::Nid::SHA256,
+        HashAlgorithm::Sha384 => openssl::nid::Nid::SHA384,
+        HashAlgorithm::Sha512 => openssl::nid::Nid::SHA512,
     };
     MessageDigest::from_nid(nid)
         .ok_or_else(|| EngineError::UnsupportedScheme(format!("{hash:?}: no digest")))
@@ -119,16 +119,16 @@ impl SigCtx {
         Ok(())
     }
 
-    fn scheme(&self, hash: Hash) -> Result<Scheme, EngineError> {
+    fn scheme(&self, hash: HashAlgorithm) -> Result<SignScheme, EngineError> {
         let binding = self
             .binding
             .as_ref()
             .ok_or_else(|| EngineError::UnsupportedKey("no key".into()))?;
         if !binding.rsa {
-            return Ok(Scheme::Ecdsa(hash));
+            return Ok(SignScheme::Ecdsa(hash));
         }
         match self.pad {
-            PKCS1 => Ok(Scheme::RsaPkcs1(hash)),
+            PKCS1 => Ok(SignScheme::RsaPkcs1(hash)),
             PSS => {
                 let salt_ok = self.salt == SALT_DIGEST || self.salt as usize == hash.digest_len();
                 if !salt_ok || self.mgf1.is_some_and(|m| m != hash) {
@@ -137,7 +137,7 @@ impl SigCtx {
                         self.salt, self.mgf1
                     )));
                 }
-                Ok(Scheme::RsaPss(hash))
+                Ok(SignScheme::RsaPss(hash))
             }
             other => Err(EngineError::UnsupportedScheme(format!(
                 "RSA padding {other}"
@@ -148,7 +148,7 @@ impl SigCtx {
     /// Signs `digest` made with `hash` into `sig` (room for `room` bytes); the length written.
     fn sign(
         &self,
-        hash: Hash,
+        hash: HashAlgorithm,
         digest: Vec<u8>,
         sig: *mut u8,
         room: usize,
@@ -241,11 +241,11 @@ unsafe extern "C" fn sign(
         let hash = match c.hash {
             Some(h) => h,
             None => match tbslen {
-                20 => Hash::Sha1,
-                32 => Hash::Sha256,
-                36 => Hash::Md5Sha1,
-                48 => Hash::Sha384,
-                64 => Hash::Sha512,
+                20 => HashAlgorithm::Sha1,
+                32 => HashAlgorithm::Sha256,
+                36 => HashAlgorithm::Md5Sha1,
+                48 => HashAlgorithm::Sha384,
+                64 => HashAlgorithm::Sha512,
                 n => return Err(EngineError::UnsupportedScheme(format!("a {n}-byte digest"))),
             },
         };
@@ -266,7 +266,7 @@ unsafe extern "C" fn digest_sign_init(
         c.init(provkey)?;
         c.set(params)?;
         let hash = if mdname.is_null() {
-            c.hash.unwrap_or(Hash::Sha256)
+            c.hash.unwrap_or(HashAlgorithm::Sha256)
         } else {
             // SAFETY: a NUL-terminated name from OpenSSL.
             let name = unsafe { std::ffi::CStr::from_ptr(mdname) }.to_string_lossy();

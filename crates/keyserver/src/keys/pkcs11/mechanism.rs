@@ -7,43 +7,43 @@
 use crate::keys::{Decryption, KeyKind};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use edgetls_keyless_proto::{ErrorCode, Hash, SignScheme};
+use edgetls_keyless_proto::{ErrorCode, HashAlgorithm, SignScheme};
 use openssl::bn::BigNum;
 use openssl::ecdsa::EcdsaSig;
 
 /// The DER DigestInfo header that precedes a digest of `hash` in a PKCS#1 v1.5 signature
 /// (RFC 8017, section 9.2, note 1).
-fn digest_info(hash: Hash) -> &'static [u8] {
+fn digest_info(hash: HashAlgorithm) -> &'static [u8] {
     match hash {
-        Hash::Md5Sha1 => &[],
-        Hash::Sha1 => &[
+        HashAlgorithm::Md5Sha1 => &[],
+        HashAlgorithm::Sha1 => &[
             0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
             0x14,
         ],
-        Hash::Sha224 => &[
+        HashAlgorithm::Sha224 => &[
             0x30, 0x2d, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
             0x04, 0x05, 0x00, 0x04, 0x1c,
         ],
-        Hash::Sha256 => &[
+        HashAlgorithm::Sha256 => &[
             0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
             0x01, 0x05, 0x00, 0x04, 0x20,
         ],
-        Hash::Sha384 => &[
+        HashAlgorithm::Sha384 => &[
             0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
             0x02, 0x05, 0x00, 0x04, 0x30,
         ],
-        Hash::Sha512 => &[
+        HashAlgorithm::Sha512 => &[
             0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
             0x03, 0x05, 0x00, 0x04, 0x40,
         ],
     }
 }
 
-fn pss_params(hash: Hash) -> Option<PkcsPssParams> {
+fn pss_params(hash: HashAlgorithm) -> Option<PkcsPssParams> {
     let (hash_alg, mgf) = match hash {
-        Hash::Sha256 => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
-        Hash::Sha384 => (MechanismType::SHA384, PkcsMgfType::MGF1_SHA384),
-        Hash::Sha512 => (MechanismType::SHA512, PkcsMgfType::MGF1_SHA512),
+        HashAlgorithm::Sha256 => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
+        HashAlgorithm::Sha384 => (MechanismType::SHA384, PkcsMgfType::MGF1_SHA384),
+        HashAlgorithm::Sha512 => (MechanismType::SHA512, PkcsMgfType::MGF1_SHA512),
         _ => return None,
     };
     Some(PkcsPssParams {
