@@ -4,6 +4,7 @@
 
 #![allow(missing_debug_implementations)] // test support: handles and fixtures, nothing to print
 
+pub mod examples;
 pub mod ocsp;
 pub mod softhsm;
 pub mod sort_patterns;

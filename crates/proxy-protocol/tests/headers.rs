@@ -141,7 +141,7 @@ fn the_tls_facts_go_out_as_tlvs() {
     assert_eq!(sub(tlv::SSL_CN), Some(&b"client-1"[..]));
     // An unverified certificate: verify non-zero, no CN.
     let mut out = Vec::new();
-    let mut unverified = TlsFacts::default();
+    let mut unverified = facts;
     unverified.verified = false;
     encode_v2(
         "192.0.2.7:1".parse().unwrap(),

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod common;
+mod examples;
 mod fuzz_seeds;
 mod handshake;
 mod key_types;

@@ -3,6 +3,7 @@
 
 mod async_mode;
 mod common;
+mod examples;
 mod handshakes;
 mod items;
 mod provider;

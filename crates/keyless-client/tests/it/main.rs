@@ -1,6 +1,7 @@
 //! The client against real key servers over TCP with mutual TLS.
 
 mod api;
+mod examples;
 mod faults;
 mod load;
 

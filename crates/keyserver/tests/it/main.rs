@@ -4,6 +4,7 @@
 mod binary;
 mod common;
 mod errors;
+mod examples;
 mod ops;
 mod pkcs11;
 mod stream;

@@ -3,6 +3,7 @@
 mod common;
 mod config;
 mod crtlist_options;
+mod examples;
 mod fuzz_seeds;
 mod handshakes;
 mod rule_tickets;

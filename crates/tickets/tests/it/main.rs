@@ -2,6 +2,7 @@
 //! OpenSSL clients, servers sharing key files or only a derivation secret, rotation, origins.
 
 mod common;
+mod examples;
 mod formats;
 mod fuzz_seeds;
 mod origin;

@@ -1,0 +1,48 @@
+//! The crate's example: two servers sharing a key file, resumed across by `openssl s_client`.
+
+use edgetls_keyless_testkit::examples::ServingExample;
+use std::process::{Command, Stdio};
+
+fn s_client(addr: &str, session: (&str, &std::path::Path)) -> String {
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", addr, "-tls1_3", session.0])
+        .arg(session.1)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn shared_ring_resumes_a_ticket_of_one_server_on_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("tickets.key");
+    let mut servers = ServingExample::start("shared_ring", &[keys.as_os_str()]);
+    let a = servers.addr.to_string();
+    let b = servers.next_line();
+    let b = b
+        .strip_prefix("second server on ")
+        .expect("B's address")
+        .to_string();
+    // The file it wrote: three HAProxy lines, owner-only.
+    let text = std::fs::read_to_string(&keys).unwrap();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&keys).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let session = dir.path().join("session.pem");
+    let first = s_client(&a, ("-sess_out", &session));
+    assert!(first.contains("\nNew, "), "{first}");
+    assert_eq!(servers.next_line(), "A: full handshake");
+    let second = s_client(&b, ("-sess_in", &session));
+    assert!(second.contains("\nReused, "), "{second}");
+    assert_eq!(servers.next_line(), "B: resumed");
+
+    // A server with other keys does not resume it: the same example on another file.
+    let other = ServingExample::start("shared_ring", &[dir.path().join("other.key").as_os_str()]);
+    let third = s_client(&other.addr.to_string(), ("-sess_in", &session));
+    assert!(third.contains("\nNew, "), "{third}");
+}
