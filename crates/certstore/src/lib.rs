@@ -93,3 +93,8 @@ pub use ssl::{
 };
 pub use store::{CertStore, OcspSummary};
 pub use watch::{Change, WatchSet, Watcher, is_gone};
+
+// The README is the crate's front page on crates.io: its examples are tested too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -85,3 +85,8 @@ pub use keys::remote::{
 pub use keys::store::StoreKeys;
 pub use keys::wait::{Stats, stats, take_last_error};
 pub use stream::{DIRECT, HOLD, TlsStream, Transport};
+
+// The README is the crate's front page on crates.io: its examples are tested too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -10,7 +10,7 @@
 //!
 //! ```no_run
 //! use edgetls_keyless_client::{ClientConfig, KeylessClient, ServerSpec, SignScheme};
-//! use edgetls_keyless_proto::{Hash, Ski};
+//! use edgetls_keyless_proto::{HashAlgorithm, Ski};
 //!
 //! let servers = vec![ServerSpec::new("10.0.0.5:2407", "keys.example.net")];
 //! let client = KeylessClient::new(ClientConfig::new(servers, "edge.pem", "edge.key", "keyserver-ca.pem"))?;
@@ -35,3 +35,8 @@ pub use client::{KeylessClient, SignScheme, Submitted, is_caller_error};
 pub use config::{ClientConfig, ServerSpec};
 pub use error::ClientError;
 pub use metrics::ClientMetrics;
+
+// The README is the crate's front page on crates.io: its examples are tested too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

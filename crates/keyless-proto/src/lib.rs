@@ -36,3 +36,8 @@ pub use types::{ErrorCode, HashAlgorithm, Opcode, SignScheme, Tag};
 
 /// The default key server port.
 pub const DEFAULT_PORT: u16 = 2407;
+
+// The README is the crate's front page on crates.io: its examples are tested too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -37,3 +37,8 @@ pub use keys::{
 };
 pub use metrics::{Metrics, serve_metrics};
 pub use server::{KeyServer, ServerOptions, tls_acceptor};
+
+// The README is the crate's front page on crates.io: its examples are tested too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -65,3 +65,8 @@ pub use profile::Env;
 pub use rule::{ClientCert, LocalMatch, Rule, Settings, SniMatch, TicketKeyFile};
 pub use session::{SessionCache, SessionCacheStats, session_cache_stats};
 pub use ssl::{PolicySources, PolicyStore, chosen_rule, decide, install};
+
+// The README is the crate's front page on crates.io: its examples are tested too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -89,3 +89,8 @@ pub enum ProxyProtocolError {
     /// A header longer than [`MAX_HEADER`], with its announced length.
     TooLong(usize),
 }
+
+// The README is the crate's front page on crates.io: its examples are tested too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

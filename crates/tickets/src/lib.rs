@@ -58,3 +58,8 @@ pub use ring::{Counters, Found, RingOptions, TicketKeys};
 pub use seal::{Opened, open, seal, ticket_of};
 pub use source::{DerivedSource, FileSource, RandomSchedule, StaticSource, TicketKeySource};
 pub use ssl::{NameOverride, TicketConfig, disable_for, install};
+
+// The README is the crate's front page on crates.io: its examples are tested too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
