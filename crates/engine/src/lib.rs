@@ -4,7 +4,7 @@
 //!
 //! - [`remote_pkey`] makes an `EVP_PKEY` from a certificate's public key whose signatures are
 //!   made by a [`RemoteKey`]: [`KeylessKey`] (a key server through the keyless client) or
-//!   [`LocalSigner`] (in-process, for tests and baselines). The key belongs to the
+//!   [`LocalSigner`] (in-process: a reference implementation and a baseline). The key belongs to the
 //!   `edgetls-keyless` OpenSSL [`provider`] (OpenSSL 3.0 to 4.0), whose signature operations
 //!   get the digest, hash, padding and salt OpenSSL asks for, so every signature goes out as a
 //!   standard keyless sign opcode (RSA PKCS#1 0x02–0x07, RSA-PSS 0x35–0x37, ECDSA 0x12–0x17);

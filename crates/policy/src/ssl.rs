@@ -198,7 +198,8 @@ pub fn install(
 
 /// The ClientHello decision for a connection asking for `sni` on `local`: the rule, its
 /// context and per-connection settings, and (with `certs`) the certificate. Returns the rule's
-/// index. Public so it can be measured on its own.
+/// index. For servers that run their own ClientHello callback ([`install`] does this for you)
+/// and for measuring the decision on its own.
 ///
 /// The connection is switched to the rule's context (one per distinct settings, built at load:
 /// ≈ 0.3 µs), then given the entry's certificates and keys from the store's shared cache
