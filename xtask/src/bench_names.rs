@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 const CONCURRENCY: usize = 32;
 const SECONDS: f64 = 4.0;
-const ROUNDS: usize = 7;
+const ROUNDS: usize = 9;
 
 /// The two independent client implementations every warm figure is taken with.
 #[derive(Clone, Copy, PartialEq)]
@@ -267,7 +267,7 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
          handshakes, `GET /`, the 3-byte answer. **Cold**: the first pass over every name (each name's first \
          handshake), measured whole. **Warm**: {ROUNDS} rounds of {SECONDS} s over the same names after that pass, \
          the servers taking turns in each round (in the other order every second round); edgetls's one-name rounds \
-         (every connection to one name) are taken in the same rounds. The warm rounds are taken twice, with two \
+         (every connection to one name) are taken in the same rounds, each right beside edgetls's spread run. The warm rounds are taken twice, with two \
          independent clients: the Rust load generator and CPython's `ssl` module on threads (`xtask/pyload.py`, {}). \
          Figures are handshakes per second of the server's CPU (its processes, from `/proc`); \
          ratios are medians of the rounds' ratios. Memory: resident set of all the server's processes after the cold \
@@ -324,8 +324,13 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
         let mut one_name = vec![Vec::new(); clients.len()];
         for (c, &client) in clients.iter().enumerate() {
             for round in 0..ROUNDS {
-                // The servers take turns, in the other order every second round.
-                let mut order: Vec<usize> = (0..=servers.len()).collect();
+                // The servers take turns, in the other order every second round. edgetls's
+                // one-name run (index `servers.len()`) sits next to its spread run (index 0),
+                // and nginx `http` on its other side, so that each ratio compares runs taken
+                // back to back rather than a round apart.
+                let mut order: Vec<usize> = std::iter::once(servers.len())
+                    .chain(0..servers.len())
+                    .collect();
                 if round % 2 == 1 {
                     order.reverse();
                 }
