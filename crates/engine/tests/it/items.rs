@@ -73,3 +73,51 @@ fn a_key_server_that_authorises_by_server_name_sees_it() {
         );
     }
 }
+
+/// Behind a load balancer the socket's addresses are the balancer's: the PROXY header's are
+/// the ones the key server is told, through `Handshake::with_peers`.
+#[test]
+fn with_peers_replaces_the_socket_addresses_in_the_items() {
+    use tokio::io::AsyncWriteExt;
+    let (pki, keys) = setup();
+    let cert = site_cert(&pki, &keys.p256, &["p256.test"]);
+    let recording = Arc::new(Recording {
+        signer: LocalSigner::new(keys.p256.clone()),
+        seen: Mutex::new(Vec::new()),
+    });
+    let key: Arc<dyn RemoteKey> = recording.clone();
+    let ctx = context(&cert, key, Mode::Async);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (client, server) = ("192.0.2.7:50000", "198.51.100.1:443");
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tokio::task::LocalSet::new().block_on(&rt, async move {
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let (tcp, _) = listener.accept().await.unwrap();
+            let ssl = openssl::ssl::Ssl::new(&ctx).unwrap();
+            let mut tls = edgetls_engine::accept(ssl, tcp)
+                .with_peers(client.parse().ok(), server.parse().ok())
+                .await
+                .unwrap();
+            tls.write_all(b"ok\n").await.unwrap();
+            let _ = tls.shutdown().await;
+        });
+    });
+    let got = handshake(&pki, addr, "p256.test", SslVersion::TLS1_3, "ECDSA+SHA256");
+    assert_eq!(got.as_deref(), Ok("ok\n"));
+    thread.join().unwrap();
+    let seen = recording.seen.lock().unwrap().pop().expect("a signature");
+    assert_eq!(
+        seen,
+        ConnectionInfo {
+            sni: Some("p256.test".into()),
+            client_ip: Some("192.0.2.7".parse().unwrap()),
+            server_ip: Some("198.51.100.1".parse().unwrap()),
+        }
+    );
+}

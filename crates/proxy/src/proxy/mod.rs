@@ -236,7 +236,8 @@ pub(crate) fn start(
         )?);
     }
     for a in &addrs {
-        println!("edgetls proxy: listening on {a} ({workers} workers)");
+        let plural = if workers == 1 { "" } else { "s" };
+        println!("edgetls proxy: listening on {a} ({workers} worker{plural})");
     }
     let mut metrics_bound = None;
     if let Some(m) = metrics_addr {
