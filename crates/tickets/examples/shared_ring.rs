@@ -4,9 +4,12 @@
 //! ```text
 //! cargo run -p edgetls-tickets --example shared_ring -- /tmp/tickets.key
 //! # prints "listening on A" and "second server on B"
-//! openssl s_client -connect A -sess_out /tmp/s </dev/null
-//! openssl s_client -connect B -sess_in /tmp/s </dev/null | grep Reused
+//! openssl s_client -connect A -ign_eof -sess_out /tmp/s </dev/null
+//! openssl s_client -connect B -ign_eof -sess_in /tmp/s </dev/null | grep Reused
 //! ```
+//!
+//! (`-ign_eof` waits for the server to close: a TLS 1.3 ticket arrives after the handshake, and
+//! a client that leaves at once may leave without it.)
 //!
 //! The file is in HAProxy's format (base64 lines, the penultimate key encrypts); a missing file
 //! is created with three new keys. Edit it (rotate a key in) and both servers follow within the

@@ -56,8 +56,14 @@ pub fn load_key(path: &Path) -> Result<FileKey, KeyServerError> {
         PKey::private_key_from_der(&bytes)
     }
     .map_err(|e| {
+        // OpenSSL lists every decoder it tried (a dozen lines); the first reason says enough.
+        let why = e
+            .errors()
+            .first()
+            .and_then(|x| x.reason())
+            .unwrap_or("unreadable");
         bad(format!(
-            "not a private key (PEM or DER: PKCS#1, PKCS#8, SEC1): {e}"
+            "not a private key (PEM or DER: PKCS#1, PKCS#8, SEC1; OpenSSL: {why})"
         ))
     })?;
     let kind = match pkey.id() {
