@@ -70,6 +70,7 @@ fn bench(c: &mut Criterion) {
     .unwrap();
     let (certs, _) =
         CertStore::load(vec![Source::Dir(dir.path().into())], LoadOptions::default()).unwrap();
+    let certs = std::sync::Arc::new(certs);
     let p = policy(10_000);
     let base = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())
         .unwrap()

@@ -16,7 +16,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(Some(chosen)) = alpn::select(&server, data) {
         assert!(server.iter().any(|s| s.as_slice() == chosen));
     }
-    if let Some(name) = edgetls_certstore::server_name_extension(data) {
+    if let Some(name) = edgetls_tls::hello::server_name_extension(data) {
         assert!(!name.is_empty());
     }
 });

@@ -66,6 +66,7 @@ mod pem;
 mod prepared;
 mod remote;
 mod report;
+mod select;
 mod snapshot;
 pub mod sort;
 pub mod source;
@@ -84,13 +85,13 @@ pub use ocsp_update::{OcspUpdater, UpdateOptions, UpdateStats};
 pub use prepared::{CacheStats, DEFAULT_CACHE_BYTES, PreparedCache};
 pub use remote::KeySource;
 pub use report::Report;
+pub use select::{
+    Ready, Selection, apply_certificate, materialize, no_certificate, select_certificate,
+    servername_callback, tunnel_name,
+};
 pub use snapshot::{Selected, Served, Snapshot};
 pub use source::{EntrySpec, Source, SourceOptions};
-pub use ssl::{
-    Materialized, Refusal, apply_certificate, client_hello_server_name, local_addr_index,
-    materialize, no_certificate, refusal_index, refuse, server_name_extension, servername_callback,
-    tunnel_name,
-};
+pub use ssl::Materialized;
 pub use store::{CertStore, OcspSummary};
 pub use watch::{Change, WatchSet, Watcher, is_gone};
 

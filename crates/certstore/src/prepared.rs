@@ -42,6 +42,9 @@ pub struct CacheStats {
     pub entries: u64,
     /// Their estimated size, bytes.
     pub bytes: u64,
+    /// Entries built on an OpenSSL ASYNC job's stack (a hook that built inline in async mode).
+    /// Zero when every hook defers its misses to the driver, as `edgetls-policy`'s does.
+    pub built_in_async_job: u64,
 }
 
 struct Shard {
@@ -78,6 +81,7 @@ pub struct PreparedCache {
     hits: AtomicU64,
     misses: AtomicU64,
     evicted: AtomicU64,
+    built_in_async_job: AtomicU64,
     /// Unix time OCSP responses are judged by (None: the clock).
     now: Option<i64>,
     /// OCSP responses fetched from responders (see `ocsp_update.rs`), by the leaf's DER:
@@ -120,6 +124,7 @@ impl PreparedCache {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
+            built_in_async_job: AtomicU64::new(0),
         }
     }
 
@@ -159,6 +164,13 @@ impl PreparedCache {
             }
         }
         Ok(built)
+    }
+
+    /// The entry's OpenSSL objects if they are cached (counted as a hit), without building them.
+    pub fn get_cached(&self, entry: &Entry) -> Option<Arc<Materialized>> {
+        let hit = self.shard(entry.id).lru.get(&entry.id).map(Arc::clone)?;
+        self.hits.fetch_add(1, Relaxed);
+        Some(hit)
     }
 
     /// Builds `entry`'s objects again if they are cached (a fetched OCSP response changed), so
@@ -269,6 +281,7 @@ impl PreparedCache {
             hits: self.hits.load(Relaxed),
             misses: self.misses.load(Relaxed),
             evicted: self.evicted.load(Relaxed),
+            built_in_async_job: self.built_in_async_job.load(Relaxed),
             entries,
             bytes,
         }
@@ -342,6 +355,9 @@ impl PreparedCache {
         entry: &Entry,
         remote: Option<&Arc<dyn KeySource>>,
     ) -> Result<Materialized, CertStoreError> {
+        if edgetls_tls::in_async_job() {
+            self.built_in_async_job.fetch_add(1, Relaxed);
+        }
         let mut uses_remote = false;
         let mut chains = Vec::with_capacity(entry.chains.len());
         for chain in &entry.chains {

@@ -112,6 +112,11 @@ impl CertStore {
         self.prepared.get(entry, self.options.remote_keys.as_ref())
     }
 
+    /// The entry's OpenSSL objects if the shared cache holds them; nothing is built.
+    pub fn prepared_if_cached(&self, entry: &Entry) -> Option<Arc<Materialized>> {
+        self.prepared.get_cached(entry)
+    }
+
     /// Builds the OpenSSL objects of every entry now (in parallel), as far as the cache budget
     /// holds them, so that no first handshake of a name pays for them. Returns the entries that
     /// could not be built, with why.

@@ -32,6 +32,9 @@ pub enum PolicyError {
         /// What is wrong.
         message: String,
     },
+    /// The listener's session-ticket keys could not be made or installed.
+    #[error("session tickets: {0}")]
+    Tickets(#[from] edgetls_tickets::TicketError),
     #[error("OpenSSL: {0}")]
     /// OpenSSL refused a rule's settings.
     OpenSsl(#[from] openssl::error::ErrorStack),

@@ -64,7 +64,7 @@ pub use policy::Policy;
 pub use profile::Env;
 pub use rule::{ClientCert, LocalMatch, Rule, Settings, SniMatch, TicketKeyFile};
 pub use session::{SessionCache, SessionCacheStats, session_cache_stats};
-pub use ssl::{PolicySources, PolicyStore, chosen_rule, decide, install};
+pub use ssl::{Decision, PolicySources, PolicyStore, chosen_rule, decide, install};
 
 // The README is the crate's front page on crates.io: its examples are tested too.
 #[cfg(doctest)]

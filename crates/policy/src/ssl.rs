@@ -7,10 +7,9 @@ use crate::profile::Env;
 use crate::rule::Rule;
 use crate::session::bind_to_name;
 use arc_swap::ArcSwap;
-use edgetls_certstore::{
-    CertStore, Snapshot, apply_certificate, client_hello_server_name, local_addr_index, refuse,
-    tunnel_name,
-};
+use edgetls_certstore::{CertStore, Selection, Snapshot, select_certificate, tunnel_name};
+use edgetls_tls::retry::{self, Pending};
+use edgetls_tls::{ClientHello, Reason, local_addr, refuse};
 use openssl::ex_data::Index;
 use openssl::ssl::{ClientHelloResponse, Ssl, SslAlert, SslContextBuilder, SslRef};
 use std::path::PathBuf;
@@ -75,12 +74,8 @@ impl PolicyStore {
             let own =
                 edgetls_tickets::RandomSchedule::new(12 * 3600, edgetls_tickets::KeySize::Aes256)
                     .and_then(|s| {
-                        edgetls_tickets::TicketKeys::new(s, edgetls_tickets::RingOptions::default())
-                    })
-                    .map_err(|e| PolicyError::Syntax {
-                        path: PathBuf::from("<tickets>"),
-                        message: e.to_string(),
-                    })?;
+                    edgetls_tickets::TicketKeys::new(s, edgetls_tickets::RingOptions::default())
+                })?;
             env.tickets = Some((Arc::new(own), edgetls_tickets::TicketConfig::default()));
         }
         let policy = build(&sources, &env)?;
@@ -144,7 +139,7 @@ impl Policy {
 
 /// Makes `base` (the listener's context, which connections start on) decide each connection by
 /// `policy` at its ClientHello: the rule for its server name and local address (stored by the
-/// server under `edgetls_certstore::local_addr_index`), that rule's context (ciphers, suites,
+/// server with `edgetls_tls::set_local_addr`), that rule's context (ciphers, suites,
 /// signature algorithms, client CA, ALPN/NPN, tickets) and per-connection settings (versions,
 /// verify mode and depth, groups, tickets), and — with `certs` — the certificate entry for the
 /// rule's `certificate` name or the server name. No rule, or a tunnel rule, ends the handshake
@@ -158,36 +153,37 @@ pub fn install(
     if let Some((keys, config)) = &policy.env.tickets {
         let mut config = config.clone();
         config.name_override = None;
-        edgetls_tickets::install(base, Arc::clone(keys), &config).map_err(|e| {
-            PolicyError::Syntax {
-                path: PathBuf::from("<tickets>"),
-                message: e.to_string(),
-            }
-        })?;
+        edgetls_tickets::install(base, Arc::clone(keys), &config)?;
     }
     // After the tickets: the session cache is the listener's own setting.
     crate::session::configure(base, &policy.env.session_cache);
     let index = chosen_index()?;
     base.set_client_hello_callback(move |ssl, alert| {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let sni = client_hello_server_name(ssl);
-            let local = local_addr_index()
-                .ok()
-                .and_then(|i| ssl.ex_data(i).copied());
+            let sni = ClientHello::of(ssl).server_name();
+            let local = local_addr(ssl);
             let policy = policy.current();
-            let i = decide(&policy, certs.as_deref(), ssl, sni.as_deref(), local)?;
-            ssl.set_ex_data(index, Chosen { policy, index: i });
-            Ok(())
+            match decide(&policy, certs.as_ref(), ssl, sni.as_deref(), local)? {
+                Decision::Decided(i) => {
+                    ssl.set_ex_data(index, Chosen { policy, index: i });
+                    Ok(ClientHelloResponse::SUCCESS)
+                }
+                // The driver builds what is missing off this stack and calls the handshake
+                // again, which runs this callback again.
+                Decision::Wait(work) => retry::defer(ssl, work).map_err(|_| {
+                    let detail = "the certificate must be built but the driver cannot wait";
+                    refuse(ssl, SslAlert::INTERNAL_ERROR, Reason::Internal, detail)
+                }),
+            }
         }))
         .unwrap_or_else(|_| {
             Err(refuse(
                 ssl,
                 SslAlert::INTERNAL_ERROR,
-                "internal",
+                Reason::Internal,
                 "panic in the ClientHello decision (caught)",
             ))
         })
-        .map(|()| ClientHelloResponse::SUCCESS)
         .map_err(|a| {
             *alert = a;
             openssl::error::ErrorStack::get()
@@ -196,9 +192,21 @@ pub fn install(
     Ok(())
 }
 
+/// What [`decide`] concluded.
+#[derive(Debug)]
+#[must_use]
+pub enum Decision {
+    /// The connection has its rule's settings and certificates; the rule's index.
+    Decided(usize),
+    /// The certificates must be built first (only when the connection's driver runs deferred
+    /// work, `edgetls_tls::retry`): hand this to `edgetls_tls::retry::defer` and return its
+    /// answer; the decision is made again when the handshake resumes.
+    Wait(Pending),
+}
+
 /// The ClientHello decision for a connection asking for `sni` on `local`: the rule, its
-/// context and per-connection settings, and (with `certs`) the certificate. Returns the rule's
-/// index. For servers that run their own ClientHello callback ([`install`] does this for you)
+/// context and per-connection settings, and (with `certs`) the certificate. Returns the
+/// [`Decision`]. For servers that run their own ClientHello callback ([`install`] does this for you)
 /// and for measuring the decision on its own.
 ///
 /// The connection is switched to the rule's context (one per distinct settings, built at load:
@@ -209,16 +217,16 @@ pub fn install(
 /// `CertStore::prepare_all`).
 pub fn decide(
     policy: &Policy,
-    certs: Option<&CertStore>,
+    certs: Option<&Arc<CertStore>>,
     ssl: &mut SslRef,
     sni: Option<&str>,
     local: Option<std::net::SocketAddr>,
-) -> Result<usize, SslAlert> {
+) -> Result<Decision, SslAlert> {
     let Some(i) = policy.find_index(sni, local) else {
         return Err(refuse(
             ssl,
             SslAlert::UNRECOGNIZED_NAME,
-            "unrecognized_name",
+            Reason::UnrecognizedName,
             format!("no policy rule for {}", sni.unwrap_or("<no server name>")),
         ));
     };
@@ -229,7 +237,25 @@ pub fn decide(
     let where_ = || format!("rule at {}", rule.describe());
     let Some(profile) = &rule.profile else {
         let detail = format!("{} has no settings profile", where_());
-        return Err(refuse(ssl, SslAlert::INTERNAL_ERROR, "internal", detail));
+        return Err(refuse(
+            ssl,
+            SslAlert::INTERNAL_ERROR,
+            Reason::Internal,
+            detail,
+        ));
+    };
+    // The certificates are chosen first: if they must be built, the handshake waits with the
+    // connection untouched. (OpenSSL runs the ClientHello callback of the connection's context
+    // again on resumption, so the switch to the rule's context must not have happened yet.)
+    let certificate = match certs {
+        Some(certs) => {
+            let name = rule.certificate.as_deref().or(sni);
+            match select_certificate(certs, ssl, name, local)? {
+                Selection::Ready(ready) => Some(ready),
+                Selection::Wait(work) => return Ok(Decision::Wait(work)),
+            }
+        }
+        None => None,
     };
     // The session is bound to the name asked for, after the switch (which copies the
     // context's session-ID context).
@@ -238,13 +264,13 @@ pub fn decide(
         return Err(refuse(
             ssl,
             SslAlert::INTERNAL_ERROR,
-            "settings_unusable",
+            Reason::SettingsUnusable,
             detail,
         ));
     }
-    if let Some(certs) = certs {
-        let name = rule.certificate.as_deref().or(sni);
-        apply_certificate(certs, ssl, name, local)?;
+    // After the switch, which replaces the connection's certificates with the context's.
+    if let Some(ready) = certificate {
+        ready.apply(ssl)?;
     }
-    Ok(i)
+    Ok(Decision::Decided(i))
 }

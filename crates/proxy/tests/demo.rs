@@ -147,6 +147,19 @@ fn every_printed_command_shows_what_it_says_then_sigterm_drains() {
         })
         .unwrap_or_else(|| panic!("{metrics}"));
     assert!(!resumed.ends_with(" 0"), "{resumed}");
+    // With [keyless] every handshake step runs on an OpenSSL ASYNC job: the certificates the
+    // first handshakes needed were built (misses), and none of them on the job's stack.
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    assert!(value("edgetls_certificate_cache_lookups_total{result=\"miss\"}") >= 3.0);
+    assert_eq!(
+        value("edgetls_certificate_cache_built_in_async_job_total"),
+        0.0
+    );
 
     // SIGTERM: the demo drains and exits cleanly.
     let mut demo = demo;

@@ -91,7 +91,7 @@ pub fn install(
         // Tickets are looked at before the server name is processed: decide per name from the
         // ClientHello itself, before OpenSSL looks for a ticket.
         ctx.set_client_hello_callback(move |ssl, _alert| {
-            let name = edgetls_certstore::client_hello_server_name(ssl);
+            let name = edgetls_tls::ClientHello::of(ssl).server_name();
             // The override is the caller's code: a panic in it must not unwind into OpenSSL.
             // It counts as "off" for this connection (no ticket), and the handshake goes on.
             let off = catch_unwind(AssertUnwindSafe(|| o(name.as_deref()) == Some(false)))

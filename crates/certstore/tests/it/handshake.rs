@@ -2,7 +2,7 @@
 //! `openssl s_client` command-line client choosing names and signature algorithms.
 
 use crate::common::Pki;
-use edgetls_certstore::{CertStore, LoadOptions, Source, local_addr_index, servername_callback};
+use edgetls_certstore::{CertStore, LoadOptions, Source, servername_callback};
 use openssl::ssl::{Ssl, SslContext, SslMethod};
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener};
@@ -20,7 +20,7 @@ pub(crate) fn serve(store: Arc<CertStore>, bind: &str) -> SocketAddr {
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let mut ssl = Ssl::new(&ctx).unwrap();
-            ssl.set_ex_data(local_addr_index().unwrap(), stream.local_addr().unwrap());
+            edgetls_tls::set_local_addr(&mut ssl, stream.local_addr().unwrap()).unwrap();
             if let Ok(mut tls) = ssl.accept(stream) {
                 let _ = tls.write_all(b"hello\n");
                 let _ = tls.shutdown();

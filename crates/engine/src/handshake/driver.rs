@@ -5,6 +5,11 @@
 //! freed while it is paused. [`Handshake`] is polled by the caller's own task in every mode
 //! (no task or wake-up of its own) and is `!Send`, so it cannot be moved to another thread.
 //!
+//! A ClientHello hook that needs slow work first (a certificate entry not yet built) leaves it
+//! with `edgetls_tls::retry` and the step fails with `WANT_CLIENT_HELLO_CB`: the work runs here,
+//! on the worker's own stack and never on an ASYNC job's, its output is handed back, and the
+//! step is repeated (the hook runs again and takes what it needed).
+//!
 //! Dropping a [`Handshake`] cancels it, which is how a caller's timeout works: the TCP
 //! connection and the SSL are released at once, unless a job is paused at that moment. Then
 //! the SSL is handed to a local task that resumes the job when its remote answer (or the
@@ -86,7 +91,10 @@ impl std::fmt::Debug for Handshake {
 /// Starts the server side of a TLS handshake on `tcp`, in async mode if `ssl` (or its context)
 /// has it. Must be polled on a current-thread runtime inside a [`tokio::task::LocalSet`]: a
 /// handshake dropped while its job is paused is finished by a local task of this thread.
-pub fn accept(ssl: Ssl, tcp: TcpStream) -> Handshake {
+pub fn accept(mut ssl: Ssl, tcp: TcpStream) -> Handshake {
+    // Hooks may pause the ClientHello: this driver runs their work. (Should the slot not be
+    // allocated, they do the work inline instead.)
+    let _ = edgetls_tls::retry::enable(&mut ssl);
     let peers = (tcp.peer_addr().ok(), tcp.local_addr().ok());
     let (stream, failed) = match TlsStream::new(ssl, tcp) {
         Ok(s) => (Some(s), None),
@@ -123,6 +131,9 @@ impl Future for Handshake {
                 Ok(()) => {
                     let stream = this.stream.take();
                     return Poll::Ready(stream.ok_or_else(|| internal("polled after the end")));
+                }
+                Err(e) if e.code() == ErrorCode::WANT_CLIENT_HELLO_CB => {
+                    run_deferred(stream)?;
                 }
                 Err(e) if is_want_async(&e) => match register_job(stream) {
                     Ok(fd) => this.job = Some(fd),
@@ -233,6 +244,21 @@ impl Drop for Finish {
             std::mem::forget(self.stream.take());
         }
     }
+}
+
+/// Runs the work a ClientHello hook left (on this stack, outside any ASYNC job) and hands its
+/// output back to the hook.
+fn run_deferred(stream: &mut TlsStream) -> Result<(), EngineError> {
+    let Some(work) = edgetls_tls::retry::take(stream.ssl()) else {
+        return Err(internal(
+            "the ClientHello paused and left no work to resume it",
+        ));
+    };
+    // The work may be user code (a certificate source): a panic ends this handshake only.
+    let output = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work.run()))
+        .map_err(|_| internal("panic in the ClientHello's deferred work (caught)"))?;
+    edgetls_tls::retry::complete(stream.ssl(), output);
+    Ok(())
 }
 
 fn internal(detail: impl Into<String>) -> EngineError {

@@ -1,6 +1,6 @@
 //! A PKI, a certificate directory, a policy file and a server that applies them.
 
-use edgetls_certstore::{CertStore, LoadOptions, Source, local_addr_index};
+use edgetls_certstore::{CertStore, LoadOptions, Source};
 use edgetls_policy::{Env, PolicySources, PolicyStore, install};
 use openssl::ssl::{SslAcceptor, SslMethod, SslStream};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 pub const NAMES: &[&str] = &[
@@ -81,6 +81,8 @@ pub fn pki() -> Pki {
 pub struct Server {
     pub addr: SocketAddr,
     pub policy: Arc<PolicyStore>,
+    /// How many ClientHellos paused for their certificates to be built.
+    pub pauses: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -135,7 +137,8 @@ fn serve_store(certs: Arc<CertStore>, sources: PolicySources, env: Env) -> Serve
     let addr = listener.local_addr().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let st = Arc::clone(&stop);
-    let index = local_addr_index().unwrap();
+    let pauses = Arc::new(AtomicUsize::new(0));
+    let paused = Arc::clone(&pauses);
     let thread = std::thread::spawn(move || {
         for tcp in listener.incoming() {
             if st.load(Relaxed) {
@@ -144,11 +147,14 @@ fn serve_store(certs: Arc<CertStore>, sources: PolicySources, env: Env) -> Serve
             let Ok(tcp) = tcp else { continue };
             let _ = tcp.set_read_timeout(Some(Duration::from_secs(3)));
             let mut ssl = openssl::ssl::Ssl::new(acceptor.context()).unwrap();
-            ssl.set_ex_data(index, tcp.local_addr().unwrap());
+            edgetls_tls::set_local_addr(&mut ssl, tcp.local_addr().unwrap()).unwrap();
+            // Driven as the proxy drives it: a certificate not yet built pauses the ClientHello
+            // and is built here, outside the callback.
+            edgetls_tls::retry::enable(&mut ssl).unwrap();
             let Ok(mut tls) = SslStream::new(ssl, tcp) else {
                 continue;
             };
-            if tls.accept().is_err() {
+            if !accept_with_retries(&mut tls, &paused) {
                 continue;
             }
             if tls.ssl().selected_alpn_protocol() == Some(b"h2") {
@@ -174,6 +180,7 @@ fn serve_store(certs: Arc<CertStore>, sources: PolicySources, env: Env) -> Serve
     Server {
         addr,
         policy: store,
+        pauses,
         stop,
         thread: Some(thread),
     }
@@ -223,4 +230,20 @@ pub fn curl(srv: &Server, pki: &Pki, name: &str, args: &[&str]) -> (i32, String,
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
+}
+
+/// Accepts on a blocking stream, running the work a paused ClientHello leaves (as the proxy's
+/// driver does). Returns whether the handshake completed; counts the pauses in `pauses`.
+fn accept_with_retries(tls: &mut SslStream<std::net::TcpStream>, pauses: &AtomicUsize) -> bool {
+    loop {
+        match tls.accept() {
+            Ok(()) => return true,
+            Err(e) if e.code() == openssl::ssl::ErrorCode::WANT_CLIENT_HELLO_CB => {
+                let work = edgetls_tls::retry::take(tls.ssl()).expect("a paused hook left work");
+                pauses.fetch_add(1, Relaxed);
+                edgetls_tls::retry::complete(tls.ssl(), work.run());
+            }
+            Err(_) => return false,
+        }
+    }
 }

@@ -65,7 +65,7 @@ fn alpn_wire_seeds_round_trip() {
         if let Ok(Some(chosen)) = alpn::select(&server, &data) {
             assert!(server.iter().any(|s| s.as_slice() == chosen), "{name}");
         }
-        if let Some(host) = edgetls_certstore::server_name_extension(&data) {
+        if let Some(host) = edgetls_tls::hello::server_name_extension(&data) {
             assert!(!host.is_empty(), "{name}");
         }
     }

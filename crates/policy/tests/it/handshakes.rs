@@ -246,3 +246,36 @@ fn versions_ciphers_tickets_and_defaults_per_name() {
     // h1.test, *.elsewhere.test and * share their settings, as do h2.test and fallback.test.
     assert_eq!(srv.policy.current().profiles(), 8);
 }
+
+#[test]
+fn a_certificate_not_yet_built_pauses_the_client_hello_once_then_is_cached() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (pki, srv) = setup();
+    let pauses = || srv.pauses.load(Relaxed);
+    assert_eq!(pauses(), 0);
+    // One certificate (site.pem) serves every name here: only the very first handshake waits.
+    for (name, expected) in [
+        ("h1.test", 1),
+        ("h1.test", 1),
+        ("v13.test", 1),
+        ("a.test", 1),
+    ] {
+        // The certificate verifies for the name asked (its SAN), so it is that name's own.
+        let (ok, out) = s_client(&srv, &pki, name, &["-verify_hostname", name]);
+        assert!(
+            ok && out.contains("Verify return code: 0 (ok)"),
+            "{name}:\n{out}"
+        );
+        assert_eq!(
+            pauses(),
+            expected,
+            "{name}: the first handshake waits for the entry to be built, later ones find it cached"
+        );
+    }
+    // The same over TLS 1.2, on a fresh server whose first handshake is a TLS 1.2 one.
+    let (pki, srv) = setup();
+    let args = ["-tls1_2", "-verify_hostname", "h2.test"];
+    let (ok, out) = s_client(&srv, &pki, "h2.test", &args);
+    assert!(ok && out.contains("Verify return code: 0 (ok)"), "{out}");
+    assert_eq!(srv.pauses.load(Relaxed), 1);
+}

@@ -325,6 +325,12 @@ impl Collector for AtScrape {
         )?;
         counter(
             &mut e,
+            "edgetls_certificate_cache_built_in_async_job",
+            "Entries built on an OpenSSL ASYNC job's stack (expected 0: misses are built by the driver)",
+            prepared.built_in_async_job,
+        )?;
+        counter(
+            &mut e,
             "edgetls_certificate_cache_evicted",
             "Entries dropped from the cache to stay within its budget",
             prepared.evicted,

@@ -29,7 +29,7 @@ pub(crate) fn client_hello_sni(record: &[u8]) -> Option<String> {
         let n = usize::from(u16::from_be_bytes([ext[2], ext[3]]));
         let data = ext.get(4..4 + n)?;
         if kind == 0 {
-            return edgetls_certstore::server_name_extension(data);
+            return edgetls_tls::hello::server_name_extension(data);
         }
         ext = &ext[4 + n..];
     }

@@ -5,7 +5,6 @@ use crate::error::CliError;
 use crate::proxy::peek::{client_hello_sni, record_len};
 use crate::proxy::pipe::pipe;
 use crate::proxy::{Shared, memory, proxied};
-use edgetls_certstore::local_addr_index;
 use edgetls_engine::{EngineError, Failure};
 use openssl::ssl::{NameType, Ssl};
 use std::future::Future;
@@ -290,8 +289,9 @@ async fn handshake(
     }
     let mut ssl =
         Ssl::new(&shared.base).map_err(|e| Failed::Error(Failure::Internal, e.to_string()))?;
-    if let (Ok(index), Some(local)) = (local_addr_index(), local) {
-        ssl.set_ex_data(index, local);
+    if let Some(local) = local {
+        edgetls_tls::set_local_addr(&mut ssl, local)
+            .map_err(|e| Failed::Error(Failure::Internal, e.to_string()))?;
     }
     let accept = edgetls_engine::accept(ssl, tcp).with_peers(Some(client), local);
     match tokio::time::timeout_at(deadline, accept).await {

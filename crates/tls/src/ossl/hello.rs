@@ -1,0 +1,50 @@
+//! The ClientHello as OpenSSL's ClientHello callback sees it (`SSL_client_hello_get0_ext`).
+
+use foreign_types::ForeignTypeRef;
+use openssl::ssl::SslRef;
+
+/// TLS extension numbers the view reads.
+const EXT_SERVER_NAME: u32 = 0;
+const EXT_ALPN: u32 = 16;
+
+/// A view of the ClientHello being processed. Valid only inside a ClientHello callback, before
+/// OpenSSL has processed the extensions (so `SSL_get_servername` is not yet set).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientHello<'a> {
+    ssl: &'a SslRef,
+}
+
+impl<'a> ClientHello<'a> {
+    /// The ClientHello of `ssl`, from inside a ClientHello callback.
+    pub fn of(ssl: &'a SslRef) -> Self {
+        ClientHello { ssl }
+    }
+
+    /// The body of extension `ext_type`, if the client sent it.
+    pub fn extension(&self, ext_type: u32) -> Option<&'a [u8]> {
+        let mut p: *const u8 = std::ptr::null();
+        let mut len: usize = 0;
+        // SAFETY: called on a live SSL inside its ClientHello callback (the only place this view
+        // is made); OpenSSL points `p` into its copy of the ClientHello, which lives as long as
+        // the SSL's handshake state and so at least as long as `'a`.
+        unsafe {
+            if openssl_sys::SSL_client_hello_get0_ext(self.ssl.as_ptr(), ext_type, &mut p, &mut len)
+                != 1
+                || p.is_null()
+            {
+                return None;
+            }
+            Some(std::slice::from_raw_parts(p, len))
+        }
+    }
+
+    /// The server name asked for, lowercased.
+    pub fn server_name(&self) -> Option<String> {
+        crate::hello::server_name_extension(self.extension(EXT_SERVER_NAME)?)
+    }
+
+    /// The ALPN protocols offered, in the client's order.
+    pub fn alpn_protocols(&self) -> impl Iterator<Item = &'a [u8]> {
+        crate::hello::alpn_protocols(self.extension(EXT_ALPN).unwrap_or(&[]))
+    }
+}

@@ -1,0 +1,147 @@
+//! The asynchronous ClientHello: a hook that cannot decide cheaply leaves the slow part for the
+//! driver and pauses the handshake (`SSL_CLIENT_HELLO_RETRY`); the driver runs that part on its
+//! own stack (or a blocking pool), hands back its output, and calls the handshake again, which
+//! runs the hook again: the hook takes the output ([`take_output`]) and decides.
+//!
+//! With OpenSSL's async mode (remote keys) the whole handshake step, ClientHello callback
+//! included, runs on an ASYNC job's 32 KiB stack: returning "retry" ends that step and the slow
+//! work (decoding certificates and keys, checking OCSP, user code) never runs there.
+//!
+//! A connection can pause only if its driver said it will run the work ([`enable`]); a hook
+//! on a connection driven by code that does not know about this (a plain `SslStream::accept`)
+//! must do the work inline, which [`can_defer`] tells it.
+
+use crate::error::TlsError;
+use openssl::ex_data::Index;
+use openssl::ssl::{ClientHelloResponse, Ssl, SslRef};
+use std::any::Any;
+use std::sync::{Mutex, OnceLock};
+
+/// What the slow part produced, handed back to the hook on its next run ([`take_output`]).
+pub type Output = Box<dyn Any + Send>;
+
+/// The slow part of a ClientHello decision. It does not borrow the connection, so the driver
+/// may run it wherever it likes: on its own stack, or on a blocking pool for CPU-heavy work.
+pub struct Pending(Box<dyn FnOnce() -> Output + Send>);
+
+impl Pending {
+    /// Wraps the slow part; its result reaches the hook's next run through [`take_output`].
+    pub fn new<T: Any + Send>(work: impl FnOnce() -> T + Send + 'static) -> Self {
+        Pending(Box::new(move || Box::new(work()) as Output))
+    }
+
+    /// Runs the slow part; hand the result to [`complete`], then resume the handshake.
+    pub fn run(self) -> Output {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pending")
+    }
+}
+
+/// The connection's slot: present once a driver enabled retries; holds the work left by the
+/// hook that paused, then its output, until each is taken.
+#[derive(Default)]
+struct Slot(Mutex<(Option<Pending>, Option<Output>)>);
+
+impl Slot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<Pending>, Option<Output>)> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn slot_index() -> Result<Index<Ssl, Slot>, TlsError> {
+    static I: OnceLock<Result<Index<Ssl, Slot>, openssl::error::ErrorStack>> = OnceLock::new();
+    Ok(I.get_or_init(Ssl::new_ex_index).clone()?)
+}
+
+fn slot(ssl: &SslRef) -> Option<&Slot> {
+    ssl.ex_data(slot_index().ok()?)
+}
+
+/// Says that the driver of `ssl` runs the work a ClientHello hook leaves: when a handshake step
+/// fails with `ErrorCode::WANT_CLIENT_HELLO_CB`, it calls [`take`], runs the work, gives its
+/// output to [`complete`], and steps again.
+pub fn enable(ssl: &mut SslRef) -> Result<(), TlsError> {
+    ssl.set_ex_data(slot_index()?, Slot::default());
+    Ok(())
+}
+
+/// Whether a hook on `ssl` may pause the handshake (its driver called [`enable`]).
+pub fn can_defer(ssl: &SslRef) -> bool {
+    slot(ssl).is_some()
+}
+
+/// Leaves `work` for the driver and returns the callback's answer that pauses the handshake.
+/// Fails (giving the work back) if the driver did not [`enable`] retries on `ssl`.
+pub fn defer(ssl: &SslRef, work: Pending) -> Result<ClientHelloResponse, Pending> {
+    let Some(slot) = slot(ssl) else {
+        return Err(work);
+    };
+    slot.lock().0 = Some(work);
+    Ok(ClientHelloResponse::RETRY)
+}
+
+/// The work the paused hook left, for the driver to run.
+pub fn take(ssl: &SslRef) -> Option<Pending> {
+    slot(ssl)?.lock().0.take()
+}
+
+/// Hands the work's output to the hook, which takes it on its next run.
+pub fn complete(ssl: &SslRef, output: Output) {
+    if let Some(slot) = slot(ssl) {
+        slot.lock().1 = Some(output);
+    }
+}
+
+/// The output of the work this hook left before, if the driver ran it and it is a `T`.
+pub fn take_output<T: Any>(ssl: &SslRef) -> Option<T> {
+    let output = slot(ssl)?.lock().1.take()?;
+    output.downcast::<T>().ok().map(|b| *b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openssl::ssl::{SslContext, SslMethod};
+
+    fn ssl() -> Ssl {
+        Ssl::new(&SslContext::builder(SslMethod::tls()).unwrap().build()).unwrap()
+    }
+
+    #[test]
+    fn work_is_left_only_where_the_driver_runs_it() {
+        let plain = ssl();
+        assert!(!can_defer(&plain));
+        assert!(defer(&plain, Pending::new(|| 1u8)).is_err());
+
+        let mut driven = ssl();
+        enable(&mut driven).unwrap();
+        assert!(can_defer(&driven));
+        assert_eq!(
+            defer(&driven, Pending::new(|| 41u32 + 1)).unwrap(),
+            ClientHelloResponse::RETRY
+        );
+        let work = take(&driven).expect("the work is there for the driver");
+        assert!(take(&driven).is_none(), "taken once");
+        complete(&driven, work.run());
+        assert_eq!(
+            take_output::<String>(&driven),
+            None,
+            "another type is not handed out"
+        );
+        assert_eq!(
+            take_output::<u32>(&driven),
+            None,
+            "a mismatched take drops the output"
+        );
+
+        assert!(defer(&driven, Pending::new(|| 7u32)).is_ok());
+        complete(&driven, take(&driven).unwrap().run());
+        assert_eq!(take_output::<u32>(&driven), Some(7));
+        assert_eq!(take_output::<u32>(&driven), None);
+    }
+}
