@@ -140,7 +140,6 @@ origin = "{a}"
         .unwrap()
         .contains("draining")));
     std::thread::sleep(Duration::from_millis(200));
-    assert!(p.child.id() > 0);
     let mut p = p;
     assert!(
         p.child.try_wait().unwrap().is_none(),

