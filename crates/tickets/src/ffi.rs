@@ -52,6 +52,8 @@ unsafe extern "C" {
         bsize: size_t,
     ) -> OSSL_PARAM;
     pub(crate) fn SSL_set_options(s: *mut SSL, op: u64) -> u64;
+    /// The connection's options (a function since OpenSSL 3.0).
+    pub(crate) fn SSL_get_options(s: *const SSL) -> u64;
     pub(crate) fn SSL_SESSION_get0_ticket(
         s: *const SSL_SESSION,
         tick: *mut *const c_uchar,

@@ -6,7 +6,7 @@ use crate::error::TicketError;
 use crate::key::TicketKey;
 use crate::source::TicketKeySource;
 use arc_swap::ArcSwap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 /// What the handshake path reads.
@@ -32,6 +32,9 @@ pub struct Counters {
     pub not_decrypted: AtomicU64,
     /// Refreshes that failed (the previous keys stay in force).
     pub refresh_failures: AtomicU64,
+    /// Handshakes the ticket callback ended (a key the TLS library refused; the reason is
+    /// recorded on the connection as `ticket_keys`).
+    pub failed: AtomicU64,
 }
 
 impl Counters {
@@ -82,6 +85,7 @@ pub struct TicketKeys {
     next_refresh: AtomicU64,
     refreshing: Mutex<Option<String>>,
     counters: Counters,
+    refresher: AtomicBool,
 }
 
 impl std::fmt::Debug for TicketKeys {
@@ -133,6 +137,7 @@ impl TicketKeys {
             next_refresh: AtomicU64::new(now + opts.refresh_every),
             refreshing: Mutex::new(None),
             counters: Counters::default(),
+            refresher: AtomicBool::new(false),
         })
     }
 
@@ -147,9 +152,20 @@ impl TicketKeys {
         Arc::clone(&self.ring.load().encrypt)
     }
 
+    /// The key that encrypts new tickets, as the ring holds it now, without looking at the
+    /// source even if a refresh is due (for the ticket callback: a source may read files).
+    pub fn encrypting_in_force(&self) -> Arc<TicketKey> {
+        Arc::clone(&self.ring.load().encrypt)
+    }
+
     /// The key named `name`, if it may decrypt now.
     pub fn find(&self, name: &[u8]) -> Option<Found> {
         self.maybe_refresh();
+        self.find_in_force(name)
+    }
+
+    /// As [`find`](Self::find), without looking at the source even if a refresh is due.
+    pub fn find_in_force(&self, name: &[u8]) -> Option<Found> {
         let now = self.clock.now();
         let ring = self.ring.load();
         if ring.encrypt.name()[..] == *name {
@@ -200,6 +216,34 @@ impl TicketKeys {
                 self.counters.refresh_failures.fetch_add(1, Relaxed);
                 e.to_string()
             });
+        }
+    }
+
+    /// Looks at the source on a thread of the ring's own every `refresh_every` seconds (at
+    /// least 1 s), for as long as the ring is in use; the ticket callback never does. Started
+    /// once by `install`; calling it again does nothing. Without it, [`refresh`](Self::refresh)
+    /// (or [`encrypting`](Self::encrypting) / [`find`](Self::find)) keeps the ring current.
+    pub fn start_refresher(self: &Arc<Self>) {
+        if self.refresher.swap(true, Relaxed) {
+            return;
+        }
+        let ring = Arc::downgrade(self);
+        let every = std::time::Duration::from_secs(self.opts.refresh_every.max(1));
+        let spawned = std::thread::Builder::new()
+            .name("edgetls-ticket-keys".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(every);
+                    // The ring is gone (every context that used it was freed): so is this thread.
+                    let Some(ring) = ring.upgrade() else { return };
+                    ring.maybe_refresh();
+                }
+            });
+        if spawned.is_err() {
+            // No thread to be had: handshakes still work with the keys in force, and the
+            // failure shows as a refresh failure.
+            self.counters.refresh_failures.fetch_add(1, Relaxed);
+            self.refresher.store(false, Relaxed);
         }
     }
 

@@ -6,11 +6,12 @@ use crate::ffi;
 use crate::key::TicketKey;
 use crate::mac::set_hmac_key;
 use crate::ring::TicketKeys;
+use edgetls_tls::retry::{self, Pending};
 use foreign_types::ForeignTypeRef;
 use libc::{c_int, c_uchar, c_void, size_t};
 use openssl::ex_data::Index;
 use openssl::ssl::{
-    ClientHelloResponse, NameType, SslContext, SslContextBuilder, SslOptions, SslRef,
+    ClientHelloResponse, SslAlert, SslContext, SslContextBuilder, SslOptions, SslRef,
 };
 use openssl_sys::{EVP_CIPHER_CTX, EVP_MAC_CTX, SSL, SSL_SESSION};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -18,9 +19,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 
 /// Decides per server name: `Some(false)` turns tickets off for that name (no ticket issued, none
-/// accepted), `Some(true)` or `None` leaves them on. It is asked from a ClientHello callback
-/// that `install` sets only when an override is given; code with its own ClientHello callback
-/// (the policy crate) calls [`disable_for`] there instead.
+/// accepted), `Some(true)` or `None` leaves them on. It is asked once per connection from a
+/// ClientHello callback that `install` sets only when an override is given — on an OpenSSL
+/// ASYNC job (async mode, driven by `edgetls_engine::accept`) it is left to the driver and runs
+/// on the worker's own stack; code with its own ClientHello callback (the policy crate) calls
+/// [`disable_for`] there instead.
 pub type NameOverride = Arc<dyn Fn(Option<&str>) -> Option<bool> + Send + Sync>;
 
 /// Ticket settings for a server context.
@@ -58,7 +61,6 @@ impl Default for TicketConfig {
 /// What the callbacks find on the context.
 struct State {
     keys: Arc<TicketKeys>,
-    name_override: Option<NameOverride>,
 }
 
 fn state_index() -> Result<Index<SslContext, Arc<State>>, TicketError> {
@@ -91,21 +93,29 @@ pub fn install(
         // Tickets are looked at before the server name is processed: decide per name from the
         // ClientHello itself, before OpenSSL looks for a ticket.
         ctx.set_client_hello_callback(move |ssl, _alert| {
-            let name = edgetls_tls::ClientHello::of(ssl).server_name();
-            // The override is the caller's code: a panic in it must not unwind into OpenSSL.
-            // It counts as "off" for this connection (no ticket), and the handshake goes on.
-            let off = catch_unwind(AssertUnwindSafe(|| o(name.as_deref()) == Some(false)))
-                .unwrap_or(true);
+            let off = match retry::take_output::<OverrideSaid>(ssl) {
+                Some(OverrideSaid(off)) => off,
+                None => {
+                    let name = edgetls_tls::ClientHello::of(ssl).server_name();
+                    // The override is the caller's code: on an OpenSSL ASYNC job's stack (remote
+                    // keys) it is left to the driver, which runs it on its own stack.
+                    if edgetls_tls::in_async_job() && retry::can_defer(ssl) {
+                        let o = Arc::clone(&o);
+                        let ask = Pending::new(move || OverrideSaid(ask_override(&o, name)));
+                        return retry::defer(ssl, ask)
+                            .map_err(|_| openssl::error::ErrorStack::get());
+                    }
+                    ask_override(&o, name)
+                }
+            };
             if off {
                 disable_for(ssl).map_err(|_| openssl::error::ErrorStack::get())?;
             }
             Ok(ClientHelloResponse::SUCCESS)
         });
     }
-    let state = Arc::new(State {
-        keys,
-        name_override: config.name_override.clone(),
-    });
+    keys.start_refresher();
+    let state = Arc::new(State { keys });
     let arg = Arc::as_ptr(&state) as *mut c_void;
     ctx.set_ex_data(state_index()?, state);
     // SAFETY: the callbacks are plain functions that never unwind; `arg` points into the State
@@ -118,6 +128,15 @@ pub fn install(
         }
     }
     Ok(())
+}
+
+/// What a name override said for a connection: true when tickets are off.
+struct OverrideSaid(bool);
+
+/// Asks the override about `name`. It is the caller's code: a panic in it must not unwind into
+/// OpenSSL; it counts as "off" for this connection (no ticket), and the handshake goes on.
+fn ask_override(o: &NameOverride, name: Option<String>) -> bool {
+    catch_unwind(AssertUnwindSafe(|| o(name.as_deref()) == Some(false))).unwrap_or(true)
 }
 
 /// Turns tickets off for one connection (e.g. from a server name callback, for a name whose
@@ -167,24 +186,31 @@ unsafe fn key_cb_inner(
 ) -> c_int {
     // SAFETY: ssl is live for the callback.
     let ssl = unsafe { SslRef::from_ptr_mut(ssl) };
-    let Ok(index) = state_index() else { return -1 };
+    let Ok(index) = state_index() else {
+        return fail(ssl, None, "no ex_data slot for the ticket keys");
+    };
     let Some(state) = ssl.ssl_context().ex_data(index) else {
         return 0;
     };
-    if let Some(o) = &state.name_override {
-        if o(ssl.servername(NameType::HOST_NAME)) == Some(false) {
-            return 0;
-        }
+    // The name override's answer, from the ClientHello callback (the override itself is not
+    // asked again here: it is user code and this may run on an ASYNC job's stack).
+    // SAFETY: SSL_get_options only reads the live SSL's option bits.
+    let options = unsafe { ffi::SSL_get_options(ssl.as_ptr()) };
+    if options & SslOptions::NO_TICKET.bits() != 0 {
+        return 0;
     }
+    // The ring as it is: its source is refreshed by its refresher thread, never from here
+    // (this may run on an OpenSSL ASYNC job's stack, and a source may read files).
+    let keys = Arc::clone(&state.keys);
     if enc == 1 {
-        let key = state.keys.encrypting();
+        let key = keys.encrypting_in_force();
         let Some(cipher) = cipher(&key) else {
-            return -1;
+            return fail(ssl, Some(&keys), "no cipher for the encrypting key");
         };
         // SAFETY: iv and key_name are 16-byte buffers (RFC 5077 layout); the contexts are live.
         unsafe {
             if openssl_sys::RAND_bytes(iv, 16) != 1 {
-                return -1;
+                return fail(ssl, Some(&keys), "no random IV for a ticket");
             }
             std::ptr::copy_nonoverlapping(key.name().as_ptr(), key_name, 16);
             if openssl_sys::EVP_EncryptInit_ex(
@@ -196,20 +222,24 @@ unsafe fn key_cb_inner(
             ) != 1
                 || !set_hmac_key(hctx, key.hmac_secret())
             {
-                return -1;
+                return fail(
+                    ssl,
+                    Some(&keys),
+                    "sealing a ticket: cipher or MAC refused the key",
+                );
             }
         }
-        state.keys.counters().issued.fetch_add(1, Relaxed);
+        keys.counters().issued.fetch_add(1, Relaxed);
         1
     } else {
         // SAFETY: key_name is 16 bytes.
         let name = unsafe { std::slice::from_raw_parts(key_name, 16) };
-        let Some(found) = state.keys.find(name) else {
-            state.keys.counters().unknown_key.fetch_add(1, Relaxed);
+        let Some(found) = keys.find_in_force(name) else {
+            keys.counters().unknown_key.fetch_add(1, Relaxed);
             return 0;
         };
         let Some(cipher) = cipher(&found.key) else {
-            return -1;
+            return fail(ssl, Some(&keys), "no cipher for the ticket's key");
         };
         // SAFETY: iv is the ticket's 16-byte IV; the contexts are live.
         unsafe {
@@ -222,11 +252,30 @@ unsafe fn key_cb_inner(
                     iv,
                 ) != 1
             {
-                return -1;
+                return fail(
+                    ssl,
+                    Some(&keys),
+                    "opening a ticket: cipher or MAC refused the key",
+                );
             }
         }
         if found.current { 1 } else { 2 }
     }
+}
+
+/// Ends the handshake from the ticket callback (-1): the reason is recorded on the connection
+/// and counted on the ring.
+fn fail(ssl: &mut SslRef, keys: Option<&TicketKeys>, why: &str) -> c_int {
+    if let Some(keys) = keys {
+        keys.counters().failed.fetch_add(1, Relaxed);
+    }
+    edgetls_tls::refuse(
+        ssl,
+        SslAlert::INTERNAL_ERROR,
+        edgetls_tls::Reason::TicketKeys,
+        why,
+    );
+    -1
 }
 
 const TLS1_3_VERSION: c_int = 0x0304;

@@ -360,6 +360,7 @@ impl Collector for AtScrape {
                     ("renewed", tc.renewed.load(Relaxed)),
                     ("unknown_key", tc.unknown_key.load(Relaxed)),
                     ("decrypt_failed", tc.decrypt_failures()),
+                    ("failed", tc.failed.load(Relaxed)),
                 ],
             )?;
         }

@@ -1,6 +1,7 @@
 //! Ticket keys against real OpenSSL peers: `openssl s_client -sess_out/-sess_in` and Rust
 //! OpenSSL clients, servers sharing key files or only a derivation secret, rotation, origins.
 
+mod async_override;
 mod common;
 mod examples;
 mod formats;

@@ -125,6 +125,7 @@ fn across_a_rotation_tickets_resume_within_the_grace_window_and_are_renewed_then
         s_client(srv.addr, flag, None, Some(&old), &[]);
         let (_, rust_old) = connect(srv.addr, version, None);
         clock.advance(HOUR); // rotated: the tickets' key no longer encrypts
+        keys.refresh().unwrap(); // as the ring's refresher does
         let before = keys.counters().renewed.load(Relaxed);
         let out = s_client(srv.addr, flag, Some(&old), None, &[]);
         assert!(reused(&out), "{flag}: within the grace window:\n{out}");
@@ -141,6 +142,7 @@ fn across_a_rotation_tickets_resume_within_the_grace_window_and_are_renewed_then
             "{flag}: and gets a new ticket"
         );
         clock.advance(HOUR / 2 + 1);
+        keys.refresh().unwrap(); // as the ring's refresher does
         let expired = s_client(srv.addr, flag, Some(&old), None, &[]);
         assert!(
             !reused(&expired),
@@ -152,6 +154,7 @@ fn across_a_rotation_tickets_resume_within_the_grace_window_and_are_renewed_then
             "{flag}: renewed ticket resumes"
         );
         clock.advance(HOUR / 2);
+        keys.refresh().unwrap(); // as the ring's refresher does
     }
     assert_eq!(srv.seen.failed.load(Relaxed), 0);
     assert!(keys.counters().unknown_key.load(Relaxed) >= 2);
@@ -175,6 +178,7 @@ fn zero_failed_resumptions_across_a_rotation_for_tickets_inside_the_grace_window
         sessions.push((v, s));
     }
     clock.advance(HOUR + HOUR / 4); // rotated, inside the 30-minute grace window
+    keys.refresh().unwrap(); // as the ring's refresher does
     let failed = sessions
         .iter()
         .filter(|(v, s)| !connect(srv.addr, *v, Some(s)).0)
@@ -325,4 +329,74 @@ fn a_panicking_override_costs_that_connection_its_ticket_not_the_process() {
     // The server is still there, and other names still get tickets.
     let public = s_client(srv.addr, "-tls1_2", None, None, &[]);
     assert!(public.contains("TLS session ticket:"), "{public}");
+}
+
+/// A source that counts how often it is read, on which thread, and can be told to rotate.
+struct Watched {
+    inner: DerivedSource,
+    reads_on_handshake_thread: Arc<std::sync::atomic::AtomicUsize>,
+    reads: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl edgetls_tickets::TicketKeySource for Watched {
+    fn keys(&self, now: u64) -> Result<KeySet, edgetls_tickets::TicketError> {
+        self.reads.fetch_add(1, Relaxed);
+        if std::thread::current().name() != Some("edgetls-ticket-keys") {
+            self.reads_on_handshake_thread.fetch_add(1, Relaxed);
+        }
+        self.inner.keys(now)
+    }
+
+    fn describe(&self) -> String {
+        "watched".into()
+    }
+}
+
+#[test]
+fn the_ticket_callback_never_reads_the_source_its_refresher_does() {
+    let (c, k) = cert("site.test");
+    let clock = Arc::new(ManualClock::new(1_800_000_000 - 1_800_000_000 % HOUR + 60));
+    let on_handshake = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let source = Watched {
+        inner: DerivedSource::new(
+            b"0123456789abcdef0123456789abcdef",
+            HOUR,
+            HOUR / 2,
+            KeySize::Aes256,
+        )
+        .unwrap(),
+        reads_on_handshake_thread: Arc::clone(&on_handshake),
+        reads: Arc::clone(&reads),
+    };
+    // Due for a refresh at every look (refresh_every 0, so the refresher looks every second).
+    let keys = Arc::new(
+        TicketKeys::with_clock(source, RingOptions::new(HOUR, 0), Arc::clone(&clock)).unwrap(),
+    );
+    let at_start = on_handshake.load(Relaxed); // the first read, in with_clock
+    let first = keys.encrypting_in_force().name_hex();
+    let srv = server(&c, &k, Arc::clone(&keys));
+    clock.advance(HOUR); // the source now has another encrypting key
+    for version in [SslVersion::TLS1_2, SslVersion::TLS1_3] {
+        let (_, session) = connect(srv.addr, version, None);
+        assert!(
+            connect(srv.addr, version, Some(&session)).0,
+            "{version:?} resumes"
+        );
+    }
+    assert_eq!(
+        on_handshake.load(Relaxed),
+        at_start,
+        "the source was read from a handshake (the ticket callback)"
+    );
+    // The refresher thread picks the rotation up by itself.
+    let rotated = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        keys.encrypting_in_force().name_hex() != first
+    });
+    assert!(
+        rotated,
+        "the refresher did not rotate the ring (reads: {reads:?})"
+    );
+    assert_eq!(on_handshake.load(Relaxed), at_start);
 }
