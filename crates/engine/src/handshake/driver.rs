@@ -63,7 +63,11 @@ fn step(
 ) -> Poll<Result<(), openssl::ssl::Error>> {
     use foreign_types::ForeignTypeRef;
     let ssl = stream.ssl().as_ptr();
-    crate::keys::connection::during(ssl, peers.0, peers.1, || stream.poll_accept(cx))
+    let r = crate::keys::connection::during(ssl, peers.0, peers.1, || stream.poll_accept(cx));
+    // A job that paused for a remote key queued its request: start it here, on the worker's
+    // own stack, before waiting for the answer.
+    wait::run_queued();
+    r
 }
 
 impl Handshake {

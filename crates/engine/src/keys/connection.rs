@@ -58,6 +58,11 @@ pub(crate) fn during<R>(
     f()
 }
 
+/// Whether edgetls's driver is running a handshake step on this thread now.
+pub(crate) fn driven() -> bool {
+    CURRENT.with(Cell::get).is_some()
+}
+
 /// The connection being driven on this thread now, if any.
 pub(crate) fn current() -> ConnectionInfo {
     let Some(c) = CURRENT.with(Cell::get) else {

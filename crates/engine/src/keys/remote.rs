@@ -70,9 +70,11 @@ pub type Done = Box<dyn FnOnce(Result<Vec<u8>, EngineError>) + Send + 'static>;
 /// A private key held elsewhere.
 ///
 /// `start` must not block: it hands the request off and returns, and `done` is called exactly
-/// once, from any thread, within a bounded time (the implementation's own deadline). It runs
-/// during an OpenSSL handshake: on the handshake's thread in blocking mode, on the
-/// `edgetls-remote` thread in async mode (never on an async job's small stack).
+/// once, from any thread, within a bounded time (the implementation's own deadline). It runs on
+/// the thread driving the handshake, never on an async job's small stack: in blocking mode
+/// inside the sign step; in async mode right after the job paused, from
+/// [`accept`](crate::accept)'s driver (a job driven by other code has it called on the
+/// `edgetls-remote` thread).
 pub trait RemoteKey: Send + Sync + std::fmt::Debug + 'static {
     /// Starts the operation; `done` receives the signature or the error.
     fn start(&self, request: SignRequest, done: Done);

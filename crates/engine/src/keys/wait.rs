@@ -2,8 +2,11 @@
 //! or pausing the async job until the answer's file descriptor turns readable.
 //!
 //! In async mode this code runs on the job's 32 KiB stack with no guard page: its frames hold
-//! a few pointers, everything else lives on the heap, and no user code runs there — the
-//! remote key's `start` is handed, as one boxed message, to the `edgetls-remote` thread.
+//! a few pointers, everything else lives on the heap, and no user code runs there. The remote
+//! key's `start` is queued on this thread and the job pauses; edgetls's handshake driver, back
+//! on the worker's own stack as soon as the handshake call returns, runs it ([`run_queued`]).
+//! Only a job driven by other code (no `edgetls_engine::accept` on this thread) hands `start`
+//! to the `edgetls-remote` thread instead, made on first such use.
 
 use crate::error::EngineError;
 use crate::ffi;
@@ -239,8 +242,25 @@ impl Start {
     }
 }
 
-/// The thread that calls `RemoteKey::start` for paused jobs: user code never runs on a job's
-/// small stack. A `start` must not block (its contract), so one thread keeps up.
+thread_local! {
+    /// Remote operations queued by paused jobs of this thread, for the driver to start.
+    static QUEUED: std::cell::RefCell<Vec<Start>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Starts the remote operations that jobs paused on this thread queued (called by the handshake
+/// driver after each handshake call, on the worker's own stack).
+pub(crate) fn run_queued() {
+    loop {
+        let Some(start) = QUEUED.with(|q| q.borrow_mut().pop()) else {
+            return;
+        };
+        start.run();
+    }
+}
+
+/// The thread that calls `RemoteKey::start` for jobs paused outside edgetls's driver: user code
+/// never runs on a job's small stack. A `start` must not block (its contract), so one thread
+/// keeps up.
 fn starter() -> Result<&'static std::sync::mpsc::Sender<Start>, EngineError> {
     static S: std::sync::OnceLock<Result<std::sync::mpsc::Sender<Start>, String>> =
         std::sync::OnceLock::new();
@@ -275,13 +295,19 @@ fn paused(
         *theirs.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
         their_waker.wake();
     });
-    starter()?
-        .send(Start {
-            remote: Arc::clone(remote),
-            request,
-            done,
-        })
-        .map_err(|_| EngineError::Async("the remote-key thread is gone".into()))?;
+    let start = Start {
+        remote: Arc::clone(remote),
+        request,
+        done,
+    };
+    if crate::keys::connection::driven() {
+        // Started by the driver on this thread right after the job pauses.
+        QUEUED.with(|q| q.borrow_mut().push(start));
+    } else {
+        starter()?
+            .send(start)
+            .map_err(|_| EngineError::Async("the remote-key thread is gone".into()))?;
+    }
     let started = Instant::now();
     loop {
         if let Some(r) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {

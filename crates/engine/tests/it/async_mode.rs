@@ -228,3 +228,52 @@ fn a_remote_timeout_fails_the_handshake_by_the_deadline_with_the_reason() {
     let client_err = client.join().unwrap().unwrap_err();
     assert!(client_err.contains("alert internal error"), "{client_err}");
 }
+
+/// A remote key that records where its `start` ran, then forwards to a real one.
+#[derive(Debug)]
+struct Where {
+    inner: Arc<dyn edgetls_engine::RemoteKey>,
+    threads: std::sync::Mutex<Vec<(Option<String>, bool)>>,
+}
+
+impl edgetls_engine::RemoteKey for Where {
+    fn start(&self, request: edgetls_engine::SignRequest, done: edgetls_engine::Done) {
+        let here = std::thread::current().name().map(str::to_string);
+        self.threads
+            .lock()
+            .unwrap()
+            .push((here, edgetls_tls::in_async_job()));
+        self.inner.start(request, done)
+    }
+}
+
+#[test]
+fn remote_operations_start_on_the_worker_that_drives_the_handshake_off_the_job() {
+    let _g = crate::serial();
+    let (pki, keys) = setup();
+    let ks = start(&pki, Authz::open(), ServerOptions::default());
+    let recorder = Arc::new(Where {
+        inner: remote(&pki, ks.addr, Duration::from_secs(2)),
+        threads: std::sync::Mutex::new(Vec::new()),
+    });
+    let cert = site_cert(&pki, &keys.p256, &["p256.test"]);
+    let tls = serve(context(&cert, recorder.clone(), Mode::Async), Mode::Async);
+    for version in [SslVersion::TLS1_2, SslVersion::TLS1_3] {
+        let got = handshake(&pki, tls.addr, "p256.test", version, "ECDSA+SHA256");
+        assert_eq!(got.as_deref(), Ok("ok\n"), "{version:?}");
+    }
+    let threads = recorder.threads.lock().unwrap().clone();
+    assert_eq!(
+        threads.len(),
+        2,
+        "one remote signature per full handshake: {threads:?}"
+    );
+    for (name, on_job) in &threads {
+        assert!(!on_job, "start ran on an ASYNC job's stack: {threads:?}");
+        assert_eq!(
+            name.as_deref(),
+            Some(crate::common::SERVER_THREAD),
+            "start ran on another thread than the worker: {threads:?}"
+        );
+    }
+}

@@ -58,62 +58,68 @@ pub fn context(cert: &X509, remote: Arc<dyn RemoteKey>, mode: Mode) -> SslContex
 }
 
 /// Serves `ctx` on one thread: each connection gets "ok\n" after its handshake.
+/// The name of the thread `serve` runs its server on.
+pub const SERVER_THREAD: &str = "test-tls-server";
+
 pub fn serve(ctx: SslContext, mode: Mode) -> Tls {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let counts = Arc::new(Counts::default());
     let theirs = Arc::clone(&counts);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let local = tokio::task::LocalSet::new();
-        local.block_on(&rt, async move {
-            // A deep backlog: hundreds of clients connect at once in these tests.
-            let socket = tokio::net::TcpSocket::new_v4().unwrap();
-            socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-            let listener = socket.listen(4096).unwrap();
-            addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            let accept_loop = async {
-                loop {
-                    let Ok((tcp, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let ssl = Ssl::new(&ctx).unwrap();
-                    let counts = Arc::clone(&theirs);
-                    tokio::task::spawn_local(async move {
-                        let done = match mode {
-                            Mode::Async => match accept(ssl, tcp).await {
-                                Ok(s) => answer(s).await,
-                                Err(e) => {
-                                    if std::env::var_os("EDGETLS_TEST_DEBUG").is_some() {
-                                        eprintln!("server: {e}");
-                                    }
-                                    false
-                                }
-                            },
-                            Mode::Blocking => match blocking_accept(ssl, tcp).await {
-                                Ok(s) => answer(s).await,
-                                Err(e) => {
-                                    if std::env::var_os("EDGETLS_TEST_DEBUG").is_some() {
-                                        eprintln!("server: {e}");
-                                    }
-                                    false
-                                }
-                            },
+    let thread = std::thread::Builder::new()
+        .name(SERVER_THREAD.into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, async move {
+                // A deep backlog: hundreds of clients connect at once in these tests.
+                let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+                let listener = socket.listen(4096).unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let accept_loop = async {
+                    loop {
+                        let Ok((tcp, _)) = listener.accept().await else {
+                            continue;
                         };
-                        let count = if done { &counts.ok } else { &counts.failed };
-                        count.fetch_add(1, Relaxed);
-                    });
+                        let ssl = Ssl::new(&ctx).unwrap();
+                        let counts = Arc::clone(&theirs);
+                        tokio::task::spawn_local(async move {
+                            let done = match mode {
+                                Mode::Async => match accept(ssl, tcp).await {
+                                    Ok(s) => answer(s).await,
+                                    Err(e) => {
+                                        if std::env::var_os("EDGETLS_TEST_DEBUG").is_some() {
+                                            eprintln!("server: {e}");
+                                        }
+                                        false
+                                    }
+                                },
+                                Mode::Blocking => match blocking_accept(ssl, tcp).await {
+                                    Ok(s) => answer(s).await,
+                                    Err(e) => {
+                                        if std::env::var_os("EDGETLS_TEST_DEBUG").is_some() {
+                                            eprintln!("server: {e}");
+                                        }
+                                        false
+                                    }
+                                },
+                            };
+                            let count = if done { &counts.ok } else { &counts.failed };
+                            count.fetch_add(1, Relaxed);
+                        });
+                    }
+                };
+                tokio::select! {
+                    _ = accept_loop => {}
+                    _ = stop_rx => {}
                 }
-            };
-            tokio::select! {
-                _ = accept_loop => {}
-                _ = stop_rx => {}
-            }
-        });
-    });
+            });
+        })
+        .unwrap();
     Tls {
         addr: addr_rx.recv().unwrap(),
         counts,
