@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
-    /// What to measure: certs, keyless, hsm, engine, tickets, policy, proxy, proxy-protocol, fleet, names, hostile, fuzz (the recorded run), or all.
+    /// What to measure: certs, keyless, hsm, engine, tickets, policy, proxy, proxy-protocol, fleet, names, hostile, fuzz (the recorded run), ab (against --baseline REV), or all.
     #[arg(long, default_value = "all")]
     suite: String,
     /// Keyless throughput runs: client connections to the key server.
@@ -43,6 +43,9 @@ pub(crate) struct Args {
     /// Where the data sets are kept.
     #[arg(long, default_value = "bench-data")]
     data: PathBuf,
+    /// For --suite ab: the git revision whose build this tree is compared with.
+    #[arg(long)]
+    baseline: Option<String>,
 }
 
 /// One measured process run.
@@ -119,10 +122,17 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         "fleet" => crate::fleet::run(&root, &mut report)?,
         "hostile" => crate::bench_hostile::run(&root, &mut report)?,
         "names" => crate::bench_names::run(&root, &mut report)?,
+        "ab" => {
+            let rev = args
+                .baseline
+                .as_deref()
+                .context("--suite ab needs --baseline REV (the build to compare with)")?;
+            crate::bench_ab::run(&root, rev, &mut report)?
+        }
         "fuzz" => report.push_str(&fuzz_section(&root)),
         other => {
             bail!(
-                "unknown suite {other:?}: certs, keyless, hsm, engine, openssl, tickets, policy, proxy, proxy-protocol, fleet, names, hostile, fuzz or all"
+                "unknown suite {other:?}: certs, keyless, hsm, engine, openssl, tickets, policy, proxy, proxy-protocol, fleet, names, hostile, ab, fuzz or all"
             )
         }
     }

@@ -223,11 +223,11 @@ fn target(s: &Server, names: Option<(Arc<[String]>, bool)>) -> Target {
 }
 
 /// The names in a fixed shuffled order (each exactly once per pass).
-fn shuffled(n: usize) -> Arc<[String]> {
+pub(crate) fn shuffled(n: usize) -> Arc<[String]> {
     edgetls_benches::shuffled_names(n).into()
 }
 
-fn prepare(d: &Path, n: usize) -> Result<()> {
+pub(crate) fn prepare(d: &Path, n: usize) -> Result<()> {
     crate::gen_certs::run(&crate::gen_certs::Args {
         out: d.to_path_buf(),
         count: n,

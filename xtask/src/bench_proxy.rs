@@ -138,18 +138,23 @@ pub(crate) fn edgetls_under(
         route.len()
     ));
     std::fs::write(&file, config)?;
-    let edgetls = root.join("target/release/edgetls");
+    spawn_edgetls(&root.join("target/release/edgetls"), &file, wrap)
+}
+
+/// Runs `edgetls proxy --config FILE` from the binary `edgetls` (under `wrap` when it is not
+/// empty) and waits for the line that gives its address.
+pub(crate) fn spawn_edgetls(edgetls: &Path, file: &Path, wrap: &[&str]) -> Result<Server> {
     let mut cmd = match wrap {
-        [] => Command::new(&edgetls),
+        [] => Command::new(edgetls),
         [program, flags @ ..] => {
             let mut c = Command::new(program);
-            c.args(flags).arg(&edgetls);
+            c.args(flags).arg(edgetls);
             c
         }
     };
     let mut child = cmd
         .args(["proxy", "--config"])
-        .arg(&file)
+        .arg(file)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;

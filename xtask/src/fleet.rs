@@ -27,7 +27,7 @@ const CLIENTS: usize = 16;
 const KEYLESS_NAME: &str = "keyless.demo.test";
 
 /// A child process killed when dropped.
-struct Process(Child);
+pub(crate) struct Process(Child);
 
 impl Drop for Process {
     fn drop(&mut self) {
@@ -60,7 +60,9 @@ fn first_line(child: &mut Child) -> Result<Vec<String>> {
     Ok(got)
 }
 
-fn keyserver(bin: &Path, d: &Path) -> Result<(Process, String)> {
+/// The key server of a `demo --generate-only` directory `d`, answering after `delay`
+/// ("0ms" for none); its address.
+pub(crate) fn keyserver(bin: &Path, d: &Path, delay: &str) -> Result<(Process, String)> {
     let mut child = Command::new(bin)
         .args([
             "--listen",
@@ -68,7 +70,7 @@ fn keyserver(bin: &Path, d: &Path) -> Result<(Process, String)> {
             "--workers",
             "1",
             "--delay",
-            "2ms",
+            delay,
         ])
         .arg("--keys")
         .arg(d.join("keyserver/keys"))
@@ -326,8 +328,8 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
         bail!("gen-secret: {}", String::from_utf8_lossy(&out.stderr));
     }
     let origin = origin("127.0.0.1:0".parse()?)?;
-    let (ks1, a1) = keyserver(&ks_bin, d)?;
-    let (_ks2, a2) = keyserver(&ks_bin, d)?;
+    let (ks1, a1) = keyserver(&ks_bin, d, "2ms")?;
+    let (_ks2, a2) = keyserver(&ks_bin, d, "2ms")?;
     let keyservers = [a1, a2];
     let edges: Vec<Edge> = (0..EDGES)
         .map(|i| edge(&edgetls, d, i, &keyservers, origin))

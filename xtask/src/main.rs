@@ -1,6 +1,7 @@
 //! `cargo xtask <task>`: developer tasks for edgetls.
 
 mod bench;
+mod bench_ab;
 mod bench_engine;
 mod bench_hostile;
 mod bench_hsm;

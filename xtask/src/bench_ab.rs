@@ -1,0 +1,311 @@
+//! `cargo xtask bench --suite ab --baseline REV`: this tree's `edgetls` against the one built
+//! from git revision REV, in the same run, the builds alternating within every round (their
+//! order swapped each round), with the same files, key server, origin and load generator.
+//! Every figure is the median over rounds of the per-round ratio (or difference), as the
+//! machine's speed drifts between rounds.
+//!
+//! * Keyless: full TLS 1.3 handshakes per second of the proxy's CPU (every thread of the
+//!   process: workers, keyless client, any relay thread), remote key (`[keyless]`, key server at
+//!   0 ms) and local key, 1 worker, 32 clients.
+//! * Added latency: one handshake at a time; `remote − local − delay` for key-server delays of
+//!   0, 10 and 50 ms (the proxy's own cost of a remote key beyond the key server's wait).
+//! * 10k names: SNI spread over 10,000 names (each its own certificate): the cold pass (first
+//!   handshake of every name, measured whole) and a warm round after it.
+//!
+//! The baseline is built in a git worktree under `target/ab/` with its own target directory
+//! (`target/ab-target`), kept between runs.
+
+use crate::bench_keyless::median;
+use crate::bench_proxy::{Server, origin, spawn_edgetls};
+use crate::loadgen::{self, Load, Target};
+use anyhow::{Context, Result, bail};
+use openssl::ssl::SslVersion;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+const ROUNDS: usize = 5;
+const SECONDS: f64 = 4.0;
+const KEYLESS_NAME: &str = "keyless.demo.test";
+const LOCAL_NAME: &str = "site000001.demo.test";
+
+/// One build under test.
+struct Build {
+    label: String,
+    edgetls: PathBuf,
+}
+
+/// Builds `edgetls` at `rev` in a worktree of its own; the binary.
+fn baseline(root: &Path, rev: &str) -> Result<PathBuf> {
+    let out = Command::new("git")
+        .args(["rev-parse", "--short", rev])
+        .current_dir(root)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "git rev-parse {rev}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let short = String::from_utf8(out.stdout)?.trim().to_string();
+    let tree = root.join("target/ab").join(&short);
+    if !tree.exists() {
+        let ok = Command::new("git")
+            .args(["worktree", "add", "--detach"])
+            .arg(&tree)
+            .arg(&short)
+            .current_dir(root)
+            .status()?
+            .success();
+        if !ok {
+            bail!("git worktree add {} {short} failed", tree.display());
+        }
+    }
+    let target = root.join("target/ab-target");
+    let ok = Command::new("cargo")
+        .args(["build", "--release", "--quiet", "-p", "edgetls-proxy"])
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(&tree)
+        .status()?
+        .success();
+    if !ok {
+        bail!("building edgetls at {short} failed");
+    }
+    Ok(target.join("release/edgetls"))
+}
+
+fn target(s: &Server, sni: &str, concurrency: usize) -> Target {
+    Target {
+        addr: s.addr,
+        sni: sni.into(),
+        pid: Some(s.child.id()),
+        concurrency,
+        seconds: SECONDS,
+        resume: false,
+        pace: None,
+        expect: Some(b"ok\n"),
+        version: SslVersion::TLS1_3,
+        names: None,
+        status: false,
+        proxy_v2: false,
+    }
+}
+
+/// The builds in this round's order: swapped every other round.
+fn in_turn(builds: &[Build; 2], round: usize) -> [(usize, &Build); 2] {
+    if round.is_multiple_of(2) {
+        [(0, &builds[0]), (1, &builds[1])]
+    } else {
+        [(1, &builds[1]), (0, &builds[0])]
+    }
+}
+
+/// A proxy with the demo's certificates and the key server at `keyserver`.
+fn keyless_edge(b: &Build, d: &Path, keyserver: &str, origin: SocketAddr) -> Result<Server> {
+    let config = d.join("ab-keyless.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n\
+             [certificates]\nsources = [\"{multicert}\", \"{keyless}\"]\n\n\
+             [keyless]\nservers = [\"{keyserver}\"]\nserver_name = \"keyserver.demo.test\"\n\
+             cert = \"{edge_pem}\"\nkey = \"{edge_key}\"\nca = \"{ca}\"\n\n\
+             [[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n",
+            multicert = d.join("ssl_multicert.config").display(),
+            keyless = d.join("keyless").display(),
+            edge_pem = d.join("edge.pem").display(),
+            edge_key = d.join("edge.key").display(),
+            ca = d.join("ca.pem").display(),
+        ),
+    )?;
+    spawn_edgetls(&b.edgetls, &config, &[]).with_context(|| b.label.clone())
+}
+
+/// Handshakes per proxy CPU-second, remote and local key: per build, the per-round figures.
+fn keyless_rates(
+    builds: &[Build; 2],
+    d: &Path,
+    ks: &str,
+    origin: SocketAddr,
+) -> Result<[[Vec<f64>; 2]; 2]> {
+    let mut out: [[Vec<f64>; 2]; 2] = Default::default();
+    for round in 0..ROUNDS {
+        for (i, b) in in_turn(builds, round) {
+            let edge = keyless_edge(b, d, ks, origin)?;
+            for (k, name) in [KEYLESS_NAME, LOCAL_NAME].into_iter().enumerate() {
+                let l = loadgen::run(&target(&edge, name, 32))?;
+                check(&l, b, name)?;
+                out[i][k].push(l.per_cpu_second);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn check(l: &Load, b: &Build, name: &str) -> Result<()> {
+    if l.failed > 0 || l.handshakes == 0 {
+        bail!(
+            "{}: {name}: {} failed, {} completed",
+            b.label,
+            l.failed,
+            l.handshakes
+        );
+    }
+    Ok(())
+}
+
+/// `remote − local − delay` (ms), one handshake at a time: per build, the per-round figures.
+fn added_latency(
+    builds: &[Build; 2],
+    d: &Path,
+    ks_bin: &Path,
+    delay_ms: u64,
+    origin: SocketAddr,
+) -> Result<[Vec<f64>; 2]> {
+    let (_ks, addr) = crate::fleet::keyserver(ks_bin, d, &format!("{delay_ms}ms"))?;
+    let mut out: [Vec<f64>; 2] = Default::default();
+    for round in 0..ROUNDS {
+        for (i, b) in in_turn(builds, round) {
+            let edge = keyless_edge(b, d, &addr, origin)?;
+            let mut t = target(&edge, KEYLESS_NAME, 1);
+            t.seconds = 1.5;
+            let remote = loadgen::run(&t)?;
+            check(&remote, b, KEYLESS_NAME)?;
+            t.sni = LOCAL_NAME.into();
+            let local = loadgen::run(&t)?;
+            check(&local, b, LOCAL_NAME)?;
+            out[i].push(remote.p50 - local.p50 - delay_ms as f64);
+        }
+    }
+    Ok(out)
+}
+
+/// The 10k-name spread: per build, the cold pass's and the warm round's figures per round.
+fn spread(builds: &[Build; 2], d: &Path, origin: SocketAddr) -> Result<[[Vec<f64>; 2]; 2]> {
+    const N: usize = 10_000;
+    crate::bench_names::prepare(d, N)?;
+    let names = crate::bench_names::shuffled(N);
+    let config = d.join("ab-names.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[certificates]\nsources = [\"{}\"]\n\n\
+             [tickets]\nfile = \"{}\"\nformat = \"haproxy\"\n\n[[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n",
+            d.join("certs").display(),
+            d.join("tickets.haproxy").display()
+        ),
+    )?;
+    let mut out: [[Vec<f64>; 2]; 2] = Default::default();
+    for round in 0..3 {
+        for (i, b) in in_turn(builds, round) {
+            let edge = spawn_edgetls(&b.edgetls, &config, &[]).with_context(|| b.label.clone())?;
+            let mut t = target(&edge, "site000000.example.com", 32);
+            t.names = Some((Arc::clone(&names), true));
+            let cold = loadgen::run(&t)?;
+            check(&cold, b, "10k cold pass")?;
+            t.names = Some((Arc::clone(&names), false));
+            let warm = loadgen::run(&t)?;
+            check(&warm, b, "10k warm")?;
+            out[i][0].push(cold.per_cpu_second);
+            out[i][1].push(warm.per_cpu_second);
+        }
+    }
+    Ok(out)
+}
+
+/// Median of the per-round ratios new / old.
+fn ratio(new: &[f64], old: &[f64]) -> f64 {
+    median(new.iter().zip(old).map(|(n, o)| n / o).collect())
+}
+
+pub(crate) fn run(root: &Path, rev: &str, report: &mut String) -> Result<()> {
+    crate::bench::release_build(root, &["edgetls-proxy", "edgetls-keyserver"])?;
+    let old = baseline(root, rev)?;
+    let builds = [
+        Build {
+            label: "this tree".into(),
+            edgetls: root.join("target/release/edgetls"),
+        },
+        Build {
+            label: format!("baseline {rev}"),
+            edgetls: old,
+        },
+    ];
+    let ks_bin = root.join("target/release/edgetls-keyserver");
+    let tmp = tempfile::tempdir()?;
+    let d = tmp.path();
+    let out = Command::new(&builds[0].edgetls)
+        .args(["demo", "--generate-only", "--names", "20", "--dir"])
+        .arg(d)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "demo --generate-only: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let origin = origin("127.0.0.1:0".parse()?)?;
+
+    writeln!(
+        report,
+        "## This tree against {rev} (`cargo xtask bench --suite ab --baseline {rev}`)\n\n\
+         Both builds in the same run, alternating within each round (order swapped every round), \
+         `edgetls proxy` with 1 worker; full TLS 1.3 ECDSA P-256 handshakes from the Rust load \
+         generator; per second of the proxy process's CPU (all its threads). Medians of per-round \
+         ratios.\n"
+    )?;
+    let (ks, ks_addr) = crate::fleet::keyserver(&ks_bin, d, "0ms")?;
+    let rates = keyless_rates(&builds, d, &ks_addr, origin)?;
+    drop(ks);
+    writeln!(
+        report,
+        "| {ROUNDS} rounds, 32 clients | this tree (median) | baseline (median) | this tree / baseline (median of per-round ratios) |\n|---|---:|---:|---:|"
+    )?;
+    for (k, what) in ["remote key (`[keyless]`, key server at 0 ms)", "local key"]
+        .into_iter()
+        .enumerate()
+    {
+        writeln!(
+            report,
+            "| {what} | {:.0} | {:.0} | **{:.3}×** |",
+            median(rates[0][k].clone()),
+            median(rates[1][k].clone()),
+            ratio(&rates[0][k], &rates[1][k])
+        )?;
+    }
+    writeln!(
+        report,
+        "\n| key-server delay | added latency, this tree (ms, median of rounds) | baseline (ms) |\n|---:|---:|---:|"
+    )?;
+    for delay in [0, 10, 50] {
+        let added = added_latency(&builds, d, &ks_bin, delay, origin)?;
+        writeln!(
+            report,
+            "| {delay} ms | **{:+.2}** | {:+.2} |",
+            median(added[0].clone()),
+            median(added[1].clone())
+        )?;
+    }
+    let names_dir = tmp.path().join("names");
+    std::fs::create_dir_all(&names_dir)?;
+    let spread = spread(&builds, &names_dir, origin)?;
+    writeln!(
+        report,
+        "\n| 10,000 names, SNI spread, 3 rounds | this tree (median) | baseline (median) | this tree / baseline (median of per-round ratios) |\n|---|---:|---:|---:|"
+    )?;
+    for (k, what) in ["cold pass (first handshake of every name)", "warm round"]
+        .into_iter()
+        .enumerate()
+    {
+        writeln!(
+            report,
+            "| {what} | {:.0} | {:.0} | **{:.3}×** |",
+            median(spread[0][k].clone()),
+            median(spread[1][k].clone()),
+            ratio(&spread[0][k], &spread[1][k])
+        )?;
+    }
+    Ok(())
+}
