@@ -16,6 +16,7 @@
 //! sigalgs = "ECDSA+SHA256:RSA-PSS+SHA256"
 //! verify_client = "STRICT"            # NONE, MODERATE (ask) or STRICT (require)
 //! verify_client_ca_certs = "clients-ca.pem"   # relative to this file
+//! # verify_client_ca_dir = "client-cas"        # a hashed CA directory (openssl rehash)
 //! verify_depth = 2
 //! tickets = false
 //! tls13_tickets = 1
@@ -54,6 +55,7 @@ pub(crate) struct RawRule {
     sigalgs: Option<String>,
     verify_client: Option<String>,
     verify_client_ca_certs: Option<String>,
+    verify_client_ca_dir: Option<String>,
     verify_depth: Option<u32>,
     tickets: Option<bool>,
     tls13_tickets: Option<usize>,
@@ -154,6 +156,7 @@ fn rule(raw: RawRule, dir: &Path) -> Result<Rule, String> {
             Some(v) => client_cert(v)?,
         },
         client_ca: raw.verify_client_ca_certs.map(|p| dir.join(p)),
+        client_ca_dir: raw.verify_client_ca_dir.map(|p| dir.join(p)),
         verify_depth: raw.verify_depth,
         tickets: raw.tickets,
         tls13_tickets: raw.tls13_tickets,
@@ -191,9 +194,15 @@ pub(crate) fn check(s: &Settings) -> Result<(), String> {
             return Err("the minimum TLS version is above the maximum".into());
         }
     }
-    if s.client_cert != ClientCert::None && s.client_ca.is_none() && s.client_ca_verify.is_none() {
+    if s.client_cert != ClientCert::None
+        && s.client_ca.is_none()
+        && s.client_ca_verify.is_none()
+        && s.client_ca_dir.is_none()
+    {
         return Err(
-            "client certificates need a CA bundle (verify_client_ca_certs / ca-file)".into(),
+            "client certificates need a CA bundle (verify_client_ca_certs / ca-file) or \
+             directory (verify_client_ca_dir)"
+                .into(),
         );
     }
     if s.tickets == Some(false) && s.ticket_keys.is_some() {

@@ -11,13 +11,13 @@ use edgetls_tickets::{FileSource, RingOptions, TicketConfig, TicketKeys};
 use libc::{c_int, c_uchar, c_uint, c_void};
 use openssl::ex_data::Index;
 use openssl::ssl::{
-    AlpnError, SslAcceptor, SslAcceptorBuilder, SslContext, SslMethod, SslOptions, SslRef,
-    SslVerifyMode, SslVersion,
+    AlpnError, SslAcceptor, SslAcceptorBuilder, SslContext, SslFiletype, SslMethod, SslOptions,
+    SslRef, SslVerifyMode, SslVersion,
 };
 use openssl::stack::Stack;
 use openssl::x509::X509;
 use openssl::x509::X509Crl;
-use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::store::{X509Lookup, X509StoreBuilder};
 use openssl::x509::verify::X509VerifyFlags;
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -306,10 +306,22 @@ fn client_ca(b: &mut SslAcceptorBuilder, s: &Settings) -> Result<(), String> {
             ));
         }
     }
-    if s.client_ca.is_none() && s.client_ca_verify.is_none() {
+    if s.client_ca.is_none() && s.client_ca_verify.is_none() && s.client_ca_dir.is_none() {
         return Ok(());
     }
     let mut store = X509StoreBuilder::new().map_err(ossl("store"))?;
+    if let Some(dir) = &s.client_ca_dir {
+        if !dir.is_dir() {
+            return Err(format!("{}: not a directory", dir.display()));
+        }
+        let text = dir
+            .to_str()
+            .ok_or_else(|| format!("{}: not a UTF-8 path", dir.display()))?;
+        store
+            .add_lookup(X509Lookup::hash_dir())
+            .and_then(|lookup| lookup.add_dir(text, SslFiletype::PEM))
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
     let mut names = Stack::new().map_err(ossl("names"))?;
     for (path, named) in [(&s.client_ca, true), (&s.client_ca_verify, false)] {
         let Some(path) = path else { continue };

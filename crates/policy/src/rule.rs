@@ -82,6 +82,9 @@ pub struct Settings {
     /// More CAs to verify client certificates with, never sent as names (crt-list
     /// `ca-verify-file`).
     pub client_ca_verify: Option<PathBuf>,
+    /// A hashed directory of CAs (`openssl rehash`) to verify client certificates with, never
+    /// sent as names (Traffic Server's `verify_client_ca_certs: {dir: …}`).
+    pub client_ca_dir: Option<PathBuf>,
     /// Revocation lists client certificates are checked against, the whole chain (crt-list
     /// `crl-file`).
     pub client_crl: Option<PathBuf>,

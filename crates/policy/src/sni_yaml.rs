@@ -2,7 +2,8 @@
 //! server names its `fqdn` matches, read into the same rules as the TOML policy file. Every key
 //! is either honoured or refused with the file, its line and why.
 //!
-//! Honoured: `fqdn`, `verify_client`, `verify_client_ca_certs`, `valid_tls_version_min_in`,
+//! Honoured: `fqdn`, `verify_client`, `verify_client_ca_certs` (a path, or a mapping with `file:`
+//! and/or `dir:`), `valid_tls_version_min_in`,
 //! `valid_tls_version_max_in`, `server_cipher_suite`, `server_TLSv1_3_cipher_suites`,
 //! `server_groups_list`, `http2` (`on`: ALPN h2 and http/1.1; `off`: http/1.1),
 //! `ssl_ticket_enabled`, `ssl_ticket_number`, `tunnel_route`.
@@ -44,6 +45,10 @@ fn raw_rule(item: &Node) -> Result<RawRule, (usize, String)> {
     for (key, value) in map.iter() {
         let line = yaml::key_line(key) as usize;
         let fail = |why: String| (line, format!("{}: {why}", key.as_str()));
+        if key.as_str() == "verify_client_ca_certs" && value.as_mapping().is_some() {
+            ca_mapping(value, &mut table)?;
+            continue;
+        }
         let Node::Scalar(v) = value else {
             return Err(fail("one value, not a list or a mapping".into()));
         };
@@ -120,6 +125,37 @@ fn raw_rule(item: &Node) -> Result<RawRule, (usize, String)> {
     let de = toml::Value::Table(table);
     serde::Deserialize::deserialize(de)
         .map_err(|e: toml::de::Error| (yaml::line_of(item) as usize, e.to_string()))
+}
+
+/// Traffic Server's mapping form of `verify_client_ca_certs`: `file:` (a CA bundle: client
+/// certificates verify with it and its subjects are sent as the acceptable CA names) and/or
+/// `dir:` (a hashed CA directory, as `openssl rehash` makes: for verification only).
+fn ca_mapping(node: &Node, table: &mut toml::Table) -> Result<(), (usize, String)> {
+    let Some(map) = node.as_mapping().filter(|m| !m.is_empty()) else {
+        return Err((
+            yaml::line_of(node) as usize,
+            "verify_client_ca_certs: give file:, dir: or both".into(),
+        ));
+    };
+    for (key, value) in map.iter() {
+        let line = yaml::key_line(key) as usize;
+        let fail = |why: &str| {
+            (
+                line,
+                format!("verify_client_ca_certs: {}: {why}", key.as_str()),
+            )
+        };
+        let Node::Scalar(v) = value else {
+            return Err(fail("one path, not a list or a mapping"));
+        };
+        let name = match key.as_str() {
+            "file" => "verify_client_ca_certs",
+            "dir" => "verify_client_ca_dir",
+            _ => return Err(fail("unknown key (file or dir)")),
+        };
+        table.insert(name.into(), toml::Value::String(v.as_str().to_string()));
+    }
+    Ok(())
 }
 
 /// `on`/`off`, `1`/`0`, `true`/`false`.

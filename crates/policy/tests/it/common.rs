@@ -247,3 +247,23 @@ fn accept_with_retries(tls: &mut SslStream<std::net::TcpStream>, pauses: &Atomic
         }
     }
 }
+
+/// A hashed CA directory `dir` (as `openssl rehash` makes: `<subject hash>.0`) holding a CA of
+/// its own, and dir-client.pem/.key issued by it.
+pub fn hashed_ca_dir(pki: &Pki, dir: &str) {
+    let (issuer, pem) = ca("policy test dir CA");
+    let hash = openssl::x509::X509::from_pem(pem.as_bytes())
+        .unwrap()
+        .subject_name_hash();
+    std::fs::create_dir_all(pki.path(dir)).unwrap();
+    std::fs::write(pki.path(&format!("{dir}/{hash:08x}.0")), pem).unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, "dir-client");
+    let k = KeyPair::generate().unwrap();
+    std::fs::write(
+        pki.path("dir-client.pem"),
+        p.signed_by(&k, &issuer).unwrap().pem(),
+    )
+    .unwrap();
+    std::fs::write(pki.path("dir-client.key"), k.serialize_pem()).unwrap();
+}

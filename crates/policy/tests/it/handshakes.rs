@@ -279,3 +279,74 @@ fn a_certificate_not_yet_built_pauses_the_client_hello_once_then_is_cached() {
     assert!(ok && out.contains("Verify return code: 0 (ok)"), "{out}");
     assert_eq!(srv.pauses.load(Relaxed), 1);
 }
+
+/// Traffic Server's documented mapping form: `verify_client_ca_certs: {file: …, dir: …}`.
+#[test]
+fn traffic_servers_sni_yaml_with_a_ca_file_and_a_hashed_ca_directory() {
+    let pki = pki();
+    crate::common::hashed_ca_dir(&pki, "client-cas");
+    let yaml = pki.path("sni.yaml");
+    std::fs::write(
+        &yaml,
+        "# sni.yaml, as Traffic Server's documentation writes it\n\
+         sni:\n\
+         - fqdn: mtls.test\n\
+         \x20 verify_client: STRICT\n\
+         \x20 verify_client_ca_certs:\n\
+         \x20   file: client-ca.pem\n\
+         \x20   dir: client-cas\n\
+         - fqdn: '*'\n\
+         \x20 http2: off\n",
+    )
+    .unwrap();
+    let srv = serve(&pki, &yaml, Env::default());
+    let pair = |name: &str| {
+        let (c, k) = (
+            pki.path(&format!("{name}.pem")),
+            pki.path(&format!("{name}.key")),
+        );
+        (c.display().to_string(), k.display().to_string())
+    };
+    for v in ["-tls1_2", "-tls1_3"] {
+        // From the file's CA and from the directory's: both verify; only the file's CA is
+        // named in the request (as Traffic Server loads names from the file only).
+        for who in ["client", "dir-client"] {
+            let (c, k) = pair(who);
+            let (ok, out) = s_client(
+                &srv,
+                &pki,
+                "mtls.test",
+                &[v, "-ign_eof", "-cert", &c, "-key", &k],
+            );
+            assert!(ok && !out.contains("alert"), "{v} {who}: accepted:\n{out}");
+            assert!(out.contains("policy test client CA"), "{out}");
+            assert!(!out.contains("policy test dir CA"), "{out}");
+        }
+        let (c, k) = pair("rogue");
+        let (_, out) = s_client(
+            &srv,
+            &pki,
+            "mtls.test",
+            &[v, "-ign_eof", "-cert", &c, "-key", &k],
+        );
+        assert!(
+            out.contains("alert unknown ca"),
+            "{v}: a CA in neither is refused:\n{out}"
+        );
+    }
+    // A mapping with another key, or an empty one, is refused with its line.
+    for (body, why) in [
+        ("    files: client-ca.pem\n", "unknown key (file or dir)"),
+        ("    dir: [a, b]\n", "one path"),
+    ] {
+        std::fs::write(
+            &yaml,
+            format!(
+                "sni:\n- fqdn: a.test\n  verify_client: STRICT\n  verify_client_ca_certs:\n{body}"
+            ),
+        )
+        .unwrap();
+        let e = edgetls_policy::config::load(&yaml).unwrap_err().to_string();
+        assert!(e.contains("sni.yaml:5:") && e.contains(why), "{e}");
+    }
+}
