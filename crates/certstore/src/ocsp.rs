@@ -6,9 +6,12 @@
 //! entry's OpenSSL objects are built (the first handshake that needs them, or at load with
 //! `prepare = "all"`): a response that is not a successful one, is not for this certificate,
 //! does not verify against the issuer (signed by it, or by a responder it delegated to), says
-//! revoked or unknown, or is past its nextUpdate is never stapled, and its state says why.
-//! A good response is stapled to every handshake that asks (`status_request`, TLS 1.2 and 1.3)
-//! and is served the chain it belongs to: a copy of a few hundred bytes, nothing else.
+//! unknown, or is past its nextUpdate is never stapled, and its state says why.
+//! A good or a revoked response is stapled to every handshake that asks (`status_request`,
+//! TLS 1.2 and 1.3) with the chain it belongs to: a copy of a few hundred bytes, nothing else.
+//! A revocation is stapled as the responder said it, as HAProxy and Apache do: hiding it would
+//! let a soft-fail client accept a revoked certificate. It is reported loudly (`certs check`,
+//! the OCSP updater's log, `edgetls_ocsp_responses{state="revoked"}`).
 
 use foreign_types::ForeignTypeRef;
 use openssl::error::ErrorStack;
@@ -27,7 +30,7 @@ use std::sync::{Arc, OnceLock};
 pub enum OcspState {
     /// Verified, status good, within its validity: stapled.
     Good,
-    /// The responder says the certificate is revoked.
+    /// The responder says the certificate is revoked: stapled as it is (the client decides).
     Revoked,
     /// The responder does not know the certificate.
     Unknown,
@@ -38,6 +41,11 @@ pub enum OcspState {
 }
 
 impl OcspState {
+    /// Whether a response in this state is stapled: verified and current, good or revoked.
+    pub fn is_stapled(&self) -> bool {
+        matches!(self, OcspState::Good | OcspState::Revoked)
+    }
+
     /// A fixed label (metrics, `certs check`).
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -232,7 +232,14 @@ impl Run {
         match checked {
             Ok((der, check)) => {
                 self.counters.fetched.fetch_add(1, Relaxed);
-                if check.state != OcspState::Good {
+                if check.state == OcspState::Revoked {
+                    tracing::error!(
+                        "{}: the OCSP responder {} says the certificate is REVOKED; the \
+                         revocation is stapled as it is: replace this certificate",
+                        t.path.display(),
+                        t.url
+                    );
+                } else if check.state != OcspState::Good {
                     tracing::warn!(
                         "{}: the OCSP responder {} says {} (not stapled)",
                         t.path.display(),

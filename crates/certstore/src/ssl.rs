@@ -10,7 +10,7 @@
 
 use crate::cert::{KeyType, KeyTypes};
 use crate::ffi;
-use crate::ocsp::{OcspCheck, OcspState};
+use crate::ocsp::OcspCheck;
 use crate::remote::KeySource;
 use edgetls_tls::{Reason, refuse};
 use foreign_types::{ForeignType, ForeignTypeRef};
@@ -29,7 +29,7 @@ pub(crate) struct ReadyChain {
     key: PKey<Private>,
     /// Estimated memory of the leaf and key (intermediates are shared between entries).
     bytes: usize,
-    /// The OCSP response file's check, and its bytes (stapled only when good).
+    /// The OCSP response file's check, and its bytes (stapled when good or revoked).
     ocsp: Option<(OcspCheck, Arc<[u8]>)>,
 }
 
@@ -136,7 +136,7 @@ impl Materialized {
                 return Err(ErrorStack::get());
             }
             if let Some((check, der)) = &chain.ocsp {
-                if check.state == OcspState::Good {
+                if check.state.is_stapled() {
                     crate::ocsp::offer(ssl, &chain.leaf, der)?;
                 }
             }

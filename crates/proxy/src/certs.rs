@@ -178,12 +178,17 @@ fn check(paths: &[PathBuf], args: &SourceArgs, json: bool) -> ExitCode {
     let mut ocsp_states: std::collections::BTreeMap<&str, usize> = Default::default();
     for (path, check) in &ocsp {
         *ocsp_states.entry(check.state.as_str()).or_default() += 1;
-        if check.state != edgetls_certstore::ocsp::OcspState::Good {
-            eprintln!(
-                "warning: {}: OCSP response {} (not stapled)",
-                path.display(),
-                check.state
-            );
+        match &check.state {
+            edgetls_certstore::ocsp::OcspState::Good => {}
+            edgetls_certstore::ocsp::OcspState::Revoked => eprintln!(
+                "warning: {}: OCSP response says the certificate is REVOKED (stapled as it is: \
+                 replace the certificate)",
+                path.display()
+            ),
+            other => eprintln!(
+                "warning: {}: OCSP response {other} (not stapled)",
+                path.display()
+            ),
         }
     }
     let ocsp_line = ocsp_states
