@@ -81,10 +81,13 @@ pub(crate) struct Conflict {
 impl NameTable {
     /// Builds a table from `(name, entry, key types)` triples. With `dedup`, each key type of a
     /// name is kept by the lowest entry claiming it (one chain per key type per name), and every
-    /// claim that loses a key type is returned as a conflict.
+    /// claim that loses a key type is returned as a conflict; with `keep_losers` as well, the
+    /// losing claims stay in the table after the winners (a lookup reaches them only where a
+    /// winner excludes the name: HAProxy's crt-list `!name` undoes only its own line's match).
     pub(crate) fn build<'a>(
         names: impl IntoIterator<Item = (&'a str, EntryIdx, KeyTypes)>,
         dedup: bool,
+        keep_losers: bool,
     ) -> (NameTable, Vec<Conflict>) {
         let mut arena = Vec::new();
         let mut recs: Vec<Key> = names
@@ -107,31 +110,40 @@ impl NameTable {
         });
         let mut conflicts = Vec::new();
         let mut keys: Vec<Key> = Vec::with_capacity(recs.len());
-        // The first key of the current name's run, in `keys`.
+        // The first key of the current name's run, in `keys`, and who won which key types.
         let mut run = 0;
+        let mut winners: Vec<(EntryIdx, KeyTypes)> = Vec::new();
         for mut rec in recs {
             let same_name = keys
                 .get(run)
                 .is_some_and(|first| first.hash == rec.hash && text(first) == text(&rec));
             if !same_name {
                 run = keys.len();
-            } else if dedup {
-                for held in &keys[run..] {
-                    let lost = rec.types.intersect(held.types);
+                winners.clear();
+            }
+            if dedup {
+                let claimed = rec.types;
+                for &(entry, won) in &winners {
+                    let lost = rec.types.intersect(won);
                     if lost.is_empty() {
                         continue;
                     }
-                    if held.entry != rec.entry {
+                    if entry != rec.entry {
                         conflicts.push(Conflict {
                             name: String::from_utf8_lossy(text(&rec)).into_owned(),
-                            winner: held.entry,
+                            winner: entry,
                             loser: rec.entry,
                             types: lost,
                         });
                     }
                     rec.types = rec.types.minus(lost);
                 }
-                if rec.types.is_empty() {
+                if !rec.types.is_empty() {
+                    winners.push((rec.entry, rec.types));
+                }
+                if keep_losers {
+                    rec.types = claimed;
+                } else if rec.types.is_empty() {
                     continue;
                 }
             }
@@ -217,8 +229,8 @@ struct IpKey {
 pub(crate) struct Index {
     pub(crate) exact: NameTable,
     pub(crate) wildcard: NameTable,
-    /// (name, entry): this entry does not serve this name, neither by its wildcards nor as the
-    /// default (crt-list `!name`).
+    /// (name, entry): this entry's wildcards do not serve this name (crt-list `!name`); another
+    /// line's wildcard, or the default, still may (as in HAProxy).
     pub(crate) excluded: NameTable,
     ips: Vec<IpKey>,
     /// The defaults, one per key type: the first default entry holding each type.
@@ -294,8 +306,10 @@ impl Picks {
 
 impl Index {
     pub(crate) fn build(input: IndexInput<'_>) -> (Index, Vec<Conflict>) {
-        let (exact, mut conflicts) = NameTable::build(input.exact, true);
-        let (wildcard, more) = NameTable::build(input.wildcard, true);
+        let (exact, mut conflicts) = NameTable::build(input.exact, true, false);
+        // A later line's identical wildcard stays: it serves the names an earlier line's
+        // `!name` excludes (as HAProxy does).
+        let (wildcard, more) = NameTable::build(input.wildcard, true, true);
         conflicts.extend(more.into_iter().map(|c| Conflict {
             name: format!("*.{}", c.name),
             ..c
@@ -305,6 +319,7 @@ impl Index {
                 .excluded
                 .into_iter()
                 .map(|(n, e)| (n, e, KeyTypes::ALL)),
+            false,
             false,
         );
         let mut ips: Vec<IpKey> = input
@@ -350,8 +365,9 @@ impl Index {
 
     /// Finds the entries for a connection: per key type, the first entry with the exact name,
     /// else with a wildcard covering it; when the name matches nothing, the local addr:port,
-    /// the local address, then the defaults (one per key type). An entry never serves a name
-    /// it excludes, neither by wildcard nor as a default.
+    /// the local address, then the defaults (one per key type). An entry's wildcard never serves
+    /// a name that entry excludes (`!name`); a default does, as in HAProxy (`strict_sni`, with no
+    /// default, is how a name is refused).
     pub(crate) fn lookup(&self, sni: Option<&str>, local: Option<SocketAddr>) -> Picks {
         let mut buf = [0u8; MAX_NAME_LEN];
         let name = sni.and_then(|s| normalize_lookup(s, &mut buf));
@@ -374,9 +390,6 @@ impl Index {
         }
         let mut picks = Picks::NONE;
         for &(entry, types) in &self.defaults {
-            if name.is_some_and(|n| self.excluded.holds(n, entry)) {
-                continue;
-            }
             picks.add(entry, types, MatchKind::Default);
         }
         picks

@@ -46,6 +46,10 @@ pub struct LoadOptions {
     /// The memory budget, bytes, of the entries' OpenSSL objects shared by every thread
     /// (`None`: [`DEFAULT_CACHE_BYTES`](crate::DEFAULT_CACHE_BYTES), 1 GiB).
     pub cache_bytes: Option<usize>,
+    /// No default at all (HAProxy's `strict-sni`): a connection whose server name no
+    /// certificate lists, or that sends none, is refused even when a source names a default.
+    /// Entries chosen by the local address (`dest_ip`) still are.
+    pub strict_sni: bool,
 }
 
 impl std::fmt::Debug for LoadOptions {
@@ -54,6 +58,7 @@ impl std::fmt::Debug for LoadOptions {
             .field("sources", &self.sources)
             .field("passphrase", &self.passphrase.as_ref().map(|_| "<set>"))
             .field("implicit_default", &self.implicit_default)
+            .field("strict_sni", &self.strict_sni)
             .field("now", &self.now)
             .field("openssl_verify", &self.openssl_verify)
             .field("remote_keys", &self.remote_keys.as_ref().map(|_| "<set>"))
@@ -119,7 +124,7 @@ pub(crate) fn load(
             entries.push(e);
         }
     }
-    Ok(finish(entries, ctx.implicit_default, report, started))
+    Ok(finish(entries, ctx.defaults(), report, started))
 }
 
 impl Outcome {
@@ -156,11 +161,11 @@ impl Outcome {
 /// Indexes `entries` and completes `report` with what the new snapshot serves.
 fn finish(
     entries: Vec<Arc<Entry>>,
-    implicit_default: bool,
+    defaults: Defaults,
     mut report: Report,
     started: Instant,
 ) -> (Snapshot, Report) {
-    let (snapshot, conflicts) = build_snapshot(entries, implicit_default);
+    let (snapshot, conflicts) = build_snapshot(entries, defaults);
     report.problems.extend(conflicts);
     report.loaded = snapshot.entries().len();
     report.names = snapshot.index.exact.len();
@@ -242,7 +247,7 @@ pub(crate) fn load_changed(
             .load_entry(entries[i].spec.clone())
             .into_entry(&mut report, &mut shared)?;
     }
-    Some(finish(next, ctx.implicit_default, report, started))
+    Some(finish(next, ctx.defaults(), report, started))
 }
 
 /// Whether the first entry is the default for a load of `sources` with `opts`.
@@ -262,7 +267,7 @@ fn now(opts: &LoadOptions) -> i64 {
 /// Builds the index over `entries` (source order) and reports names claimed twice.
 pub(crate) fn build_snapshot(
     entries: Vec<Arc<Entry>>,
-    implicit_default: bool,
+    defaults: Defaults,
 ) -> (Snapshot, Vec<Problem>) {
     let mut input = IndexInput {
         exact: vec![],
@@ -297,10 +302,13 @@ pub(crate) fn build_snapshot(
             input.defaults.push((i, types));
         }
     }
-    if input.defaults.is_empty() && implicit_default {
+    if input.defaults.is_empty() && defaults.implicit {
         if let Some(i) = entries.iter().position(|e| !e.is_tunnel()) {
             input.defaults.push((i as EntryIdx, entries[i].key_types()));
         }
+    }
+    if defaults.strict {
+        input.defaults.clear();
     }
     let (index, conflicts) = Index::build(input);
     let problems = conflicts
@@ -367,6 +375,24 @@ impl PartialEq for PrevKey<'_> {
 }
 
 impl Eq for PrevKey<'_> {}
+
+/// Which defaults a snapshot has.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Defaults {
+    /// The first entry is the default when no source names one.
+    pub(crate) implicit: bool,
+    /// No default at all (`strict_sni`).
+    pub(crate) strict: bool,
+}
+
+impl Ctx<'_> {
+    fn defaults(&self) -> Defaults {
+        Defaults {
+            implicit: self.implicit_default,
+            strict: self.opts.strict_sni,
+        }
+    }
+}
 
 pub(crate) struct Ctx<'a> {
     pub(crate) opts: &'a LoadOptions,

@@ -125,7 +125,7 @@ fn many_names_all_found_and_misses_miss() {
 fn equal_hashes_of_different_names_are_told_apart() {
     // Give b.com the hash of a.com, and put it first in the run: a lookup of a.com must step
     // over it by comparing the name bytes, and b.com must no longer be found under its own hash.
-    let (mut t, _) = NameTable::build([("a.com", 1, EC), ("b.com", 2, EC)], true);
+    let (mut t, _) = NameTable::build([("a.com", 1, EC), ("b.com", 2, EC)], true, false);
     let ha = hash(b"a.com");
     let b_key = *t.keys.iter().find(|k| k.entry == 2).unwrap();
     let a_key = *t.keys.iter().find(|k| k.entry == 1).unwrap();
@@ -139,7 +139,7 @@ fn equal_hashes_of_different_names_are_told_apart() {
 
 #[test]
 fn empty_and_tiny_tables() {
-    let (t, _) = NameTable::build(std::iter::empty(), true);
+    let (t, _) = NameTable::build(std::iter::empty(), true, false);
     assert_eq!(t.find(b"a.com").count(), 0);
     for n in 1..40 {
         let names: Vec<String> = (0..n).map(|i| format!("n{i}.com")).collect();
@@ -149,6 +149,7 @@ fn empty_and_tiny_tables() {
                 .enumerate()
                 .map(|(i, s)| (s.as_str(), i as u32, EC)),
             true,
+            false,
         );
         for (i, s) in names.iter().enumerate() {
             assert_eq!(
@@ -210,19 +211,36 @@ fn a_missing_key_type_comes_from_a_wildcard_never_from_an_excluding_entry() {
 }
 
 #[test]
-fn an_excluded_name_is_not_served_by_that_default() {
+fn an_excluded_name_is_still_served_by_the_default_as_in_haproxy() {
+    // `w.pem *.a.test !www.a.test` alone: HAProxy serves w.pem to www.a.test as its default.
     let inp = IndexInput {
         exact: vec![],
-        wildcard: vec![],
-        excluded: vec![("secret.tld", 0)],
+        wildcard: vec![("a.test", 0, EC)],
+        excluded: vec![("www.a.test", 0)],
         ips: vec![],
-        defaults: vec![(0, RSA), (1, RSA.union(EC))],
+        defaults: vec![(0, EC)],
     };
     let (ix, _) = Index::build(inp);
-    // Entry 1 is the ECDSA default only: RSA is held by entry 0, which excludes the name.
-    assert_eq!(ix.all("secret.tld"), [(1, EC, MatchKind::Default)]);
-    assert_eq!(
-        ix.all("any.tld"),
-        [(0, RSA, MatchKind::Default), (1, EC, MatchKind::Default)]
-    );
+    assert_eq!(ix.all("www.a.test"), [(0, EC, MatchKind::Default)]);
+    assert_eq!(ix.all("api.a.test"), [(0, EC, MatchKind::Wildcard)]);
+}
+
+#[test]
+fn a_later_identical_wildcard_serves_what_an_earlier_line_excludes() {
+    // `w1.pem *.a.test !www.a.test` then `w2.pem *.a.test`: HAProxy serves w2.pem to
+    // www.a.test and w1.pem to every other name under a.test.
+    let inp = IndexInput {
+        exact: vec![],
+        wildcard: vec![("a.test", 0, EC), ("a.test", 1, EC)],
+        excluded: vec![("www.a.test", 0)],
+        ips: vec![],
+        defaults: vec![(2, EC)],
+    };
+    let (ix, conflicts) = Index::build(inp);
+    // The second line still loses *.a.test in general: reported, as before.
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!((conflicts[0].winner, conflicts[0].loser), (0, 1));
+    assert_eq!(ix.all("www.a.test"), [(1, EC, MatchKind::Wildcard)]);
+    assert_eq!(ix.all("api.a.test"), [(0, EC, MatchKind::Wildcard)]);
+    assert_eq!(ix.all("other.test"), [(2, EC, MatchKind::Default)]);
 }

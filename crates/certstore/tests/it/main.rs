@@ -5,6 +5,7 @@ mod common;
 mod examples;
 mod fuzz_seeds;
 mod handshake;
+mod haproxy_crtlist;
 mod key_types;
 mod ocsp;
 mod reload;

@@ -18,6 +18,8 @@
 //! sources = ["/etc/edge/ssl_multicert.config"]   # directories, ssl_multicert.config, crt-lists
 //! prepare = "lazy"                # or "all": build every entry's OpenSSL objects at start
 //! cache = "1GiB"                  # memory budget of those objects, shared by the workers
+//! strict_sni = false              # true: no default certificate; a name no certificate lists
+//!                                 # (or no name) fails the handshake (HAProxy's strict-sni)
 //! ocsp_update = false             # fetch OCSP responses from the responders the certificates
 //!                                 # name, for chains whose crt-list line does not say
 //! ocsp_update_min_delay = "5m"    # between two fetches for a chain (and after a failure)
@@ -91,6 +93,7 @@ struct RawCertificates {
     sources: Vec<String>,
     prepare: Option<String>,
     cache: Option<String>,
+    strict_sni: Option<bool>,
     ocsp_update: Option<bool>,
     ocsp_update_min_delay: Option<String>,
     ocsp_update_max_delay: Option<String>,
@@ -210,6 +213,8 @@ pub(crate) struct Config {
     pub(crate) prepare_all: bool,
     /// The budget of those objects, bytes.
     pub(crate) cache_bytes: usize,
+    /// No default certificate: unknown names are refused (`strict_sni`, HAProxy's `strict-sni`).
+    pub(crate) strict_sni: bool,
     /// Fetching OCSP responses from responders (on for the chains whose source asks, and for
     /// every chain with `ocsp_update = true`).
     pub(crate) ocsp_update: edgetls_certstore::UpdateOptions,
@@ -508,6 +513,7 @@ impl Config {
                 }
             },
             sources: raw.certificates.sources.iter().map(|s| rel(s)).collect(),
+            strict_sni: raw.certificates.strict_sni.unwrap_or(false),
             prepare_all: match raw.certificates.prepare.as_deref() {
                 None | Some("lazy") => false,
                 Some("all") => true,

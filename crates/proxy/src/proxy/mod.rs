@@ -70,6 +70,7 @@ pub(crate) fn run(args: &ProxyArgs) -> ExitCode {
 fn setup(config: Config) -> Result<(Shared, edgetls_certstore::Report), CliError> {
     let mut opts = LoadOptions::default();
     opts.cache_bytes = Some(config.cache_bytes);
+    opts.strict_sni = config.strict_sni;
     let mut remote_keys = false;
     let mut keyless_metrics = None;
     if let Some(k) = &config.keyless {
