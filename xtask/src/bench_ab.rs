@@ -7,8 +7,8 @@
 //! * Keyless: full TLS 1.3 handshakes per second of the proxy's CPU (every thread of the
 //!   process: workers, keyless client, any relay thread), remote key (`[keyless]`, key server at
 //!   0 ms) and local key, 1 worker, 32 clients.
-//! * Added latency: one handshake at a time; `remote − local − delay` for key-server delays of
-//!   0, 10 and 50 ms (the proxy's own cost of a remote key beyond the key server's wait).
+//! * (Added latency over the key server's own round trip is measured by `--suite engine`, which
+//!   times the key server's round trip back to back with each handshake.)
 //! * 10k names: SNI spread over 10,000 names (each its own certificate): the cold pass (first
 //!   handshake of every name, measured whole) and a warm round after it.
 //!
@@ -156,32 +156,6 @@ fn check(l: &Load, b: &Build, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// `remote − local − delay` (ms), one handshake at a time: per build, the per-round figures.
-fn added_latency(
-    builds: &[Build; 2],
-    d: &Path,
-    ks_bin: &Path,
-    delay_ms: u64,
-    origin: SocketAddr,
-) -> Result<[Vec<f64>; 2]> {
-    let (_ks, addr) = crate::fleet::keyserver(ks_bin, d, &format!("{delay_ms}ms"))?;
-    let mut out: [Vec<f64>; 2] = Default::default();
-    for round in 0..ROUNDS {
-        for (i, b) in in_turn(builds, round) {
-            let edge = keyless_edge(b, d, &addr, origin)?;
-            let mut t = target(&edge, KEYLESS_NAME, 1);
-            t.seconds = 1.5;
-            let remote = loadgen::run(&t)?;
-            check(&remote, b, KEYLESS_NAME)?;
-            t.sni = LOCAL_NAME.into();
-            let local = loadgen::run(&t)?;
-            check(&local, b, LOCAL_NAME)?;
-            out[i].push(remote.p50 - local.p50 - delay_ms as f64);
-        }
-    }
-    Ok(out)
-}
-
 /// The 10k-name spread: per build, the cold pass's and the warm round's figures per round.
 fn spread(builds: &[Build; 2], d: &Path, origin: SocketAddr) -> Result<[[Vec<f64>; 2]; 2]> {
     const N: usize = 10_000;
@@ -273,19 +247,6 @@ pub(crate) fn run(root: &Path, rev: &str, report: &mut String) -> Result<()> {
             median(rates[0][k].clone()),
             median(rates[1][k].clone()),
             ratio(&rates[0][k], &rates[1][k])
-        )?;
-    }
-    writeln!(
-        report,
-        "\n| key-server delay | added latency, this tree (ms, median of rounds) | baseline (ms) |\n|---:|---:|---:|"
-    )?;
-    for delay in [0, 10, 50] {
-        let added = added_latency(&builds, d, &ks_bin, delay, origin)?;
-        writeln!(
-            report,
-            "| {delay} ms | **{:+.2}** | {:+.2} |",
-            median(added[0].clone()),
-            median(added[1].clone())
         )?;
     }
     let names_dir = tmp.path().join("names");

@@ -9,6 +9,10 @@
 //!
 //! Without the `mimalloc` feature (on by default) both use the C library's malloc, and
 //! [`give_back`] trims its heap (`malloc_trim`).
+//!
+//! Either way OpenSSL's ASYNC job stacks are guarded (`edgetls_tls::job_stack`): 256 KiB with
+//! a `PROT_NONE` page below instead of 32 KiB from the heap, so an overflow on a job faults
+//! there instead of overwriting the allocator's neighbouring blocks.
 
 #[cfg(not(feature = "mimalloc"))]
 pub(crate) use with_libc::{give_back, route_openssl};
@@ -17,9 +21,9 @@ pub(crate) use with_mimalloc::{give_back, route_openssl};
 
 #[cfg(not(feature = "mimalloc"))]
 mod with_libc {
-    /// Nothing to do: OpenSSL uses the C library's malloc already.
+    /// OpenSSL keeps the C library's malloc, with guarded job stacks.
     pub(crate) fn route_openssl() -> bool {
-        true
+        edgetls_tls::job_stack::install_with_libc()
     }
 
     /// Returns the heap's free pages to the kernel (all arenas: `force` is for mimalloc).
@@ -42,9 +46,13 @@ mod with_mimalloc {
 
     unsafe extern "C" fn openssl_malloc(
         n: usize,
-        _file: *const c_char,
+        file: *const c_char,
         _line: c_int,
     ) -> *mut c_void {
+        // SAFETY: OpenSSL passes null or its __FILE__.
+        if let Some(stack) = unsafe { edgetls_tls::job_stack::malloc_hook(n, file) } {
+            return stack; // an ASYNC job's stack (OpenSSL 3.0/3.1): guarded
+        }
         // SAFETY: mi_malloc takes any size and returns null or a block of at least `n` bytes.
         unsafe { mi_malloc(n) }
     }
@@ -59,7 +67,11 @@ mod with_mimalloc {
         unsafe { mi_realloc(p, n) }
     }
 
-    unsafe extern "C" fn openssl_free(p: *mut c_void, _file: *const c_char, _line: c_int) {
+    unsafe extern "C" fn openssl_free(p: *mut c_void, file: *const c_char, _line: c_int) {
+        // SAFETY: OpenSSL passes null or its __FILE__.
+        if unsafe { edgetls_tls::job_stack::free_hook(p, file) } {
+            return; // a guarded job stack, unmapped
+        }
         // SAFETY: as for realloc; mi_free accepts null.
         unsafe { mi_free(p) }
     }
@@ -70,8 +82,8 @@ mod with_mimalloc {
     /// How long freed pages wait before they go back to the kernel.
     const PURGE_DELAY_MS: std::ffi::c_long = 100;
 
-    /// Makes OpenSSL allocate with mimalloc. Returns false when OpenSSL had already allocated (it
-    /// then keeps the C library's allocator, which is correct, only slower).
+    /// Makes OpenSSL allocate with mimalloc, its job stacks guarded. Returns false when OpenSSL had
+    /// already allocated (it then keeps the C library's allocator, which is correct, only slower).
     pub(crate) fn route_openssl() -> bool {
         // Freed pages go back to the kernel 100 ms after they are freed (mimalloc's default is
         // 1 s), so a proxy that went idle after a burst shrinks by the next per-second
@@ -80,15 +92,13 @@ mod with_mimalloc {
         // and faulted in again each time (docs/benchmark-notes.md, step 9).
         // SAFETY: sets an integer option; called first in main, before any other thread.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
-        // SAFETY: three functions with the signatures OpenSSL declares; OpenSSL refuses the change
-        // (returns 0) once it has allocated, so no block can be freed by the wrong allocator.
-        unsafe {
-            crate::ffi::CRYPTO_set_mem_functions(
-                Some(openssl_malloc),
-                Some(openssl_realloc),
-                Some(openssl_free),
-            ) == 1
-        }
+        // SAFETY: a consistent allocator: free and realloc take what malloc and realloc return
+        // (guarded stacks are recognised by free and never reallocated by OpenSSL).
+        let routed = unsafe {
+            edgetls_tls::job_stack::set_allocator(openssl_malloc, openssl_realloc, openssl_free)
+        };
+        edgetls_tls::job_stack::install(routed);
+        routed
     }
 
     /// Returns the calling thread's unused memory to the kernel (each thread has its own heap: the

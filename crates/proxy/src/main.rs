@@ -18,8 +18,6 @@ mod alloc;
 mod certs;
 mod demo;
 mod error;
-#[cfg(feature = "mimalloc")]
-mod ffi;
 mod proxy;
 mod tickets;
 
@@ -53,7 +51,10 @@ enum Command {
 
 fn main() -> ExitCode {
     if !alloc::route_openssl() {
-        eprintln!("edgetls: OpenSSL had allocated before main: it keeps the C library's malloc");
+        eprintln!(
+            "edgetls: OpenSSL had allocated before main: it keeps its allocator, and its ASYNC \
+             job stacks are not guarded"
+        );
     }
     match Cli::parse().command {
         Command::Certs(cmd) => certs::run(cmd),

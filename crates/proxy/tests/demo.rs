@@ -160,6 +160,11 @@ fn every_printed_command_shows_what_it_says_then_sigterm_drains() {
         value("edgetls_certificate_cache_built_in_async_job_total"),
         0.0
     );
+    // Job stacks are guarded (256 KiB and a guard page; -1 would say not), and the deepest
+    // any of these handshakes went stays under half of it.
+    let deepest = value("edgetls_async_job_stack_deepest_bytes");
+    println!("deepest ASYNC job stack use in the demo: {deepest} bytes");
+    assert!(deepest > 0.0 && deepest < 131_072.0, "{deepest}");
 
     // SIGTERM: the demo drains and exits cleanly.
     let mut demo = demo;

@@ -27,7 +27,9 @@ mod ossl;
 mod refusal;
 
 pub use error::TlsError;
-pub use ossl::{ClientHello, in_async_job, local_addr, refusal, refuse, retry, set_local_addr};
+pub use ossl::{
+    ClientHello, in_async_job, job_stack, local_addr, refusal, refuse, retry, set_local_addr,
+};
 pub use refusal::{Reason, Refusal};
 
 #[cfg(doctest)]

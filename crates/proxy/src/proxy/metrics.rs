@@ -323,6 +323,15 @@ impl Collector for AtScrape {
             "result",
             &[("hit", prepared.hits), ("miss", prepared.misses)],
         )?;
+        gauge(
+            &mut e,
+            "edgetls_async_job_stack_deepest_bytes",
+            "The most any OpenSSL ASYNC job stack has used (of 262144 guarded bytes; -1: not guarded)",
+            match edgetls_tls::job_stack::installed() {
+                true => edgetls_tls::job_stack::deepest_use().unwrap_or(0) as f64,
+                false => -1.0,
+            },
+        )?;
         counter(
             &mut e,
             "edgetls_certificate_cache_built_in_async_job",

@@ -4,6 +4,7 @@
 mod ffi;
 mod hello;
 mod job;
+pub mod job_stack;
 pub mod retry;
 mod slots;
 
