@@ -263,10 +263,13 @@ fn lookup(paths: &[PathBuf], args: &SourceArgs, ip: Option<&str>, names: &[Strin
         };
         // One line per entry serving the name: more than one when the key types are served
         // by different entries (the client's signature algorithms choose), each with its types.
+        // An address or default match serves the entry for every key type: only a narrower set
+        // than the entry's own is worth printing.
         let several = hit.served().nth(1).is_some();
         for s in hit.served() {
             let path = s.entry.path().display();
-            if several || s.types != s.entry.key_types() {
+            let own = s.entry.key_types();
+            if several || s.types.intersect(own) != own {
                 println!("{name} {path} {} {}", s.how.as_str(), s.types);
             } else {
                 println!("{name} {path} {}", s.how.as_str());

@@ -152,8 +152,27 @@ fn lookup_by_local_address() {
             .stdout,
         )
     };
-    assert!(lookup("192.0.2.10:443").contains("site000001.demo.test.pem ip"));
-    assert!(lookup("192.0.2.10:8443").contains("site000002.demo.test.pem ip"));
+    // Three fields, as documented: the name, the file, how it matched.
+    let line = |ip: &str| {
+        lookup(ip)
+            .lines()
+            .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+    for (ip, file) in [
+        ("192.0.2.10:443", "site000001"),
+        ("192.0.2.10:8443", "site000002"),
+    ] {
+        let lines = line(ip);
+        assert_eq!(lines.len(), 1, "{ip}: {lines:?}");
+        assert_eq!(lines[0].len(), 3, "{ip}: {lines:?}");
+        assert_eq!(lines[0][0], "other.example");
+        assert!(
+            lines[0][1].ends_with(&format!("{file}.demo.test.pem")),
+            "{ip}: {lines:?}"
+        );
+        assert_eq!(lines[0][2], "ip");
+    }
     assert_eq!(lookup("192.0.2.99"), "other.example none\n");
 }
 
