@@ -15,10 +15,16 @@ pub enum EngineError {
     /// The signature OpenSSL asked for has no keyless opcode.
     #[error("no keyless operation for {0}")]
     UnsupportedScheme(String),
-    /// The key server (or other remote signer) failed the operation.
+    /// A remote key operation failed in this process (a misuse of the signing API, another
+    /// remote signer's own failure).
     #[error("remote key operation failed: {0}")]
     Remote(String),
-    /// No answer in time.
+    /// The key server, or the way to it, failed the operation: the server's error code (key not
+    /// found, bad opcode, …), no answer before the deadline, no server available. Kept as the
+    /// client said it, so each reaches the metrics as its own reason.
+    #[error("key server: {0}")]
+    KeyServer(#[from] edgetls_keyless_client::ClientError),
+    /// No answer in time (the engine's own limit, past the remote key's deadline).
     #[error("remote key operation gave no answer within {0:?}")]
     Timeout(Duration),
     /// The answer does not fit where OpenSSL wants it.

@@ -148,7 +148,7 @@ impl Future for Handshake {
                     }
                 },
                 Err(e) => {
-                    let (reason, detail) = classify(stream.ssl(), &e, wait::take_last_error());
+                    let (reason, detail) = classify(stream.ssl(), &e, wait::take_last_failure());
                     this.stream = None;
                     return Poll::Ready(Err(EngineError::Handshake { reason, detail }));
                 }
@@ -235,7 +235,7 @@ impl Future for Finish {
                     }
                 }
             }
-            let _ = wait::take_last_error();
+            let _ = wait::take_last_failure();
         }
     }
 }

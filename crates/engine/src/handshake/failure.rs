@@ -1,5 +1,8 @@
 //! Why a handshake failed, as a short fixed label (for metrics) and the whole story (for logs).
 
+use crate::error::EngineError;
+use edgetls_keyless_client::ClientError;
+use edgetls_keyless_proto::ErrorCode as KeyServerCode;
 use edgetls_tls::Reason;
 use openssl::ssl::{ErrorCode, SslRef};
 
@@ -35,8 +38,15 @@ pub enum Failure {
     SettingsUnusable,
     /// The session-ticket keys could not be used.
     TicketKeys,
-    /// The remote private-key operation failed (key server error, timeout, unreachable).
+    /// The remote private-key operation failed for another reason (an answer that does not
+    /// fit, an unsupported scheme, a caught panic).
     RemoteKey,
+    /// The key server gave no answer before the deadline.
+    RemoteTimeout,
+    /// No key server could take the request (none reachable, queue full, client shut down).
+    RemoteUnavailable,
+    /// The key server answered with this error code (key not found, bad opcode, …).
+    KeyServer(KeyServerCode),
     /// Anything else (an internal error, a caught panic).
     Internal,
 }
@@ -60,12 +70,15 @@ impl Failure {
             Failure::SettingsUnusable => "settings_unusable",
             Failure::TicketKeys => "ticket_keys",
             Failure::RemoteKey => "remote_key",
+            Failure::RemoteTimeout => "remote_timeout",
+            Failure::RemoteUnavailable => "remote_unavailable",
+            Failure::KeyServer(code) => key_server_label(code),
             Failure::Internal => "internal",
         }
     }
 
     /// Every reason, for metrics that list them all.
-    pub const ALL: [Failure; 16] = [
+    pub const ALL: [Failure; 30] = [
         Failure::Closed,
         Failure::Reset,
         Failure::Io,
@@ -81,8 +94,38 @@ impl Failure {
         Failure::SettingsUnusable,
         Failure::TicketKeys,
         Failure::RemoteKey,
+        Failure::RemoteTimeout,
+        Failure::RemoteUnavailable,
+        Failure::KeyServer(KeyServerCode::CRYPTO),
+        Failure::KeyServer(KeyServerCode::KEY_NOT_FOUND),
+        Failure::KeyServer(KeyServerCode::READ),
+        Failure::KeyServer(KeyServerCode::VERSION_MISMATCH),
+        Failure::KeyServer(KeyServerCode::BAD_OPCODE),
+        Failure::KeyServer(KeyServerCode::UNEXPECTED_OPCODE),
+        Failure::KeyServer(KeyServerCode::FORMAT),
+        Failure::KeyServer(KeyServerCode::INTERNAL),
+        Failure::KeyServer(KeyServerCode::CERT_NOT_FOUND),
+        Failure::KeyServer(KeyServerCode::EXPIRED),
+        Failure::KeyServer(KeyServerCode::REMOTE_CONFIGURATION),
+        Failure::KeyServer(KeyServerCode(0xff)),
         Failure::Internal,
     ];
+
+    /// The reason a failed remote operation gives its handshake.
+    pub(crate) fn of_remote(e: &EngineError) -> Failure {
+        match e {
+            EngineError::KeyServer(ClientError::Server { code, .. }) => Failure::KeyServer(*code),
+            EngineError::KeyServer(ClientError::Timeout { .. }) | EngineError::Timeout(_) => {
+                Failure::RemoteTimeout
+            }
+            EngineError::KeyServer(
+                ClientError::NoServer { .. }
+                | ClientError::QueueFull { .. }
+                | ClientError::Shutdown,
+            ) => Failure::RemoteUnavailable,
+            _ => Failure::RemoteKey,
+        }
+    }
 }
 
 impl From<Reason> for Failure {
@@ -96,6 +139,24 @@ impl From<Reason> for Failure {
             // A reason added to the seam and not yet given its own label here.
             _ => Failure::Internal,
         }
+    }
+}
+
+/// The metrics label of a key server's error code (one per code the protocol names).
+fn key_server_label(code: KeyServerCode) -> &'static str {
+    match code {
+        KeyServerCode::CRYPTO => "key_server_crypto",
+        KeyServerCode::KEY_NOT_FOUND => "key_server_key_not_found",
+        KeyServerCode::READ => "key_server_read",
+        KeyServerCode::VERSION_MISMATCH => "key_server_version_mismatch",
+        KeyServerCode::BAD_OPCODE => "key_server_bad_opcode",
+        KeyServerCode::UNEXPECTED_OPCODE => "key_server_unexpected_opcode",
+        KeyServerCode::FORMAT => "key_server_format",
+        KeyServerCode::INTERNAL => "key_server_internal",
+        KeyServerCode::CERT_NOT_FOUND => "key_server_cert_not_found",
+        KeyServerCode::EXPIRED => "key_server_expired",
+        KeyServerCode::REMOTE_CONFIGURATION => "key_server_remote_configuration",
+        _ => "key_server_other",
     }
 }
 
@@ -128,13 +189,13 @@ const SSL_AD_REASON_OFFSET: i32 = 1000;
 pub(crate) fn classify(
     ssl: &SslRef,
     e: &openssl::ssl::Error,
-    remote: Option<String>,
+    remote: Option<(Failure, String)>,
 ) -> (Failure, String) {
     if let Some(r) = edgetls_tls::refusal(ssl) {
         return (Failure::from(r.reason), r.detail.clone());
     }
-    if let Some(remote) = remote {
-        return (Failure::RemoteKey, format!("{e} ({remote})"));
+    if let Some((reason, remote)) = remote {
+        return (reason, format!("{e} ({remote})"));
     }
     if let Some(io) = e.io_error() {
         let reason = match io.kind() {

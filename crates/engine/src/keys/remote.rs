@@ -2,7 +2,7 @@
 
 use crate::error::EngineError;
 use crate::keys::connection::ConnectionInfo;
-use edgetls_keyless_client::{ClientError, KeylessClient};
+use edgetls_keyless_client::KeylessClient;
 use edgetls_keyless_proto::{Operation, Ski};
 use openssl::md::{Md, MdRef};
 use openssl::nid::Nid;
@@ -106,10 +106,7 @@ impl RemoteKey for KeylessKey {
         op.client_ip = request.connection.client_ip;
         op.server_ip = request.connection.server_ip;
         self.client.submit(op, move |r| {
-            done(r.map(|op| op.payload).map_err(|e: ClientError| match e {
-                ClientError::Timeout { after, .. } => EngineError::Timeout(after),
-                other => EngineError::Remote(other.to_string()),
-            }))
+            done(r.map(|op| op.payload).map_err(EngineError::KeyServer))
         });
     }
 }

@@ -10,6 +10,7 @@
 
 use crate::error::EngineError;
 use crate::ffi;
+use crate::handshake::failure::Failure;
 use crate::keys::remote::{RemoteKey, SignRequest};
 use libc::{c_int, c_void};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -52,17 +53,23 @@ pub fn stats() -> &'static Stats {
 }
 
 thread_local! {
-    static LAST_ERROR: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+    static LAST_ERROR: std::cell::RefCell<Option<(Failure, String)>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 pub(crate) fn record_failure(e: &EngineError) {
     STATS.failed.fetch_add(1, Relaxed);
-    let text = e.to_string();
-    LAST_ERROR.with(|l| *l.borrow_mut() = Some(text));
+    let failure = (Failure::of_remote(e), e.to_string());
+    LAST_ERROR.with(|l| *l.borrow_mut() = Some(failure));
 }
 
 /// The last remote-key failure seen on this thread, taken (for handshake error messages).
 pub fn take_last_error() -> Option<String> {
+    take_last_failure().map(|(_, detail)| detail)
+}
+
+/// The last remote-key failure seen on this thread, with its reason, taken.
+pub(crate) fn take_last_failure() -> Option<(Failure, String)> {
     LAST_ERROR.with(|l| l.borrow_mut().take())
 }
 

@@ -179,15 +179,12 @@ fn clients_leaving_while_jobs_are_paused_crash_nothing_and_leak_nothing() {
     );
 }
 
-#[test]
-fn a_remote_timeout_fails_the_handshake_by_the_deadline_with_the_reason() {
-    let _g = crate::serial();
-    let (pki, keys) = setup();
-    // The key server answers after 600 ms; the client gives up after 200 ms.
-    let slow = start(&pki, Authz::open(), delayed(Duration::from_millis(600)));
-    let remote = remote(&pki, slow.addr, Duration::from_millis(200));
-    let cert = site_cert(&pki, &keys.p256, &["p256.test"]);
-    let ctx = context(&cert, remote, Mode::Async);
+/// One handshake of an `openssl` client against `ctx` through `edgetls_engine::accept`, expected
+/// to fail: the server's error and the client's.
+fn failed_handshake(
+    pki: &edgetls_keyless_testkit::Pki,
+    ctx: &openssl::ssl::SslContext,
+) -> (edgetls_engine::EngineError, String) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -211,22 +208,88 @@ fn a_remote_timeout_fails_the_handshake_by_the_deadline_with_the_reason() {
         listener.set_nonblocking(true).unwrap();
         let listener = tokio::net::TcpListener::from_std(listener).unwrap();
         let (tcp, _) = listener.accept().await.unwrap();
-        let ssl = openssl::ssl::Ssl::new(&ctx).unwrap();
-        edgetls_engine::accept(ssl, tcp)
-            .await
-            .unwrap_err()
-            .to_string()
+        let ssl = openssl::ssl::Ssl::new(ctx).unwrap();
+        edgetls_engine::accept(ssl, tcp).await.unwrap_err()
     });
+    (err, client.join().unwrap().unwrap_err())
+}
+
+/// The reason and the detail of a failed handshake.
+fn reason_of(e: &edgetls_engine::EngineError) -> (edgetls_engine::Failure, String) {
+    match e {
+        edgetls_engine::EngineError::Handshake { reason, detail } => (*reason, detail.clone()),
+        other => panic!("not a handshake failure: {other}"),
+    }
+}
+
+#[test]
+fn a_remote_timeout_fails_the_handshake_by_the_deadline_with_the_reason() {
+    let _g = crate::serial();
+    let (pki, keys) = setup();
+    // The key server answers after 600 ms; the client gives up after 200 ms.
+    let slow = start(&pki, Authz::open(), delayed(Duration::from_millis(600)));
+    let remote = remote(&pki, slow.addr, Duration::from_millis(200));
+    let cert = site_cert(&pki, &keys.p256, &["p256.test"]);
+    let (err, client_err) = failed_handshake(&pki, &context(&cert, remote, Mode::Async));
     // The remote key's own deadline ended it (not the 600 ms answer, which would have
-    // completed the handshake): the error names it. How long that took is measured by the
-    // engine bench, not asserted here.
-    assert!(
-        err.contains("no answer within"),
-        "the handshake error names the timeout: {err}"
-    );
+    // completed the handshake): the reason says so and the detail names it. How long that
+    // took is measured by the engine bench, not asserted here.
+    let (reason, detail) = reason_of(&err);
+    assert_eq!(reason.as_str(), "remote_timeout", "{detail}");
+    assert!(detail.contains("no answer within"), "{detail}");
     // The client was told with an alert, not left to time out or see a reset.
-    let client_err = client.join().unwrap().unwrap_err();
     assert!(client_err.contains("alert internal error"), "{client_err}");
+}
+
+#[test]
+fn a_key_server_error_code_is_the_handshakes_reason() {
+    let _g = crate::serial();
+    let (pki, keys) = setup();
+    let ks = start(&pki, Authz::open(), ServerOptions::default());
+    let remote = remote(&pki, ks.addr, Duration::from_secs(2));
+    // A key the key server does not hold: it answers KEY_NOT_FOUND.
+    let stranger = openssl::pkey::PKey::ec_gen("prime256v1").unwrap();
+    let cert = site_cert(&pki, &stranger, &["p256.test"]);
+    let (err, client_err) = failed_handshake(&pki, &context(&cert, remote, Mode::Async));
+    let (reason, detail) = reason_of(&err);
+    assert_eq!(
+        reason,
+        edgetls_engine::Failure::KeyServer(edgetls_keyless_proto::ErrorCode::KEY_NOT_FOUND),
+        "{detail}"
+    );
+    assert_eq!(reason.as_str(), "key_server_key_not_found");
+    assert!(detail.contains("key not found"), "{detail}");
+    assert!(client_err.contains("alert internal error"), "{client_err}");
+    // Unreachable is another reason: nothing listens there.
+    let nowhere = remote_unreachable(&pki);
+    let cert = site_cert(&pki, &keys.p256, &["p256.test"]);
+    let (err, _) = failed_handshake(&pki, &context(&cert, nowhere, Mode::Async));
+    let (reason, detail) = reason_of(&err);
+    assert!(
+        matches!(reason.as_str(), "remote_unavailable" | "remote_timeout"),
+        "{reason}: {detail}"
+    );
+}
+
+/// A remote key whose only key server is an address nobody listens on.
+fn remote_unreachable(pki: &edgetls_keyless_testkit::Pki) -> Arc<dyn edgetls_engine::RemoteKey> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut c = edgetls_keyless_client::ClientConfig::new(
+        vec![edgetls_keyless_client::ServerSpec::new(
+            format!("127.0.0.1:{port}"),
+            "localhost",
+        )],
+        pki.path("edge-1.pem"),
+        pki.path("edge-1.key"),
+        pki.path("ca.pem"),
+    );
+    c.request_timeout = Duration::from_millis(500);
+    let client = edgetls_keyless_client::KeylessClient::new(c).unwrap();
+    Arc::new(edgetls_engine::KeylessKey::new(Arc::new(client)))
 }
 
 /// A remote key that records where its `start` ran, then forwards to a real one.
