@@ -31,7 +31,8 @@ pub(crate) struct Args {
     /// Runs per scenario (the median is reported).
     #[arg(long, default_value_t = 5)]
     runs: usize,
-    /// Skip the 100k sets (generating them takes ~10 s and ~400 MB of disk).
+    /// Skip the 100k sets (generating them takes ~10 s and ~400 MB of disk); for --suite ab,
+    /// skip the 10k-name spread.
     #[arg(long)]
     no_100k: bool,
     /// Skip HAProxy and nginx even when installed.
@@ -127,7 +128,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
                 .baseline
                 .as_deref()
                 .context("--suite ab needs --baseline REV (the build to compare with)")?;
-            crate::bench_ab::run(&root, rev, &mut report)?
+            crate::bench_ab::run(&root, rev, (args.runs, !args.no_100k), &mut report)?
         }
         "fuzz" => report.push_str(&fuzz_section(&root)),
         other => {

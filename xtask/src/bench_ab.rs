@@ -26,7 +26,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-const ROUNDS: usize = 5;
 const SECONDS: f64 = 4.0;
 const KEYLESS_NAME: &str = "keyless.demo.test";
 const LOCAL_NAME: &str = "site000001.demo.test";
@@ -125,13 +124,14 @@ fn keyless_edge(b: &Build, d: &Path, keyserver: &str, origin: SocketAddr) -> Res
 
 /// Handshakes per proxy CPU-second, remote and local key: per build, the per-round figures.
 fn keyless_rates(
+    rounds: usize,
     builds: &[Build; 2],
     d: &Path,
     ks: &str,
     origin: SocketAddr,
 ) -> Result<[[Vec<f64>; 2]; 2]> {
     let mut out: [[Vec<f64>; 2]; 2] = Default::default();
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         for (i, b) in in_turn(builds, round) {
             let edge = keyless_edge(b, d, ks, origin)?;
             for (k, name) in [KEYLESS_NAME, LOCAL_NAME].into_iter().enumerate() {
@@ -194,7 +194,12 @@ fn ratio(new: &[f64], old: &[f64]) -> f64 {
     median(new.iter().zip(old).map(|(n, o)| n / o).collect())
 }
 
-pub(crate) fn run(root: &Path, rev: &str, report: &mut String) -> Result<()> {
+pub(crate) fn run(
+    root: &Path,
+    rev: &str,
+    (rounds, spread_too): (usize, bool),
+    report: &mut String,
+) -> Result<()> {
     crate::bench::release_build(root, &["edgetls-proxy", "edgetls-keyserver"])?;
     let old = baseline(root, rev)?;
     let builds = [
@@ -231,11 +236,11 @@ pub(crate) fn run(root: &Path, rev: &str, report: &mut String) -> Result<()> {
          ratios.\n"
     )?;
     let (ks, ks_addr) = crate::fleet::keyserver(&ks_bin, d, "0ms")?;
-    let rates = keyless_rates(&builds, d, &ks_addr, origin)?;
+    let rates = keyless_rates(rounds, &builds, d, &ks_addr, origin)?;
     drop(ks);
     writeln!(
         report,
-        "| {ROUNDS} rounds, 32 clients | this tree (median) | baseline (median) | this tree / baseline (median of per-round ratios) |\n|---|---:|---:|---:|"
+        "| {rounds} rounds, 32 clients | this tree (median) | baseline (median) | this tree / baseline (median of per-round ratios) |\n|---|---:|---:|---:|"
     )?;
     for (k, what) in ["remote key (`[keyless]`, key server at 0 ms)", "local key"]
         .into_iter()
@@ -248,6 +253,9 @@ pub(crate) fn run(root: &Path, rev: &str, report: &mut String) -> Result<()> {
             median(rates[1][k].clone()),
             ratio(&rates[0][k], &rates[1][k])
         )?;
+    }
+    if !spread_too {
+        return Ok(());
     }
     let names_dir = tmp.path().join("names");
     std::fs::create_dir_all(&names_dir)?;

@@ -33,9 +33,12 @@ static LIVE: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 fn page() -> usize {
-    // SAFETY: sysconf takes no pointers.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(p).unwrap_or(4096).max(4096)
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf takes no pointers.
+        let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(p).unwrap_or(4096).max(4096)
+    })
 }
 
 fn live() -> std::sync::MutexGuard<'static, Vec<(usize, usize)>> {
@@ -129,17 +132,14 @@ pub unsafe fn malloc_hook(n: usize, file: *const c_char) -> Option<*mut c_void> 
 }
 
 /// For a program's `CRYPTO_set_mem_functions` free: true when `p` was a guarded stack (now
-/// unmapped), false when it is an ordinary block to free as usual.
+/// unmapped), false when it is an ordinary block to free as usual. Cheap for ordinary blocks
+/// (it runs on every free): a stack handed out by [`malloc_hook`] is page-aligned, which heap
+/// blocks almost never are; only page-aligned blocks are looked up.
 ///
 /// # Safety
-/// `file` is what OpenSSL passed the hook: null or a NUL-terminated string.
-pub unsafe fn free_hook(p: *mut c_void, file: *const c_char) -> bool {
-    if p.is_null() || cfg!(ossl320) || file.is_null() {
-        return false;
-    }
-    // SAFETY: as in `is_job_stack`.
-    let name = unsafe { std::ffi::CStr::from_ptr(file) };
-    if !name.to_bytes().ends_with(b"async_posix.c") {
+/// `p` is null or a block OpenSSL allocated through the program's hooks.
+pub unsafe fn free_hook(p: *mut c_void, _file: *const c_char) -> bool {
+    if cfg!(ossl320) || p.is_null() || (p as usize) % page() != 0 {
         return false;
     }
     let base = (p as usize).wrapping_sub(page() + STACK_BYTES - OPENSSL_STACK);
