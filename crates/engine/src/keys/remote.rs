@@ -14,29 +14,35 @@ use std::sync::Arc;
 
 pub use edgetls_keyless_proto::{HashAlgorithm, SignScheme};
 
+/// The one table between keyless hashes and OpenSSL's digests.
+const DIGESTS: [(HashAlgorithm, Nid); 6] = [
+    (HashAlgorithm::Md5Sha1, Nid::MD5_SHA1),
+    (HashAlgorithm::Sha1, Nid::SHA1),
+    (HashAlgorithm::Sha224, Nid::SHA224),
+    (HashAlgorithm::Sha256, Nid::SHA256),
+    (HashAlgorithm::Sha384, Nid::SHA384),
+    (HashAlgorithm::Sha512, Nid::SHA512),
+];
+
 /// The hash of an OpenSSL digest NID.
 pub(crate) fn hash_from_nid(nid: i32) -> Option<HashAlgorithm> {
-    Some(match nid {
-        114 => HashAlgorithm::Md5Sha1,
-        64 => HashAlgorithm::Sha1,
-        675 => HashAlgorithm::Sha224,
-        672 => HashAlgorithm::Sha256,
-        673 => HashAlgorithm::Sha384,
-        674 => HashAlgorithm::Sha512,
-        _ => return None,
-    })
+    DIGESTS
+        .iter()
+        .find(|(_, n)| n.as_raw() == nid)
+        .map(|(h, _)| *h)
+}
+
+/// OpenSSL's digest NID for `hash`.
+pub(crate) fn nid_of(hash: HashAlgorithm) -> Nid {
+    DIGESTS
+        .iter()
+        .find(|(h, _)| *h == hash)
+        .map_or(Nid::UNDEF, |(_, n)| *n)
 }
 
 /// OpenSSL's digest for `hash`.
 fn md(hash: HashAlgorithm) -> Option<&'static MdRef> {
-    match hash {
-        HashAlgorithm::Md5Sha1 => Md::from_nid(Nid::MD5_SHA1),
-        HashAlgorithm::Sha1 => Some(Md::sha1()),
-        HashAlgorithm::Sha224 => Some(Md::sha224()),
-        HashAlgorithm::Sha256 => Some(Md::sha256()),
-        HashAlgorithm::Sha384 => Some(Md::sha384()),
-        HashAlgorithm::Sha512 => Some(Md::sha512()),
-    }
+    Md::from_nid(nid_of(hash))
 }
 
 /// One signature to make with a remote key.
@@ -163,5 +169,21 @@ impl LocalSigner {
 impl RemoteKey for LocalSigner {
     fn start(&self, request: SignRequest, done: Done) {
         done(self.sign(&request));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_hash_maps_to_its_openssl_digest_and_back() {
+        for (hash, nid) in DIGESTS {
+            assert_eq!(nid_of(hash), nid);
+            assert_eq!(hash_from_nid(nid.as_raw()), Some(hash));
+            let md = md(hash).unwrap_or_else(|| panic!("{hash:?}: no digest in this OpenSSL"));
+            assert_eq!(md.size(), hash.digest_len(), "{hash:?}");
+        }
+        assert_eq!(hash_from_nid(Nid::MD5.as_raw()), None);
     }
 }

@@ -55,15 +55,7 @@ fn hash_named(name: &str) -> Result<HashAlgorithm, EngineError> {
 }
 
 fn digest_of(hash: HashAlgorithm) -> Result<MessageDigest, EngineError> {
-    let nid = match hash {
-        HashAlgorithm::Md5Sha1 => openssl::nid::Nid::MD5_SHA1,
-        HashAlgorithm::Sha1 => openssl::nid::Nid::SHA1,
-        HashAlgorithm::Sha224 => openssl::nid::Nid::SHA224,
-        HashAlgorithm::Sha256 => openssl::nid::Nid::SHA256,
-        HashAlgorithm::Sha384 => openssl::nid::Nid::SHA384,
-        HashAlgorithm::Sha512 => openssl::nid::Nid::SHA512,
-    };
-    MessageDigest::from_nid(nid)
+    MessageDigest::from_nid(crate::keys::remote::nid_of(hash))
         .ok_or_else(|| EngineError::UnsupportedScheme(format!("{hash:?}: no digest")))
 }
 
@@ -236,10 +228,21 @@ unsafe extern "C" fn sign(
         if let Some(r) = size_query(c, sig, siglen) {
             return r;
         }
-        // SAFETY: OpenSSL passes `tbs` valid for `tbslen` bytes.
+        if tbs.is_null() {
+            return Err(EngineError::Remote("sign without data to sign".into()));
+        }
+        // SAFETY: OpenSSL passes `tbs`, checked non-null, valid for `tbslen` bytes.
         let digest = unsafe { std::slice::from_raw_parts(tbs, tbslen) }.to_vec();
         let hash = match c.hash {
-            Some(h) => h,
+            // The digest OpenSSL set: the data must be one of its length.
+            Some(h) if h.digest_len() == tbslen => h,
+            Some(h) => {
+                return Err(EngineError::UnsupportedScheme(format!(
+                    "a {tbslen}-byte digest for {h:?} ({} bytes)",
+                    h.digest_len()
+                )));
+            }
+            // No digest set (a raw signature): known from its length alone.
             None => match tbslen {
                 20 => HashAlgorithm::Sha1,
                 32 => HashAlgorithm::Sha256,
@@ -332,8 +335,15 @@ unsafe extern "C" fn digest_sign(
         let hash = c
             .hash
             .ok_or_else(|| EngineError::Remote("sign before init".into()))?;
-        // SAFETY: OpenSSL passes `tbs` valid for `tbslen` bytes.
-        let data = unsafe { std::slice::from_raw_parts(tbs, tbslen) };
+        if tbs.is_null() && tbslen > 0 {
+            return Err(EngineError::Remote("sign without data to sign".into()));
+        }
+        let data = match tbslen {
+            0 => &[][..],
+            // SAFETY: `tbs` is valid for `tbslen` bytes (OpenSSL's contract) and checked
+            // non-null above for a non-empty input.
+            n => unsafe { std::slice::from_raw_parts(tbs, n) },
+        };
         let digest = openssl::hash::hash(digest_of(hash)?, data)?.to_vec();
         let n = c.sign(hash, digest, sig, sigsize)?;
         // SAFETY: siglen checked non-null by size_query.
