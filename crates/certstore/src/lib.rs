@@ -53,7 +53,6 @@ mod cert;
 mod der;
 mod entry;
 mod error;
-mod ffi;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod index;

@@ -15,15 +15,13 @@
 
 use foreign_types::ForeignTypeRef;
 use openssl::error::ErrorStack;
-use openssl::ex_data::Index;
 use openssl::hash::MessageDigest;
 use openssl::ocsp::{OcspCertId, OcspCertStatus, OcspFlag, OcspResponse, OcspResponseStatus};
-use openssl::ssl::{Ssl, SslContextBuilder, SslRef};
+use openssl::ssl::SslContextBuilder;
 use openssl::stack::Stack;
+use openssl::x509::X509Ref;
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::verify::X509VerifyFlags;
-use openssl::x509::{X509, X509Ref};
-use std::sync::{Arc, OnceLock};
 
 /// What a chain's OCSP response was found to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,52 +167,10 @@ fn generalized_time(t: &openssl::asn1::Asn1GeneralizedTimeRef) -> Option<i64> {
     Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
-/// The responses of the chains set on a connection, by the address of their leaf.
-#[derive(Default)]
-pub(crate) struct Staples(Vec<(usize, Arc<[u8]>)>);
-
-fn staples_index() -> Result<Index<Ssl, Staples>, ErrorStack> {
-    static I: OnceLock<Result<Index<Ssl, Staples>, ErrorStack>> = OnceLock::new();
-    I.get_or_init(Ssl::new_ex_index).clone()
-}
-
-/// Records that `leaf`'s chain, set on `ssl`, has the good response `der`.
-pub(crate) fn offer(ssl: &mut SslRef, leaf: &X509, der: &Arc<[u8]>) -> Result<(), ErrorStack> {
-    let index = staples_index()?;
-    let key = leaf.as_ptr() as usize;
-    match ssl.ex_data_mut(index) {
-        Some(s) => {
-            s.0.retain(|(k, _)| *k != key);
-            s.0.push((key, Arc::clone(der)));
-        }
-        None => ssl.set_ex_data(index, Staples(vec![(key, Arc::clone(der))])),
-    }
-    Ok(())
-}
-
 /// Makes contexts built with `b` staple the responses of the chains the store sets (call it on
 /// every context a handshake may be switched to).
 pub fn enable_stapling(b: &mut SslContextBuilder) -> Result<(), ErrorStack> {
-    b.set_status_callback(|ssl| {
-        // Nothing may unwind into OpenSSL: a panic means no staple.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| staple(ssl))).unwrap_or(Ok(false))
-    })
-}
-
-/// The status callback: staples the response of the chain OpenSSL chose, if it has one.
-fn staple(ssl: &mut SslRef) -> Result<bool, ErrorStack> {
-    let Some(chosen) = ssl.certificate().map(|c| c.as_ptr() as usize) else {
-        return Ok(false);
-    };
-    let der = staples_index()
-        .ok()
-        .and_then(|i| ssl.ex_data(i))
-        .and_then(|s| s.0.iter().find(|(k, _)| *k == chosen))
-        .map(|(_, der)| Arc::clone(der));
-    match der {
-        Some(der) => ssl.set_ocsp_status(&der).map(|()| true),
-        None => Ok(false),
-    }
+    edgetls_tls::staple::enable(b).map_err(crate::ssl::stack)
 }
 
 #[cfg(test)]

@@ -9,11 +9,9 @@
 //! algorithms.
 
 use crate::cert::{KeyType, KeyTypes};
-use crate::ffi;
 use crate::ocsp::OcspCheck;
 use crate::remote::KeySource;
-use edgetls_tls::{Reason, refuse};
-use foreign_types::{ForeignType, ForeignTypeRef};
+use edgetls_tls::{Reason, TlsError, refuse};
 use openssl::error::ErrorStack;
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{SslAlert, SslContextBuilder, SslRef};
@@ -117,27 +115,10 @@ impl Materialized {
             }
         }
         for chain in self.chains.iter().filter(|c| types.contains(c.key_type)) {
-            // One call instead of SSL_use_certificate + SSL_use_PrivateKey + one
-            // SSL_add1_chain_cert per intermediate: 1.2 µs instead of 3.3–3.9 µs here (those
-            // repeat the key-type lookup and the key check).
-            // SAFETY: all four objects are live for the call; OpenSSL takes its own references
-            // (it up-refs the certificate, the key and each chain certificate) and replaces what
-            // the slot held.
-            let ok = unsafe {
-                ffi::SSL_use_cert_and_key(
-                    ssl.as_ptr(),
-                    chain.leaf.as_ptr(),
-                    chain.key.as_ptr(),
-                    chain.chain.as_ptr(),
-                    1,
-                )
-            };
-            if ok != 1 {
-                return Err(ErrorStack::get());
-            }
+            edgetls_tls::use_chain(ssl, &chain.leaf, &chain.chain, &chain.key).map_err(stack)?;
             if let Some((check, der)) = &chain.ocsp {
                 if check.state.is_stapled() {
-                    crate::ocsp::offer(ssl, &chain.leaf, der)?;
+                    edgetls_tls::staple::offer(ssl, &chain.leaf, der).map_err(stack)?;
                 }
             }
         }
@@ -154,20 +135,17 @@ impl Materialized {
             remote.prepare_context(ctx).map_err(|_| ErrorStack::get())?;
         }
         for chain in &self.chains {
-            // SAFETY: as in `apply`, for a context under construction.
-            let ok = unsafe {
-                ffi::SSL_CTX_use_cert_and_key(
-                    ctx.as_ptr(),
-                    chain.leaf.as_ptr(),
-                    chain.key.as_ptr(),
-                    chain.chain.as_ptr(),
-                    1,
-                )
-            };
-            if ok != 1 {
-                return Err(ErrorStack::get());
-            }
+            edgetls_tls::use_chain_on_context(ctx, &chain.leaf, &chain.chain, &chain.key)
+                .map_err(stack)?;
         }
         Ok(())
+    }
+}
+
+/// The library's errors behind a seam error (what this crate's OpenSSL-facing calls report).
+pub(crate) fn stack(e: TlsError) -> ErrorStack {
+    match e {
+        TlsError::Library(stack) => stack,
+        _ => ErrorStack::get(),
     }
 }

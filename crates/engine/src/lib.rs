@@ -5,7 +5,7 @@
 //! - [`remote_pkey`] makes an `EVP_PKEY` from a certificate's public key whose signatures are
 //!   made by a [`RemoteKey`]: [`KeylessKey`] (a key server through the keyless client) or
 //!   [`LocalSigner`] (in-process: a reference implementation and a baseline). The key belongs to the
-//!   `edgetls-keyless` OpenSSL [`provider`] (OpenSSL 3.0 to 4.0), whose signature operations
+//!   `edgetls-keyless` OpenSSL provider (OpenSSL 3.0 to 4.0), whose signature operations
 //!   get the digest, hash, padding and salt OpenSSL asks for, so every signature goes out as a
 //!   standard keyless sign opcode (RSA PKCS#1 0x02–0x07, RSA-PSS 0x35–0x37, ECDSA 0x12–0x17);
 //!   no path needs raw RSA. Feature `engine` (OpenSSL 3.x): `engine_remote_pkey` makes the same
@@ -22,8 +22,8 @@
 //! - Certificate store: [`StoreKeys`] in `LoadOptions::remote_keys` serves every certificate
 //!   loaded without a private key with the key server's key for its SKI.
 //!
-//! What `openssl-sys` does not declare (the provider API, async jobs, the ENGINE API) is in
-//! `ffi.rs`, and nowhere else in this crate.
+//! Every hook into OpenSSL — the provider, async jobs, the ENGINE API — is in the seam crate,
+//! `edgetls-tls` ([`edgetls_tls::remote_key`]); this crate declares no OpenSSL function.
 //!
 //! A key whose signatures are made elsewhere — here by a [`LocalSigner`] standing in for a key
 //! server — used by OpenSSL like any private key:
@@ -63,27 +63,24 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod error;
-mod ffi;
 mod handshake;
 mod keys;
 mod stream;
 
-pub use error::EngineError;
-pub use handshake::context::{
-    enable_async, enable_async_ssl, restrict_ssl_to_ecdhe, restrict_to_ecdhe, set_remote_key,
+pub use edgetls_tls::remote_key::{
+    ConnectionInfo, Stats, enable_async, enable_async_ssl, restrict_ssl_to_ecdhe,
+    restrict_to_ecdhe, stats,
 };
+pub use error::EngineError;
 pub use handshake::driver::{Handshake, PAUSED_LIMIT, accept};
-pub use handshake::failure::Failure;
-pub use keys::connection::ConnectionInfo;
+pub use handshake::failure::{Failure, take_last_error};
 #[cfg(feature = "engine")]
 pub use keys::key::engine_remote_pkey;
-pub use keys::key::{remote_pkey, ski_of};
-pub use keys::provider;
+pub use keys::key::{remote_pkey, set_remote_key, ski_of};
 pub use keys::remote::{
     Done, HashAlgorithm, KeylessKey, LocalSigner, RemoteKey, SignRequest, SignScheme,
 };
 pub use keys::store::StoreKeys;
-pub use keys::wait::{Stats, stats, take_last_error};
 pub use stream::{DIRECT, HOLD, TlsStream, Transport};
 
 // The README is the crate's front page on crates.io: its examples are tested too.

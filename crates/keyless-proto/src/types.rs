@@ -225,6 +225,54 @@ impl HashAlgorithm {
             HashAlgorithm::Sha512 => 64,
         }
     }
+
+    /// OpenSSL's digest NID for this hash (MD5-SHA1 is OpenSSL's `MD5-SHA1`, which an RSA
+    /// PKCS#1 signature uses without a DigestInfo, as TLS 1.0 and 1.1 sign).
+    pub fn nid(self) -> openssl::nid::Nid {
+        DIGESTS
+            .iter()
+            .find(|(h, _)| *h == self)
+            .map_or(openssl::nid::Nid::UNDEF, |(_, n)| *n)
+    }
+
+    /// The hash of OpenSSL's digest NID `nid` (None for a digest no sign opcode names).
+    pub fn from_nid(nid: openssl::nid::Nid) -> Option<HashAlgorithm> {
+        DIGESTS.iter().find(|(_, n)| *n == nid).map(|(h, _)| *h)
+    }
+
+    /// OpenSSL's digest for this hash (None if the library lacks it).
+    pub fn md(self) -> Option<&'static openssl::md::MdRef> {
+        openssl::md::Md::from_nid(self.nid())
+    }
+}
+
+/// The one table between keyless hashes and OpenSSL's digests (used by the edge's remote keys
+/// and by the key server alike).
+const DIGESTS: [(HashAlgorithm, openssl::nid::Nid); 6] = [
+    (HashAlgorithm::Md5Sha1, openssl::nid::Nid::MD5_SHA1),
+    (HashAlgorithm::Sha1, openssl::nid::Nid::SHA1),
+    (HashAlgorithm::Sha224, openssl::nid::Nid::SHA224),
+    (HashAlgorithm::Sha256, openssl::nid::Nid::SHA256),
+    (HashAlgorithm::Sha384, openssl::nid::Nid::SHA384),
+    (HashAlgorithm::Sha512, openssl::nid::Nid::SHA512),
+];
+
+#[cfg(test)]
+mod digest_tests {
+    use super::{DIGESTS, HashAlgorithm};
+
+    #[test]
+    fn every_hash_maps_to_its_openssl_digest_and_back() {
+        for (hash, nid) in DIGESTS {
+            assert_eq!(hash.nid(), nid);
+            assert_eq!(HashAlgorithm::from_nid(nid), Some(hash));
+            let md = hash
+                .md()
+                .unwrap_or_else(|| panic!("{hash:?}: no digest in this OpenSSL"));
+            assert_eq!(md.size(), hash.digest_len(), "{hash:?}");
+        }
+        assert_eq!(HashAlgorithm::from_nid(openssl::nid::Nid::MD5), None);
+    }
 }
 
 wire_byte! {

@@ -41,6 +41,9 @@ pub enum TicketError {
     /// OpenSSL refused an operation.
     #[error("OpenSSL: {0}")]
     OpenSsl(#[from] openssl::error::ErrorStack),
+    /// The ticket-key hook could not be set on a context or a connection.
+    #[error("ticket hook: {0}")]
+    Hook(#[from] edgetls_tls::TlsError),
 }
 
 impl TicketError {

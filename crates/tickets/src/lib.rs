@@ -42,7 +42,6 @@ mod error;
 mod ffi;
 pub mod format;
 mod key;
-mod mac;
 mod origin;
 mod ring;
 mod seal;

@@ -4,12 +4,13 @@
 
 use crate::error::TicketError;
 use crate::key::{KeySize, TicketKey};
-use crate::mac::set_hmac_key;
 use crate::ring::TicketKeys;
 use openssl::cipher::{Cipher, CipherRef};
 use openssl::cipher_ctx::CipherCtx;
+use openssl::hash::MessageDigest;
 use openssl::memcmp;
-use std::cell::RefCell;
+use openssl::pkey::PKey;
+use openssl::sign::Signer;
 use std::sync::OnceLock;
 use zeroize::Zeroizing;
 
@@ -33,7 +34,7 @@ pub enum Opened {
 
 /// AES-128-CBC and AES-256-CBC, fetched once: OpenSSL 3.0 otherwise looks the algorithm up
 /// again on every initialisation.
-pub(crate) fn cipher(key: &TicketKey) -> Result<&'static CipherRef, TicketError> {
+fn cipher(key: &TicketKey) -> Result<&'static CipherRef, TicketError> {
     static CIPHERS: OnceLock<Result<(Cipher, Cipher), openssl::error::ErrorStack>> =
         OnceLock::new();
     let pair = CIPHERS
@@ -100,94 +101,17 @@ pub fn open(keys: &TicketKeys, ticket: &[u8]) -> Result<Opened, TicketError> {
     })
 }
 
-/// The HMAC algorithm, fetched once.
-fn hmac_alg() -> Result<usize, TicketError> {
-    static MAC: OnceLock<usize> = OnceLock::new();
-    // SAFETY: fetching an algorithm by name; the result is checked and never freed (one per
-    // process).
-    let mac = *MAC.get_or_init(|| unsafe {
-        openssl_sys::EVP_MAC_fetch(std::ptr::null_mut(), c"HMAC".as_ptr(), std::ptr::null())
-            as usize
-    });
-    if mac == 0 {
+/// HMAC-SHA256 of `data` under the key's HMAC secret.
+fn hmac(key: &TicketKey, data: &[u8]) -> Result<[u8; MAC_LEN], TicketError> {
+    let secret = PKey::hmac(key.hmac_secret())?;
+    let mut signer = Signer::new(MessageDigest::sha256(), &secret)?;
+    signer.update(data)?;
+    let mut out = [0u8; MAC_LEN];
+    let n = signer.sign(&mut out)?;
+    if n != MAC_LEN {
         return Err(openssl::error::ErrorStack::get().into());
     }
-    Ok(mac)
-}
-
-/// A MAC context keyed with one ticket key's HMAC secret, reused by one thread.
-struct KeyedMac {
-    name: [u8; 16],
-    secret: Zeroizing<Vec<u8>>,
-    ctx: *mut openssl_sys::EVP_MAC_CTX,
-}
-
-impl Drop for KeyedMac {
-    fn drop(&mut self) {
-        // SAFETY: ctx was created by EVP_MAC_CTX_new and is owned by this value.
-        unsafe { openssl_sys::EVP_MAC_CTX_free(self.ctx) };
-    }
-}
-
-thread_local! {
-    /// The last few keys this thread used: keying an HMAC context (which looks the digest up
-    /// by name) costs more than the MAC of a ticket.
-    static MACS: RefCell<Vec<KeyedMac>> = const { RefCell::new(Vec::new()) };
-}
-
-const MACS_PER_THREAD: usize = 4;
-
-fn hmac(key: &TicketKey, data: &[u8]) -> Result<[u8; MAC_LEN], TicketError> {
-    MACS.with(|macs| {
-        let mut macs = macs.borrow_mut();
-        let pos = macs
-            .iter()
-            .position(|m| m.name == *key.name() && m.secret[..] == *key.hmac_secret());
-        let m = match pos {
-            Some(p) => &macs[p],
-            None => {
-                let m = keyed(key)?;
-                if macs.len() == MACS_PER_THREAD {
-                    macs.remove(0);
-                }
-                macs.push(m);
-                &macs[macs.len() - 1]
-            }
-        };
-        let mut out = [0u8; MAC_LEN];
-        let mut len = 0usize;
-        // SAFETY: m.ctx is a live keyed HMAC context owned by this thread; re-initialising it
-        // without a key keeps the key; the output buffer holds MAC_LEN bytes.
-        let ok = unsafe {
-            openssl_sys::EVP_MAC_init(m.ctx, std::ptr::null(), 0, std::ptr::null()) == 1
-                && openssl_sys::EVP_MAC_update(m.ctx, data.as_ptr(), data.len()) == 1
-                && openssl_sys::EVP_MAC_final(m.ctx, out.as_mut_ptr(), &mut len, out.len()) == 1
-        };
-        if !ok || len != MAC_LEN {
-            return Err(openssl::error::ErrorStack::get().into());
-        }
-        Ok(out)
-    })
-}
-
-fn keyed(key: &TicketKey) -> Result<KeyedMac, TicketError> {
-    let mac = hmac_alg()?;
-    // SAFETY: a new context, checked, keyed; owned by the returned value (freed on drop).
-    unsafe {
-        let ctx = openssl_sys::EVP_MAC_CTX_new(mac as *mut openssl_sys::EVP_MAC);
-        if ctx.is_null() {
-            return Err(openssl::error::ErrorStack::get().into());
-        }
-        let m = KeyedMac {
-            name: *key.name(),
-            secret: Zeroizing::new(key.hmac_secret().to_vec()),
-            ctx,
-        };
-        if !set_hmac_key(ctx, key.hmac_secret()) {
-            return Err(openssl::error::ErrorStack::get().into());
-        }
-        Ok(m)
-    }
+    Ok(out)
 }
 
 /// The ticket a client holds in `session` (as OpenSSL stores it), for checking and tools.

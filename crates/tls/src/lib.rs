@@ -1,14 +1,25 @@
 //! The one seam between edgetls and the TLS library.
 //!
-//! Every hook edgetls puts into libssl is reached through this crate: the view of the
-//! ClientHello the decision is made on ([`ClientHello`]), the per-connection slots the hooks
-//! share (the local address, the refusal), the typed reasons a hook ends a handshake with
-//! ([`Reason`], [`refuse`]) and the ClientHello retry ([`retry`]) that lets slow work run off
-//! the library's stack. The certificate store, the ticket keys, the policy and the remote-key
-//! engine use it; none of them reaches into another for these.
+//! Every hook edgetls puts into libssl is reached through this crate:
+//!
+//! - the view of the ClientHello the decision is made on ([`ClientHello`]) and the ClientHello
+//!   retry ([`retry`]) that lets slow work run off the library's stack;
+//! - the per-connection slots the hooks share (the local address, the refusal) and the typed
+//!   reasons a hook ends a handshake with ([`Reason`], [`refuse`]);
+//! - the remote-key hook ([`remote_key`]): private keys whose signatures a [`Signer`] makes,
+//!   with the wait for the answer (blocking, or a paused handshake a driver resumes);
+//! - the ticket-key hook ([`tickets`]), the OCSP-staple hook ([`staple`]) and setting a chain
+//!   and its key ([`use_chain`]);
+//! - guarded stacks for the library's ASYNC jobs ([`job_stack`]).
+//!
+//! The certificate store, the ticket keys, the policy and the remote-key engine use it; none of
+//! them reaches into another for these, and none declares a libssl function of its own.
 //!
 //! The library specifics sit in one module per library (`ossl`, for OpenSSL 3.0, 3.5 and 4.0);
-//! the parsing of ClientHello extensions ([`hello`]) and the refusal reasons are library-neutral.
+//! the parsing of ClientHello extensions ([`hello`]), the refusal reasons and the traits the
+//! hooks call ([`Signer`], [`tickets::TicketKeyLookup`]) are library-neutral.
+//!
+//! [`Signer`]: remote_key::Signer
 //!
 //! ```
 //! use edgetls_tls::{Reason, refuse, refusal};
@@ -25,12 +36,21 @@ mod error;
 pub mod hello;
 mod ossl;
 mod refusal;
+pub mod remote_key;
+pub mod tickets;
 
 pub use error::TlsError;
 pub use ossl::{
     ClientHello, in_async_job, job_stack, local_addr, refusal, refuse, retry, set_local_addr,
+    use_chain, use_chain_on_context,
 };
 pub use refusal::{Reason, Refusal};
+
+/// The OCSP-staple hook: a response offered for a chain set on a connection is stapled when
+/// that chain is the one served and the client asked for a status.
+pub mod staple {
+    pub use crate::ossl::staple::{enable, offer};
+}
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -20,10 +20,9 @@
 //! that breaks its promise to answer) for [`PAUSED_LIMIT`].
 
 use crate::error::EngineError;
-use crate::ffi;
 use crate::handshake::failure::{Failure, classify};
-use crate::keys::wait;
 use crate::stream::TlsStream;
+use edgetls_tls::remote_key;
 use openssl::ssl::{ErrorCode, Ssl};
 use std::future::Future;
 use std::marker::PhantomData;
@@ -36,7 +35,7 @@ use tokio::net::TcpStream;
 
 /// How long a job paused for a cancelled handshake may wait for its remote answer before it
 /// is woken to end with a timeout (the same bound blocking mode has).
-pub const PAUSED_LIMIT: std::time::Duration = wait::REMOTE_LIMIT;
+pub const PAUSED_LIMIT: std::time::Duration = remote_key::REMOTE_LIMIT;
 
 /// A server handshake in progress; resolves to the established TLS stream. Dropping it cancels
 /// the handshake (see the module documentation).
@@ -61,12 +60,12 @@ fn step(
     peers: Peers,
     cx: &mut Context<'_>,
 ) -> Poll<Result<(), openssl::ssl::Error>> {
-    use foreign_types::ForeignTypeRef;
-    let ssl = stream.ssl().as_ptr();
-    let r = crate::keys::connection::during(ssl, peers.0, peers.1, || stream.poll_accept(cx));
+    let marked = remote_key::during(stream.ssl(), peers.0, peers.1);
+    let r = stream.poll_accept(cx);
+    drop(marked);
     // A job that paused for a remote key queued its request: start it here, on the worker's
     // own stack, before waiting for the answer.
-    wait::run_queued();
+    remote_key::run_queued();
     r
 }
 
@@ -139,7 +138,7 @@ impl Future for Handshake {
                 Err(e) if e.code() == ErrorCode::WANT_CLIENT_HELLO_CB => {
                     run_deferred(stream)?;
                 }
-                Err(e) if is_want_async(&e) => match register_job(stream) {
+                Err(e) if remote_key::is_paused(&e) => match register_job(stream) {
                     Ok(fd) => this.job = Some(fd),
                     Err(e) => {
                         // A paused job we cannot wait for: never free its SSL.
@@ -148,7 +147,8 @@ impl Future for Handshake {
                     }
                 },
                 Err(e) => {
-                    let (reason, detail) = classify(stream.ssl(), &e, wait::take_last_failure());
+                    let remote = remote_key::take_last_failure();
+                    let (reason, detail) = classify(stream.ssl(), &e, remote);
                     this.stream = None;
                     return Poll::Ready(Err(EngineError::Handshake { reason, detail }));
                 }
@@ -213,7 +213,7 @@ impl Future for Finish {
                         return Poll::Pending;
                     }
                     // Past the limit: wake the job; it sees no answer and ends with a timeout.
-                    wait::wake_fd(fd.get_ref().0);
+                    remote_key::wake(fd.get_ref().0);
                     this.woken = true;
                     continue;
                 }
@@ -225,7 +225,7 @@ impl Future for Finish {
             // The job resumes and runs to its next stop: done, failed, or waiting for the
             // client (which nobody waits for any more).
             if let Poll::Ready(Err(e)) = step(stream, this.peers, cx) {
-                if is_want_async(&e) {
+                if remote_key::is_paused(&e) {
                     match register_job(stream) {
                         Ok(fd) => this.job = Some(fd),
                         Err(_) => {
@@ -235,7 +235,7 @@ impl Future for Finish {
                     }
                 }
             }
-            let _ = wait::take_last_failure();
+            let _ = remote_key::take_last_failure();
         }
     }
 }
@@ -272,10 +272,6 @@ fn internal(detail: impl Into<String>) -> EngineError {
     }
 }
 
-fn is_want_async(e: &openssl::ssl::Error) -> bool {
-    e.code() == ErrorCode::from_raw(ffi::SSL_ERROR_WANT_ASYNC)
-}
-
 /// A descriptor owned by the SSL's wait context, borrowed while its job is paused.
 struct Borrowed(RawFd);
 
@@ -287,25 +283,10 @@ impl AsRawFd for Borrowed {
 
 /// Registers the paused job's wait descriptor with the runtime.
 fn register_job(stream: &TlsStream) -> Result<AsyncFd<Borrowed>, EngineError> {
-    let mut fds = [0 as RawFd; 4];
-    let mut n: libc::size_t = 0;
-    // SAFETY: the SSL is live; first call asks for the count, the second fills our array
-    // (checked to be large enough).
-    unsafe {
-        let ssl = foreign_types::ForeignTypeRef::as_ptr(stream.ssl());
-        if ffi::SSL_get_all_async_fds(ssl, std::ptr::null_mut(), &mut n) != 1 || n == 0 {
-            return Err(EngineError::Async(
-                "paused job without a wait descriptor".into(),
-            ));
-        }
-        if n > fds.len() {
-            return Err(EngineError::Async(format!("{n} wait descriptors")));
-        }
-        ffi::SSL_get_all_async_fds(ssl, fds.as_mut_ptr(), &mut n);
-    }
+    let fd = remote_key::wait_fd(stream.ssl())?;
     // SAFETY: the descriptor belongs to the SSL's wait context and stays open, referring to the
     // same eventfd, until the SSL is freed; every AsyncFd made here is dropped (deregistered)
     // before the SSL it came from: the owner keeps both and clears `job` before the stream.
-    unsafe { AsyncFd::register_with_interest(Borrowed(fds[0]), tokio::io::Interest::READABLE) }
+    unsafe { AsyncFd::register_with_interest(Borrowed(fd), tokio::io::Interest::READABLE) }
         .map_err(|e| EngineError::Async(format!("registering the wait descriptor: {e}")))
 }

@@ -3,7 +3,7 @@
 use crate::error::EngineError;
 use edgetls_keyless_client::ClientError;
 use edgetls_keyless_proto::ErrorCode as KeyServerCode;
-use edgetls_tls::Reason;
+use edgetls_tls::{Reason, TlsError};
 use openssl::ssl::{ErrorCode, SslRef};
 
 /// The reason a handshake failed, from a small fixed set (a metrics label).
@@ -111,13 +111,23 @@ impl Failure {
         Failure::Internal,
     ];
 
-    /// The reason a failed remote operation gives its handshake.
-    pub(crate) fn of_remote(e: &EngineError) -> Failure {
+    /// The reason a failed remote operation gives its handshake: a remote key's own error
+    /// travels through the seam whole, and is told apart here.
+    pub(crate) fn of_remote(e: &TlsError) -> Failure {
+        match e {
+            TlsError::Signer(inner) => inner
+                .downcast_ref::<EngineError>()
+                .map_or(Failure::RemoteKey, Failure::of_engine),
+            TlsError::Timeout(_) => Failure::RemoteTimeout,
+            _ => Failure::RemoteKey,
+        }
+    }
+
+    fn of_engine(e: &EngineError) -> Failure {
         match e {
             EngineError::KeyServer(ClientError::Server { code, .. }) => Failure::KeyServer(*code),
-            EngineError::KeyServer(ClientError::Timeout { .. }) | EngineError::Timeout(_) => {
-                Failure::RemoteTimeout
-            }
+            EngineError::KeyServer(ClientError::Timeout { .. })
+            | EngineError::Tls(TlsError::Timeout(_)) => Failure::RemoteTimeout,
             EngineError::KeyServer(
                 ClientError::NoServer { .. }
                 | ClientError::QueueFull { .. }
@@ -181,21 +191,24 @@ const SSL_R_VERSION_TOO_HIGH: i32 = 166;
 const SSL_R_NO_PROTOCOLS_AVAILABLE: i32 = 191;
 /// The SSL library's code (ERR_GET_LIB).
 const ERR_LIB_SSL: i32 = 20;
-/// Alerts received from the peer are reported as 1000 + the alert number.
-const SSL_AD_REASON_OFFSET: i32 = 1000;
+
+/// The last remote-key failure seen on this thread, taken (for handshake error messages).
+pub fn take_last_error() -> Option<String> {
+    edgetls_tls::remote_key::take_last_failure().map(|e| e.to_string())
+}
 
 /// Classifies a failed handshake step on `ssl`; `remote` is the remote-key failure recorded on
 /// this thread, if any. Returns the reason and a description for the log.
 pub(crate) fn classify(
     ssl: &SslRef,
     e: &openssl::ssl::Error,
-    remote: Option<(Failure, String)>,
+    remote: Option<TlsError>,
 ) -> (Failure, String) {
     if let Some(r) = edgetls_tls::refusal(ssl) {
         return (Failure::from(r.reason), r.detail.clone());
     }
-    if let Some((reason, remote)) = remote {
-        return (reason, format!("{e} ({remote})"));
+    if let Some(remote) = remote {
+        return (Failure::of_remote(&remote), format!("{e} ({remote})"));
     }
     if let Some(io) = e.io_error() {
         let reason = match io.kind() {
@@ -226,7 +239,8 @@ pub(crate) fn classify(
                 Failure::ClientCertificate
             }
             SSL_R_BAD_PACKET_LENGTH => Failure::Protocol,
-            r if r > SSL_AD_REASON_OFFSET => Failure::PeerAlert,
+            // Alerts received from the peer are reported as 1000 + the alert number.
+            r if r > openssl_sys::SSL_AD_REASON_OFFSET => Failure::PeerAlert,
             _ if first.library_code() == ERR_LIB_SSL => Failure::Protocol,
             _ => Failure::Internal,
         },

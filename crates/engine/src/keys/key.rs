@@ -1,38 +1,46 @@
 //! Keys whose private half is remote: an `EVP_PKEY` for a certificate's public key whose
-//! signatures are made by a [`RemoteKey`] — through the `edgetls-keyless` provider (OpenSSL 3.0
-//! and later), or, with the `engine` feature, the ENGINE shim (OpenSSL 3.x only).
+//! signatures are made by a [`RemoteKey`], through the seam's remote-key hook
+//! ([`edgetls_tls::remote_key`]: the `edgetls-keyless` provider, or with the `engine` feature
+//! the ENGINE shim).
 
 use crate::error::EngineError;
-use crate::keys::remote::RemoteKey;
+use crate::keys::remote::{RemoteKey, SignRequest};
 use edgetls_keyless_proto::Ski;
-use openssl::pkey::{Id, PKey, Private};
+use edgetls_tls::TlsError;
+use edgetls_tls::remote_key::{self, Done, Signer};
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::SslContextBuilder;
 use openssl::x509::X509Ref;
 use std::sync::Arc;
 
-/// What a remote key carries: its signer, the SKI the key server knows it by, and its type.
-/// Copies share the signer (`Arc`), so duplicating a key duplicates the binding.
-#[derive(Clone)]
-pub(crate) struct Binding {
-    pub(crate) remote: Arc<dyn RemoteKey>,
-    pub(crate) ski: Ski,
-    pub(crate) rsa: bool,
+/// A remote key bound to one key: the seam's signer, which names the key by its SKI.
+#[derive(Debug)]
+struct Keyed {
+    remote: Arc<dyn RemoteKey>,
+    ski: Ski,
 }
 
-/// The binding of `cert`'s public key to `remote`, and the key's public half (DER).
-fn bind(cert: &X509Ref, remote: Arc<dyn RemoteKey>) -> Result<(Binding, Vec<u8>), EngineError> {
-    let spki = cert.public_key()?.public_key_to_der()?;
-    let public = PKey::public_key_from_der(&spki)?;
-    let rsa = match public.id() {
-        Id::RSA => true,
-        Id::EC => false,
-        other => {
-            return Err(EngineError::UnsupportedKey(format!(
-                "{other:?} (RSA and ECDSA keys can be remote)"
-            )));
-        }
-    };
-    let ski = Ski::from_spki_der(&spki).map_err(|e| EngineError::UnsupportedKey(e.to_string()))?;
-    Ok((Binding { remote, ski, rsa }, spki))
+impl Signer for Keyed {
+    fn start(&self, request: remote_key::SignRequest, done: Done) {
+        let request = SignRequest {
+            ski: self.ski,
+            scheme: request.scheme,
+            digest: request.digest,
+            connection: request.connection,
+        };
+        // The remote key's error travels whole: the driver downcasts it for the reason.
+        self.remote.start(
+            request,
+            Box::new(move |r| done(r.map_err(|e| TlsError::Signer(Box::new(e))))),
+        );
+    }
+}
+
+fn signer(cert: &X509Ref, remote: Arc<dyn RemoteKey>) -> Result<Arc<dyn Signer>, EngineError> {
+    Ok(Arc::new(Keyed {
+        remote,
+        ski: ski_of(cert)?,
+    }))
 }
 
 /// A private key for `cert` whose signatures are made by `remote`, identified by the SKI of the
@@ -43,8 +51,7 @@ pub fn remote_pkey(
     cert: &X509Ref,
     remote: Arc<dyn RemoteKey>,
 ) -> Result<PKey<Private>, EngineError> {
-    let (binding, spki) = bind(cert, remote)?;
-    crate::keys::provider::key(binding, &spki)
+    Ok(remote_key::private_key(cert, signer(cert, remote)?)?)
 }
 
 /// As [`remote_pkey`], through the `edgetls-keyless` ENGINE (OpenSSL 3.x; 4.0 has no ENGINE
@@ -54,8 +61,7 @@ pub fn engine_remote_pkey(
     cert: &X509Ref,
     remote: Arc<dyn RemoteKey>,
 ) -> Result<PKey<Private>, EngineError> {
-    let (binding, _) = bind(cert, remote)?;
-    crate::keys::engine::key(binding, cert)
+    Ok(remote_key::engine_private_key(cert, signer(cert, remote)?)?)
 }
 
 /// The SKI a remote key for `cert` is looked up by on the key server.
@@ -63,4 +69,20 @@ pub fn ski_of(cert: &X509Ref) -> Result<Ski, EngineError> {
     let public = cert.public_key()?;
     Ski::from_spki_der(&public.public_key_to_der()?)
         .map_err(|e| EngineError::UnsupportedKey(e.to_string()))
+}
+
+/// Serves `cert` from this context with its key on `remote`: sets the certificate and the
+/// remote key, checks that they match, and removes static-RSA suites (see
+/// [`restrict_to_ecdhe`](crate::restrict_to_ecdhe)). The one call a context with a remote key
+/// needs.
+pub fn set_remote_key(
+    ctx: &mut SslContextBuilder,
+    cert: &X509Ref,
+    remote: Arc<dyn RemoteKey>,
+) -> Result<(), EngineError> {
+    ctx.set_certificate(cert)?;
+    let key = remote_pkey(cert, remote)?;
+    ctx.set_private_key(&key)?;
+    ctx.check_private_key()?;
+    Ok(remote_key::restrict_to_ecdhe(ctx)?)
 }

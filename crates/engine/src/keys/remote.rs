@@ -1,11 +1,9 @@
 //! What a remote key does: one signature, started now and finished later from any thread.
 
 use crate::error::EngineError;
-use crate::keys::connection::ConnectionInfo;
 use edgetls_keyless_client::KeylessClient;
 use edgetls_keyless_proto::{Operation, Ski};
-use openssl::md::{Md, MdRef};
-use openssl::nid::Nid;
+use edgetls_tls::remote_key::ConnectionInfo;
 use openssl::pkey::{Id, PKey, Private};
 use openssl::pkey_ctx::PkeyCtx;
 use openssl::rsa::Padding;
@@ -13,37 +11,6 @@ use openssl::sign::RsaPssSaltlen;
 use std::sync::Arc;
 
 pub use edgetls_keyless_proto::{HashAlgorithm, SignScheme};
-
-/// The one table between keyless hashes and OpenSSL's digests.
-const DIGESTS: [(HashAlgorithm, Nid); 6] = [
-    (HashAlgorithm::Md5Sha1, Nid::MD5_SHA1),
-    (HashAlgorithm::Sha1, Nid::SHA1),
-    (HashAlgorithm::Sha224, Nid::SHA224),
-    (HashAlgorithm::Sha256, Nid::SHA256),
-    (HashAlgorithm::Sha384, Nid::SHA384),
-    (HashAlgorithm::Sha512, Nid::SHA512),
-];
-
-/// The hash of an OpenSSL digest NID.
-pub(crate) fn hash_from_nid(nid: i32) -> Option<HashAlgorithm> {
-    DIGESTS
-        .iter()
-        .find(|(_, n)| n.as_raw() == nid)
-        .map(|(h, _)| *h)
-}
-
-/// OpenSSL's digest NID for `hash`.
-pub(crate) fn nid_of(hash: HashAlgorithm) -> Nid {
-    DIGESTS
-        .iter()
-        .find(|(h, _)| *h == hash)
-        .map_or(Nid::UNDEF, |(_, n)| *n)
-}
-
-/// OpenSSL's digest for `hash`.
-fn md(hash: HashAlgorithm) -> Option<&'static MdRef> {
-    Md::from_nid(nid_of(hash))
-}
 
 /// One signature to make with a remote key.
 #[derive(Debug, Clone)]
@@ -56,18 +23,6 @@ pub struct SignRequest {
     pub digest: Vec<u8>,
     /// The connection it is for, when the handshake driver knows it (see [`ConnectionInfo`]).
     pub connection: ConnectionInfo,
-}
-
-impl SignRequest {
-    /// A request for the connection being driven on this thread (if any).
-    pub(crate) fn for_current(ski: Ski, scheme: SignScheme, digest: Vec<u8>) -> SignRequest {
-        SignRequest {
-            ski,
-            scheme,
-            digest,
-            connection: crate::keys::connection::current(),
-        }
-    }
 }
 
 /// Called exactly once with the signature or the reason there is none.
@@ -157,7 +112,9 @@ impl LocalSigner {
             }
         };
         if self.key.id() == Id::RSA || self.key.id() == Id::EC {
-            let md = md(hash).ok_or_else(|| EngineError::UnsupportedScheme(format!("{hash:?}")))?;
+            let md = hash
+                .md()
+                .ok_or_else(|| EngineError::UnsupportedScheme(format!("{hash:?}")))?;
             ctx.set_signature_md(md)?;
         }
         let mut sig = Vec::new();
@@ -169,21 +126,5 @@ impl LocalSigner {
 impl RemoteKey for LocalSigner {
     fn start(&self, request: SignRequest, done: Done) {
         done(self.sign(&request));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_hash_maps_to_its_openssl_digest_and_back() {
-        for (hash, nid) in DIGESTS {
-            assert_eq!(nid_of(hash), nid);
-            assert_eq!(hash_from_nid(nid.as_raw()), Some(hash));
-            let md = md(hash).unwrap_or_else(|| panic!("{hash:?}: no digest in this OpenSSL"));
-            assert_eq!(md.size(), hash.digest_len(), "{hash:?}");
-        }
-        assert_eq!(hash_from_nid(Nid::MD5.as_raw()), None);
     }
 }

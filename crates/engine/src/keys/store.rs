@@ -1,10 +1,10 @@
 //! Remote keys for the certificate store: entries loaded without a private key get one from
 //! here, made by the engine from the leaf's public key.
 
-use crate::handshake::context::{restrict_ssl_to_ecdhe, restrict_to_ecdhe};
 use crate::keys::key::remote_pkey;
 use crate::keys::remote::RemoteKey;
 use edgetls_certstore::KeySource;
+use edgetls_tls::remote_key::{restrict_ssl_to_ecdhe, restrict_to_ecdhe};
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{SslContextBuilder, SslRef};
 use openssl::x509::X509Ref;

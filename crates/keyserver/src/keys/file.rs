@@ -2,10 +2,9 @@
 
 use super::{Cost, Decryption, KeyKind, PrivateKey};
 use crate::error::KeyServerError;
-use edgetls_keyless_proto::{ErrorCode, HashAlgorithm, SignScheme, Ski};
+use edgetls_keyless_proto::{ErrorCode, SignScheme, Ski};
 use openssl::ec::EcKey;
 use openssl::ecdsa::EcdsaSig;
-use openssl::md::{Md, MdRef};
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Private};
 use openssl::pkey_ctx::PkeyCtx;
@@ -154,10 +153,9 @@ impl PrivateKey for FileKey {
             Padding::PKCS1
         })
         .map_err(crypto)?;
-        // MD5SHA1 is signed without a DigestInfo, as TLS 1.0/1.1 do: no signature digest set.
-        if let Some(md) = message_digest(hash) {
-            ctx.set_signature_md(md).map_err(crypto)?;
-        }
+        // OpenSSL signs MD5-SHA1 without a DigestInfo, as TLS 1.0/1.1 do.
+        let md = hash.md().ok_or(ErrorCode::CRYPTO)?;
+        ctx.set_signature_md(md).map_err(crypto)?;
         if pss {
             ctx.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)
                 .map_err(crypto)?;
@@ -184,15 +182,4 @@ impl PrivateKey for FileKey {
     fn rsa_modulus(&self) -> Option<Vec<u8>> {
         self.rsa.as_ref().map(|r| r.n().to_vec())
     }
-}
-
-fn message_digest(hash: HashAlgorithm) -> Option<&'static MdRef> {
-    Some(match hash {
-        HashAlgorithm::Md5Sha1 => return None,
-        HashAlgorithm::Sha1 => Md::sha1(),
-        HashAlgorithm::Sha224 => Md::sha224(),
-        HashAlgorithm::Sha256 => Md::sha256(),
-        HashAlgorithm::Sha384 => Md::sha384(),
-        HashAlgorithm::Sha512 => Md::sha512(),
-    })
 }

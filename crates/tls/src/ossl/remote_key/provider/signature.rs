@@ -4,19 +4,19 @@
 
 use super::keymgmt::KeyData;
 use super::params::{self, List};
-use crate::error::EngineError;
-use crate::ffi::{self, OSSL_DISPATCH};
-use crate::keys::key::Binding;
-use crate::keys::remote::{HashAlgorithm, SignRequest, SignScheme};
-use crate::keys::wait;
+use crate::TlsError;
+use crate::ossl::remote_key::ffi::{self, OSSL_DISPATCH};
+use crate::ossl::remote_key::{Binding, wait};
+use crate::remote_key::{HashAlgorithm, SignRequest, SignScheme};
 use libc::{c_int, c_void, size_t};
 use openssl::hash::{Hasher, MessageDigest};
 use openssl_sys::OSSL_PARAM;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
 
-const PKCS1: c_int = 1;
-const PSS: c_int = 6;
+const PKCS1: c_int = openssl_sys::RSA_PKCS1_PADDING;
+const PSS: c_int = openssl_sys::RSA_PKCS1_PSS_PADDING;
+/// `RSA_PSS_SALTLEN_DIGEST`: a salt as long as the digest (what TLS uses).
 const SALT_DIGEST: c_int = -1;
 
 /// One signing operation's state.
@@ -47,25 +47,24 @@ impl Default for SigCtx {
 }
 
 /// A digest name as OpenSSL passes it ("SHA256", "SHA2-256", "MD5-SHA1", …).
-fn hash_named(name: &str) -> Result<HashAlgorithm, EngineError> {
+fn hash_named(name: &str) -> Result<HashAlgorithm, TlsError> {
     let md = openssl::md::Md::fetch(None, name, None)
-        .map_err(|e| EngineError::UnsupportedScheme(format!("digest {name}: {e}")))?;
-    crate::keys::remote::hash_from_nid(md.type_().as_raw())
-        .ok_or_else(|| EngineError::UnsupportedScheme(format!("digest {name}")))
+        .map_err(|e| TlsError::UnsupportedScheme(format!("digest {name}: {e}")))?;
+    HashAlgorithm::from_nid(md.type_())
+        .ok_or_else(|| TlsError::UnsupportedScheme(format!("digest {name}")))
 }
 
-fn digest_of(hash: HashAlgorithm) -> Result<MessageDigest, EngineError> {
-    MessageDigest::from_nid(crate::keys::remote::nid_of(hash))
-        .ok_or_else(|| EngineError::UnsupportedScheme(format!("{hash:?}: no digest")))
+fn digest_of(hash: HashAlgorithm) -> Result<MessageDigest, TlsError> {
+    MessageDigest::from_nid(hash.nid())
+        .ok_or_else(|| TlsError::UnsupportedScheme(format!("{hash:?}: no digest")))
 }
 
 impl SigCtx {
-    fn init(&mut self, provkey: *mut c_void) -> Result<(), EngineError> {
+    fn init(&mut self, provkey: *mut c_void) -> Result<(), TlsError> {
         // SAFETY: OpenSSL passes a key of this provider's keymgmt, alive while the operation is.
-        let key = unsafe { provkey.cast::<KeyData>().as_ref() }
-            .ok_or_else(|| EngineError::UnsupportedKey("no key".into()))?;
+        let key = unsafe { provkey.cast::<KeyData>().as_ref() }.ok_or(TlsError::Call("a key"))?;
         let binding = key.binding.clone().ok_or_else(|| {
-            EngineError::UnsupportedKey("a public key only: it has no remote binding".into())
+            TlsError::UnsupportedKey("a public key only: it has no remote binding".into())
         })?;
         self.max = key.public.as_ref().map_or(0, |p| p.size());
         self.binding = Some(binding);
@@ -75,8 +74,8 @@ impl SigCtx {
         Ok(())
     }
 
-    fn set(&mut self, params: *const OSSL_PARAM) -> Result<(), EngineError> {
-        let bad = |what: &str| EngineError::UnsupportedScheme(what.to_string());
+    fn set(&mut self, params: *const OSSL_PARAM) -> Result<(), TlsError> {
+        let bad = |what: &str| TlsError::UnsupportedScheme(what.to_string());
         // SAFETY: OpenSSL passes a parameter array alive for the call (or NULL).
         unsafe {
             if let Some(p) = params::find(params, c"digest") {
@@ -111,11 +110,8 @@ impl SigCtx {
         Ok(())
     }
 
-    fn scheme(&self, hash: HashAlgorithm) -> Result<SignScheme, EngineError> {
-        let binding = self
-            .binding
-            .as_ref()
-            .ok_or_else(|| EngineError::UnsupportedKey("no key".into()))?;
+    fn scheme(&self, hash: HashAlgorithm) -> Result<SignScheme, TlsError> {
+        let binding = self.binding.as_ref().ok_or(TlsError::Call("a key"))?;
         if !binding.rsa {
             return Ok(SignScheme::Ecdsa(hash));
         }
@@ -124,16 +120,14 @@ impl SigCtx {
             PSS => {
                 let salt_ok = self.salt == SALT_DIGEST || self.salt as usize == hash.digest_len();
                 if !salt_ok || self.mgf1.is_some_and(|m| m != hash) {
-                    return Err(EngineError::UnsupportedScheme(format!(
+                    return Err(TlsError::UnsupportedScheme(format!(
                         "RSA-PSS with salt {} and MGF1 {:?} (keyless PSS uses the hash for both)",
                         self.salt, self.mgf1
                     )));
                 }
                 Ok(SignScheme::RsaPss(hash))
             }
-            other => Err(EngineError::UnsupportedScheme(format!(
-                "RSA padding {other}"
-            ))),
+            other => Err(TlsError::UnsupportedScheme(format!("RSA padding {other}"))),
         }
     }
 
@@ -144,24 +138,25 @@ impl SigCtx {
         digest: Vec<u8>,
         sig: *mut u8,
         room: usize,
-    ) -> Result<usize, EngineError> {
+    ) -> Result<usize, TlsError> {
         let scheme = self.scheme(hash)?;
-        let binding = self
-            .binding
-            .as_ref()
-            .ok_or_else(|| EngineError::UnsupportedKey("no key".into()))?;
-        let request = SignRequest::for_current(binding.ski, scheme, digest);
-        wait::sign_into(&binding.remote, request, sig, room)
+        let binding = self.binding.as_ref().ok_or(TlsError::Call("a key"))?;
+        let request = SignRequest {
+            scheme,
+            digest,
+            connection: crate::ossl::remote_key::current(),
+        };
+        wait::sign_into(&binding.signer, request, sig, room)
     }
 }
 
-/// Runs `f` on the context; an error or a panic is recorded (see `take_last_error`) and
+/// Runs `f` on the context; an error or a panic is recorded (see `take_last_failure`) and
 /// returns 0, never unwinding into OpenSSL.
-fn with(ctx: *mut c_void, f: impl FnOnce(&mut SigCtx) -> Result<(), EngineError>) -> c_int {
+fn with(ctx: *mut c_void, f: impl FnOnce(&mut SigCtx) -> Result<(), TlsError>) -> c_int {
     wait::outcome(catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: OpenSSL passes a context made by `newctx` or `dupctx`.
         let Some(c) = (unsafe { ctx.cast::<SigCtx>().as_mut() }) else {
-            return Err(EngineError::Remote("no signature context".into()));
+            return Err(TlsError::Call("a signature context"));
         };
         f(c)
     })))
@@ -202,11 +197,9 @@ unsafe extern "C" fn sign_init(
 }
 
 /// Sizes are asked with `sig` NULL.
-fn size_query(c: &SigCtx, sig: *mut u8, siglen: *mut size_t) -> Option<Result<(), EngineError>> {
+fn size_query(c: &SigCtx, sig: *mut u8, siglen: *mut size_t) -> Option<Result<(), TlsError>> {
     if siglen.is_null() {
-        return Some(Err(EngineError::Remote(
-            "no signature length pointer".into(),
-        )));
+        return Some(Err(TlsError::Call("a signature length pointer")));
     }
     if sig.is_null() {
         // SAFETY: checked non-null.
@@ -229,7 +222,7 @@ unsafe extern "C" fn sign(
             return r;
         }
         if tbs.is_null() {
-            return Err(EngineError::Remote("sign without data to sign".into()));
+            return Err(TlsError::Call("data to sign"));
         }
         // SAFETY: OpenSSL passes `tbs`, checked non-null, valid for `tbslen` bytes.
         let digest = unsafe { std::slice::from_raw_parts(tbs, tbslen) }.to_vec();
@@ -237,7 +230,7 @@ unsafe extern "C" fn sign(
             // The digest OpenSSL set: the data must be one of its length.
             Some(h) if h.digest_len() == tbslen => h,
             Some(h) => {
-                return Err(EngineError::UnsupportedScheme(format!(
+                return Err(TlsError::UnsupportedScheme(format!(
                     "a {tbslen}-byte digest for {h:?} ({} bytes)",
                     h.digest_len()
                 )));
@@ -249,7 +242,7 @@ unsafe extern "C" fn sign(
                 36 => HashAlgorithm::Md5Sha1,
                 48 => HashAlgorithm::Sha384,
                 64 => HashAlgorithm::Sha512,
-                n => return Err(EngineError::UnsupportedScheme(format!("a {n}-byte digest"))),
+                n => return Err(TlsError::UnsupportedScheme(format!("a {n}-byte digest"))),
             },
         };
         let n = c.sign(hash, digest, sig, sigsize)?;
@@ -286,7 +279,7 @@ unsafe extern "C" fn digest_sign_update(ctx: *mut c_void, data: *const u8, len: 
         let h = c
             .hasher
             .as_mut()
-            .ok_or_else(|| EngineError::Remote("update before init".into()))?;
+            .ok_or(TlsError::Call("an init before the update"))?;
         if len > 0 {
             // SAFETY: OpenSSL passes `data` valid for `len` bytes.
             h.update(unsafe { std::slice::from_raw_parts(data, len) })?;
@@ -305,13 +298,11 @@ unsafe extern "C" fn digest_sign_final(
         if let Some(r) = size_query(c, sig, siglen) {
             return r;
         }
-        let hash = c
-            .hash
-            .ok_or_else(|| EngineError::Remote("final before init".into()))?;
+        let hash = c.hash.ok_or(TlsError::Call("an init before the final"))?;
         let h = c
             .hasher
             .as_mut()
-            .ok_or_else(|| EngineError::Remote("final before init".into()))?;
+            .ok_or(TlsError::Call("an init before the final"))?;
         let digest = h.finish()?.to_vec();
         let n = c.sign(hash, digest, sig, sigsize)?;
         // SAFETY: siglen checked non-null by size_query.
@@ -332,11 +323,9 @@ unsafe extern "C" fn digest_sign(
         if let Some(r) = size_query(c, sig, siglen) {
             return r;
         }
-        let hash = c
-            .hash
-            .ok_or_else(|| EngineError::Remote("sign before init".into()))?;
+        let hash = c.hash.ok_or(TlsError::Call("an init before the sign"))?;
         if tbs.is_null() && tbslen > 0 {
-            return Err(EngineError::Remote("sign without data to sign".into()));
+            return Err(TlsError::Call("data to sign"));
         }
         let data = match tbslen {
             0 => &[][..],

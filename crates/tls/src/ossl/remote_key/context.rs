@@ -1,29 +1,12 @@
-//! Context settings that remote keys need: ECDHE-only TLS 1.2 suites and async mode.
+//! Connection and context settings remote keys need: async mode and its wait descriptors,
+//! and ECDHE-only TLS 1.2 suites.
 
-use crate::error::EngineError;
-use crate::ffi;
-use crate::keys::key::remote_pkey;
-use crate::keys::remote::RemoteKey;
+use super::ffi;
+use crate::TlsError;
 use foreign_types::ForeignTypeRef;
-use openssl::ssl::{SslContextBuilder, SslMode, SslRef};
-use openssl::x509::X509Ref;
+use openssl::ssl::{ErrorCode, SslContextBuilder, SslMode, SslRef};
 use std::ffi::CStr;
-use std::sync::Arc;
-
-/// Serves `cert` from this context with its key on `remote`: sets the certificate and the
-/// remote key, checks that they match, and removes static-RSA suites (see
-/// [`restrict_to_ecdhe`]). The one call a context with a remote key needs.
-pub fn set_remote_key(
-    ctx: &mut SslContextBuilder,
-    cert: &X509Ref,
-    remote: Arc<dyn RemoteKey>,
-) -> Result<(), EngineError> {
-    ctx.set_certificate(cert)?;
-    let key = remote_pkey(cert, remote)?;
-    ctx.set_private_key(&key)?;
-    ctx.check_private_key()?;
-    restrict_to_ecdhe(ctx)
-}
+use std::os::fd::RawFd;
 
 /// Removes static-RSA key exchange (`kRSA`) from the context's TLS 1.2 cipher list.
 ///
@@ -31,7 +14,7 @@ pub fn set_remote_key(
 /// server decrypts it. OpenSSL 3.0 does that decryption outside the key methods a remote key can
 /// hook, so such handshakes would fail; ECDHE suites only ever ask the key to sign. TLS 1.3
 /// suites are unaffected (they never use RSA key exchange).
-pub fn restrict_to_ecdhe(ctx: &mut SslContextBuilder) -> Result<(), EngineError> {
+pub fn restrict_to_ecdhe(ctx: &mut SslContextBuilder) -> Result<(), TlsError> {
     // SAFETY: the context is live; the stack it returns belongs to the context and is read
     // before the context changes.
     let names = unsafe { ecdhe_names(ffi::SSL_CTX_get_ciphers(ctx.as_ptr())) };
@@ -41,7 +24,7 @@ pub fn restrict_to_ecdhe(ctx: &mut SslContextBuilder) -> Result<(), EngineError>
 
 /// As [`restrict_to_ecdhe`], for one connection (its certificate chosen at the ClientHello,
 /// before the cipher suite is).
-pub fn restrict_ssl_to_ecdhe(ssl: &mut SslRef) -> Result<(), EngineError> {
+pub fn restrict_ssl_to_ecdhe(ssl: &mut SslRef) -> Result<(), TlsError> {
     // SAFETY: the connection is live; the stack it returns belongs to it (or its context) and
     // is read before anything changes.
     let names = unsafe { ecdhe_names(ffi::SSL_get_ciphers(ssl.as_ptr())) };
@@ -91,7 +74,7 @@ unsafe fn ecdhe_names(stack: *mut openssl_sys::stack_st_SSL_CIPHER) -> Vec<Strin
 
 /// Turns on OpenSSL's async mode for handshakes made from this context: a remote operation
 /// pauses the handshake (`SSL_ERROR_WANT_ASYNC`) instead of blocking the thread. Drive such
-/// handshakes with [`crate::accept`].
+/// handshakes with a driver that resumes them ([`is_paused`], [`wait_fd`]; `edgetls_engine::accept`).
 pub fn enable_async(ctx: &mut SslContextBuilder) {
     ctx.set_mode(SslMode::from_bits_retain(ffi::SSL_MODE_ASYNC as _));
 }
@@ -107,4 +90,33 @@ pub fn enable_async_ssl(ssl: &mut SslRef) {
             std::ptr::null_mut(),
         );
     }
+}
+
+/// Whether a handshake step's error means it paused for a remote answer (OpenSSL's
+/// `SSL_ERROR_WANT_ASYNC`): call it again on this thread when [`wait_fd`] turns readable.
+pub fn is_paused(e: &openssl::ssl::Error) -> bool {
+    e.code() == ErrorCode::from_raw(ffi::SSL_ERROR_WANT_ASYNC)
+}
+
+/// The descriptor that turns readable when the paused handshake on `ssl` can go on (the
+/// answer arrived, or [`wake`](crate::remote_key::wake) was called). It belongs to the
+/// connection: open, and the same, until the SSL is freed — never free an SSL whose handshake
+/// is paused.
+pub fn wait_fd(ssl: &SslRef) -> Result<RawFd, TlsError> {
+    let mut fds = [0 as RawFd; 4];
+    let mut n: libc::size_t = 0;
+    // SAFETY: the SSL is live; the first call asks for the count, the second fills our array
+    // (checked to be large enough).
+    unsafe {
+        if ffi::SSL_get_all_async_fds(ssl.as_ptr(), std::ptr::null_mut(), &mut n) != 1 || n == 0 {
+            return Err(TlsError::Async(
+                "a paused job without a wait descriptor".into(),
+            ));
+        }
+        if n > fds.len() {
+            return Err(TlsError::Async(format!("{n} wait descriptors")));
+        }
+        ffi::SSL_get_all_async_fds(ssl.as_ptr(), fds.as_mut_ptr(), &mut n);
+    }
+    Ok(fds[0])
 }

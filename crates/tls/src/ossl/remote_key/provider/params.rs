@@ -1,6 +1,6 @@
 //! Reading `OSSL_PARAM` arrays, and the static descriptor lists the provider answers with.
 
-use crate::ffi;
+use crate::ossl::remote_key::ffi;
 use libc::{c_int, c_uint};
 use openssl_sys::OSSL_PARAM;
 use std::ffi::CStr;

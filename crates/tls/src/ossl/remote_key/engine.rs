@@ -1,5 +1,5 @@
 //! The `edgetls-keyless` ENGINE (feature `engine`, OpenSSL 3.x): RSA and EC key methods whose
-//! sign step calls a [`RemoteKey`](crate::RemoteKey). The provider (`provider/`) does the same
+//! sign step calls a [`Signer`](crate::remote_key::Signer). The provider (`provider/`) does the same
 //! on every OpenSSL from 3.0; this shim stays for comparison and for deployments that cannot
 //! load a provider.
 //!
@@ -8,19 +8,17 @@
 //! hook reads them back: the request carries the digest, the hash and the padding, which is what
 //! the standard keyless sign opcodes need (RSA-PSS goes out as 0x35–0x37, not as raw RSA).
 
-use crate::error::EngineError;
-use crate::ffi::engine as ffi;
-use crate::keys::key::Binding;
-use crate::keys::remote::{HashAlgorithm, SignRequest, SignScheme};
-use crate::keys::wait;
+use super::ffi::engine as ffi;
+use super::{Binding, wait};
+use crate::TlsError;
+use crate::remote_key::{HashAlgorithm, SignRequest, SignScheme};
 use libc::{c_int, c_long, c_void, size_t};
 use openssl_sys::{CRYPTO_EX_DATA, EVP_PKEY, EVP_PKEY_CTX};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::OnceLock;
 
-/// `NID_rsaEncryption` and `NID_X9_62_id_ecPublicKey`.
-const NID_RSA: c_int = 6;
-const NID_EC: c_int = 408;
+const NID_RSA: c_int = openssl_sys::NID_rsaEncryption;
+const NID_EC: c_int = openssl_sys::NID_X9_62_id_ecPublicKey;
 static NIDS: [c_int; 2] = [NID_RSA, NID_EC];
 
 /// The engine and its methods, made once per process and never freed (OpenSSL keeps
@@ -39,16 +37,16 @@ unsafe impl Sync for Engine {}
 static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
 
 /// The engine, set up on first use.
-pub(crate) fn get() -> Result<&'static Engine, EngineError> {
+pub(crate) fn get() -> Result<&'static Engine, TlsError> {
     ENGINE
         .get_or_init(|| build().map_err(|e| e.to_string()))
         .as_ref()
-        .map_err(|e| EngineError::Async(format!("engine setup failed: {e}")))
+        .map_err(|e| TlsError::Provider(format!("the edgetls-keyless ENGINE: {e}")))
 }
 
-fn build() -> Result<Engine, EngineError> {
+fn build() -> Result<Engine, TlsError> {
     openssl_sys::init();
-    let fail = |what: &str| EngineError::UnsupportedKey(format!("OpenSSL refused {what}"));
+    let fail = |what: &str| TlsError::Provider(format!("OpenSSL refused {what}"));
     // SAFETY: plain constructor/registration calls; every pointer is checked before use, and the
     // method copies start from OpenSSL's own built-in methods (static, never freed).
     unsafe {
@@ -198,7 +196,7 @@ unsafe extern "C" fn dup_binding(
 pub(crate) fn key(
     binding: Binding,
     cert: &openssl::x509::X509Ref,
-) -> Result<openssl::pkey::PKey<openssl::pkey::Private>, EngineError> {
+) -> Result<openssl::pkey::PKey<openssl::pkey::Private>, TlsError> {
     use foreign_types::ForeignType;
     use openssl::pkey::{PKey, Private};
     let public = cert.public_key()?;
@@ -239,7 +237,7 @@ unsafe extern "C" fn free_binding(
 ) {
     if !ptr.is_null() {
         // SAFETY: the only pointers stored at this index are Box<Binding>s made by
-        // `key::remote_pkey`, and OpenSSL calls this once, when the key is freed.
+        // `key`, and OpenSSL calls this once, when the key is freed.
         let binding = unsafe { Box::from_raw(ptr.cast::<Binding>()) };
         // The last reference to a remote key may shut a client down: never unwind into C.
         let _ = catch_unwind(AssertUnwindSafe(move || drop(binding)));
@@ -269,25 +267,25 @@ unsafe fn sign(
     siglen: *mut size_t,
     tbs: *const u8,
     tbslen: size_t,
-) -> Result<(), EngineError> {
+) -> Result<(), TlsError> {
     let engine = get()?;
     // SAFETY: ctx is live for the duration of the call; the ex_data at our index is either
     // NULL or a Binding owned by the key, which outlives this call (ctx holds a reference).
     let (binding, size) = unsafe {
         let pkey: *mut EVP_PKEY = ffi::EVP_PKEY_CTX_get0_pkey(ctx);
         if pkey.is_null() {
-            return Err(EngineError::Remote("sign called without a key".into()));
+            return Err(TlsError::Call("a key"));
         }
         let b = ffi::EVP_PKEY_get_ex_data(pkey, engine.ex_index).cast::<Binding>();
         if b.is_null() {
-            return Err(EngineError::UnsupportedKey(
-                "key has no remote binding (not made by edgetls-engine)".into(),
+            return Err(TlsError::UnsupportedKey(
+                "key has no remote binding (not made by edgetls-tls)".into(),
             ));
         }
         (&*b, openssl_sys::EVP_PKEY_get_size(pkey).max(0) as usize)
     };
     if siglen.is_null() {
-        return Err(EngineError::Remote("no signature length pointer".into()));
+        return Err(TlsError::Call("a signature length pointer"));
     }
     if sig.is_null() {
         // SAFETY: siglen checked non-null.
@@ -297,36 +295,43 @@ unsafe fn sign(
     // SAFETY: siglen checked non-null.
     let room = unsafe { *siglen };
     let scheme = scheme_of(ctx, binding.rsa)?;
-    // SAFETY: OpenSSL passes tbs valid for tbslen bytes.
+    if tbs.is_null() {
+        return Err(TlsError::Call("data to sign"));
+    }
+    // SAFETY: OpenSSL passes tbs, checked non-null, valid for tbslen bytes.
     let digest = unsafe { std::slice::from_raw_parts(tbs, tbslen) }.to_vec();
-    let request = SignRequest::for_current(binding.ski, scheme, digest);
-    let n = wait::sign_into(&binding.remote, request, sig, room)?;
+    let request = SignRequest {
+        scheme,
+        digest,
+        connection: super::current(),
+    };
+    let n = wait::sign_into(&binding.signer, request, sig, room)?;
     // SAFETY: siglen checked non-null.
     unsafe { *siglen = n };
     Ok(())
 }
 
 /// Reads the hash, padding and salt that OpenSSL set on `ctx`.
-fn scheme_of(ctx: *mut EVP_PKEY_CTX, rsa: bool) -> Result<SignScheme, EngineError> {
+fn scheme_of(ctx: *mut EVP_PKEY_CTX, rsa: bool) -> Result<SignScheme, TlsError> {
     let mut md = std::ptr::null();
     // SAFETY: ctx is live; the out-pointer is a local.
     let nid = unsafe {
         if ffi::EVP_PKEY_CTX_get_signature_md(ctx, &mut md) <= 0 || md.is_null() {
-            return Err(EngineError::UnsupportedScheme(
+            return Err(TlsError::UnsupportedScheme(
                 "a signature without a hash".into(),
             ));
         }
         openssl_sys::EVP_MD_get_type(md)
     };
-    let hash = crate::keys::remote::hash_from_nid(nid)
-        .ok_or_else(|| EngineError::UnsupportedScheme(format!("digest NID {nid}")))?;
+    let hash = HashAlgorithm::from_nid(openssl::nid::Nid::from_raw(nid))
+        .ok_or_else(|| TlsError::UnsupportedScheme(format!("digest NID {nid}")))?;
     if !rsa {
         return Ok(SignScheme::Ecdsa(hash));
     }
     let mut pad = 0;
     // SAFETY: ctx is live; the out-pointer is a local.
     if unsafe { openssl_sys::EVP_PKEY_CTX_get_rsa_padding(ctx, &mut pad) } <= 0 {
-        return Err(EngineError::UnsupportedScheme("RSA padding unknown".into()));
+        return Err(TlsError::UnsupportedScheme("RSA padding unknown".into()));
     }
     match pad {
         openssl_sys::RSA_PKCS1_PADDING => Ok(SignScheme::RsaPkcs1(hash)),
@@ -334,26 +339,18 @@ fn scheme_of(ctx: *mut EVP_PKEY_CTX, rsa: bool) -> Result<SignScheme, EngineErro
             let mut salt = 0;
             // SAFETY: ctx is live; the out-pointer is a local.
             if unsafe { ffi::EVP_PKEY_CTX_get_rsa_pss_saltlen(ctx, &mut salt) } <= 0 {
-                return Err(EngineError::UnsupportedScheme("PSS salt unknown".into()));
+                return Err(TlsError::UnsupportedScheme("PSS salt unknown".into()));
             }
-            let digest_len = match hash {
-                HashAlgorithm::Sha256 => 32,
-                HashAlgorithm::Sha384 => 48,
-                HashAlgorithm::Sha512 => 64,
-                _ => 0,
-            };
-            if salt != ffi::RSA_PSS_SALTLEN_DIGEST && salt != digest_len {
-                return Err(EngineError::UnsupportedScheme(format!(
+            if salt != ffi::RSA_PSS_SALTLEN_DIGEST && salt as usize != hash.digest_len() {
+                return Err(TlsError::UnsupportedScheme(format!(
                     "RSA-PSS with a salt of {salt} (keyless PSS uses the hash length)"
                 )));
             }
             Ok(SignScheme::RsaPss(hash))
         }
-        openssl_sys::RSA_NO_PADDING => Err(EngineError::UnsupportedScheme(
+        openssl_sys::RSA_NO_PADDING => Err(TlsError::UnsupportedScheme(
             "raw RSA signing (no padding)".into(),
         )),
-        other => Err(EngineError::UnsupportedScheme(format!(
-            "RSA padding {other}"
-        ))),
+        other => Err(TlsError::UnsupportedScheme(format!("RSA padding {other}"))),
     }
 }

@@ -1,6 +1,6 @@
-//! The OpenSSL functions and types this crate needs that `openssl-sys` does not declare: async
-//! jobs, the provider API, a few libssl getters, and (feature `engine`) the ENGINE API. Every
-//! OpenSSL from 3.0 exports them (the ENGINE API: 3.x only); signatures follow the 3.0 headers.
+//! What the remote-key hook needs from OpenSSL that `openssl-sys` does not declare: async jobs,
+//! the provider API, a few libssl getters, and (feature `engine`) the ENGINE API. Every OpenSSL
+//! from 3.0 exports them (the ENGINE API: 3.x only); signatures follow the 3.0 headers.
 
 #![allow(non_camel_case_types, clippy::upper_case_acronyms)]
 
@@ -34,7 +34,6 @@ pub(crate) const SSL_ERROR_WANT_ASYNC: c_int = 9;
 pub(crate) const NID_KX_RSA: c_int = 1037;
 pub(crate) const NID_KX_ANY: c_int = 1063;
 unsafe extern "C" {
-    pub(crate) fn ASYNC_get_current_job() -> *mut ASYNC_JOB;
     pub(crate) fn ASYNC_get_wait_ctx(job: *mut ASYNC_JOB) -> *mut ASYNC_WAIT_CTX;
     pub(crate) fn ASYNC_pause_job() -> c_int;
     pub(crate) fn ASYNC_WAIT_CTX_set_wait_fd(
@@ -51,6 +50,8 @@ unsafe extern "C" {
         custom: *mut *mut c_void,
     ) -> c_int;
 
+    /// Adds a reference to a connection (freed by one more `SSL_free`).
+    pub(crate) fn SSL_up_ref(s: *mut SSL) -> c_int;
     pub(crate) fn SSL_get_all_async_fds(s: *mut SSL, fds: *mut c_int, numfds: *mut size_t)
     -> c_int;
     pub(crate) fn SSL_CTX_get_ciphers(ctx: *const SSL_CTX) -> *mut stack_st_SSL_CIPHER;

@@ -2,23 +2,25 @@
 //! ENGINE API), loaded in-process with `OSSL_PROVIDER_add_builtin`.
 //!
 //! Two operations, each for RSA and EC keys: key management (`keymgmt.rs`: a key is the
-//! certificate's public key, held as a default-provider key that answers every question libssl
-//! asks — bits, security bits, maximum signature size, group, default digest — plus the
-//! binding to its [`RemoteKey`](crate::RemoteKey)), and signatures (`signature.rs`: RSA
-//! PKCS#1 v1.5, RSA-PSS with the salt as long as the digest, ECDSA; the digest is made here and
-//! signed remotely, pausing the async job exactly as the ENGINE's hook does).
+//! certificate's public key, held as a key of whichever provider serves the process — default
+//! or FIPS — that answers every question libssl asks: bits, security bits, maximum signature
+//! size, group, default digest; plus the binding to its signer), and signatures
+//! (`signature.rs`: RSA PKCS#1 v1.5, RSA-PSS with the salt as long as the digest, ECDSA; the
+//! digest is made here and signed remotely, pausing the async job exactly as the ENGINE's hook
+//! does).
 //!
-//! Only keys made by [`remote_pkey`](crate::remote_pkey) use it: every algorithm it offers carries the property
-//! `provider=edgetls-keyless`, and those keys name it when they are made. It is registered after
-//! the default provider, which keeps answering every other fetch.
+//! Only keys made by [`private_key`](crate::remote_key::private_key) use it: every algorithm it
+//! offers carries the property `provider=edgetls-keyless`, and those keys name it when they are
+//! made. It never loads another provider: the process's configuration decides which ones serve
+//! every other fetch (the default provider, by OpenSSL's fallback, or FIPS and base).
 
 mod keymgmt;
 mod params;
 mod signature;
 
-use crate::error::EngineError;
-use crate::ffi::{self, OSSL_ALGORITHM, OSSL_CORE_HANDLE, OSSL_DISPATCH};
-use crate::keys::key::Binding;
+use super::Binding;
+use super::ffi::{self, OSSL_ALGORITHM, OSSL_CORE_HANDLE, OSSL_DISPATCH};
+use crate::TlsError;
 use libc::{c_int, c_void};
 use openssl::pkey::{PKey, Private};
 use std::sync::{Arc, OnceLock};
@@ -138,25 +140,18 @@ unsafe extern "C" fn init(
     1
 }
 
-/// Registers and loads the provider (once per process), after making sure the default provider
-/// is loaded: loading any provider explicitly would otherwise keep the default one from loading
-/// by itself.
-fn load() -> Result<(), EngineError> {
+/// Registers and loads the provider (once per process). It is loaded with its fallbacks kept
+/// (`OSSL_PROVIDER_try_load(.., 1)`): a process whose configuration loads no provider still
+/// gets the default one when it first needs it, and one configured for FIPS keeps exactly what
+/// it configured — nothing here loads `default` behind its back.
+pub(crate) fn load() -> Result<(), TlsError> {
     static LOADED: OnceLock<Result<(), String>> = OnceLock::new();
     LOADED
         .get_or_init(|| {
             openssl_sys::init();
-            // SAFETY: registration and loading calls on the default library context with static
-            // names; the returned provider objects are kept loaded for the life of the process.
+            // SAFETY: registration and loading calls on the default library context with a
+            // static name; the provider object is kept loaded for the life of the process.
             unsafe {
-                if openssl_sys::OSSL_PROVIDER_try_load(std::ptr::null_mut(), c"default".as_ptr(), 1)
-                    .is_null()
-                {
-                    return Err(format!(
-                        "default provider: {}",
-                        openssl::error::ErrorStack::get()
-                    ));
-                }
                 if ffi::OSSL_PROVIDER_add_builtin(std::ptr::null_mut(), NAME.as_ptr(), Some(init))
                     != 1
                     || openssl_sys::OSSL_PROVIDER_try_load(std::ptr::null_mut(), NAME.as_ptr(), 1)
@@ -168,12 +163,11 @@ fn load() -> Result<(), EngineError> {
             Ok(())
         })
         .clone()
-        .map_err(EngineError::UnsupportedKey)
+        .map_err(TlsError::Provider)
 }
 
-/// A key of this provider for `binding`, whose public half is `spki` (DER).
-pub(crate) fn key(binding: Binding, spki: &[u8]) -> Result<PKey<Private>, EngineError> {
-    load()?;
+/// A key of this provider (loaded: [`load`]) for `binding`, whose public half is `spki` (DER).
+pub(crate) fn key(binding: Binding, spki: &[u8]) -> Result<PKey<Private>, TlsError> {
     let name = if binding.rsa { c"RSA" } else { c"EC" };
     keymgmt::make(name, spki, &Arc::new(binding))
 }

@@ -1,13 +1,13 @@
-//! Key management for remote keys: the public half (a default-provider key, which answers what
-//! libssl asks: bits, security bits, maximum size, group, default digest) and the binding to the
-//! remote key. A key made by [`make`] holds both; a public key imported from another provider
+//! Key management for remote keys: the public half (a key of whichever other provider serves
+//! the process — default or FIPS — which answers what libssl asks: bits, security bits, maximum
+//! size, group, default digest) and the binding to the signer. A key made by [`make`] holds both; a public key imported from another provider
 //! (when OpenSSL compares a certificate's key with ours) holds only the public half, and cannot
 //! sign.
 
 use super::params::{self, List};
-use crate::error::EngineError;
-use crate::ffi::{self, OSSL_DISPATCH};
-use crate::keys::key::Binding;
+use crate::TlsError;
+use crate::ossl::remote_key::Binding;
+use crate::ossl::remote_key::ffi::{self, OSSL_DISPATCH};
 use foreign_types::ForeignType;
 use libc::{c_char, c_int, c_void};
 use openssl::pkey::{PKey, Private, Public};
@@ -40,7 +40,7 @@ pub(super) fn make(
     name: &std::ffi::CStr,
     spki: &[u8],
     binding: &Arc<Binding>,
-) -> Result<PKey<Private>, EngineError> {
+) -> Result<PKey<Private>, TlsError> {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let id = NEXT.fetch_add(1, Relaxed);
     pending()
@@ -217,16 +217,19 @@ unsafe extern "C" fn import(
     })
 }
 
-/// A default-provider public key from standard parameters (n, e; or group and point).
+/// Any provider but this one: the default provider, or FIPS where only it is loaded.
+const ELSEWHERE: &std::ffi::CStr = c"provider!=edgetls-keyless";
+
+/// A public key of another provider from standard parameters (n, e; or group and point).
 fn public_from_params(params: *const OSSL_PARAM, rsa: bool) -> Option<PKey<Public>> {
     let name = if rsa { c"RSA" } else { c"EC" };
-    // SAFETY: a context from the default provider, freed below; `params` is alive for the call
+    // SAFETY: a context from another provider, freed below; `params` is alive for the call
     // (fromdata does not keep it); the key made is owned by the PKey.
     unsafe {
         let ctx = openssl_sys::EVP_PKEY_CTX_new_from_name(
             std::ptr::null_mut(),
             name.as_ptr(),
-            c"provider=default".as_ptr(),
+            ELSEWHERE.as_ptr(),
         );
         if ctx.is_null() {
             return None;

@@ -1,17 +1,16 @@
 //! Waiting for a remote answer inside OpenSSL's sign step: blocking the thread (no async job),
 //! or pausing the async job until the answer's file descriptor turns readable.
 //!
-//! In async mode this code runs on the job's 32 KiB stack with no guard page: its frames hold
-//! a few pointers, everything else lives on the heap, and no user code runs there. The remote
-//! key's `start` is queued on this thread and the job pauses; edgetls's handshake driver, back
-//! on the worker's own stack as soon as the handshake call returns, runs it ([`run_queued`]).
-//! Only a job driven by other code (no `edgetls_engine::accept` on this thread) hands `start`
-//! to the `edgetls-remote` thread instead, made on first such use.
+//! In async mode this code runs on the job's stack: its frames hold a few pointers, everything
+//! else lives on the heap, and no user code runs there. The signer's `start` is queued on this
+//! thread and the job pauses; the handshake driver, back on the worker's own stack as soon as
+//! the handshake call returns, runs it ([`run_queued`]). Only a job driven by code that never
+//! marks its connection ([`during`](super::during)) hands `start` to the `edgetls-remote`
+//! thread instead, made on first such use.
 
-use crate::error::EngineError;
-use crate::ffi;
-use crate::handshake::failure::Failure;
-use crate::keys::remote::{RemoteKey, SignRequest};
+use super::ffi;
+use crate::TlsError;
+use crate::remote_key::{Done, SignRequest, Signer};
 use libc::{c_int, c_void};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -21,7 +20,7 @@ use std::time::{Duration, Instant};
 /// How long a remote operation waits at most, should a remote key break its promise to answer:
 /// blocking mode stops waiting; a paused job whose handshake was cancelled is woken by the
 /// driver and ends.
-pub(crate) const REMOTE_LIMIT: Duration = Duration::from_secs(60);
+pub const REMOTE_LIMIT: Duration = Duration::from_secs(60);
 
 /// Counters of what the sign hook did (process-wide).
 #[derive(Debug, Default)]
@@ -53,37 +52,32 @@ pub fn stats() -> &'static Stats {
 }
 
 thread_local! {
-    static LAST_ERROR: std::cell::RefCell<Option<(Failure, String)>> =
+    static LAST_ERROR: std::cell::RefCell<Option<TlsError>> =
         const { std::cell::RefCell::new(None) };
 }
 
-pub(crate) fn record_failure(e: &EngineError) {
+fn record_failure(e: TlsError) {
     STATS.failed.fetch_add(1, Relaxed);
-    let failure = (Failure::of_remote(e), e.to_string());
-    LAST_ERROR.with(|l| *l.borrow_mut() = Some(failure));
+    LAST_ERROR.with(|l| *l.borrow_mut() = Some(e));
 }
 
-/// The last remote-key failure seen on this thread, taken (for handshake error messages).
-pub fn take_last_error() -> Option<String> {
-    take_last_failure().map(|(_, detail)| detail)
-}
-
-/// The last remote-key failure seen on this thread, with its reason, taken.
-pub(crate) fn take_last_failure() -> Option<(Failure, String)> {
+/// The last remote-key failure seen on this thread, taken: why the handshake step that just
+/// failed on this thread could not sign (a signer's own error is [`TlsError::Signer`]).
+pub fn take_last_failure() -> Option<TlsError> {
     LAST_ERROR.with(|l| l.borrow_mut().take())
 }
 
 /// Signs `request` with `remote` (see [`perform`]) into OpenSSL's buffer `sig`, which has room
 /// for `room` bytes; the signature's length.
 pub(crate) fn sign_into(
-    remote: &Arc<dyn RemoteKey>,
+    remote: &Arc<dyn Signer>,
     request: SignRequest,
     sig: *mut u8,
     room: usize,
-) -> Result<usize, EngineError> {
+) -> Result<usize, TlsError> {
     let answer = perform(remote, request)?;
     if answer.len() > room || answer.is_empty() {
-        return Err(EngineError::BadAnswer {
+        return Err(TlsError::BadAnswer {
             got: answer.len(),
             room,
         });
@@ -95,31 +89,28 @@ pub(crate) fn sign_into(
 }
 
 /// OpenSSL's answer for an operation that ran under `catch_unwind`: 1, or 0 with the error (or
-/// the panic) recorded for [`take_last_error`].
-pub(crate) fn outcome(r: std::thread::Result<Result<(), EngineError>>) -> c_int {
+/// the panic) recorded for [`take_last_failure`].
+pub(crate) fn outcome(r: std::thread::Result<Result<(), TlsError>>) -> c_int {
     match r {
         Ok(Ok(())) => 1,
         Ok(Err(e)) => {
-            record_failure(&e);
+            record_failure(e);
             0
         }
         Err(_) => {
-            record_failure(&EngineError::Panic);
+            record_failure(TlsError::Panic);
             0
         }
     }
 }
 
 /// The answer slot shared between the waiting side and the completion.
-type Slot = Mutex<Option<Result<Vec<u8>, EngineError>>>;
+type Slot = Mutex<Option<Result<Vec<u8>, TlsError>>>;
 
 /// Runs `request` on `remote` and waits for the answer in the way the current context allows.
-pub(crate) fn perform(
-    remote: &Arc<dyn RemoteKey>,
-    request: SignRequest,
-) -> Result<Vec<u8>, EngineError> {
+pub(crate) fn perform(remote: &Arc<dyn Signer>, request: SignRequest) -> Result<Vec<u8>, TlsError> {
     // SAFETY: no preconditions; returns NULL outside an async job.
-    let job = unsafe { ffi::ASYNC_get_current_job() };
+    let job = unsafe { crate::ossl::ffi::ASYNC_get_current_job() }.cast::<ffi::ASYNC_JOB>();
     if job.is_null() {
         blocking(remote, request)
     } else {
@@ -127,7 +118,7 @@ pub(crate) fn perform(
     }
 }
 
-fn blocking(remote: &Arc<dyn RemoteKey>, request: SignRequest) -> Result<Vec<u8>, EngineError> {
+fn blocking(remote: &Arc<dyn Signer>, request: SignRequest) -> Result<Vec<u8>, TlsError> {
     STATS.blocking.fetch_add(1, Relaxed);
     let shared = Arc::new((Mutex::new(None), Condvar::new()));
     let theirs = Arc::clone(&shared);
@@ -144,13 +135,12 @@ fn blocking(remote: &Arc<dyn RemoteKey>, request: SignRequest) -> Result<Vec<u8>
     let (mut guard, _) = ready
         .wait_timeout_while(guard, REMOTE_LIMIT, |r| r.is_none())
         .unwrap_or_else(|p| p.into_inner());
-    guard
-        .take()
-        .unwrap_or(Err(EngineError::Timeout(REMOTE_LIMIT)))
+    guard.take().unwrap_or(Err(TlsError::Timeout(REMOTE_LIMIT)))
 }
 
-/// Makes a job's wait descriptor (one of ours: an eventfd) readable, so the job runs again.
-pub(crate) fn wake_fd(fd: std::os::fd::RawFd) {
+/// Makes a paused handshake's wait descriptor ([`wait_fd`](super::wait_fd)) readable, so the
+/// driver resumes it: past its own deadline, the job then ends with a timeout.
+pub fn wake(fd: std::os::fd::RawFd) {
     let one: u64 = 1;
     // SAFETY: writes 8 bytes from a local to a descriptor the caller holds open.
     unsafe { libc::write(fd, (&raw const one).cast(), 8) };
@@ -177,7 +167,7 @@ impl Waker {
 
     /// Makes the descriptor readable (from any thread).
     fn wake(&self) {
-        wake_fd(self.fd.as_raw_fd());
+        wake(self.fd.as_raw_fd());
     }
 
     /// Makes it unreadable again (non-blocking).
@@ -215,9 +205,9 @@ static WAIT_KEY: u8 = 0;
 
 /// A remote operation to start, handed from a job's stack to the starter thread.
 struct Start {
-    remote: Arc<dyn RemoteKey>,
+    remote: Arc<dyn Signer>,
     request: SignRequest,
-    done: crate::keys::remote::Done,
+    done: Done,
 }
 
 impl Start {
@@ -231,7 +221,7 @@ impl Start {
         } = self;
         let once = Arc::new(Mutex::new(Some(done)));
         let theirs = Arc::clone(&once);
-        let forward: crate::keys::remote::Done = Box::new(move |r| {
+        let forward: Done = Box::new(move |r| {
             if let Some(d) = theirs.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 d(r);
             }
@@ -242,7 +232,7 @@ impl Start {
         if started.is_err() {
             if let Some(d) = once.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    d(Err(EngineError::Panic))
+                    d(Err(TlsError::Panic))
                 }));
             }
         }
@@ -254,9 +244,9 @@ thread_local! {
     static QUEUED: std::cell::RefCell<Vec<Start>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Starts the remote operations that jobs paused on this thread queued (called by the handshake
-/// driver after each handshake call, on the worker's own stack).
-pub(crate) fn run_queued() {
+/// Starts the remote operations that jobs paused on this thread queued: a driver calls it after
+/// each handshake step it ran under [`during`](super::during), on its own stack.
+pub fn run_queued() {
     loop {
         let Some(start) = QUEUED.with(|q| q.borrow_mut().pop()) else {
             return;
@@ -265,10 +255,10 @@ pub(crate) fn run_queued() {
     }
 }
 
-/// The thread that calls `RemoteKey::start` for jobs paused outside edgetls's driver: user code
+/// The thread that calls `Signer::start` for jobs paused outside a driver: user code
 /// never runs on a job's small stack. A `start` must not block (its contract), so one thread
 /// keeps up.
-fn starter() -> Result<&'static std::sync::mpsc::Sender<Start>, EngineError> {
+fn starter() -> Result<&'static std::sync::mpsc::Sender<Start>, TlsError> {
     static S: std::sync::OnceLock<Result<std::sync::mpsc::Sender<Start>, String>> =
         std::sync::OnceLock::new();
     S.get_or_init(|| {
@@ -284,20 +274,20 @@ fn starter() -> Result<&'static std::sync::mpsc::Sender<Start>, EngineError> {
             .map_err(|e| e.to_string())
     })
     .as_ref()
-    .map_err(|e| EngineError::Async(format!("starting the remote-key thread: {e}")))
+    .map_err(|e| TlsError::Async(format!("starting the remote-key thread: {e}")))
 }
 
 fn paused(
     job: *mut ffi::ASYNC_JOB,
-    remote: &Arc<dyn RemoteKey>,
+    remote: &Arc<dyn Signer>,
     request: SignRequest,
-) -> Result<Vec<u8>, EngineError> {
+) -> Result<Vec<u8>, TlsError> {
     STATS.paused.fetch_add(1, Relaxed);
     let _waiting = Waiting::start();
     let waker = waker_for(job)?;
     let slot: Arc<Slot> = Arc::new(Mutex::new(None));
     let (theirs, their_waker) = (Arc::clone(&slot), Arc::clone(&waker));
-    let done: crate::keys::remote::Done = Box::new(move |r| {
+    let done: Done = Box::new(move |r| {
         // Publish the answer first, then signal: whoever wakes finds it.
         *theirs.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
         their_waker.wake();
@@ -307,13 +297,13 @@ fn paused(
         request,
         done,
     };
-    if crate::keys::connection::driven() {
+    if super::connection::driven() {
         // Started by the driver on this thread right after the job pauses.
         QUEUED.with(|q| q.borrow_mut().push(start));
     } else {
         starter()?
             .send(start)
-            .map_err(|_| EngineError::Async("the remote-key thread is gone".into()))?;
+            .map_err(|_| TlsError::Async("the remote-key thread is gone".into()))?;
     }
     let started = Instant::now();
     loop {
@@ -323,24 +313,24 @@ fn paused(
         }
         if started.elapsed() >= REMOTE_LIMIT {
             // Woken with no answer past the limit (by the driver of a cancelled handshake).
-            return Err(EngineError::Timeout(REMOTE_LIMIT));
+            return Err(TlsError::Timeout(REMOTE_LIMIT));
         }
         // SAFETY: we are inside an async job (checked by the caller); pausing returns here
         // when the driver resumes the job on this same thread.
         if unsafe { ffi::ASYNC_pause_job() } == 0 {
-            return Err(EngineError::Async("ASYNC_pause_job failed".into()));
+            return Err(TlsError::Async("ASYNC_pause_job failed".into()));
         }
         waker.drain();
     }
 }
 
 /// The connection's wake-up descriptor, made and registered on its first remote operation.
-fn waker_for(job: *mut ffi::ASYNC_JOB) -> Result<Arc<Waker>, EngineError> {
+fn waker_for(job: *mut ffi::ASYNC_JOB) -> Result<Arc<Waker>, TlsError> {
     let key = (&raw const WAIT_KEY).cast::<c_void>();
     // SAFETY: job is the current job; its wait ctx lives as long as the SSL.
     let ctx = unsafe { ffi::ASYNC_get_wait_ctx(job) };
     if ctx.is_null() {
-        return Err(EngineError::Async("the job has no wait context".into()));
+        return Err(TlsError::Async("the job has no wait context".into()));
     }
     let mut fd: c_int = -1;
     let mut custom: *mut c_void = std::ptr::null_mut();
@@ -351,7 +341,7 @@ fn waker_for(job: *mut ffi::ASYNC_JOB) -> Result<Arc<Waker>, EngineError> {
             return Ok(Arc::clone(&*custom.cast::<Arc<Waker>>()));
         }
     }
-    let waker = Waker::new().map_err(|e| EngineError::Async(format!("eventfd: {e}")))?;
+    let waker = Waker::new().map_err(|e| TlsError::Async(format!("eventfd: {e}")))?;
     STATS.live_wakers.fetch_add(1, Relaxed);
     let waker = Arc::new(waker);
     let fd = waker.fd.as_raw_fd();
@@ -361,9 +351,7 @@ fn waker_for(job: *mut ffi::ASYNC_JOB) -> Result<Arc<Waker>, EngineError> {
     unsafe {
         if ffi::ASYNC_WAIT_CTX_set_wait_fd(ctx, key, fd, boxed.cast(), Some(release_waker)) != 1 {
             drop(Box::from_raw(boxed));
-            return Err(EngineError::Async(
-                "ASYNC_WAIT_CTX_set_wait_fd failed".into(),
-            ));
+            return Err(TlsError::Async("ASYNC_WAIT_CTX_set_wait_fd failed".into()));
         }
     }
     Ok(waker)
