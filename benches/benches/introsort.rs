@@ -2,7 +2,7 @@
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use edgetls_certstore::sort::{introsort, introsort_by};
-use edgetls_keyless_testkit::sort_patterns as patterns;
+use edgetls_testkit::sort_patterns as patterns;
 use std::time::Duration;
 
 const N: usize = 1 << 20;

@@ -16,7 +16,7 @@ use crate::bench_keyless::{KeyServerProcess, client, median, start_keyserver, th
 use anyhow::{Context, Result, bail};
 use edgetls_engine::{KeylessKey, RemoteKey, enable_async, remote_pkey, restrict_to_ecdhe};
 use edgetls_keyless_proto::{Opcode, Operation};
-use edgetls_keyless_testkit::{Pki, setup, site_cert, ski};
+use edgetls_testkit::{Pki, setup, site_cert, ski};
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{
     Ssl, SslAcceptor, SslConnector, SslContext, SslMethod, SslVerifyMode, SslVersion,

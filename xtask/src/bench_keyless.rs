@@ -11,7 +11,7 @@
 use anyhow::{Context, Result, bail};
 use edgetls_keyless_client::{ClientConfig, KeylessClient, ServerSpec};
 use edgetls_keyless_proto::{Opcode, Operation};
-use edgetls_keyless_testkit::{Pki, setup, ski};
+use edgetls_testkit::{Pki, setup, ski};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -297,7 +297,7 @@ pub(crate) fn run(root: &Path, opts: LoadShape, report: &mut String) -> Result<(
     // the answer, no runtime, no hand-offs) against the same server.
     let addr: std::net::SocketAddr = server.addr.parse()?;
     let mut bare =
-        edgetls_keyless_testkit::connect(&pki, addr, Some("edge-1")).map_err(anyhow::Error::msg)?;
+        edgetls_testkit::connect(&pki, addr, Some("edge-1")).map_err(anyhow::Error::msg)?;
     let bare_signed = median(
         (0..3000u32)
             .map(|id| {

@@ -1,8 +1,8 @@
 //! The crate's example against a real key server over mutual TLS.
 
-use edgetls_keyless_testkit::examples::run_example;
-use edgetls_keyless_testkit::{setup, start};
 use edgetls_keyserver::{Authz, ServerOptions};
+use edgetls_testkit::examples::run_example;
+use edgetls_testkit::{setup, start};
 
 #[test]
 fn ping_gets_a_pong_from_a_key_server() {
@@ -24,7 +24,7 @@ fn ping_gets_a_pong_from_a_key_server() {
     assert!(text.contains("sent 1024 bytes: header [01, 00, "), "{text}");
     assert!(text.contains(&format!("pong from {addr} in ")), "{text}");
     // A client certificate of another CA is refused by the server: the example says so.
-    let rogue = std::process::Command::new(edgetls_keyless_testkit::examples::example("ping"))
+    let rogue = std::process::Command::new(edgetls_testkit::examples::example("ping"))
         .args([
             addr.as_ref(),
             "localhost".as_ref(),

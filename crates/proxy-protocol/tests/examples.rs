@@ -1,7 +1,7 @@
 //! The crate's example, run as a user would: real curl and a v2 header in front of it.
 
-use edgetls_keyless_testkit::examples::ServingExample;
 use edgetls_proxy_protocol::{TlsFacts, encode_v2};
+use edgetls_testkit::examples::ServingExample;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;

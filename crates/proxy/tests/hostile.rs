@@ -11,8 +11,8 @@ use common::{
     Proxy, client_hello, curl, eventually, fd_count, metric, metrics, origin_answering, pki,
     rss_kib, start,
 };
-use edgetls_keyless_testkit::{setup, site_cert, start as start_keyserver};
 use edgetls_keyserver::{Authz, ServerOptions};
+use edgetls_testkit::{setup, site_cert, start as start_keyserver};
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode, SslVersion};
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -5,8 +5,9 @@
 mod common;
 
 use common::{metric, metrics, origin, start, text};
-use edgetls_keyless_testkit::ocsp::{fixture, stapled_status};
-use std::process::{Command, Stdio};
+use edgetls_testkit::ocsp::{fixture, stapled_status};
+use edgetls_testkit::s_client::SClient;
+use std::process::Command;
 
 #[test]
 fn the_proxy_staples_good_responses_and_reports_every_state() {
@@ -24,13 +25,11 @@ fn the_proxy_staples_good_responses_and_reports_every_state() {
     .unwrap();
     let proxy = start(&config);
     let status = |sni: &str, v: &str| {
-        let o = Command::new("openssl")
-            .args(["s_client", "-status", "-connect", &proxy.addr.to_string()])
-            .args(["-servername", sni, v])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let out = text(&o.stdout);
+        let out = SClient::connect(proxy.addr)
+            .name(sni)
+            .args(["-status", v])
+            .run()
+            .stdout;
         assert!(out.contains("BEGIN CERTIFICATE"), "{sni} {v}: {out}");
         stapled_status(&out)
     };
@@ -85,7 +84,7 @@ fn the_proxy_staples_good_responses_and_reports_every_state() {
 
 #[test]
 fn the_proxy_fetches_responses_from_the_responder_the_certificates_name() {
-    use edgetls_keyless_testkit::ocsp::{free_port, pki_with_responder, start_responder};
+    use edgetls_testkit::ocsp::{free_port, pki_with_responder, start_responder};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let port = free_port();
@@ -121,13 +120,11 @@ fn the_proxy_fetches_responses_from_the_responder_the_certificates_name() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let status = |sni: &str| {
-        let o = Command::new("openssl")
-            .args(["s_client", "-status", "-connect", &proxy.addr.to_string()])
-            .args(["-servername", sni])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let out = text(&o.stdout);
+        let out = SClient::connect(proxy.addr)
+            .name(sni)
+            .args(["-status"])
+            .run()
+            .stdout;
         assert!(out.contains("BEGIN CERTIFICATE"), "{sni}: {out}");
         stapled_status(&out)
     };

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{curl, origin, start};
-use edgetls_keyless_testkit::softhsm::SoftHsm;
-use edgetls_keyless_testkit::{setup, site_cert};
+use edgetls_testkit::softhsm::SoftHsm;
+use edgetls_testkit::{setup, site_cert};
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -34,7 +34,7 @@ fn curl_gets_a_name_whose_key_is_only_in_the_token() {
         site_cert(&kit, &public, &["hsm.test"]).to_pem().unwrap(),
     )
     .unwrap();
-    let metrics_port = edgetls_keyless_testkit::ocsp::free_port();
+    let metrics_port = edgetls_testkit::ocsp::free_port();
     let mut ks = hsm
         .command(keyserver_bin().to_str().unwrap())
         .args(["--listen", "127.0.0.1:0", "--pkcs11", &hsm.uri()])

@@ -3,10 +3,12 @@
 
 mod common;
 
-use common::{curl, eventually, origin, origin_answering, pki, served_cert, signal, start, text};
+use common::{
+    curl, eventually, origin, origin_answering, pki, s_client, served_cert, signal, start, text,
+};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 #[test]
@@ -62,23 +64,7 @@ origin = "{a}"
         ("rsa_pss_rsae_sha256", "RSA-PSS"),
         ("ecdsa_secp256r1_sha256", "ECDSA"),
     ] {
-        let o = Command::new("openssl")
-            .args([
-                "s_client",
-                "-connect",
-                &p.addr.to_string(),
-                "-servername",
-                "dual.demo.test",
-                "-sigalgs",
-                sigalg,
-                "-brief",
-                "-CAfile",
-            ])
-            .arg(&ca)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let out = format!("{}{}", text(&o.stdout), text(&o.stderr));
+        let (_, out) = s_client(&p, &ca, "dual.demo.test", &["-sigalgs", sigalg, "-brief"]);
         assert!(out.contains(&format!("Signature type: {kind}\n")), "{out}");
     }
     // ALPN h2 on site000001 goes to origin B (which sees the HTTP/2 preface).

@@ -10,7 +10,6 @@ use edgetls_proxy_protocol::{Parsed, parse, tlv};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 struct Haproxy(Child);
 
@@ -35,18 +34,8 @@ fn haproxy(dir: &Path, name: &str, config: &str) -> Haproxy {
     Haproxy(child)
 }
 
-fn free_port() -> u16 {
-    edgetls_keyless_testkit::ocsp::free_port()
-}
-
 fn wait_listening(port: u16) {
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("nothing listening on {port}");
+    edgetls_testkit::wait::listening(port, "the server");
 }
 
 /// curl to `name` at 127.0.0.1:`port`, from `source`; (exit code, body).
@@ -68,7 +57,7 @@ fn behind_haproxy_and_curl_the_client_address_goes_through_to_the_origin() {
     let multicert = pki(dir.path());
     let ca = dir.path().join("ca.pem");
     // The origin: HAProxy reading the PROXY v2 header edgetls sends, answering with what it says.
-    let echo_port = free_port();
+    let echo_port = edgetls_testkit::net::free_port();
     let _echo = haproxy(
         dir.path(),
         "echo",
@@ -101,7 +90,7 @@ fn behind_haproxy_and_curl_the_client_address_goes_through_to_the_origin() {
     let p = start(&config);
     let edge = p.addr.port();
     // The load balancer: HAProxy in TCP mode, sending PROXY v2 to edgetls.
-    let lb_port = free_port();
+    let lb_port = edgetls_testkit::net::free_port();
     let _lb = haproxy(
         dir.path(),
         "lb",

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{curl, origin, pki, s_client, start};
-use edgetls_keyless_testkit::{setup, site_cert, start as start_keyserver};
 use edgetls_keyserver::{Authz, ServerOptions};
+use edgetls_testkit::{setup, site_cert, start as start_keyserver};
 use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslVerifyMode};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -13,7 +13,7 @@ use std::process::Command;
 
 /// A TLS origin (the testkit's "localhost" server certificate) that requires a client
 /// certificate from the testkit CA and answers with that certificate's common name.
-fn tls_origin(kit: &edgetls_keyless_testkit::Pki) -> SocketAddr {
+fn tls_origin(kit: &edgetls_testkit::Pki) -> SocketAddr {
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).unwrap();
     b.set_certificate_chain_file(kit.path("server.pem"))
         .unwrap();

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{Proxy, client_hello, curl, fd_count, metric, metrics, origin, pki, start};
-use edgetls_keyless_testkit::{Keys, Pki, setup, site_cert, start as start_keyserver};
 use edgetls_keyserver::{Authz, ServerOptions};
+use edgetls_testkit::{Keys, Pki, setup, site_cert, start as start_keyserver};
 use openssl::ssl::SslVersion;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -28,21 +28,7 @@ fn deep(depth: usize) -> u8 {
 /// One TLS 1.3 handshake against a server in async mode whose ClientHello callback runs
 /// `on_hello` on the job's stack. Returns whether the callback ran on a job.
 fn handshake(on_hello: fn()) -> bool {
-    let key = openssl::pkey::PKey::ec_gen("prime256v1").unwrap();
-    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", "job.test").unwrap();
-    let name = name.build();
-    let mut cert = openssl::x509::X509Builder::new().unwrap();
-    cert.set_subject_name(&name).unwrap();
-    cert.set_issuer_name(&name).unwrap();
-    cert.set_pubkey(&key).unwrap();
-    cert.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    cert.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
-        .unwrap();
-    cert.sign(&key, openssl::hash::MessageDigest::sha256())
-        .unwrap();
-    let cert = cert.build();
+    let (cert, key) = edgetls_testkit::certs::self_signed("job.test");
 
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).unwrap();
     b.set_certificate(&cert).unwrap();

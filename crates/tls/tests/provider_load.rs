@@ -104,21 +104,8 @@ fn child(scenario: &str) {
 /// Runs `scenario` in a child whose OpenSSL configuration activates `providers`.
 fn run(scenario: &str, providers: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let key = PKey::ec_gen("prime256v1").unwrap();
-    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", "provider.test").unwrap();
-    let name = name.build();
-    let mut b = openssl::x509::X509Builder::new().unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(&name).unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
-        .unwrap();
-    b.sign(&key, openssl::hash::MessageDigest::sha256())
-        .unwrap();
-    std::fs::write(dir.path().join("c.pem"), b.build().to_pem().unwrap()).unwrap();
+    let (cert, key) = edgetls_testkit::certs::self_signed("provider.test");
+    std::fs::write(dir.path().join("c.pem"), cert.to_pem().unwrap()).unwrap();
     std::fs::write(
         dir.path().join("k.pem"),
         key.private_key_to_pem_pkcs8().unwrap(),

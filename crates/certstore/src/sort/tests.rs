@@ -1,5 +1,5 @@
 use super::*;
-use edgetls_keyless_testkit::sort_patterns::*;
+use edgetls_testkit::sort_patterns::*;
 use proptest::prelude::*;
 
 const BIG: usize = 1 << 20; // 1,048,576: the "1M+" inputs.

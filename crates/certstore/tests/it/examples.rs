@@ -1,7 +1,7 @@
 //! The crate's example, run on a directory with a broken file in it.
 
 use crate::common::Pki;
-use edgetls_keyless_testkit::examples::example;
+use edgetls_testkit::examples::example;
 use std::process::Command;
 
 #[test]

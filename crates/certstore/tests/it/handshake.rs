@@ -3,31 +3,23 @@
 
 use crate::common::Pki;
 use edgetls_certstore::{CertStore, LoadOptions, Source, servername_callback};
-use openssl::ssl::{Ssl, SslContext, SslMethod};
+use edgetls_testkit::s_client::SClient;
+use edgetls_testkit::tls_server::{Answer, serve_with};
+use openssl::ssl::{SslContext, SslMethod};
 use std::io::Write as _;
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Serves TLS on `bind` (port 0 picks one) until the test process ends; returns the address.
 pub(crate) fn serve(store: Arc<CertStore>, bind: &str) -> SocketAddr {
-    let listener = TcpListener::bind(bind).unwrap();
-    let addr = listener.local_addr().unwrap();
     let mut ctx = SslContext::builder(SslMethod::tls_server()).unwrap();
     ctx.set_servername_callback(servername_callback(store));
     edgetls_certstore::ocsp::enable_stapling(&mut ctx).unwrap();
-    let ctx = ctx.build();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut ssl = Ssl::new(&ctx).unwrap();
-            edgetls_tls::set_local_addr(&mut ssl, stream.local_addr().unwrap()).unwrap();
-            if let Ok(mut tls) = ssl.accept(stream) {
-                let _ = tls.write_all(b"hello\n");
-                let _ = tls.shutdown();
-            }
-        }
+    let greet: Answer = Box::new(|tls| {
+        let _ = tls.write_all(b"hello\n");
     });
-    addr
+    // Left running: the tests ask it until they end.
+    Box::leak(Box::new(serve_with(ctx.build(), bind, greet))).addr
 }
 
 /// What `openssl s_client` saw: the leaf's subject CN and public key size, or None on failure.
@@ -36,25 +28,16 @@ pub(crate) fn s_client(
     sni: Option<&str>,
     extra: &[&str],
 ) -> Option<(String, u32)> {
-    let mut cmd = Command::new("openssl");
-    cmd.args(["s_client", "-ign_eof", "-connect", &addr.to_string()]);
-    match sni {
-        Some(name) => cmd.args(["-servername", name]),
-        None => cmd.arg("-noservername"),
-    };
-    let out = cmd
+    let out = SClient::connect(addr)
+        .name(sni.unwrap_or(""))
+        .args(["-ign_eof"])
         .args(extra)
-        .stdin(Stdio::null())
-        .output()
-        .expect("the openssl CLI is installed");
-    let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() || !text.contains("hello") {
-        eprintln!(
-            "s_client {sni:?} {extra:?} failed: {}\n{text}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        .run();
+    if !out.ok || !out.stdout.contains("hello") {
+        eprintln!("s_client {sni:?} {extra:?} failed: {}", out.text());
         return None;
     }
+    let text = out.stdout;
     let cn = text
         .lines()
         .find_map(|l| l.strip_prefix("subject=CN = "))?

@@ -7,10 +7,10 @@
 //! show.
 
 use edgetls_certstore::{CertStore, LoadOptions, Source};
+use edgetls_testkit::s_client::SClient;
 use rcgen::{CertificateParams, DnType, KeyPair};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 const CERTS: usize = 6;
 /// Names asked for: every filter below and names only a wildcard (or the default) can serve.
@@ -106,24 +106,17 @@ fn haproxy(dir: &Path, port: u16, strict: bool) -> Haproxy {
             .spawn()
             .expect("haproxy (Debian's haproxy package; .ci/run installs it)"),
     );
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return h;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("HAProxy did not listen on {port}");
+    edgetls_testkit::wait::listening(port, "HAProxy");
+    h
 }
 
 /// The certificate HAProxy serves to `name` (`certN`), or None when the handshake fails.
 fn served_by_haproxy(port: u16, name: &str) -> Option<String> {
-    let o = Command::new("openssl")
-        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
-        .args(["-servername", name, "-tls1_3"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
+    let out = SClient::connect(([127, 0, 0, 1], port).into())
+        .name(name)
+        .args(["-tls1_3"])
+        .run()
+        .stdout;
     out.lines()
         .find_map(|l| l.strip_prefix("subject=CN = "))
         .map(str::to_string)
@@ -164,7 +157,7 @@ fn crt_list_selection_is_haproxys_on_generated_lists() {
         let text = crt_list(&mut rng);
         std::fs::write(&list, &text).unwrap();
         let strict = round % 4 == 3;
-        let port = edgetls_keyless_testkit::ocsp::free_port();
+        let port = edgetls_testkit::ocsp::free_port();
         let _h = haproxy(dir.path(), port, strict);
         for name in ASKED {
             let theirs = served_by_haproxy(port, name);

@@ -4,28 +4,20 @@
 use crate::handshake::serve;
 use edgetls_certstore::ocsp::OcspState;
 use edgetls_certstore::{CertStore, LoadOptions, Source};
-use edgetls_keyless_testkit::ocsp::{fixture as setup, stapled_status};
+use edgetls_testkit::ocsp::{fixture as setup, stapled_status};
+use edgetls_testkit::s_client::SClient;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 /// What `openssl s_client -status` saw for `sni`: Some(cert status line) when a response was
 /// stapled, None when none was.
 fn stapled(addr: SocketAddr, sni: &str, extra: &[&str]) -> Option<String> {
-    let out = Command::new("openssl")
-        .args([
-            "s_client",
-            "-ign_eof",
-            "-status",
-            "-connect",
-            &addr.to_string(),
-        ])
-        .args(["-servername", sni])
+    let text = SClient::connect(addr)
+        .name(sni)
+        .args(["-ign_eof", "-status"])
         .args(extra)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        .run()
+        .stdout;
     assert!(
         text.contains("hello"),
         "{sni} {extra:?}: no handshake\n{text}"
@@ -149,19 +141,16 @@ fn a_broken_issuer_file_costs_the_staple_not_the_certificate() {
     );
 }
 
-/// Polls `f` every 100 ms until it is true (at most `secs` seconds).
-fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    while !f() {
-        assert!(std::time::Instant::now() < until, "timed out: {what}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+/// Asserts `f` becomes true within `secs` seconds.
+fn eventually(secs: u64, what: &str, f: impl FnMut() -> bool) {
+    let held = edgetls_testkit::wait::eventually(std::time::Duration::from_secs(secs), f);
+    assert!(held, "timed out: {what}");
 }
 
 #[test]
 fn responses_are_fetched_from_the_responder_the_certificate_names_and_refreshed() {
     use edgetls_certstore::{OcspUpdater, UpdateOptions};
-    use edgetls_keyless_testkit::ocsp::{free_port, pki_with_responder, revoke, start_responder};
+    use edgetls_testkit::ocsp::{free_port, pki_with_responder, revoke, start_responder};
     use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -152,11 +152,16 @@ fn watch_reloads_by_itself_when_a_file_changes() {
         );
         let _ = rx.recv_timeout(Duration::from_millis(200));
     }
-    // Dropping the watcher stops it.
+    // Dropping the watcher stops it: its thread has ended and its callback is gone (the
+    // callback's sender is dropped, so the channel says so at once), before any later write.
+    while rx.try_recv().is_ok() {}
     drop(watcher);
+    assert!(matches!(
+        rx.recv_timeout(Duration::from_secs(5)),
+        Err(mpsc::RecvTimeoutError::Disconnected)
+    ));
     let late = pki.ecdsa(&["late.example.com"]);
     pki.bundle("late.pem", &late);
-    std::thread::sleep(Duration::from_millis(300));
     assert_ne!(leaf_of(&store, "late.example.com"), Some(der(&late)));
 }
 

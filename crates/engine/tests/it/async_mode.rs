@@ -2,8 +2,8 @@
 
 use crate::common::{Mode, connector, context, handshake, handshake_with, remote, serve};
 use edgetls_engine::stats;
-use edgetls_keyless_testkit::{setup, site_cert, start, start_on};
 use edgetls_keyserver::{Authz, ServerOptions};
+use edgetls_testkit::{setup, site_cert, start, start_on};
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode, SslVersion};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -15,17 +15,7 @@ fn delayed(delay: Duration) -> ServerOptions {
     o
 }
 
-/// Waits until `cond` holds, up to `limit`.
-fn eventually(limit: Duration, cond: impl Fn() -> bool) -> bool {
-    let until = Instant::now() + limit;
-    while Instant::now() < until {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    cond()
-}
+use edgetls_testkit::wait::eventually;
 
 #[test]
 fn two_hundred_handshakes_at_50ms_on_one_thread_overlap() {
@@ -182,7 +172,7 @@ fn clients_leaving_while_jobs_are_paused_crash_nothing_and_leak_nothing() {
 /// One handshake of an `openssl` client against `ctx` through `edgetls_engine::accept`, expected
 /// to fail: the server's error and the client's.
 fn failed_handshake(
-    pki: &edgetls_keyless_testkit::Pki,
+    pki: &edgetls_testkit::Pki,
     ctx: &openssl::ssl::SslContext,
 ) -> (edgetls_engine::EngineError, String) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -272,7 +262,7 @@ fn a_key_server_error_code_is_the_handshakes_reason() {
 }
 
 /// A remote key whose only key server is an address nobody listens on.
-fn remote_unreachable(pki: &edgetls_keyless_testkit::Pki) -> Arc<dyn edgetls_engine::RemoteKey> {
+fn remote_unreachable(pki: &edgetls_testkit::Pki) -> Arc<dyn edgetls_engine::RemoteKey> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

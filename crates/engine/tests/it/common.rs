@@ -3,7 +3,7 @@
 
 use edgetls_engine::{RemoteKey, accept, enable_async, set_remote_key};
 use edgetls_keyless_client::{ClientConfig, KeylessClient, ServerSpec};
-use edgetls_keyless_testkit::Pki;
+use edgetls_testkit::Pki;
 use openssl::ssl::{
     Ssl, SslAcceptor, SslConnector, SslContext, SslMethod, SslVerifyMode, SslVersion,
 };

@@ -1,9 +1,9 @@
 //! The crate's example: a TLS server whose key is on a real key server, asked by curl.
 
 use edgetls_keyless_proto::Opcode;
-use edgetls_keyless_testkit::examples::ServingExample;
-use edgetls_keyless_testkit::{setup, site_cert, start};
 use edgetls_keyserver::{Authz, ServerOptions};
+use edgetls_testkit::examples::ServingExample;
+use edgetls_testkit::{setup, site_cert, start};
 use std::ffi::OsString;
 use std::process::Command;
 

@@ -3,8 +3,8 @@
 use crate::common::{Mode, context, handshake, remote, serve};
 use edgetls_engine::{LocalSigner, RemoteKey};
 use edgetls_keyless_proto::Opcode;
-use edgetls_keyless_testkit::{setup, site_cert, start};
 use edgetls_keyserver::{Authz, ServerOptions};
+use edgetls_testkit::{setup, site_cert, start};
 use openssl::ssl::SslVersion;
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,8 +4,8 @@
 
 use crate::common::{Mode, context, handshake, remote, serve};
 use edgetls_engine::{ConnectionInfo, Done, LocalSigner, RemoteKey, SignRequest};
-use edgetls_keyless_testkit::{setup, site_cert, start};
 use edgetls_keyserver::{Authz, ServerOptions};
+use edgetls_testkit::{setup, site_cert, start};
 use openssl::ssl::SslVersion;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;

@@ -1,40 +1,19 @@
 //! `openssl s_client` against remote-key servers, both modes.
 
 use crate::common::{Mode, context, remote, serve};
-use edgetls_keyless_testkit::{setup, site_cert, start};
 use edgetls_keyserver::{Authz, ServerOptions};
-use std::process::{Command, Stdio};
+use edgetls_testkit::s_client::SClient;
+use edgetls_testkit::{setup, site_cert, start};
 use std::sync::Arc;
 use std::time::Duration;
 
 fn s_client(addr: std::net::SocketAddr, ca: &std::path::Path, name: &str, args: &[&str]) -> String {
-    let out = Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &addr.to_string(),
-            "-servername",
-            name,
-        ])
-        .args([
-            "-verify_hostname",
-            name,
-            "-verify_return_error",
-            "-brief",
-            "-CAfile",
-        ])
-        .arg(ca)
+    SClient::connect(addr)
+        .name(name)
+        .ca(ca)
+        .args(["-verify_hostname", name, "-verify_return_error", "-brief"])
         .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("openssl s_client runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "s_client {args:?} failed:\n{text}");
-    text
+        .run_ok()
 }
 
 #[test]

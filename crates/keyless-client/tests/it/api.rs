@@ -3,8 +3,8 @@
 use crate::client;
 use edgetls_keyless_client::{ClientError, SignScheme};
 use edgetls_keyless_proto::{ErrorCode, HashAlgorithm, Opcode, Operation, Ski};
-use edgetls_keyless_testkit::{setup, ski, start};
 use edgetls_keyserver::{Authz, ServerOptions};
+use edgetls_testkit::{setup, ski, start};
 use openssl::ecdsa::EcdsaSig;
 use openssl::rsa::Padding;
 use openssl::sign::Verifier;

@@ -1,8 +1,8 @@
 //! The crate's example against a real key server over mutual TLS.
 
-use edgetls_keyless_testkit::examples::{example, run_example};
-use edgetls_keyless_testkit::{setup, site_cert, start};
 use edgetls_keyserver::{Authz, ServerOptions};
+use edgetls_testkit::examples::{example, run_example};
+use edgetls_testkit::{setup, site_cert, start};
 use openssl::ec::{EcGroup, EcKey};
 use openssl::nid::Nid;
 use std::ffi::OsString;

@@ -3,8 +3,8 @@
 use crate::client;
 use edgetls_keyless_client::ClientError;
 use edgetls_keyless_proto::{Opcode, Operation};
-use edgetls_keyless_testkit::{setup, ski, start, start_on};
 use edgetls_keyserver::{Authz, ServerOptions};
+use edgetls_testkit::{setup, ski, start, start_on};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

@@ -2,8 +2,8 @@
 
 use crate::client;
 use edgetls_keyless_proto::{Opcode, Operation};
-use edgetls_keyless_testkit::{setup, ski, start};
 use edgetls_keyserver::{Authz, ServerOptions};
+use edgetls_testkit::{setup, ski, start};
 use std::sync::mpsc;
 use std::time::Duration;
 

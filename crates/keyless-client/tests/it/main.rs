@@ -6,7 +6,7 @@ mod faults;
 mod load;
 
 use edgetls_keyless_client::{ClientConfig, KeylessClient, ServerSpec};
-use edgetls_keyless_testkit::Pki;
+use edgetls_testkit::Pki;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -36,13 +36,10 @@ pub fn client(
 }
 
 /// An ECDSA P-256 SHA-256 signature request for the test key set's P-256 key.
-pub fn p256_sign(
-    keys: &edgetls_keyless_testkit::Keys,
-    byte: u8,
-) -> edgetls_keyless_proto::Operation {
+pub fn p256_sign(keys: &edgetls_testkit::Keys, byte: u8) -> edgetls_keyless_proto::Operation {
     edgetls_keyless_proto::Operation::request(
         edgetls_keyless_proto::Opcode::ECDSA_SIGN_SHA256,
-        edgetls_keyless_testkit::ski(&keys.p256),
+        edgetls_testkit::ski(&keys.p256),
         vec![byte; 32],
     )
 }

@@ -19,7 +19,7 @@ fn serves_with_flags_and_config_file_and_exposes_metrics() {
             pki.path("keys").display(),
             pki.path("server.pem").display(),
             pki.path("server.key").display(),
-            free_port()
+            edgetls_testkit::net::free_port()
         ),
     )
     .unwrap();
@@ -68,14 +68,6 @@ fn serves_with_flags_and_config_file_and_exposes_metrics() {
         "{err}"
     );
     assert!(err.contains("shutting down"), "{err}");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

@@ -1,2 +1,2 @@
 //! The shared test kit (PKI, key directory, in-process server, blocking client).
-pub use edgetls_keyless_testkit::*;
+pub use edgetls_testkit::*;

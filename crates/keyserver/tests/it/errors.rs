@@ -152,7 +152,7 @@ fn a_client_may_use_only_the_keys_authorized_for_it() {
 
 /// A certificate for `key` naming `dns` and `ips`, written as `name` into the key directory.
 fn cert_into_keys(
-    pki: &edgetls_keyless_testkit::Pki,
+    pki: &edgetls_testkit::Pki,
     key: &openssl::pkey::PKey<openssl::pkey::Private>,
     name: &str,
     dns: &[&str],

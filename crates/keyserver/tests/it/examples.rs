@@ -1,8 +1,8 @@
 //! The crate's example, serving the test PKI's key directory to a real client.
 
 use edgetls_keyless_proto::{Opcode, Operation, Packet};
-use edgetls_keyless_testkit::examples::ServingExample;
-use edgetls_keyless_testkit::{connect, setup, ski};
+use edgetls_testkit::examples::ServingExample;
+use edgetls_testkit::{connect, setup, ski};
 use openssl::ecdsa::EcdsaSig;
 use openssl::hash::{MessageDigest, hash};
 

@@ -5,7 +5,7 @@
 use crate::common::{Pki, connect, setup, site_cert, ski};
 use crate::ops::every_sign_opcode_verifies;
 use edgetls_keyless_proto::{Digest, ErrorCode, Opcode, Operation};
-use edgetls_keyless_testkit::softhsm::SoftHsm;
+use edgetls_testkit::softhsm::SoftHsm;
 use openssl::ec::{EcGroup, EcKey};
 use openssl::ecdsa::EcdsaSig;
 use openssl::nid::Nid;
@@ -193,7 +193,7 @@ fn bad_uris_pins_and_tokens_are_clear_errors_naming_the_uri() {
     let (pki, _) = setup();
     let hsm = SoftHsm::new("edge");
     hsm.generate("EC:prime256v1", "p256", 1);
-    let module = edgetls_keyless_testkit::softhsm::MODULE;
+    let module = edgetls_testkit::softhsm::MODULE;
     let pin_file = pki.path("pin");
     std::fs::write(&pin_file, "1234\n").unwrap();
     // A PIN from a file works.

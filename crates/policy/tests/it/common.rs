@@ -2,15 +2,15 @@
 
 use edgetls_certstore::{CertStore, LoadOptions, Source};
 use edgetls_policy::{Env, PolicySources, PolicyStore, install};
+use edgetls_testkit::s_client::SClient;
+use edgetls_testkit::tls_server::{TestServer, serve_with};
 use openssl::ssl::{SslAcceptor, SslMethod, SslStream};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
-use std::time::Duration;
 
 pub const NAMES: &[&str] = &[
     "h2.test",
@@ -81,20 +81,9 @@ pub fn pki() -> Pki {
 pub struct Server {
     pub addr: SocketAddr,
     pub policy: Arc<PolicyStore>,
-    /// How many ClientHellos paused for their certificates to be built.
-    pub pauses: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Relaxed);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+    /// The server itself: what it saw, including ClientHellos that paused for their
+    /// certificates to be built (`server.seen.pauses`).
+    pub server: TestServer,
 }
 
 /// Serves the certificates under `pki`/certs with the policy file `policy`, on one thread.
@@ -132,84 +121,43 @@ fn serve_store(certs: Arc<CertStore>, sources: PolicySources, env: Env) -> Serve
     let store = PolicyStore::load(sources, env).unwrap();
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).unwrap();
     install(&mut b, Arc::clone(&store), Some(certs)).unwrap();
-    let acceptor = b.build();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let st = Arc::clone(&stop);
-    let pauses = Arc::new(AtomicUsize::new(0));
-    let paused = Arc::clone(&pauses);
-    let thread = std::thread::spawn(move || {
-        for tcp in listener.incoming() {
-            if st.load(Relaxed) {
-                return;
-            }
-            let Ok(tcp) = tcp else { continue };
-            let _ = tcp.set_read_timeout(Some(Duration::from_secs(3)));
-            let mut ssl = openssl::ssl::Ssl::new(acceptor.context()).unwrap();
-            edgetls_tls::set_local_addr(&mut ssl, tcp.local_addr().unwrap()).unwrap();
-            // Driven as the proxy drives it: a certificate not yet built pauses the ClientHello
-            // and is built here, outside the callback.
-            edgetls_tls::retry::enable(&mut ssl).unwrap();
-            let Ok(mut tls) = SslStream::new(ssl, tcp) else {
-                continue;
-            };
-            if !accept_with_retries(&mut tls, &paused) {
-                continue;
-            }
-            if tls.ssl().selected_alpn_protocol() == Some(b"h2") {
-                let _ = tls.shutdown();
-                continue;
-            }
-            let mut req = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match tls.read(&mut buf) {
-                    Ok(n) if n > 0 => req.extend_from_slice(&buf[..n]),
-                    _ => break,
-                }
-            }
-            if !req.is_empty() {
-                let _ = tls.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n",
-                );
-            }
-            let _ = tls.shutdown();
-        }
-    });
+    // Driven as the proxy drives it (the test kit's server): a certificate not yet built
+    // pauses the ClientHello and is built outside the callback.
+    let server = serve_with(b.build().into_context(), "127.0.0.1:0", Box::new(answer));
     Server {
-        addr,
+        addr: server.addr,
         policy: store,
-        pauses,
-        stop,
-        thread: Some(thread),
+        server,
+    }
+}
+
+/// After the handshake: one HTTP/1.1 answer (nothing on h2).
+fn answer(tls: &mut SslStream<TcpStream>) {
+    if tls.ssl().selected_alpn_protocol() == Some(b"h2") {
+        return;
+    }
+    let mut req = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tls.read(&mut buf) {
+            Ok(n) if n > 0 => req.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    if !req.is_empty() {
+        let _ =
+            tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n");
     }
 }
 
 /// `openssl s_client` for `name` ("": no server name); returns (exited 0, all its output).
 pub fn s_client(srv: &Server, pki: &Pki, name: &str, args: &[&str]) -> (bool, String) {
-    let sni: &[&str] = if name.is_empty() {
-        &["-noservername"]
-    } else {
-        &["-servername", name]
-    };
-    let o = Command::new("openssl")
-        .args(["s_client", "-connect", &srv.addr.to_string()])
-        .args(sni)
-        .arg("-CAfile")
-        .arg(pki.path("server-ca.pem"))
+    let out = SClient::connect(srv.addr)
+        .name(name)
+        .ca(pki.path("server-ca.pem"))
         .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        o.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    )
+        .run();
+    (out.ok, out.text())
 }
 
 /// `curl -v` to https://name/ on the server; returns (exit code, stdout, stderr).
@@ -234,20 +182,6 @@ pub fn curl(srv: &Server, pki: &Pki, name: &str, args: &[&str]) -> (i32, String,
 
 /// Accepts on a blocking stream, running the work a paused ClientHello leaves (as the proxy's
 /// driver does). Returns whether the handshake completed; counts the pauses in `pauses`.
-fn accept_with_retries(tls: &mut SslStream<std::net::TcpStream>, pauses: &AtomicUsize) -> bool {
-    loop {
-        match tls.accept() {
-            Ok(()) => return true,
-            Err(e) if e.code() == openssl::ssl::ErrorCode::WANT_CLIENT_HELLO_CB => {
-                let work = edgetls_tls::retry::take(tls.ssl()).expect("a paused hook left work");
-                pauses.fetch_add(1, Relaxed);
-                edgetls_tls::retry::complete(tls.ssl(), work.run());
-            }
-            Err(_) => return false,
-        }
-    }
-}
-
 /// A hashed CA directory `dir` (as `openssl rehash` makes: `<subject hash>.0`) holding a CA of
 /// its own, and dir-client.pem/.key issued by it.
 pub fn hashed_ca_dir(pki: &Pki, dir: &str) {

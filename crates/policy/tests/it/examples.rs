@@ -1,17 +1,12 @@
 //! The crate's example: a policy file decides what `openssl s_client` gets per server name.
 
 use crate::common::pki;
-use edgetls_keyless_testkit::examples::ServingExample;
-use std::process::{Command, Stdio};
+use edgetls_testkit::examples::ServingExample;
+use edgetls_testkit::s_client::SClient;
+use std::process::Command;
 
 fn s_client(addr: std::net::SocketAddr, args: &[&str]) -> String {
-    let out = Command::new("openssl")
-        .args(["s_client", "-connect", &addr.to_string()])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    SClient::connect(addr).args(args).run().stdout
 }
 
 #[test]
@@ -56,7 +51,7 @@ fn serve_policy_decides_alpn_and_versions_per_name() {
 
     // A broken policy file is refused with its line.
     std::fs::write(&policy, "[[sni]]\nfqdn = \"a.test\"\nalpn = [\"\"]\n").unwrap();
-    let out = Command::new(edgetls_keyless_testkit::examples::example("serve_policy"))
+    let out = Command::new(edgetls_testkit::examples::example("serve_policy"))
         .args([&policy, &certs])
         .output()
         .unwrap();

@@ -251,7 +251,7 @@ fn versions_ciphers_tickets_and_defaults_per_name() {
 fn a_certificate_not_yet_built_pauses_the_client_hello_once_then_is_cached() {
     use std::sync::atomic::Ordering::Relaxed;
     let (pki, srv) = setup();
-    let pauses = || srv.pauses.load(Relaxed);
+    let pauses = || srv.server.seen.pauses.load(Relaxed);
     assert_eq!(pauses(), 0);
     // One certificate (site.pem) serves every name here: only the very first handshake waits.
     for (name, expected) in [
@@ -277,7 +277,7 @@ fn a_certificate_not_yet_built_pauses_the_client_hello_once_then_is_cached() {
     let args = ["-tls1_2", "-verify_hostname", "h2.test"];
     let (ok, out) = s_client(&srv, &pki, "h2.test", &args);
     assert!(ok && out.contains("Verify return code: 0 (ok)"), "{out}");
-    assert_eq!(srv.pauses.load(Relaxed), 1);
+    assert_eq!(srv.server.seen.pauses.load(Relaxed), 1);
 }
 
 /// Traffic Server's documented mapping form: `verify_client_ca_certs: {file: …, dir: …}`.

@@ -5,12 +5,12 @@
 
 use crate::common::{Pki, Server, pki, serve};
 use edgetls_policy::Env;
+use edgetls_testkit::s_client::SClient;
 use edgetls_tickets::{
     KeySet, KeySize, RingOptions, StaticSource, TicketConfig, TicketKey, TicketKeys, ticket_of,
 };
 use openssl::ssl::SslSession;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 
 const POLICY: &str = r#"
@@ -43,23 +43,13 @@ fn server(pki: &Pki) -> (Server, [u8; 16]) {
 /// the session to `sess_out`; returns whether the session was reused.
 fn connect(srv: &Server, pki: &Pki, name: &str, v: &str, sess: &str, resume: bool) -> bool {
     let flag = if resume { "-sess_in" } else { "-sess_out" };
-    let mut child = Command::new("openssl")
-        .args(["s_client", "-ign_eof", "-connect", &srv.addr.to_string()])
-        .args(["-servername", name, v, flag])
-        .arg(pki.path(sess))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("GET / HTTP/1.1\r\nHost: {name}\r\n\r\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = SClient::connect(srv.addr)
+        .name(name)
+        .args(["-ign_eof", v, flag])
+        .args([pki.path(sess)])
+        .input(format!("GET / HTTP/1.1\r\nHost: {name}\r\n\r\n"))
+        .run()
+        .stdout;
     assert!(text.contains("200 OK"), "{name} {v}: {text}");
     text.contains("Reused, TLS")
 }

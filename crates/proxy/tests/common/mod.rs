@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -161,16 +161,8 @@ pub fn signal(p: &Proxy, sig: &str) {
     );
 }
 
-pub fn eventually(limit: Duration, f: impl Fn() -> bool) -> bool {
-    let until = Instant::now() + limit;
-    while Instant::now() < until {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    f()
-}
+#[allow(unused_imports)] // not every test binary waits
+pub use edgetls_testkit::wait::eventually;
 
 /// The proxy's `/metrics` text (curl).
 pub fn metrics(p: &Proxy) -> String {
@@ -249,22 +241,10 @@ pub fn origin_answering(
 /// `openssl s_client` to the proxy for `name`, trusting `ca`: (exit status success, stdout and
 /// stderr together).
 pub fn s_client(p: &Proxy, ca: &Path, name: &str, args: &[&str]) -> (bool, String) {
-    let o = Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &p.addr.to_string(),
-            "-servername",
-            name,
-        ])
-        .arg("-CAfile")
-        .arg(ca)
+    let out = edgetls_testkit::s_client::SClient::connect(p.addr)
+        .name(name)
+        .ca(ca)
         .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        o.status.success(),
-        format!("{}{}", text(&o.stdout), text(&o.stderr)),
-    )
+        .run();
+    (out.ok, out.text())
 }

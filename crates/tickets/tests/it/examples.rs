@@ -1,7 +1,7 @@
 //! The crate's example: two servers sharing a key file, resumed across by `openssl s_client`.
 
 use crate::common::{reused, s_client};
-use edgetls_keyless_testkit::examples::ServingExample;
+use edgetls_testkit::examples::ServingExample;
 use std::net::SocketAddr;
 
 #[test]

@@ -5,8 +5,8 @@ use crate::common::{connect, serve};
 use edgetls_engine::{KeylessKey, RemoteKey, set_remote_key};
 use edgetls_keyless_client::{ClientConfig, KeylessClient, ServerSpec};
 use edgetls_keyless_proto::Opcode;
-use edgetls_keyless_testkit::{setup, site_cert, start};
 use edgetls_keyserver::{Authz, ServerOptions};
+use edgetls_testkit::{setup, site_cert, start};
 use edgetls_tickets::{
     KeySet, KeySize, RingOptions, StaticSource, TicketConfig, TicketKey, TicketKeys, install,
 };
@@ -41,7 +41,7 @@ fn resumption_with_a_remote_key_makes_no_key_server_request() {
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).unwrap();
     set_remote_key(&mut b, &cert, remote).unwrap();
     install(&mut b, tickets, &TicketConfig::default()).unwrap();
-    let srv = serve(b.build());
+    let srv = serve(b.build().into_context());
     for version in [SslVersion::TLS1_2, SslVersion::TLS1_3] {
         let signs = || ks.metrics.requests(Opcode::ECDSA_SIGN_SHA256);
         let before = signs();

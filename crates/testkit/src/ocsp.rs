@@ -3,7 +3,6 @@
 //! (`CERT.ocsp`, `CERT.issuer`).
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SerialNumber};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -110,14 +109,7 @@ pub fn pki_with_responder(dir: &Path, url: Option<&str>) {
     write(dir, "index.txt", &index);
 }
 
-/// A free port on 127.0.0.1 (for a responder whose URL goes into certificates first).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use crate::net::free_port;
 
 /// Starts `openssl ocsp` as a responder for the CA on a free port.
 fn responder(dir: &Path) -> (Responder, u16) {

@@ -1,13 +1,22 @@
-//! Test support for the keyless crates: a PKI, a key directory, in-process key servers (which
-//! can shut down gracefully, be killed abruptly, and come back on the same port), and a plain
-//! blocking client for talking to them frame by frame.
+//! The workspace's test kit — the one set of test helpers every crate's tests share: a PKI, a
+//! key directory, in-process key servers (which can shut down gracefully, be killed abruptly,
+//! and come back on the same port) and a plain blocking client for talking to them frame by
+//! frame ([`start`], [`connect`]); `openssl s_client` ([`s_client`]), a test TLS server
+//! ([`tls_server`]), free ports ([`net`]), throwaway certificates ([`certs`]), an OCSP responder
+//! ([`ocsp`]), SoftHSM2 tokens ([`softhsm`]), the example runner ([`examples`]) and waiting for a
+//! condition with a limit ([`wait`]).
 
 #![allow(missing_debug_implementations)] // test support: handles and fixtures, nothing to print
 
+pub mod certs;
 pub mod examples;
+pub mod net;
 pub mod ocsp;
+pub mod s_client;
 pub mod softhsm;
 pub mod sort_patterns;
+pub mod tls_server;
+pub mod wait;
 
 use edgetls_keyless_proto::{Decoder, Opcode, Operation, Packet, Ski};
 use edgetls_keyserver::{
