@@ -16,6 +16,7 @@ mod fleet;
 mod fuzz;
 mod gen_certs;
 mod loadgen;
+mod memcheck;
 mod naive;
 mod ocsp_gen;
 mod openssl;
@@ -44,6 +45,8 @@ enum Task {
     /// One SSL_CTX per certificate file, the way servers without a store load (for the report).
     #[command(hide = true)]
     NaiveLoad(naive::Args),
+    /// The large-chain keyless test with the proxy under valgrind's memcheck (0 errors).
+    Memcheck,
     /// Build OpenSSL 3.5 or 4.0 under target/openssl (once) and print its OPENSSL_DIR.
     Openssl(openssl::Args),
     /// Handshakes per server CPU-second, local and remote key (one JSON line; for --suite openssl).
@@ -82,6 +85,7 @@ fn main() -> anyhow::Result<()> {
         Task::NaiveLoad(args) => naive::run(&args),
         Task::Load(args) => loadgen::cli(&args),
         Task::Openssl(args) => openssl::run(&args, &bench::workspace_root()?),
+        Task::Memcheck => memcheck::run(&bench::workspace_root()?),
         Task::EngineRate { rounds, seconds } => {
             bench_engine::engine_rate(&bench::workspace_root()?, rounds, seconds)
         }

@@ -67,9 +67,16 @@ pub fn start(config: &Path) -> Proxy {
 
 /// As [`start`], with environment variables for the proxy (e.g. `RUST_LOG`).
 pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Proxy {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_edgetls"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgetls"));
+    cmd.envs(env.iter().copied());
+    start_command(cmd, config)
+}
+
+/// As [`start`], with the command that runs the proxy binary given (another build of it, or a
+/// wrapper such as valgrind with the binary as its first argument).
+pub fn start_command(mut cmd: Command, config: &Path) -> Proxy {
+    let mut child = cmd
         .args(["proxy", "--config", config.to_str().unwrap()])
-        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
