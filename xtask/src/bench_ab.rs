@@ -10,10 +10,16 @@
 //! * (Added latency over the key server's own round trip is measured by `--suite engine`, which
 //!   times the key server's round trip back to back with each handshake.)
 //! * 10k names: SNI spread over 10,000 names (each its own certificate): the cold pass (first
-//!   handshake of every name, measured whole) and a warm round after it.
+//!   handshake of every name, measured whole) and a warm round after it, as many rounds as the
+//!   keyless part.
 //!
 //! The baseline is built in a git worktree under `target/ab/` with its own target directory
 //! (`target/ab-target`), kept between runs.
+//!
+//! On a machine with at least two CPUs the proxy under test runs pinned to CPU 0 (`taskset`)
+//! and everything else — this process's load generator and origin, the key server — to the
+//! other CPUs: without it the scheduler moved the three between the two cores and single
+//! rounds swung by ±20%.
 
 use crate::bench_keyless::median;
 use crate::bench_proxy::{Server, origin, spawn_edgetls};
@@ -119,7 +125,28 @@ fn keyless_edge(b: &Build, d: &Path, keyserver: &str, origin: SocketAddr) -> Res
             ca = d.join("ca.pem").display(),
         ),
     )?;
-    spawn_edgetls(&b.edgetls, &config, &[]).with_context(|| b.label.clone())
+    spawn_edgetls(&b.edgetls, &config, PROXY_CPU).with_context(|| b.label.clone())
+}
+
+/// How the proxy under test is started: on CPU 0 (see the module documentation).
+const PROXY_CPU: &[&str] = &["taskset", "-c", "0"];
+
+/// Moves this process (and so the threads and processes it starts from now on: the load
+/// generator, the origin, the key server) off CPU 0, when there is another CPU.
+fn pin_away_from_cpu0() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 2 {
+        return;
+    }
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET and sched_setaffinity only read and
+    // write the set we own; pid 0 is the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for cpu in 1..cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
 }
 
 /// Handshakes per proxy CPU-second, remote and local key: per build, the per-round figures.
@@ -140,6 +167,18 @@ fn keyless_rates(
                 out[i][k].push(l.per_cpu_second);
             }
         }
+        // Each round's figures, for anyone checking the medians (on stderr).
+        let last = |i: usize, k: usize| out[i][k].last().copied().unwrap_or(0.0);
+        eprintln!(
+            "round {}: remote {:.0} / {:.0} = {:.3}, local {:.0} / {:.0} = {:.3}",
+            round + 1,
+            last(0, 0),
+            last(1, 0),
+            last(0, 0) / last(1, 0),
+            last(0, 1),
+            last(1, 1),
+            last(0, 1) / last(1, 1)
+        );
     }
     Ok(out)
 }
@@ -157,7 +196,12 @@ fn check(l: &Load, b: &Build, name: &str) -> Result<()> {
 }
 
 /// The 10k-name spread: per build, the cold pass's and the warm round's figures per round.
-fn spread(builds: &[Build; 2], d: &Path, origin: SocketAddr) -> Result<[[Vec<f64>; 2]; 2]> {
+fn spread(
+    rounds: usize,
+    builds: &[Build; 2],
+    d: &Path,
+    origin: SocketAddr,
+) -> Result<[[Vec<f64>; 2]; 2]> {
     const N: usize = 10_000;
     crate::bench_names::prepare(d, N)?;
     let names = crate::bench_names::shuffled(N);
@@ -172,9 +216,10 @@ fn spread(builds: &[Build; 2], d: &Path, origin: SocketAddr) -> Result<[[Vec<f64
         ),
     )?;
     let mut out: [[Vec<f64>; 2]; 2] = Default::default();
-    for round in 0..3 {
+    for round in 0..rounds {
         for (i, b) in in_turn(builds, round) {
-            let edge = spawn_edgetls(&b.edgetls, &config, &[]).with_context(|| b.label.clone())?;
+            let edge =
+                spawn_edgetls(&b.edgetls, &config, PROXY_CPU).with_context(|| b.label.clone())?;
             let mut t = target(&edge, "site000000.example.com", 32);
             t.names = Some((Arc::clone(&names), true));
             let cold = loadgen::run(&t)?;
@@ -185,6 +230,17 @@ fn spread(builds: &[Build; 2], d: &Path, origin: SocketAddr) -> Result<[[Vec<f64
             out[i][0].push(cold.per_cpu_second);
             out[i][1].push(warm.per_cpu_second);
         }
+        let last = |i: usize, k: usize| out[i][k].last().copied().unwrap_or(0.0);
+        eprintln!(
+            "spread round {}: cold {:.0} / {:.0} = {:.3}, warm {:.0} / {:.0} = {:.3}",
+            round + 1,
+            last(0, 0),
+            last(1, 0),
+            last(0, 0) / last(1, 0),
+            last(0, 1),
+            last(1, 1),
+            last(0, 1) / last(1, 1)
+        );
     }
     Ok(out)
 }
@@ -202,6 +258,7 @@ pub(crate) fn run(
 ) -> Result<()> {
     crate::bench::release_build(root, &["edgetls-proxy", "edgetls-keyserver"])?;
     let old = baseline(root, rev)?;
+    pin_away_from_cpu0();
     let builds = [
         Build {
             label: "this tree".into(),
@@ -259,10 +316,10 @@ pub(crate) fn run(
     }
     let names_dir = tmp.path().join("names");
     std::fs::create_dir_all(&names_dir)?;
-    let spread = spread(&builds, &names_dir, origin)?;
+    let spread = spread(rounds, &builds, &names_dir, origin)?;
     writeln!(
         report,
-        "\n| 10,000 names, SNI spread, 3 rounds | this tree (median) | baseline (median) | this tree / baseline (median of per-round ratios) |\n|---|---:|---:|---:|"
+        "\n| 10,000 names, SNI spread, {rounds} rounds | this tree (median) | baseline (median) | this tree / baseline (median of per-round ratios) |\n|---|---:|---:|---:|"
     )?;
     for (k, what) in ["cold pass (first handshake of every name)", "warm round"]
         .into_iter()

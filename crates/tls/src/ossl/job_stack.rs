@@ -20,7 +20,9 @@
 pub use super::ffi::{FreeFn, MallocFn, ReallocFn};
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU16, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 
 /// Usable bytes of a guarded job stack (OpenSSL's own is 32 KiB).
 pub const STACK_BYTES: usize = 256 * 1024;
@@ -31,6 +33,15 @@ const OPENSSL_STACK: usize = 32 * 1024;
 /// unmapped, so neither races the other.
 static LIVE: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
 static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// OpenSSL 3.0/3.1: how many stacks handed out live at each address bucket (the pointer's 4 KiB
+/// page number, modulo 256), so that a free only takes the lock when a stack may live there:
+/// heap blocks are often page-aligned (mimalloc's larger size classes), stacks are few.
+static HANDED_OUT: [AtomicU16; 256] = [const { AtomicU16::new(0) }; 256];
+
+fn bucket(p: usize) -> &'static AtomicU16 {
+    &HANDED_OUT[(p >> 12) & 255]
+}
 
 fn page() -> usize {
     static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
@@ -121,14 +132,32 @@ unsafe fn is_job_stack(n: usize, file: *const c_char) -> bool {
 ///
 /// # Safety
 /// `file` is what OpenSSL passed the hook: null or a NUL-terminated string.
+#[inline]
 pub unsafe fn malloc_hook(n: usize, file: *const c_char) -> Option<*mut c_void> {
+    // Inlined into the program's hook: one comparison for every other allocation.
+    if cfg!(ossl320) || n != OPENSSL_STACK {
+        return None;
+    }
+    // SAFETY: the caller's contract.
+    unsafe { stack_for(n, file) }
+}
+
+/// A guarded stack if this 32 KiB allocation is `async_posix.c`'s.
+///
+/// # Safety
+/// As for [`malloc_hook`].
+#[cold]
+#[inline(never)]
+unsafe fn stack_for(n: usize, file: *const c_char) -> Option<*mut c_void> {
     // SAFETY: the caller's contract.
     if !unsafe { is_job_stack(n, file) } {
         return None;
     }
     // The top OPENSSL_STACK bytes of the mapping: OpenSSL's stack starts at its end and grows
     // down through the rest to the guard page.
-    map().map(|base| (base + page() + STACK_BYTES - OPENSSL_STACK) as *mut c_void)
+    let p = map()? + page() + STACK_BYTES - OPENSSL_STACK;
+    bucket(p).fetch_add(1, Release);
+    Some(p as *mut c_void)
 }
 
 /// For a program's `CRYPTO_set_mem_functions` free: true when `p` was a guarded stack (now
@@ -138,12 +167,34 @@ pub unsafe fn malloc_hook(n: usize, file: *const c_char) -> Option<*mut c_void> 
 ///
 /// # Safety
 /// `p` is null or a block OpenSSL allocated through the program's hooks.
+#[inline]
 pub unsafe fn free_hook(p: *mut c_void, _file: *const c_char) -> bool {
-    if cfg!(ossl320) || p.is_null() || (p as usize) % page() != 0 {
+    // Inlined into the program's hook: a mask test for every other free (every page size is a
+    // multiple of 4096, so a block that is not 4096-aligned is not page-aligned either).
+    if cfg!(ossl320) || p.is_null() || (p as usize) & 4095 != 0 {
         return false;
     }
-    let base = (p as usize).wrapping_sub(page() + STACK_BYTES - OPENSSL_STACK);
-    unmap(base)
+    free_page_aligned(p as usize)
+}
+
+/// Unmaps the guarded stack at `p`, if it is one.
+#[inline]
+fn free_page_aligned(p: usize) -> bool {
+    if bucket(p).load(Acquire) == 0 {
+        return false;
+    }
+    unmap_stack(p)
+}
+
+/// Unmaps the stack handed out as `p`, if it is one.
+#[cold]
+#[inline(never)]
+fn unmap_stack(p: usize) -> bool {
+    if p % page() != 0 || !unmap(p.wrapping_sub(page() + STACK_BYTES - OPENSSL_STACK)) {
+        return false;
+    }
+    bucket(p).fetch_sub(1, Release);
+    true
 }
 
 /// Makes job stacks guarded: on OpenSSL 3.2+ now (before the first job); on 3.0/3.1 it only
