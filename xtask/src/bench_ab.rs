@@ -149,15 +149,41 @@ fn pin_away_from_cpu0() {
     }
 }
 
-/// Handshakes per proxy CPU-second, remote and local key: per build, the per-round figures.
+/// Prints a round's figures (this tree / baseline for each series) on stderr, for anyone
+/// checking the medians.
+fn print_round<const N: usize>(
+    what: &str,
+    round: usize,
+    out: &[[Vec<f64>; N]; 2],
+    labels: [&str; N],
+) {
+    let mut line = format!("{what}round {}:", round + 1);
+    for (k, label) in labels.iter().enumerate() {
+        let last = |i: usize| out[i][k].last().copied().unwrap_or(f64::NAN);
+        let _ = write!(
+            line,
+            " {label} {:.0} / {:.0} = {:.3}",
+            last(0),
+            last(1),
+            last(0) / last(1)
+        );
+    }
+    eprintln!("{line}");
+}
+
+/// Handshakes per proxy CPU-second, remote and local key with the Rust load generator, and the
+/// remote key with the CPython client (when python3 is there): per build, the per-round figures.
 fn keyless_rates(
     rounds: usize,
     builds: &[Build; 2],
-    d: &Path,
+    (d, root): (&Path, &Path),
     ks: &str,
     origin: SocketAddr,
-) -> Result<[[Vec<f64>; 2]; 2]> {
-    let mut out: [[Vec<f64>; 2]; 2] = Default::default();
+) -> Result<[[Vec<f64>; 3]; 2]> {
+    let names_file = d.join("ab-keyless-name.txt");
+    std::fs::write(&names_file, format!("{KEYLESS_NAME}\n"))?;
+    let python = crate::pyclient::available().is_some();
+    let mut out: [[Vec<f64>; 3]; 2] = Default::default();
     for round in 0..rounds {
         for (i, b) in in_turn(builds, round) {
             let edge = keyless_edge(b, d, ks, origin)?;
@@ -166,19 +192,13 @@ fn keyless_rates(
                 check(&l, b, name)?;
                 out[i][k].push(l.per_cpu_second);
             }
+            if python {
+                let l = crate::pyclient::run(root, &target(&edge, KEYLESS_NAME, 32), &names_file)?;
+                check(&l, b, "CPython client")?;
+                out[i][2].push(l.per_cpu_second);
+            }
         }
-        // Each round's figures, for anyone checking the medians (on stderr).
-        let last = |i: usize, k: usize| out[i][k].last().copied().unwrap_or(0.0);
-        eprintln!(
-            "round {}: remote {:.0} / {:.0} = {:.3}, local {:.0} / {:.0} = {:.3}",
-            round + 1,
-            last(0, 0),
-            last(1, 0),
-            last(0, 0) / last(1, 0),
-            last(0, 1),
-            last(1, 1),
-            last(0, 1) / last(1, 1)
-        );
+        print_round("", round, &out, ["remote", "local", "remote (CPython)"]);
     }
     Ok(out)
 }
@@ -230,17 +250,7 @@ fn spread(
             out[i][0].push(cold.per_cpu_second);
             out[i][1].push(warm.per_cpu_second);
         }
-        let last = |i: usize, k: usize| out[i][k].last().copied().unwrap_or(0.0);
-        eprintln!(
-            "spread round {}: cold {:.0} / {:.0} = {:.3}, warm {:.0} / {:.0} = {:.3}",
-            round + 1,
-            last(0, 0),
-            last(1, 0),
-            last(0, 0) / last(1, 0),
-            last(0, 1),
-            last(1, 1),
-            last(0, 1) / last(1, 1)
-        );
+        print_round("spread ", round, &out, ["cold", "warm"]);
     }
     Ok(out)
 }
@@ -293,15 +303,20 @@ pub(crate) fn run(
          ratios.\n"
     )?;
     let (ks, ks_addr) = crate::fleet::keyserver(&ks_bin, d, "0ms")?;
-    let rates = keyless_rates(rounds, &builds, d, &ks_addr, origin)?;
+    let rates = keyless_rates(rounds, &builds, (d, root), &ks_addr, origin)?;
     drop(ks);
     writeln!(
         report,
         "| {rounds} rounds, 32 clients | this tree (median) | baseline (median) | this tree / baseline (median of per-round ratios) |\n|---|---:|---:|---:|"
     )?;
-    for (k, what) in ["remote key (`[keyless]`, key server at 0 ms)", "local key"]
-        .into_iter()
-        .enumerate()
+    for (k, what) in [
+        "remote key (`[keyless]`, key server at 0 ms)",
+        "local key",
+        "remote key, CPython `ssl` client",
+    ]
+    .into_iter()
+    .enumerate()
+    .filter(|(k, _)| !rates[0][*k].is_empty())
     {
         writeln!(
             report,
