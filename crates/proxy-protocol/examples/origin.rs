@@ -29,6 +29,11 @@ fn main() -> std::io::Result<()> {
         };
         println!("{}", answer.lines().last().unwrap_or_default());
         conn.write_all(answer.as_bytes())?;
+        // Close only after the client has sent what it meant to (the request behind the
+        // header): closing with unread bytes makes the kernel reset the connection, and the
+        // client may lose the answer.
+        let _ = conn.shutdown(std::net::Shutdown::Write);
+        let _ = std::io::copy(&mut conn, &mut std::io::sink());
     }
     Ok(())
 }
