@@ -8,8 +8,10 @@ use crate::TlsError;
 use crate::ossl::remote_key::ffi::{self, OSSL_DISPATCH};
 use crate::ossl::remote_key::{Binding, wait};
 use crate::remote_key::{HashAlgorithm, SignRequest, SignScheme};
+use foreign_types::ForeignType;
 use libc::{c_int, c_void, size_t};
 use openssl::hash::{Hasher, MessageDigest};
+use openssl::md::Md;
 use openssl_sys::OSSL_PARAM;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
@@ -46,17 +48,53 @@ impl Default for SigCtx {
     }
 }
 
-/// A digest name as OpenSSL passes it ("SHA256", "SHA2-256", "MD5-SHA1", …).
+/// A digest name as OpenSSL passes it ("SHA256", "SHA2-256", "MD5-SHA1", …). The names TLS
+/// uses are known here; any other alias is looked up (a fetch: a lock and a name table).
 fn hash_named(name: &str) -> Result<HashAlgorithm, TlsError> {
+    const KNOWN: [(&str, HashAlgorithm); 11] = [
+        ("SHA256", HashAlgorithm::Sha256),
+        ("SHA2-256", HashAlgorithm::Sha256),
+        ("SHA384", HashAlgorithm::Sha384),
+        ("SHA2-384", HashAlgorithm::Sha384),
+        ("SHA512", HashAlgorithm::Sha512),
+        ("SHA2-512", HashAlgorithm::Sha512),
+        ("SHA1", HashAlgorithm::Sha1),
+        ("SHA-1", HashAlgorithm::Sha1),
+        ("SHA224", HashAlgorithm::Sha224),
+        ("SHA2-224", HashAlgorithm::Sha224),
+        ("MD5-SHA1", HashAlgorithm::Md5Sha1),
+    ];
+    if let Some((_, h)) = KNOWN.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        return Ok(*h);
+    }
     let md = openssl::md::Md::fetch(None, name, None)
         .map_err(|e| TlsError::UnsupportedScheme(format!("digest {name}: {e}")))?;
     HashAlgorithm::from_nid(md.type_())
         .ok_or_else(|| TlsError::UnsupportedScheme(format!("digest {name}")))
 }
 
+/// The digest for `hash`, fetched once per process: a digest made from a fetched method does
+/// not look its implementation up again on every init, as one made from a NID does.
 fn digest_of(hash: HashAlgorithm) -> Result<MessageDigest, TlsError> {
-    MessageDigest::from_nid(hash.nid())
-        .ok_or_else(|| TlsError::UnsupportedScheme(format!("{hash:?}: no digest")))
+    static FETCHED: [OnceLock<Option<Md>>; 6] = [const { OnceLock::new() }; 6];
+    let slot = match hash {
+        HashAlgorithm::Md5Sha1 => 0,
+        HashAlgorithm::Sha1 => 1,
+        HashAlgorithm::Sha224 => 2,
+        HashAlgorithm::Sha256 => 3,
+        HashAlgorithm::Sha384 => 4,
+        HashAlgorithm::Sha512 => 5,
+    };
+    let md = FETCHED[slot].get_or_init(|| {
+        let name = hash.nid().short_name().ok()?;
+        Md::fetch(None, name, None).ok()
+    });
+    match md {
+        // SAFETY: the fetched method lives in a static for the rest of the process.
+        Some(md) => Ok(unsafe { MessageDigest::from_ptr(md.as_ptr()) }),
+        None => MessageDigest::from_nid(hash.nid())
+            .ok_or_else(|| TlsError::UnsupportedScheme(format!("{hash:?}: no digest"))),
+    }
 }
 
 impl SigCtx {
@@ -422,4 +460,45 @@ pub(super) fn table() -> &'static [OSSL_DISPATCH] {
         ]))
     })
     .0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_names_map_to_their_hash_known_or_looked_up() {
+        for (name, hash) in [
+            ("SHA256", HashAlgorithm::Sha256),
+            ("sha2-384", HashAlgorithm::Sha384),
+            ("MD5-SHA1", HashAlgorithm::Md5Sha1),
+            // Aliases outside the table are looked up.
+            ("SHA-256", HashAlgorithm::Sha256),
+            ("2.16.840.1.101.3.4.2.3", HashAlgorithm::Sha512),
+        ] {
+            assert_eq!(hash_named(name).unwrap(), hash, "{name}");
+        }
+        assert!(matches!(
+            hash_named("SHA3-256"),
+            Err(TlsError::UnsupportedScheme(_))
+        ));
+        assert!(hash_named("no-such-digest").is_err());
+    }
+
+    #[test]
+    fn fetched_digests_hash_as_openssl_does() {
+        for hash in [
+            HashAlgorithm::Sha1,
+            HashAlgorithm::Sha256,
+            HashAlgorithm::Sha384,
+            HashAlgorithm::Sha512,
+        ] {
+            let ours = openssl::hash::hash(digest_of(hash).unwrap(), b"edgetls").unwrap();
+            let theirs =
+                openssl::hash::hash(MessageDigest::from_nid(hash.nid()).unwrap(), b"edgetls")
+                    .unwrap();
+            assert_eq!(&ours[..], &theirs[..], "{hash:?}");
+            assert_eq!(ours.len(), hash.digest_len());
+        }
+    }
 }
