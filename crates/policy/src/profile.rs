@@ -151,9 +151,23 @@ impl Profile {
         if let Some(c) = &s.ciphersuites {
             b.set_ciphersuites(c).map_err(ossl("ciphersuites"))?;
         }
-        if let Some(g) = &s.groups {
-            b.set_groups_list(g).map_err(ossl("groups"))?;
-        }
+        // Checked against the library first: a group it lacks is named (or, marked `?`, left
+        // out with a warning), never a failed handshake later.
+        let groups = match &s.groups {
+            Some(g) => {
+                let r = edgetls_tls::groups::resolve(g).map_err(|e| format!("groups: {e}"))?;
+                if !r.skipped.is_empty() {
+                    tracing::warn!(
+                        groups = %g,
+                        skipped = %r.skipped.join(":"),
+                        "groups the TLS library lacks are left out"
+                    );
+                }
+                b.set_groups_list(&r.list).map_err(ossl("groups"))?;
+                Some(CString::new(r.list).map_err(|_| "groups: NUL byte".to_string())?)
+            }
+            None => None,
+        };
         if let Some(a) = &s.sigalgs {
             b.set_sigalgs_list(a).map_err(ossl("sigalgs"))?;
         }
@@ -227,10 +241,6 @@ impl Profile {
         }
         // Staple the OCSP response of the chain the handshake serves, if it has a good one.
         edgetls_certstore::ocsp::enable_stapling(&mut b).map_err(ossl("OCSP stapling"))?;
-        let groups = match &s.groups {
-            Some(g) => Some(CString::new(g.as_str()).map_err(|_| "groups: NUL byte".to_string())?),
-            None => None,
-        };
         Ok((
             b.build().into_context(),
             PerConnection {

@@ -42,6 +42,16 @@ pub enum TlsError {
     /// Pausing or resuming the handshake for a remote answer failed.
     #[error("waiting for a remote answer: {0}")]
     Async(String),
+    /// A configured key-exchange group the library does not have.
+    #[error(
+        "{library} has no key-exchange group {group:?} (write ?{group} to skip it where the library lacks it)"
+    )]
+    UnknownGroup {
+        /// The group as configured.
+        group: String,
+        /// The TLS library and its version.
+        library: String,
+    },
     /// A panic inside a hook or a signer, caught before it could reach the library.
     #[error("internal error in a remote-key hook (caught panic)")]
     Panic,

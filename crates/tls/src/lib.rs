@@ -10,7 +10,8 @@
 //!   with the wait for the answer (blocking, or a paused handshake a driver resumes);
 //! - the ticket-key hook ([`tickets`]), the OCSP-staple hook ([`staple`]) and setting a chain
 //!   and its key ([`use_chain`]);
-//! - guarded stacks for the library's ASYNC jobs ([`job_stack`]).
+//! - guarded stacks for the library's ASYNC jobs ([`job_stack`]);
+//! - which key-exchange groups the library has, and the one a handshake negotiated ([`groups`]).
 //!
 //! The certificate store, the ticket keys, the policy and the remote-key engine use it; none of
 //! them reaches into another for these, and none declares a libssl function of its own.
@@ -33,6 +34,7 @@
 //! ```
 
 mod error;
+pub mod groups;
 pub mod hello;
 mod ossl;
 mod refusal;

@@ -51,6 +51,11 @@ struct Alpn {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Group {
+    group: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Key {
     key: &'static str,
 }
@@ -65,6 +70,7 @@ struct Outcome {
 pub(crate) struct Metrics {
     handshakes: Family<Handshake, Counter>,
     alpn: Family<Alpn, Counter>,
+    group: Family<Group, Counter>,
     key: Family<Key, Counter>,
     pub(crate) tunnels: Counter,
     pub(crate) no_route: Counter,
@@ -97,6 +103,8 @@ impl Metrics {
             None => "none",
         };
         self.alpn.get_or_create(&Alpn { alpn }).inc();
+        let group = edgetls_tls::groups::negotiated(ssl);
+        self.group.get_or_create(&Group { group }).inc();
         let key = match ssl
             .certificate()
             .and_then(|c| c.public_key().ok())
@@ -175,6 +183,11 @@ pub(crate) fn registry(shared: &Arc<super::Shared>) -> Registry {
         "edgetls_handshakes_alpn",
         "Completed handshakes by negotiated ALPN",
         m.alpn.clone(),
+    );
+    r.register(
+        "edgetls_handshakes_group",
+        "Completed handshakes by negotiated key-exchange group (none: resumed without one)",
+        m.group.clone(),
     );
     r.register(
         "edgetls_handshakes_key",

@@ -11,6 +11,11 @@ pub type ReallocFn = unsafe extern "C" fn(*mut c_void, usize, *const c_char, c_i
 /// OpenSSL's free hook (`CRYPTO_free_fn`).
 pub type FreeFn = unsafe extern "C" fn(*mut c_void, *const c_char, c_int);
 
+/// `SSL_get_negotiated_group` is this control code on OpenSSL 3.0 and 3.1 (a macro over
+/// `SSL_ctrl`): the group's NID.
+#[cfg(not(ossl320))]
+pub(crate) const SSL_CTRL_GET_NEGOTIATED_GROUP: c_int = 134;
+
 unsafe extern "C" {
     /// The ASYNC job running on this thread, or NULL outside any job.
     pub(crate) fn ASYNC_get_current_job() -> *mut c_void;

@@ -4,6 +4,7 @@
 
 mod chain;
 mod ffi;
+pub(crate) mod groups;
 mod hello;
 mod job;
 pub mod job_stack;
