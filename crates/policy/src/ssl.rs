@@ -9,9 +9,9 @@ use crate::session::bind_to_name;
 use arc_swap::ArcSwap;
 use edgetls_certstore::{CertStore, Selection, Snapshot, select_certificate, tunnel_name};
 use edgetls_tls::retry::{self, Pending};
-use edgetls_tls::{ClientHello, Reason, local_addr, refuse};
+use edgetls_tls::{ClientHello, Next, Reason, local_addr, refuse};
 use openssl::ex_data::Index;
-use openssl::ssl::{ClientHelloResponse, Ssl, SslAlert, SslContextBuilder, SslRef};
+use openssl::ssl::{Ssl, SslAlert, SslContextBuilder, SslRef};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -158,36 +158,22 @@ pub fn install(
     // After the tickets: the session cache is the listener's own setting.
     crate::session::configure(base, &policy.env.session_cache);
     let index = chosen_index()?;
-    base.set_client_hello_callback(move |ssl, alert| {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let sni = ClientHello::of(ssl).server_name();
-            let local = local_addr(ssl);
-            let policy = policy.current();
-            match decide(&policy, certs.as_ref(), ssl, sni.as_deref(), local)? {
-                Decision::Decided(i) => {
-                    ssl.set_ex_data(index, Chosen { policy, index: i });
-                    Ok(ClientHelloResponse::SUCCESS)
-                }
-                // The driver builds what is missing off this stack and calls the handshake
-                // again, which runs this callback again.
-                Decision::Wait(work) => retry::defer(ssl, work).map_err(|_| {
-                    let detail = "the certificate must be built but the driver cannot wait";
-                    refuse(ssl, SslAlert::INTERNAL_ERROR, Reason::Internal, detail)
-                }),
+    edgetls_tls::on_client_hello(base, move |ssl| {
+        let sni = ClientHello::of(ssl).server_name();
+        let local = local_addr(ssl);
+        let policy = policy.current();
+        match decide(&policy, certs.as_ref(), ssl, sni.as_deref(), local)? {
+            Decision::Decided(i) => {
+                ssl.set_ex_data(index, Chosen { policy, index: i });
+                Ok(Next::Continue)
             }
-        }))
-        .unwrap_or_else(|_| {
-            Err(refuse(
-                ssl,
-                SslAlert::INTERNAL_ERROR,
-                Reason::Internal,
-                "panic in the ClientHello decision (caught)",
-            ))
-        })
-        .map_err(|a| {
-            *alert = a;
-            openssl::error::ErrorStack::get()
-        })
+            // The driver builds what is missing off this stack and calls the handshake
+            // again, which runs this hook again.
+            Decision::Wait(work) => retry::defer(ssl, work).map_err(|_| {
+                let detail = "the certificate must be built but the driver cannot wait";
+                refuse(ssl, SslAlert::INTERNAL_ERROR, Reason::Internal, detail)
+            }),
+        }
     });
     Ok(())
 }

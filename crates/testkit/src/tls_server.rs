@@ -3,7 +3,7 @@
 //! ([`edgetls_tls::set_local_addr`]) and a paused ClientHello's work run between two handshake
 //! calls ([`edgetls_tls::retry`]).
 
-use openssl::ssl::{ErrorCode, Ssl, SslContext, SslStream};
+use openssl::ssl::{Ssl, SslContext, SslStream};
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -109,7 +109,7 @@ fn handshake(ctx: &SslContext, tcp: TcpStream, seen: &Seen) -> Option<SslStream<
     loop {
         match tls.accept() {
             Ok(()) => return Some(tls),
-            Err(e) if e.code() == ErrorCode::WANT_CLIENT_HELLO_CB => {
+            Err(e) if edgetls_tls::retry::is_retry(&e) => {
                 let work = edgetls_tls::retry::take(tls.ssl())?;
                 seen.pauses.fetch_add(1, Relaxed);
                 edgetls_tls::retry::complete(tls.ssl(), work.run());

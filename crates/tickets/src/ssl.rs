@@ -6,7 +6,8 @@ use crate::key::TicketKey;
 use crate::ring::TicketKeys;
 use edgetls_tls::retry::{self, Pending};
 use edgetls_tls::tickets::{self as hook, SealingKey, TicketEvent, TicketKeyLookup};
-use openssl::ssl::{ClientHelloResponse, SslContextBuilder, SslRef};
+use edgetls_tls::{Next, Reason};
+use openssl::ssl::{SslAlert, SslContextBuilder, SslRef};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -72,7 +73,7 @@ pub fn install(
     if let Some(o) = config.name_override.clone() {
         // Tickets are looked at before the server name is processed: decide per name from the
         // ClientHello itself, before OpenSSL looks for a ticket.
-        ctx.set_client_hello_callback(move |ssl, _alert| {
+        edgetls_tls::on_client_hello(ctx, move |ssl| {
             let off = match retry::take_output::<OverrideSaid>(ssl) {
                 Some(OverrideSaid(off)) => off,
                 None => {
@@ -82,16 +83,29 @@ pub fn install(
                     if edgetls_tls::in_async_job() && retry::can_defer(ssl) {
                         let o = Arc::clone(&o);
                         let ask = Pending::new(move || OverrideSaid(ask_override(&o, name)));
-                        return retry::defer(ssl, ask)
-                            .map_err(|_| openssl::error::ErrorStack::get());
+                        return retry::defer(ssl, ask).map_err(|_| {
+                            edgetls_tls::refuse(
+                                ssl,
+                                SslAlert::INTERNAL_ERROR,
+                                Reason::Internal,
+                                "the ticket name override must run off the job but cannot",
+                            )
+                        });
                     }
                     ask_override(&o, name)
                 }
             };
             if off {
-                disable_for(ssl).map_err(|_| openssl::error::ErrorStack::get())?;
+                disable_for(ssl).map_err(|_| {
+                    edgetls_tls::refuse(
+                        ssl,
+                        SslAlert::INTERNAL_ERROR,
+                        Reason::TicketKeys,
+                        "tickets could not be turned off for this connection",
+                    )
+                })?;
             }
-            Ok(ClientHelloResponse::SUCCESS)
+            Ok(Next::Continue)
         });
     }
     keys.start_refresher();

@@ -2,6 +2,16 @@
 //! here touches the TLS library: the same parsing serves every library behind the seam and
 //! code that reads ClientHellos off the socket itself (a TCP-level SNI router).
 
+/// What a ClientHello hook ([`on_client_hello`](crate::on_client_hello)) tells the library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Go on with the handshake.
+    Continue,
+    /// Pause it: the hook left work for the driver ([`retry::defer`](crate::retry::defer)),
+    /// which runs it and steps the handshake again; the hook then runs again.
+    Retry,
+}
+
 /// The host name (lowercased) in the body of a ClientHello's server_name extension
 /// (RFC 6066), if well formed.
 pub fn server_name_extension(ext: &[u8]) -> Option<String> {

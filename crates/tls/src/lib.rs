@@ -42,9 +42,10 @@ pub mod remote_key;
 pub mod tickets;
 
 pub use error::TlsError;
+pub use hello::Next;
 pub use ossl::{
-    ClientHello, in_async_job, job_stack, local_addr, refusal, refuse, retry, set_local_addr,
-    use_chain, use_chain_on_context,
+    ClientHello, in_async_job, job_stack, local_addr, on_client_hello, refusal, refuse, retry,
+    set_local_addr, use_chain, use_chain_on_context,
 };
 pub use refusal::{Reason, Refusal};
 

@@ -6,7 +6,7 @@
 //! (no task or wake-up of its own) and is `!Send`, so it cannot be moved to another thread.
 //!
 //! A ClientHello hook that needs slow work first (a certificate entry not yet built) leaves it
-//! with `edgetls_tls::retry` and the step fails with `WANT_CLIENT_HELLO_CB`: the work runs here,
+//! with `edgetls_tls::retry` and the step fails with a pause (`retry::is_retry`): the work runs here,
 //! on the worker's own stack and never on an ASYNC job's, its output is handed back, and the
 //! step is repeated (the hook runs again and takes what it needed).
 //!
@@ -23,7 +23,7 @@ use crate::error::EngineError;
 use crate::handshake::failure::{Failure, classify};
 use crate::stream::TlsStream;
 use edgetls_tls::remote_key;
-use openssl::ssl::{ErrorCode, Ssl};
+use openssl::ssl::Ssl;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, RawFd};
@@ -135,7 +135,7 @@ impl Future for Handshake {
                     let stream = this.stream.take();
                     return Poll::Ready(stream.ok_or_else(|| internal("polled after the end")));
                 }
-                Err(e) if e.code() == ErrorCode::WANT_CLIENT_HELLO_CB => {
+                Err(e) if edgetls_tls::retry::is_retry(&e) => {
                     run_deferred(stream)?;
                 }
                 Err(e) if remote_key::is_paused(&e) => match register_job(stream) {

@@ -5,7 +5,7 @@ use crate::common::{cert, reused, s_client};
 use edgetls_tickets::{
     KeySet, KeySize, RingOptions, StaticSource, TicketConfig, TicketKey, TicketKeys, install,
 };
-use openssl::ssl::{ErrorCode, Ssl, SslAcceptor, SslMethod, SslStream};
+use openssl::ssl::{Ssl, SslAcceptor, SslMethod, SslStream};
 use std::io::Write;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -54,7 +54,7 @@ fn the_name_override_runs_off_the_async_job_and_still_decides() {
             let done = loop {
                 match tls.accept() {
                     Ok(()) => break true,
-                    Err(e) if e.code() == ErrorCode::WANT_CLIENT_HELLO_CB => {
+                    Err(e) if edgetls_tls::retry::is_retry(&e) => {
                         paused.fetch_add(1, Relaxed);
                         let work = edgetls_tls::retry::take(tls.ssl()).unwrap();
                         edgetls_tls::retry::complete(tls.ssl(), work.run());

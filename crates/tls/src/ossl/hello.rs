@@ -1,7 +1,10 @@
 //! The ClientHello as OpenSSL's ClientHello callback sees it (`SSL_client_hello_get0_ext`).
 
+use crate::hello::Next;
+use crate::{Reason, refuse};
 use foreign_types::ForeignTypeRef;
-use openssl::ssl::SslRef;
+use openssl::ssl::{ClientHelloResponse, SslAlert, SslContextBuilder, SslRef};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// TLS extension numbers the view reads.
 const EXT_SERVER_NAME: u32 = 0;
@@ -47,4 +50,38 @@ impl<'a> ClientHello<'a> {
     pub fn alpn_protocols(&self) -> impl Iterator<Item = &'a [u8]> {
         crate::hello::alpn_protocols(self.extension(EXT_ALPN).unwrap_or(&[]))
     }
+}
+
+/// Runs `hook` at every ClientHello on connections of `ctx` (one hook per context: a second
+/// call replaces the first). It sees the ClientHello through [`ClientHello::of`], may switch
+/// the connection's context and settings, and answers: go on, pause for work left with
+/// [`retry::defer`](crate::retry::defer), or end the handshake with an alert (after
+/// [`refuse`](crate::refuse), so the reason is recorded). A panic in the hook ends that
+/// handshake only (`internal`); it never reaches the library.
+///
+/// On OpenSSL this is the ClientHello callback (`SSL_CTX_set_client_hello_cb`): it runs before
+/// the library reads the extensions (server name, tickets, ALPN), so what the hook decides
+/// applies to all of them.
+pub fn on_client_hello<F>(ctx: &mut SslContextBuilder, hook: F)
+where
+    F: Fn(&mut SslRef) -> Result<Next, SslAlert> + Send + Sync + 'static,
+{
+    ctx.set_client_hello_callback(move |ssl, alert| {
+        let answer = catch_unwind(AssertUnwindSafe(|| hook(ssl))).unwrap_or_else(|_| {
+            Err(refuse(
+                ssl,
+                SslAlert::INTERNAL_ERROR,
+                Reason::Internal,
+                "panic in a ClientHello hook (caught)",
+            ))
+        });
+        match answer {
+            Ok(Next::Continue) => Ok(ClientHelloResponse::SUCCESS),
+            Ok(Next::Retry) => Ok(ClientHelloResponse::RETRY),
+            Err(a) => {
+                *alert = a;
+                Err(openssl::error::ErrorStack::get())
+            }
+        }
+    });
 }

@@ -15,6 +15,6 @@ pub(crate) mod staple;
 pub(crate) mod tickets;
 
 pub use chain::{use_chain, use_chain_on_context};
-pub use hello::ClientHello;
+pub use hello::{ClientHello, on_client_hello};
 pub use job::in_async_job;
 pub use slots::{local_addr, refusal, refuse, set_local_addr};

@@ -12,8 +12,9 @@
 //! must do the work inline, which [`can_defer`] tells it.
 
 use crate::error::TlsError;
+use crate::hello::Next;
 use openssl::ex_data::Index;
-use openssl::ssl::{ClientHelloResponse, Ssl, SslRef};
+use openssl::ssl::{Ssl, SslRef};
 use std::any::Any;
 use std::sync::{Mutex, OnceLock};
 
@@ -63,7 +64,7 @@ fn slot(ssl: &SslRef) -> Option<&Slot> {
 }
 
 /// Says that the driver of `ssl` runs the work a ClientHello hook leaves: when a handshake step
-/// fails with `ErrorCode::WANT_CLIENT_HELLO_CB`, it calls [`take`], runs the work, gives its
+/// fails with a pause ([`is_retry`]), it calls [`take`], runs the work, gives its
 /// output to [`complete`], and steps again.
 pub fn enable(ssl: &mut SslRef) -> Result<(), TlsError> {
     ssl.set_ex_data(slot_index()?, Slot::default());
@@ -77,12 +78,18 @@ pub fn can_defer(ssl: &SslRef) -> bool {
 
 /// Leaves `work` for the driver and returns the callback's answer that pauses the handshake.
 /// Fails (giving the work back) if the driver did not [`enable`] retries on `ssl`.
-pub fn defer(ssl: &SslRef, work: Pending) -> Result<ClientHelloResponse, Pending> {
+pub fn defer(ssl: &SslRef, work: Pending) -> Result<Next, Pending> {
     let Some(slot) = slot(ssl) else {
         return Err(work);
     };
     slot.lock().0 = Some(work);
-    Ok(ClientHelloResponse::RETRY)
+    Ok(Next::Retry)
+}
+
+/// Whether a handshake step's error is a ClientHello hook's pause (the driver then runs the
+/// work left with [`defer`] and steps again).
+pub fn is_retry(e: &openssl::ssl::Error) -> bool {
+    e.code() == openssl::ssl::ErrorCode::WANT_CLIENT_HELLO_CB
 }
 
 /// The work the paused hook left, for the driver to run.
@@ -123,7 +130,7 @@ mod tests {
         assert!(can_defer(&driven));
         assert_eq!(
             defer(&driven, Pending::new(|| 41u32 + 1)).unwrap(),
-            ClientHelloResponse::RETRY
+            Next::Retry
         );
         let work = take(&driven).expect("the work is there for the driver");
         assert!(take(&driven).is_none(), "taken once");
