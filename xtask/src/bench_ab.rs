@@ -143,7 +143,7 @@ const PROXY_CPU: &[&str] = &["taskset", "-c", "0"];
 
 /// Moves this process (and so the threads and processes it starts from now on: the load
 /// generator, the origin, the key server) off CPU 0, when there is another CPU.
-fn pin_away_from_cpu0() {
+pub(crate) fn pin_away_from_cpu0() {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if cpus < 2 {
         return;

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_ab;
 mod bench_engine;
+mod bench_groups;
 mod bench_hostile;
 mod bench_hsm;
 mod bench_keyless;

@@ -1,0 +1,163 @@
+//! `cargo xtask bench --suite groups`: what post-quantum key exchange by default costs clients
+//! that do not offer it. `edgetls proxy` built against OpenSSL 3.5 (statically, from `cargo
+//! xtask openssl 3.5`) runs twice side by side on CPU 0: once with the library's default groups
+//! (X25519MLKEM768 preferred) and once with `groups = "X25519:P-256"` (no post-quantum group
+//! configured). This process's load generator (Debian's OpenSSL 3.0: X25519, no ML-KEM) offers
+//! each the same fixed rate of full TLS 1.3 ECDSA P-256 handshakes for the same seconds; per
+//! second of each proxy's CPU, median of per-round ratios, the start order alternating each
+//! round (the side-by-side method of `--suite ab`).
+
+use crate::bench_keyless::median;
+use crate::bench_proxy::{Server, origin, spawn_edgetls};
+use crate::loadgen::{self, Load, Target};
+use anyhow::{Result, bail};
+use openssl::ssl::SslVersion;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Handshakes per second offered to each proxy.
+const RATE: f64 = 250.0;
+const SECONDS: f64 = 6.0;
+const NAME: &str = "site000001.demo.test";
+
+/// `edgetls` built against OpenSSL 3.5 under `target/ossl-3.5`.
+fn proxy_on_3_5(root: &Path) -> Result<PathBuf> {
+    let dir = crate::openssl::ensure("3.5", root)?;
+    let target = root.join("target/ossl-3.5");
+    eprintln!("building edgetls against OpenSSL 3.5 …");
+    let ok = Command::new("cargo")
+        .args(["build", "--release", "--quiet", "-p", "edgetls-proxy"])
+        .env("OPENSSL_DIR", &dir)
+        .env("OPENSSL_STATIC", "1")
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(root)
+        .status()?;
+    if !ok.success() {
+        bail!("building edgetls against OpenSSL 3.5 failed");
+    }
+    Ok(target.join("release/edgetls"))
+}
+
+/// A proxy configuration for the demo's certificates, with `groups` as the policy's default
+/// rule when given.
+fn config(d: &Path, label: &str, groups: Option<&str>, origin: SocketAddr) -> Result<PathBuf> {
+    let policy = match groups {
+        Some(g) => {
+            let file = d.join(format!("policy-{label}.toml"));
+            std::fs::write(&file, format!("[[sni]]\nfqdn = \"*\"\ngroups = \"{g}\"\n"))?;
+            format!("[policy]\nfile = \"{}\"\n\n", file.display())
+        }
+        None => String::new(),
+    };
+    let path = d.join(format!("groups-{label}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[certificates]\nsources = [\"{}\"]\n\n\
+             {policy}[[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n",
+            d.join("ssl_multicert.config").display()
+        ),
+    )?;
+    Ok(path)
+}
+
+fn target(s: &Server) -> Target {
+    Target {
+        addr: s.addr,
+        sni: NAME.into(),
+        pid: Some(s.child.id()),
+        concurrency: 32,
+        seconds: SECONDS,
+        resume: false,
+        pace: Some(RATE),
+        expect: Some(b"ok\n"),
+        version: SslVersion::TLS1_3,
+        names: None,
+        status: false,
+        proxy_v2: false,
+    }
+}
+
+pub(crate) fn run(root: &Path, rounds: usize, report: &mut String) -> Result<()> {
+    let edgetls = proxy_on_3_5(root)?;
+    let tmp = tempfile::tempdir()?;
+    let d = tmp.path();
+    let out = Command::new(&edgetls)
+        .args(["demo", "--generate-only", "--names", "5", "--dir"])
+        .arg(d)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "demo --generate-only: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let origin = origin("127.0.0.1:0".parse()?)?;
+    let configs = [
+        config(d, "default", None, origin)?,
+        config(d, "classical", Some("X25519:P-256"), origin)?,
+    ];
+    crate::bench_ab::pin_away_from_cpu0();
+    let mut per: [Vec<f64>; 2] = Default::default();
+    for round in 0..rounds {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        let mut edges: [Option<Server>; 2] = [None, None];
+        for i in order {
+            edges[i] = Some(spawn_edgetls(
+                &edgetls,
+                &configs[i],
+                &["taskset", "-c", "0"],
+            )?);
+        }
+        let loads = std::thread::scope(|s| {
+            let runs: Vec<_> = edges
+                .iter()
+                .flatten()
+                .map(|e| {
+                    let t = target(e);
+                    s.spawn(move || loadgen::run(&t))
+                })
+                .collect();
+            runs.into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| bail!("load generator panicked"))
+                })
+                .collect::<Result<Vec<Load>>>()
+        })?;
+        for (i, l) in loads.iter().enumerate() {
+            if l.failed > 0 || l.handshakes == 0 {
+                bail!("{} failed, {} completed", l.failed, l.handshakes);
+            }
+            per[i].push(l.per_cpu_second);
+        }
+        eprintln!(
+            "round {}: default {:.0} / X25519:P-256 {:.0} = {:.3}",
+            round + 1,
+            per[0][round],
+            per[1][round],
+            per[0][round] / per[1][round]
+        );
+    }
+    let ratios: Vec<f64> = per[0].iter().zip(&per[1]).map(|(a, b)| a / b).collect();
+    let (lo, hi) = ratios
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
+    writeln!(
+        report,
+        "## Post-quantum by default, classical clients (`cargo xtask bench --suite groups --runs {rounds}`)\n\n\
+         `edgetls proxy` on OpenSSL 3.5, 1 worker, twice side by side on CPU 0: the library's \
+         default groups (X25519MLKEM768 first) and `groups = \"X25519:P-256\"`; each offered \
+         {RATE:.0} full TLS 1.3 handshakes/s for {SECONDS:.0} s by a client on OpenSSL 3.0 \
+         (X25519, no ML-KEM); per second of each proxy's CPU, start order alternating.\n\n\
+         | {rounds} rounds | default groups (median) | X25519:P-256 (median) | default / X25519:P-256 (median of per-round ratios) |\n\
+         |---|---:|---:|---:|\n\
+         | X25519 client | {:.0} | {:.0} | **{:.3}×** (rounds {lo:.3}–{hi:.3}) |",
+        median(per[0].clone()),
+        median(per[1].clone()),
+        median(ratios.clone()),
+    )?;
+    Ok(())
+}
