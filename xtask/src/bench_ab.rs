@@ -229,24 +229,18 @@ fn paired_rates(
         for (i, b) in in_turn(builds, round) {
             edges[i] = Some(keyless_edge(b, d, ks, origin)?);
         }
-        let loads = std::thread::scope(|s| {
-            let runs: Vec<_> = edges
+        let loads = loadgen::run_together(
+            edges
                 .iter()
                 .flatten()
                 .map(|e| {
                     let mut t = target(e, KEYLESS_NAME, 32);
                     t.pace = Some(PAIRED_RATE);
                     t.seconds = PAIRED_SECONDS;
-                    s.spawn(move || loadgen::run(&t))
+                    t
                 })
-                .collect();
-            runs.into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| bail!("load generator panicked"))
-                })
-                .collect::<Result<Vec<Load>>>()
-        })?;
+                .collect(),
+        )?;
         for (i, l) in loads.iter().enumerate() {
             check(l, &builds[i], "paired remote key")?;
             out[i][0].push(l.per_cpu_second);
@@ -335,16 +329,7 @@ pub(crate) fn run(
     let ks_bin = root.join("target/release/edgetls-keyserver");
     let tmp = tempfile::tempdir()?;
     let d = tmp.path();
-    let out = Command::new(&builds[0].edgetls)
-        .args(["demo", "--generate-only", "--names", "20", "--dir"])
-        .arg(d)
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "demo --generate-only: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    crate::bench_proxy::demo_files(&builds[0].edgetls, d, 20)?;
     let origin = origin("127.0.0.1:0".parse()?)?;
 
     writeln!(

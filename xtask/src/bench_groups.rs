@@ -9,36 +9,17 @@
 
 use crate::bench_keyless::median;
 use crate::bench_proxy::{Server, origin, spawn_edgetls};
-use crate::loadgen::{self, Load, Target};
+use crate::loadgen::{self, Target};
 use anyhow::{Result, bail};
 use openssl::ssl::SslVersion;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Handshakes per second offered to each proxy.
 const RATE: f64 = 250.0;
 const SECONDS: f64 = 6.0;
 const NAME: &str = "site000001.demo.test";
-
-/// `edgetls` built against OpenSSL 3.5 under `target/ossl-3.5`.
-fn proxy_on_3_5(root: &Path) -> Result<PathBuf> {
-    let dir = crate::openssl::ensure("3.5", root)?;
-    let target = root.join("target/ossl-3.5");
-    eprintln!("building edgetls against OpenSSL 3.5 …");
-    let ok = Command::new("cargo")
-        .args(["build", "--release", "--quiet", "-p", "edgetls-proxy"])
-        .env("OPENSSL_DIR", &dir)
-        .env("OPENSSL_STATIC", "1")
-        .env("CARGO_TARGET_DIR", &target)
-        .current_dir(root)
-        .status()?;
-    if !ok.success() {
-        bail!("building edgetls against OpenSSL 3.5 failed");
-    }
-    Ok(target.join("release/edgetls"))
-}
 
 /// A proxy configuration for the demo's certificates, with `groups` as the policy's default
 /// rule when given.
@@ -81,19 +62,11 @@ fn target(s: &Server) -> Target {
 }
 
 pub(crate) fn run(root: &Path, rounds: usize, report: &mut String) -> Result<()> {
-    let edgetls = proxy_on_3_5(root)?;
+    let edgetls =
+        crate::openssl::release_build_against("3.5", "edgetls-proxy", root)?.join("edgetls");
     let tmp = tempfile::tempdir()?;
     let d = tmp.path();
-    let out = Command::new(&edgetls)
-        .args(["demo", "--generate-only", "--names", "5", "--dir"])
-        .arg(d)
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "demo --generate-only: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    crate::bench_proxy::demo_files(&edgetls, d, 5)?;
     let origin = origin("127.0.0.1:0".parse()?)?;
     let configs = [
         config(d, "default", None, origin)?,
@@ -111,22 +84,7 @@ pub(crate) fn run(root: &Path, rounds: usize, report: &mut String) -> Result<()>
                 &["taskset", "-c", "0"],
             )?);
         }
-        let loads = std::thread::scope(|s| {
-            let runs: Vec<_> = edges
-                .iter()
-                .flatten()
-                .map(|e| {
-                    let t = target(e);
-                    s.spawn(move || loadgen::run(&t))
-                })
-                .collect();
-            runs.into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| bail!("load generator panicked"))
-                })
-                .collect::<Result<Vec<Load>>>()
-        })?;
+        let loads = loadgen::run_together(edges.iter().flatten().map(target).collect())?;
         for (i, l) in loads.iter().enumerate() {
             if l.failed > 0 || l.handshakes == 0 {
                 bail!("{} failed, {} completed", l.failed, l.handshakes);

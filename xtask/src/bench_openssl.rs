@@ -16,20 +16,8 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
     let mut builds: Vec<(String, PathBuf)> =
         vec![("3.0 (system)".into(), std::env::current_exe()?)];
     for version in ["3.5", "4.0"] {
-        let dir = crate::openssl::ensure(version, root)?;
-        let target = root.join(format!("target/ossl-{version}"));
-        eprintln!("building xtask against OpenSSL {version} …");
-        let ok = Command::new("cargo")
-            .args(["build", "--release", "--quiet", "-p", "xtask"])
-            .env("OPENSSL_DIR", &dir)
-            .env("OPENSSL_STATIC", "1")
-            .env("CARGO_TARGET_DIR", &target)
-            .current_dir(root)
-            .status()?;
-        if !ok.success() {
-            bail!("building xtask against OpenSSL {version} failed");
-        }
-        builds.push((version.into(), target.join("release/xtask")));
+        let release = crate::openssl::release_build_against(version, "xtask", root)?;
+        builds.push((version.into(), release.join("xtask")));
     }
     // rows[i] = (name, OpenSSL's own version string, local per round, remote per round)
     let mut rows: Vec<(String, String, Vec<f64>, Vec<f64>)> = builds

@@ -143,6 +143,27 @@ pub(crate) fn edgetls_under(
 
 /// Runs `edgetls proxy --config FILE` from the binary `edgetls` (under `wrap` when it is not
 /// empty) and waits for the line that gives its address.
+/// The demo's files (`edgetls demo --generate-only`, `names` names) in `dir`.
+pub(crate) fn demo_files(edgetls: &Path, dir: &Path, names: usize) -> Result<()> {
+    let out = Command::new(edgetls)
+        .args([
+            "demo",
+            "--generate-only",
+            "--names",
+            &names.to_string(),
+            "--dir",
+        ])
+        .arg(dir)
+        .output()?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "demo --generate-only: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
 pub(crate) fn spawn_edgetls(edgetls: &Path, file: &Path, wrap: &[&str]) -> Result<Server> {
     let mut cmd = match wrap {
         [] => Command::new(edgetls),

@@ -274,6 +274,19 @@ pub(crate) fn run(t: &Target) -> Result<Load> {
     })
 }
 
+/// Runs every target at once (a load generator each, on its own thread); their loads in order.
+pub(crate) fn run_together(targets: Vec<Target>) -> Result<Vec<Load>> {
+    std::thread::scope(|s| {
+        let runs: Vec<_> = targets.iter().map(|t| s.spawn(move || run(t))).collect();
+        runs.into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| anyhow::bail!("load generator panicked"))
+            })
+            .collect()
+    })
+}
+
 pub(crate) async fn one(
     c: &SslConnector,
     addr: SocketAddr,

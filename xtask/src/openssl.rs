@@ -56,6 +56,25 @@ pub(crate) fn ensure(version: &str, root: &Path) -> Result<PathBuf> {
     Ok(dir.join("install"))
 }
 
+/// `cargo build --release -p PACKAGE` against OpenSSL `version` (built by [`ensure`]), linked
+/// statically, in `target/ossl-VERSION`; that target directory's `release/`.
+pub(crate) fn release_build_against(version: &str, package: &str, root: &Path) -> Result<PathBuf> {
+    let dir = ensure(version, root)?;
+    let target = root.join(format!("target/ossl-{version}"));
+    eprintln!("building {package} against OpenSSL {version} …");
+    let ok = std::process::Command::new("cargo")
+        .args(["build", "--release", "--quiet", "-p", package])
+        .env("OPENSSL_DIR", &dir)
+        .env("OPENSSL_STATIC", "1")
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(root)
+        .status()?;
+    if !ok.success() {
+        bail!("building {package} against OpenSSL {version} failed");
+    }
+    Ok(target.join("release"))
+}
+
 /// This machine's target triple, from rustc.
 fn host() -> Result<String> {
     let out = std::process::Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
