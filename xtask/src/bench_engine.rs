@@ -145,7 +145,7 @@ fn connector() -> Result<SslConnector> {
     let mut b = SslConnector::builder(SslMethod::tls_client())?;
     b.set_verify(SslVerifyMode::NONE);
     b.set_min_proto_version(Some(SslVersion::TLS1_3))?;
-    b.set_sigalgs_list("ecdsa_secp256r1_sha256")?;
+    edgetls_tls::settings::set_sigalgs(&mut b, "ecdsa_secp256r1_sha256")?;
     b.set_session_cache_mode(openssl::ssl::SslSessionCacheMode::OFF);
     Ok(b.build())
 }

@@ -151,7 +151,7 @@ pub(crate) fn run(t: &Target) -> Result<Load> {
     b.set_verify(SslVerifyMode::NONE);
     b.set_min_proto_version(Some(t.version))?;
     b.set_max_proto_version(Some(t.version))?;
-    b.set_sigalgs_list("ecdsa_secp256r1_sha256")?;
+    edgetls_tls::settings::set_sigalgs(&mut b, "ecdsa_secp256r1_sha256")?;
     let connector = b.build();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -26,7 +26,8 @@
 //! `edgetls-tls` ([`edgetls_tls::remote_key`]); this crate declares no OpenSSL function.
 //!
 //! A key whose signatures are made elsewhere — here by a [`LocalSigner`] standing in for a key
-//! server — used by OpenSSL like any private key:
+//! server — used by OpenSSL like any private key (on AWS-LC, which has no providers, a remote
+//! key signs only in a handshake, set with [`set_remote_key`] or `edgetls_tls::use_chain`):
 //!
 //! ```
 //! use edgetls_engine::{LocalSigner, remote_pkey};
@@ -47,6 +48,7 @@
 //! #     b.build()
 //! # }
 //!
+//! # if edgetls_tls::library::NAME == "AWS-LC" { return Ok(()); }
 //! let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
 //! let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
 //! let cert = cert_for(&key);

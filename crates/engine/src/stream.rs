@@ -181,7 +181,7 @@ impl Drop for TlsStream {
     /// the session stays resumable (what a quiet shutdown does).
     fn drop(&mut self) {
         let ssl = self.inner.ssl();
-        if ssl.is_init_finished() {
+        if edgetls_tls::library::handshake_finished(ssl) {
             // SAFETY: the SSL is live and owned by this stream, which nothing else uses while
             // it is dropped; SSL_set_shutdown only sets flag bits.
             unsafe {

@@ -51,7 +51,6 @@ pub mod alpn;
 pub mod config;
 pub mod crtlist;
 mod error;
-mod ffi;
 mod policy;
 mod profile;
 mod rule;

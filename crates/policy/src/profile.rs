@@ -4,26 +4,24 @@
 //! and depth, groups, ticket options).
 
 use crate::alpn;
-use crate::ffi;
 use crate::rule::{ClientCert, Settings, TicketKeyFile};
 use crate::session::SessionCache;
 use edgetls_tickets::{FileSource, RingOptions, TicketConfig, TicketKeys};
-use libc::{c_int, c_uchar, c_uint, c_void};
-use openssl::ex_data::Index;
+
 use openssl::ssl::{
-    AlpnError, SslAcceptor, SslAcceptorBuilder, SslContext, SslFiletype, SslMethod, SslOptions,
-    SslRef, SslVerifyMode, SslVersion,
+    AlpnError, SslAcceptor, SslAcceptorBuilder, SslContext, SslMethod, SslOptions, SslRef,
+    SslVerifyMode, SslVersion,
 };
 use openssl::stack::Stack;
 use openssl::x509::X509;
 use openssl::x509::X509Crl;
-use openssl::x509::store::{X509Lookup, X509StoreBuilder};
+use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::verify::X509VerifyFlags;
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::{Arc, OnceLock};
 
 /// What every profile of a listener shares.
 #[derive(Clone, Default)]
@@ -102,6 +100,10 @@ struct PerConnection {
     verify: SslVerifyMode,
     depth: Option<u32>,
     groups: Option<CString>,
+    /// The TLS 1.2 ciphers and TLS 1.3 suites, for libraries that keep a connection's own
+    /// across a context switch (AWS-LC).
+    ciphers: Option<CString>,
+    suites: Option<CString>,
     tickets_off: bool,
     tls13_tickets: Option<usize>,
 }
@@ -125,13 +127,6 @@ fn version(v: Option<u16>) -> Option<SslVersion> {
     })
 }
 
-type NpnIndex = Index<SslContext, Arc<Vec<u8>>>;
-
-fn npn_index() -> Result<NpnIndex, openssl::error::ErrorStack> {
-    static I: OnceLock<Result<NpnIndex, openssl::error::ErrorStack>> = OnceLock::new();
-    I.get_or_init(SslContext::new_ex_index).clone()
-}
-
 impl Profile {
     /// The context for `s`; errors are messages for the rule that asked for it.
     pub(crate) fn build(s: &Settings, env: &Env) -> Result<Profile, String> {
@@ -149,7 +144,8 @@ impl Profile {
             b.set_cipher_list(c).map_err(ossl("ciphers"))?;
         }
         if let Some(c) = &s.ciphersuites {
-            b.set_ciphersuites(c).map_err(ossl("ciphersuites"))?;
+            edgetls_tls::settings::set_ciphersuites(&mut b, c)
+                .map_err(|e| format!("ciphersuites: {e}"))?;
         }
         // Checked against the library first: a group it lacks is named (or, marked `?`, left
         // out with a warning), never a failed handshake later.
@@ -169,7 +165,7 @@ impl Profile {
             None => None,
         };
         if let Some(a) = &s.sigalgs {
-            b.set_sigalgs_list(a).map_err(ossl("sigalgs"))?;
+            edgetls_tls::settings::set_sigalgs(&mut b, a).map_err(|e| format!("sigalgs: {e}"))?;
         }
         let (min, max) = (version(s.min_version), version(s.max_version));
         b.set_min_proto_version(min)
@@ -202,14 +198,8 @@ impl Profile {
             });
         }
         if !s.npn.is_empty() {
-            let wire = Arc::new(alpn::to_wire(&s.npn));
-            let arg = Arc::as_ptr(&wire) as *mut c_void;
-            b.set_ex_data(npn_index().map_err(ossl("index"))?, wire);
-            // SAFETY: `arg` points at the wire list the context owns through its ex_data, so it
-            // lives as long as the context; the callback only reads it.
-            unsafe {
-                openssl_sys::SSL_CTX_set_next_protos_advertised_cb(b.as_ptr(), npn_advertise, arg)
-            };
+            edgetls_tls::settings::advertise_npn(&mut b, alpn::to_wire(&s.npn))
+                .map_err(|e| format!("npn: {e}"))?;
         }
         let tickets_off = s.tickets == Some(false);
         // The rule's own keys, else the listener's.
@@ -249,8 +239,17 @@ impl Profile {
                 verify,
                 depth: s.verify_depth,
                 groups,
+                ciphers: s.ciphers.as_deref().and_then(|c| CString::new(c).ok()),
+                suites: s.ciphersuites.as_deref().and_then(|c| CString::new(c).ok()),
                 tickets_off,
-                tls13_tickets: s.tls13_tickets,
+                tls13_tickets: match s.tls13_tickets {
+                    Some(n) => {
+                        edgetls_tls::settings::check_tls13_tickets_per_connection(n)
+                            .map_err(|e| e.to_string())?;
+                        Some(n)
+                    }
+                    None => None,
+                },
             },
         ))
     }
@@ -258,37 +257,31 @@ impl Profile {
     /// Switches `ssl` to this profile: the context, then what the context does not carry.
     pub(crate) fn apply(&self, ssl: &mut SslRef) -> Result<(), openssl::error::ErrorStack> {
         ssl.set_ssl_context(&self.ctx)?;
+        edgetls_tls::settings::carry_ciphers(
+            ssl,
+            self.conn.ciphers.as_deref(),
+            self.conn.suites.as_deref(),
+        )
+        .map_err(|_| openssl::error::ErrorStack::get())?;
         ssl.set_min_proto_version(self.conn.min)?;
         ssl.set_max_proto_version(self.conn.max)?;
         ssl.set_verify(self.conn.verify);
         if let Some(d) = self.conn.depth {
-            // SAFETY: sets an integer on a live SSL.
-            unsafe { ffi::SSL_set_verify_depth(ssl.as_ptr(), d as c_int) };
+            edgetls_tls::settings::set_verify_depth(ssl, d);
         }
         if let Some(g) = &self.conn.groups {
-            // SAFETY: SSL_set1_groups_list copies the NUL-terminated list; the SSL is live.
-            let ok = unsafe {
-                openssl_sys::SSL_ctrl(
-                    ssl.as_ptr(),
-                    openssl_sys::SSL_CTRL_SET_GROUPS_LIST,
-                    0,
-                    g.as_ptr() as *mut c_void,
-                )
-            };
-            if ok != 1 {
-                return Err(openssl::error::ErrorStack::get());
-            }
+            edgetls_tls::settings::set_groups(ssl, g)
+                .map_err(|_| openssl::error::ErrorStack::get())?;
         }
         if self.conn.tickets_off {
             edgetls_tickets::disable_for(ssl).map_err(|_| openssl::error::ErrorStack::get())?;
         } else if let Some(n) = self.conn.tls13_tickets {
-            ssl.set_num_tickets(n)?;
+            edgetls_tls::settings::set_tls13_tickets(ssl, n)
+                .map_err(|_| openssl::error::ErrorStack::get())?;
         }
         Ok(())
     }
 }
-
-use foreign_types::ForeignTypeRef;
 
 /// The CAs (and revocation lists) client certificates are verified with, the CA names sent
 /// to clients, and the signature algorithms asked of them.
@@ -298,23 +291,8 @@ fn client_ca(b: &mut SslAcceptorBuilder, s: &Settings) -> Result<(), String> {
         std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
     };
     if let Some(list) = &s.client_sigalgs {
-        let list = CString::new(list.as_str()).map_err(|_| "client-sigalgs: NUL byte")?;
-        // SAFETY: SSL_CTX_set1_client_sigalgs_list copies the NUL-terminated list; the context
-        // is live and being built.
-        let ok = unsafe {
-            openssl_sys::SSL_CTX_ctrl(
-                b.as_ptr(),
-                ffi::SSL_CTRL_SET_CLIENT_SIGALGS_LIST,
-                0,
-                list.as_ptr() as *mut c_void,
-            )
-        };
-        if ok != 1 {
-            return Err(format!(
-                "client-sigalgs: {}",
-                openssl::error::ErrorStack::get()
-            ));
-        }
+        edgetls_tls::settings::set_client_sigalgs(b, list)
+            .map_err(|e| format!("client-sigalgs: {e}"))?;
     }
     if s.client_ca.is_none() && s.client_ca_verify.is_none() && s.client_ca_dir.is_none() {
         return Ok(());
@@ -327,9 +305,7 @@ fn client_ca(b: &mut SslAcceptorBuilder, s: &Settings) -> Result<(), String> {
         let text = dir
             .to_str()
             .ok_or_else(|| format!("{}: not a UTF-8 path", dir.display()))?;
-        store
-            .add_lookup(X509Lookup::hash_dir())
-            .and_then(|lookup| lookup.add_dir(text, SslFiletype::PEM))
+        edgetls_tls::settings::add_hash_dir(&mut store, text)
             .map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     let mut names = Stack::new().map_err(ossl("names"))?;
@@ -356,22 +332,16 @@ fn client_ca(b: &mut SslAcceptorBuilder, s: &Settings) -> Result<(), String> {
             return Err(format!("{}: no X509 CRL in it", path.display()));
         }
         for crl in &crls {
-            // SAFETY: both live; the store takes its own reference to the CRL.
-            if unsafe { ffi::X509_STORE_add_crl(store.as_ptr(), crl.as_ptr()) } != 1 {
-                return Err(format!(
-                    "{}: {}",
-                    path.display(),
-                    openssl::error::ErrorStack::get()
-                ));
-            }
+            edgetls_tls::settings::add_crl(&mut store, crl)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
         }
         // Every certificate of the client's chain, as HAProxy checks it.
         store
             .set_flags(X509VerifyFlags::CRL_CHECK | X509VerifyFlags::CRL_CHECK_ALL)
             .map_err(ossl("CRL flags"))?;
     }
-    b.set_verify_cert_store(store.build())
-        .map_err(ossl("CA store"))?;
+    edgetls_tls::settings::set_verify_store(b, store.build())
+        .map_err(|e| format!("CA store: {e}"))?;
     if !names.is_empty() {
         b.set_client_ca_list(names);
     }
@@ -391,24 +361,4 @@ fn crls_from_pem(pem: &[u8]) -> Result<Vec<X509Crl>, openssl::error::ErrorStack>
         rest = &rest[end + END.len()..];
     }
     Ok(out)
-}
-
-/// NPN: advertise the profile's protocols to a TLS 1.2 client that asks.
-extern "C" fn npn_advertise(
-    _ssl: *mut openssl_sys::SSL,
-    out: *mut *const c_uchar,
-    outlen: *mut c_uint,
-    arg: *mut c_void,
-) -> c_int {
-    if arg.is_null() || out.is_null() || outlen.is_null() {
-        return openssl_sys::SSL_TLSEXT_ERR_NOACK;
-    }
-    // SAFETY: `arg` is the context's Vec<u8> wire list (see `build`), alive with the context;
-    // out/outlen are OpenSSL's out-pointers.
-    unsafe {
-        let wire = &*(arg as *const Vec<u8>);
-        *out = wire.as_ptr();
-        *outlen = wire.len() as c_uint;
-    }
-    openssl_sys::SSL_TLSEXT_ERR_OK
 }

@@ -9,8 +9,6 @@
 //! session (from the cache, a TLS 1.2 ticket or a TLS 1.3 PSK) only when the context matches,
 //! so a session made for one name never resumes on another.
 
-use crate::ffi;
-use foreign_types::ForeignTypeRef;
 use openssl::ssl::{SslContextBuilder, SslContextRef, SslRef, SslSessionCacheMode};
 use std::time::Duration;
 
@@ -58,9 +56,8 @@ pub(crate) fn configure(ctx: &mut SslContextBuilder, cache: &SessionCache) {
     }
     ctx.set_session_cache_mode(SslSessionCacheMode::SERVER);
     ctx.set_session_cache_size(i32::try_from(cache.sessions).unwrap_or(i32::MAX));
-    let secs = libc::c_long::try_from(cache.timeout.as_secs().max(1)).unwrap_or(libc::c_long::MAX);
-    // SAFETY: sets an integer on the live context being built.
-    unsafe { ffi::SSL_CTX_set_timeout(ctx.as_ptr(), secs) };
+    let secs = u32::try_from(cache.timeout.as_secs().max(1)).unwrap_or(u32::MAX);
+    edgetls_tls::settings::set_session_timeout(ctx, secs);
 }
 
 /// Binds the session `ssl` makes or resumes to `name` (the server name it asked for).
@@ -79,29 +76,18 @@ pub(crate) fn bind_to_name(
         None => h.update(b"no-sni"),
     }
     let sid_ctx = h.finish();
-    // SAFETY: OpenSSL copies the 32 bytes (the maximum it takes) from our local array.
-    let ok = unsafe {
-        ffi::SSL_set_session_id_context(ssl.as_ptr(), sid_ctx.as_ptr(), sid_ctx.len() as _)
-    };
-    if ok == 1 {
-        Ok(())
-    } else {
-        Err(openssl::error::ErrorStack::get())
-    }
+    edgetls_tls::settings::set_session_id_context(ssl, &sid_ctx)
+        .map_err(|_| openssl::error::ErrorStack::get())
 }
 
 /// The cache counters of a listener's context.
 pub fn session_cache_stats(ctx: &SslContextRef) -> SessionCacheStats {
-    let get = |cmd| {
-        // SAFETY: a read-only SSL_CTX_ctrl query on a live context.
-        let n = unsafe { openssl_sys::SSL_CTX_ctrl(ctx.as_ptr(), cmd, 0, std::ptr::null_mut()) };
-        u64::try_from(n).unwrap_or(0)
-    };
+    let c = edgetls_tls::settings::session_cache_counts(ctx);
     SessionCacheStats {
-        sessions: get(ffi::SSL_CTRL_SESS_NUMBER),
-        hits: get(ffi::SSL_CTRL_SESS_HIT),
-        misses: get(ffi::SSL_CTRL_SESS_MISSES),
-        timeouts: get(ffi::SSL_CTRL_SESS_TIMEOUTS),
-        evicted: get(ffi::SSL_CTRL_SESS_CACHE_FULL),
+        sessions: c.sessions,
+        hits: c.hits,
+        misses: c.misses,
+        timeouts: c.timeouts,
+        evicted: c.evicted,
     }
 }

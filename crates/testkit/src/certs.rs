@@ -8,7 +8,11 @@ use openssl::x509::{X509, X509NameBuilder};
 
 /// A self-signed P-256 certificate for `name` (its CN), valid from now for two days, and its key.
 pub fn self_signed(name: &str) -> (X509, PKey<Private>) {
-    let key = PKey::ec_gen("prime256v1").expect("a P-256 key");
+    let key = openssl::ec::EcKey::generate(
+        &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).expect("P-256"),
+    )
+    .and_then(PKey::from_ec_key)
+    .expect("a P-256 key");
     let mut n = X509NameBuilder::new().expect("a name");
     n.append_entry_by_nid(Nid::COMMONNAME, name).expect("a CN");
     let n = n.build();

@@ -5,7 +5,7 @@
 use crate::error::TicketError;
 use lru::LruCache;
 use openssl::ex_data::Index;
-use openssl::ssl::{Ssl, SslConnectorBuilder, SslRef, SslSession, SslSessionCacheMode, SslVersion};
+use openssl::ssl::{Ssl, SslConnectorBuilder, SslRef, SslSession, SslSessionCacheMode};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -123,8 +123,7 @@ impl OriginSessions {
                 // TLS 1.3 tickets are single use (RFC 8446 §C.4; OpenSSL's client will not offer
                 // one twice): take it; the origin's next ticket replaces it.
                 Some((s, at))
-                    if at.elapsed() < self.max_age
-                        && s.protocol_version() == SslVersion::TLS1_3 =>
+                    if at.elapsed() < self.max_age && edgetls_tls::library::session_is_tls13(s) =>
                 {
                     cache.pop(&origin).map(|(s, _)| s)
                 }

@@ -5,13 +5,12 @@
 use crate::error::TicketError;
 use crate::key::{KeySize, TicketKey};
 use crate::ring::TicketKeys;
-use openssl::cipher::{Cipher, CipherRef};
+use openssl::cipher::CipherRef;
 use openssl::cipher_ctx::CipherCtx;
 use openssl::hash::MessageDigest;
 use openssl::memcmp;
 use openssl::pkey::PKey;
 use openssl::sign::Signer;
-use std::sync::OnceLock;
 use zeroize::Zeroizing;
 
 const MAC_LEN: usize = 32;
@@ -32,24 +31,14 @@ pub enum Opened {
     Invalid,
 }
 
-/// AES-128-CBC and AES-256-CBC, fetched once: OpenSSL 3.0 otherwise looks the algorithm up
-/// again on every initialisation.
+/// AES-128-CBC or AES-256-CBC, looked up once (the seam's [`aes_cbc`](edgetls_tls::library::aes_cbc)).
 fn cipher(key: &TicketKey) -> Result<&'static CipherRef, TicketError> {
-    static CIPHERS: OnceLock<Result<(Cipher, Cipher), openssl::error::ErrorStack>> =
-        OnceLock::new();
-    let pair = CIPHERS
-        .get_or_init(|| {
-            Ok((
-                Cipher::fetch(None, "AES-128-CBC", None)?,
-                Cipher::fetch(None, "AES-256-CBC", None)?,
-            ))
-        })
-        .as_ref()
-        .map_err(|e| TicketError::OpenSsl(e.clone()))?;
-    Ok(match key.size() {
-        KeySize::Aes128 => &pair.0,
-        KeySize::Aes256 => &pair.1,
-    })
+    let len = match key.size() {
+        KeySize::Aes128 => 16,
+        KeySize::Aes256 => 32,
+    };
+    edgetls_tls::library::aes_cbc(len)
+        .ok_or_else(|| TicketError::OpenSsl(openssl::error::ErrorStack::get()))
 }
 
 /// Seals `plaintext` under the ring's encrypting key.

@@ -52,6 +52,9 @@ pub enum TlsError {
         /// The TLS library and its version.
         library: String,
     },
+    /// A setting the TLS library this build runs on cannot make.
+    #[error("{0}")]
+    Unsupported(String),
     /// A panic inside a hook or a signer, caught before it could reach the library.
     #[error("internal error in a remote-key hook (caught panic)")]
     Panic,

@@ -33,12 +33,16 @@
 //! assert_eq!(refusal(&ssl).unwrap().reason.as_str(), "unrecognized_name");
 //! ```
 
+#[cfg(awslc)]
+mod awslc;
 mod error;
 pub mod groups;
 pub mod hello;
+pub mod library;
 mod ossl;
 mod refusal;
 pub mod remote_key;
+pub mod settings;
 pub mod tickets;
 
 pub use error::TlsError;

@@ -24,7 +24,7 @@ use std::net::IpAddr;
 
 pub use edgetls_keyless_proto::{HashAlgorithm, SignScheme};
 
-#[cfg(feature = "engine")]
+#[cfg(all(feature = "engine", not(awslc)))]
 pub use crate::ossl::remote_key::engine_private_key;
 pub use crate::ossl::remote_key::{
     Marked, REMOTE_LIMIT, Stats, during, enable_async, enable_async_ssl, is_paused, private_key,

@@ -3,6 +3,10 @@
 //! process): a deliberately deep ClientHello callback on a job faults on the guard page; an
 //! ordinary handshake, and one whose callback panics (caught) with `RUST_BACKTRACE=1`, stay
 //! well inside the stack.
+//!
+//! OpenSSL only (AWS-LC has no ASYNC jobs).
+
+#![cfg(not(awslc))]
 
 use openssl::ssl::{
     ClientHelloResponse, SslAcceptor, SslConnector, SslMethod, SslMode, SslStream, SslVerifyMode,

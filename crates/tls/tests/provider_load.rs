@@ -7,6 +7,10 @@
 //!   the provider loaded `default` itself, which is what breaks a FIPS-only process.)
 //! - `default` configured explicitly, as an operator's file does: remote keys sign, and what
 //!   they sign verifies with the certificate.
+//!
+//! OpenSSL only (AWS-LC has no providers).
+
+#![cfg(not(awslc))]
 
 use edgetls_tls::remote_key::{self, Done, SignRequest, SignScheme, Signer};
 use openssl::pkey::{PKey, Private};

@@ -176,22 +176,6 @@ impl std::fmt::Display for Failure {
     }
 }
 
-// OpenSSL's SSL library reason codes (ERR_GET_REASON), stable across 3.x.
-const SSL_R_BAD_PACKET_LENGTH: i32 = 115;
-const SSL_R_CERTIFICATE_VERIFY_FAILED: i32 = 134;
-const SSL_R_NO_SHARED_CIPHER: i32 = 193;
-const SSL_R_NO_SHARED_GROUPS: i32 = 410;
-const SSL_R_NO_SHARED_SIGNATURE_ALGORITHMS: i32 = 376;
-const SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM: i32 = 118;
-const SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE: i32 = 199;
-const SSL_R_NO_APPLICATION_PROTOCOL: i32 = 235;
-const SSL_R_UNSUPPORTED_PROTOCOL: i32 = 258;
-const SSL_R_VERSION_TOO_LOW: i32 = 396;
-const SSL_R_VERSION_TOO_HIGH: i32 = 166;
-const SSL_R_NO_PROTOCOLS_AVAILABLE: i32 = 191;
-/// The SSL library's code (ERR_GET_LIB).
-const ERR_LIB_SSL: i32 = 20;
-
 /// The last remote-key failure seen on this thread, taken (for handshake error messages).
 pub fn take_last_error() -> Option<String> {
     edgetls_tls::remote_key::take_last_failure().map(|e| e.to_string())
@@ -223,27 +207,21 @@ pub(crate) fn classify(
     {
         return (Failure::Closed, "the client closed the connection".into());
     }
-    let reason = e.ssl_error().and_then(|s| s.errors().first()).map_or(
-        Failure::Internal,
-        |first| match first.reason_code() {
-            SSL_R_NO_SHARED_CIPHER
-            | SSL_R_NO_SHARED_GROUPS
-            | SSL_R_NO_SHARED_SIGNATURE_ALGORITHMS
-            | SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM => Failure::NoSharedCipher,
-            SSL_R_NO_APPLICATION_PROTOCOL => Failure::NoApplicationProtocol,
-            SSL_R_UNSUPPORTED_PROTOCOL
-            | SSL_R_VERSION_TOO_LOW
-            | SSL_R_VERSION_TOO_HIGH
-            | SSL_R_NO_PROTOCOLS_AVAILABLE => Failure::Version,
-            SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE | SSL_R_CERTIFICATE_VERIFY_FAILED => {
-                Failure::ClientCertificate
-            }
-            SSL_R_BAD_PACKET_LENGTH => Failure::Protocol,
-            // Alerts received from the peer are reported as 1000 + the alert number.
-            r if r > openssl_sys::SSL_AD_REASON_OFFSET => Failure::PeerAlert,
-            _ if first.library_code() == ERR_LIB_SSL => Failure::Protocol,
-            _ => Failure::Internal,
-        },
-    );
+    use edgetls_tls::library::LibraryError as L;
+    let reason =
+        e.ssl_error()
+            .and_then(|s| s.errors().first())
+            .map_or(
+                Failure::Internal,
+                |first| match edgetls_tls::library::classify(first) {
+                    L::NoSharedCipher => Failure::NoSharedCipher,
+                    L::NoApplicationProtocol => Failure::NoApplicationProtocol,
+                    L::Version => Failure::Version,
+                    L::ClientCertificate => Failure::ClientCertificate,
+                    L::Protocol => Failure::Protocol,
+                    L::PeerAlert => Failure::PeerAlert,
+                    _ => Failure::Internal,
+                },
+            );
     (reason, e.to_string())
 }

@@ -80,9 +80,10 @@ pub fn set_remote_key(
     cert: &X509Ref,
     remote: Arc<dyn RemoteKey>,
 ) -> Result<(), EngineError> {
-    ctx.set_certificate(cert)?;
     let key = remote_pkey(cert, remote)?;
-    ctx.set_private_key(&key)?;
-    ctx.check_private_key()?;
+    // Through the seam: on AWS-LC this is what routes signatures to the remote key.
+    let no_intermediates = openssl::stack::Stack::new()?;
+    // It checks that the key is the certificate's.
+    edgetls_tls::use_chain_on_context(ctx, cert, &no_intermediates, &key)?;
     Ok(remote_key::restrict_to_ecdhe(ctx)?)
 }

@@ -164,7 +164,7 @@ pub fn connector(pki: &Pki, version: SslVersion, sigalgs: &str) -> SslConnector 
     b.set_verify(SslVerifyMode::PEER);
     b.set_min_proto_version(Some(version)).unwrap();
     b.set_max_proto_version(Some(version)).unwrap();
-    b.set_sigalgs_list(sigalgs).unwrap();
+    edgetls_tls::settings::set_sigalgs(&mut b, sigalgs).unwrap();
     b.build()
 }
 

@@ -6,6 +6,7 @@ mod common;
 mod examples;
 mod handshakes;
 mod items;
+#[cfg(not(awslc))]
 mod provider;
 mod s_client;
 mod store;

@@ -108,9 +108,15 @@ fn the_name_override_runs_off_the_async_job_and_still_decides() {
         0,
         "the override ran on an ASYNC job's stack"
     );
+    // On AWS-LC nothing runs on a job (it has none): the override runs inline.
+    let expected = if edgetls_tls::library::NAME == "AWS-LC" {
+        0
+    } else {
+        5
+    };
     assert_eq!(
         pauses.load(Relaxed),
-        5,
-        "each ClientHello paused once for the override"
+        expected,
+        "each ClientHello paused once for the override (on a job)"
     );
 }

@@ -68,6 +68,16 @@ pub fn connect(
     b.set_verify(SslVerifyMode::NONE);
     b.set_min_proto_version(Some(version)).unwrap();
     b.set_max_proto_version(Some(version)).unwrap();
+    // The sessions the server sends, as they arrive: with TLS 1.3, AWS-LC's client hands out
+    // resumable sessions only this way (its connection's own session is not resumable).
+    let received = Arc::new(std::sync::Mutex::new(None::<SslSession>));
+    let theirs = Arc::clone(&received);
+    if version == SslVersion::TLS1_3 && edgetls_tls::library::NAME == "AWS-LC" {
+        b.set_session_cache_mode(openssl::ssl::SslSessionCacheMode::CLIENT);
+        b.set_new_session_callback(move |_, s| {
+            *theirs.lock().unwrap() = Some(s);
+        });
+    }
     let connector = b.build();
     let mut ssl = connector
         .configure()
@@ -88,5 +98,9 @@ pub fn connect(
     // A connection freed without sending close_notify marks its session not resumable.
     let _ = tls.shutdown();
     let reused = tls.ssl().session_reused();
-    (reused, tls.ssl().session().unwrap().to_owned())
+    let latest = received.lock().unwrap().take();
+    (
+        reused,
+        latest.unwrap_or_else(|| tls.ssl().session().unwrap().to_owned()),
+    )
 }

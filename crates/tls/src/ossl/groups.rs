@@ -16,6 +16,23 @@ pub fn has(name: &str) -> bool {
 /// The key-exchange group `ssl`'s handshake negotiated, as a [`label`](crate::groups::label);
 /// `none` when there was none (a resumption without one, TLS 1.2 with RSA key exchange).
 pub fn negotiated(ssl: &SslRef) -> &'static str {
+    #[cfg(awslc)]
+    {
+        use foreign_types::ForeignTypeRef;
+        // SAFETY: reads a live SSL; 0 when no group was negotiated.
+        let id = unsafe { openssl_sys::SSL_get_group_id(ssl.as_ptr()) };
+        if id == 0 {
+            return "none";
+        }
+        // SAFETY: a static string of the library's, or null for an unknown id.
+        let name = unsafe { openssl_sys::SSL_get_group_name(id) };
+        if name.is_null() {
+            return "other";
+        }
+        // SAFETY: checked non-null; NUL-terminated.
+        let name = unsafe { std::ffi::CStr::from_ptr(name) };
+        crate::groups::label(&name.to_string_lossy())
+    }
     #[cfg(ossl320)]
     {
         use foreign_types::ForeignTypeRef;
@@ -28,7 +45,7 @@ pub fn negotiated(ssl: &SslRef) -> &'static str {
         let name = unsafe { std::ffi::CStr::from_ptr(name) };
         crate::groups::label(&name.to_string_lossy())
     }
-    #[cfg(not(ossl320))]
+    #[cfg(not(any(ossl320, awslc)))]
     {
         use foreign_types::ForeignTypeRef;
         // SAFETY: SSL_get_negotiated_group (a control code on 3.0/3.1) reads a live SSL.

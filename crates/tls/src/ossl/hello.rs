@@ -3,7 +3,9 @@
 use crate::hello::Next;
 use crate::{Reason, refuse};
 use foreign_types::ForeignTypeRef;
-use openssl::ssl::{ClientHelloResponse, SslAlert, SslContextBuilder, SslRef};
+#[cfg(not(awslc))]
+use openssl::ssl::ClientHelloResponse;
+use openssl::ssl::{SslAlert, SslContextBuilder, SslRef};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// TLS extension numbers the view reads.
@@ -41,6 +43,22 @@ impl<'a> ClientHello<'a> {
         }
     }
 
+    /// The cipher suites offered, in the client's order.
+    pub fn cipher_suites(&self) -> impl Iterator<Item = u16> + 'a {
+        let mut p: *const u8 = std::ptr::null();
+        // SAFETY: as in `extension`: OpenSSL points `p` into its copy of the ClientHello.
+        let list: &'a [u8] = unsafe {
+            let n = openssl_sys::SSL_client_hello_get0_ciphers(self.ssl.as_ptr(), &mut p);
+            if p.is_null() {
+                &[]
+            } else {
+                std::slice::from_raw_parts(p, n)
+            }
+        };
+        list.chunks_exact(2)
+            .map(|s| u16::from_be_bytes([s[0], s[1]]))
+    }
+
     /// The server name asked for, lowercased.
     pub fn server_name(&self) -> Option<String> {
         crate::hello::server_name_extension(self.extension(EXT_SERVER_NAME)?)
@@ -61,27 +79,31 @@ impl<'a> ClientHello<'a> {
 ///
 /// On OpenSSL this is the ClientHello callback (`SSL_CTX_set_client_hello_cb`): it runs before
 /// the library reads the extensions (server name, tickets, ALPN), so what the hook decides
-/// applies to all of them.
+/// applies to all of them. On AWS-LC it is the same callback, with BoringSSL's
+/// certificate-selection callback for the pause.
 pub fn on_client_hello<F>(ctx: &mut SslContextBuilder, hook: F)
 where
     F: Fn(&mut SslRef) -> Result<Next, SslAlert> + Send + Sync + 'static,
 {
-    ctx.set_client_hello_callback(move |ssl, alert| {
-        let answer = catch_unwind(AssertUnwindSafe(|| hook(ssl))).unwrap_or_else(|_| {
+    let guarded = move |ssl: &mut SslRef| {
+        catch_unwind(AssertUnwindSafe(|| hook(ssl))).unwrap_or_else(|_| {
             Err(refuse(
                 ssl,
                 SslAlert::INTERNAL_ERROR,
                 Reason::Internal,
                 "panic in a ClientHello hook (caught)",
             ))
-        });
-        match answer {
-            Ok(Next::Continue) => Ok(ClientHelloResponse::SUCCESS),
-            Ok(Next::Retry) => Ok(ClientHelloResponse::RETRY),
-            Err(a) => {
-                *alert = a;
-                Err(openssl::error::ErrorStack::get())
-            }
+        })
+    };
+    #[cfg(awslc)]
+    crate::awslc::hello::install(ctx, Box::new(guarded));
+    #[cfg(not(awslc))]
+    ctx.set_client_hello_callback(move |ssl, alert| match guarded(ssl) {
+        Ok(Next::Continue) => Ok(ClientHelloResponse::SUCCESS),
+        Ok(Next::Retry) => Ok(ClientHelloResponse::RETRY),
+        Err(a) => {
+            *alert = a;
+            Err(openssl::error::ErrorStack::get())
         }
     });
 }

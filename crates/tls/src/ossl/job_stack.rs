@@ -14,6 +14,9 @@
 //!   mapping whose top 32 KiB is what OpenSSL asked for (the stack grows down, into the rest of
 //!   the mapping). [`install_with_libc`] sets such hooks over the C library's allocator.
 //!
+//! AWS-LC has no ASYNC jobs: there [`install`] and [`install_with_libc`] guard nothing and
+//! return false.
+//!
 //! [`deepest_use`] reports the most any live job stack has used (pages are zero when mapped;
 //! the lowest non-zero word marks the deepest frame).
 
@@ -119,7 +122,7 @@ unsafe extern "C" fn stack_free(addr: *mut c_void) {
 /// # Safety
 /// `file` is null or a NUL-terminated string (OpenSSL's `__FILE__`).
 unsafe fn is_job_stack(n: usize, file: *const c_char) -> bool {
-    if cfg!(ossl320) || n != OPENSSL_STACK || file.is_null() {
+    if cfg!(any(ossl320, awslc)) || n != OPENSSL_STACK || file.is_null() {
         return false;
     }
     // SAFETY: OpenSSL passes its __FILE__, a NUL-terminated static string.
@@ -135,7 +138,7 @@ unsafe fn is_job_stack(n: usize, file: *const c_char) -> bool {
 #[inline]
 pub unsafe fn malloc_hook(n: usize, file: *const c_char) -> Option<*mut c_void> {
     // Inlined into the program's hook: one comparison for every other allocation.
-    if cfg!(ossl320) || n != OPENSSL_STACK {
+    if cfg!(any(ossl320, awslc)) || n != OPENSSL_STACK {
         return None;
     }
     // SAFETY: the caller's contract.
@@ -171,7 +174,7 @@ unsafe fn stack_for(n: usize, file: *const c_char) -> Option<*mut c_void> {
 pub unsafe fn free_hook(p: *mut c_void, _file: *const c_char) -> bool {
     // Inlined into the program's hook: a mask test for every other free (every page size is a
     // multiple of 4096, so a block that is not 4096-aligned is not page-aligned either).
-    if cfg!(ossl320) || p.is_null() || (p as usize) & 4095 != 0 {
+    if cfg!(any(ossl320, awslc)) || p.is_null() || (p as usize) & 4095 != 0 {
         return false;
     }
     free_page_aligned(p as usize)
@@ -210,8 +213,10 @@ pub fn install(hooks_in_place: bool) -> bool {
             unsafe { super::ffi::ASYNC_set_mem_functions(Some(stack_alloc), Some(stack_free)) };
         INSTALLED.store(ok == 1, Relaxed);
     }
-    #[cfg(not(ossl320))]
+    #[cfg(all(not(ossl320), not(awslc)))]
     INSTALLED.store(hooks_in_place, Relaxed);
+    #[cfg(awslc)]
+    let _ = hooks_in_place;
     INSTALLED.load(Relaxed)
 }
 
@@ -251,7 +256,7 @@ unsafe extern "C" fn libc_free(p: *mut c_void, file: *const c_char, _line: c_int
 /// `CRYPTO_set_mem_functions` (which OpenSSL accepts only before its first allocation: call
 /// this first in `main`), on 3.2+ through [`install`]. Returns whether job stacks are guarded.
 pub fn install_with_libc() -> bool {
-    if cfg!(ossl320) {
+    if cfg!(ossl320) || cfg!(awslc) {
         return install(false);
     }
     // SAFETY: three functions with the signatures OpenSSL declares; it refuses them (returns 0)

@@ -3,7 +3,7 @@
 //! callbacks, and setting chains.
 
 mod chain;
-mod ffi;
+pub(crate) mod ffi;
 pub(crate) mod groups;
 mod hello;
 mod job;
@@ -12,7 +12,10 @@ pub(crate) mod remote_key;
 pub mod retry;
 mod slots;
 pub(crate) mod staple;
+#[cfg(not(awslc))]
 pub(crate) mod tickets;
+#[cfg(awslc)]
+pub(crate) use crate::awslc::tickets;
 
 pub use chain::{use_chain, use_chain_on_context};
 pub use hello::{ClientHello, on_client_hello};

@@ -89,7 +89,11 @@ pub fn defer(ssl: &SslRef, work: Pending) -> Result<Next, Pending> {
 /// Whether a handshake step's error is a ClientHello hook's pause (the driver then runs the
 /// work left with [`defer`] and steps again).
 pub fn is_retry(e: &openssl::ssl::Error) -> bool {
-    e.code() == openssl::ssl::ErrorCode::WANT_CLIENT_HELLO_CB
+    #[cfg(not(awslc))]
+    let code = openssl::ssl::ErrorCode::WANT_CLIENT_HELLO_CB;
+    #[cfg(awslc)]
+    let code = openssl::ssl::ErrorCode::from_raw(openssl_sys::SSL_ERROR_PENDING_CERTIFICATE);
+    e.code() == code
 }
 
 /// The work the paused hook left, for the driver to run.

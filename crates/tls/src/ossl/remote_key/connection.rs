@@ -8,14 +8,19 @@
 //! the items are not sent.
 
 use crate::remote_key::ConnectionInfo;
+#[cfg(not(awslc))]
 use foreign_types::{ForeignType, ForeignTypeRef};
-use openssl::ssl::{NameType, Ssl, SslRef};
+use openssl::ssl::SslRef;
+#[cfg(not(awslc))]
+use openssl::ssl::{NameType, Ssl};
 use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 
 /// The marked connection: a reference of its own to the SSL, so the mark can never outlive it.
 struct Current {
+    /// AWS-LC does not count references to connections: its sign step has the connection.
+    #[cfg(not(awslc))]
     ssl: Ssl,
     client: Option<SocketAddr>,
     server: Option<SocketAddr>,
@@ -43,7 +48,10 @@ impl Drop for Marked {
     fn drop(&mut self) {
         let previous = self.previous.take();
         let ours = CURRENT.with(|c| c.replace(previous));
+        #[cfg(not(awslc))]
         drop(ours); // outside the borrow: releasing the reference may free nothing else of ours
+        #[cfg(awslc)]
+        let _ = ours;
     }
 }
 
@@ -52,14 +60,18 @@ impl Drop for Marked {
 /// address it connected to (`client`, `server`), and are started by the driver's
 /// [`run_queued`](crate::remote_key::run_queued) instead of a thread of their own.
 pub fn during(ssl: &SslRef, client: Option<SocketAddr>, server: Option<SocketAddr>) -> Marked {
+    #[cfg(not(awslc))]
     // SAFETY: SSL_up_ref on a live SSL adds a reference; the Ssl made here owns exactly that
     // reference and releases it when dropped.
     let ssl = unsafe {
         super::ffi::SSL_up_ref(ssl.as_ptr());
         Ssl::from_ptr(ssl.as_ptr())
     };
+    #[cfg(awslc)]
+    let _ = ssl;
     let previous = CURRENT.with(|c| {
         c.replace(Some(Current {
+            #[cfg(not(awslc))]
             ssl,
             client,
             server,
@@ -84,7 +96,10 @@ pub(crate) fn current() -> ConnectionInfo {
             return ConnectionInfo::default();
         };
         ConnectionInfo {
+            #[cfg(not(awslc))]
             sni: c.ssl.servername(NameType::HOST_NAME).map(str::to_owned),
+            #[cfg(awslc)]
+            sni: None,
             client_ip: c.client.map(|a| a.ip()),
             server_ip: c.server.map(|a| a.ip()),
         }

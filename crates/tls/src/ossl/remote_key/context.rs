@@ -1,10 +1,22 @@
 //! Connection and context settings remote keys need: async mode and its wait descriptors,
 //! and ECDHE-only TLS 1.2 suites.
 
+#[cfg(not(awslc))]
 use super::ffi;
+#[cfg(not(awslc))]
+use super::ffi::{
+    NID_KX_ANY, NID_KX_RSA, SSL_CIPHER_get_kx_nid, SSL_CTX_get_ciphers, SSL_get_ciphers,
+};
 use crate::TlsError;
 use foreign_types::ForeignTypeRef;
-use openssl::ssl::{ErrorCode, SslContextBuilder, SslMode, SslRef};
+#[cfg(not(awslc))]
+use openssl::ssl::{ErrorCode, SslMode};
+use openssl::ssl::{SslContextBuilder, SslRef};
+#[cfg(awslc)]
+use openssl_sys::{
+    NID_kx_any as NID_KX_ANY, NID_kx_rsa as NID_KX_RSA, SSL_CIPHER_get_kx_nid, SSL_CTX_get_ciphers,
+    SSL_get_ciphers,
+};
 use std::ffi::CStr;
 use std::os::fd::RawFd;
 
@@ -17,7 +29,7 @@ use std::os::fd::RawFd;
 pub fn restrict_to_ecdhe(ctx: &mut SslContextBuilder) -> Result<(), TlsError> {
     // SAFETY: the context is live; the stack it returns belongs to the context and is read
     // before the context changes.
-    let names = unsafe { ecdhe_names(ffi::SSL_CTX_get_ciphers(ctx.as_ptr())) };
+    let names = unsafe { ecdhe_names(SSL_CTX_get_ciphers(ctx.as_ptr())) };
     ctx.set_cipher_list(&cipher_list(&names))?;
     Ok(())
 }
@@ -27,7 +39,7 @@ pub fn restrict_to_ecdhe(ctx: &mut SslContextBuilder) -> Result<(), TlsError> {
 pub fn restrict_ssl_to_ecdhe(ssl: &mut SslRef) -> Result<(), TlsError> {
     // SAFETY: the connection is live; the stack it returns belongs to it (or its context) and
     // is read before anything changes.
-    let names = unsafe { ecdhe_names(ffi::SSL_get_ciphers(ssl.as_ptr())) };
+    let names = unsafe { ecdhe_names(SSL_get_ciphers(ssl.as_ptr())) };
     ssl.set_cipher_list(&cipher_list(&names))?;
     Ok(())
 }
@@ -59,8 +71,8 @@ unsafe fn ecdhe_names(stack: *mut openssl_sys::stack_st_SSL_CIPHER) -> Vec<Strin
             if c.is_null() {
                 continue;
             }
-            let kx = ffi::SSL_CIPHER_get_kx_nid(c);
-            if kx == ffi::NID_KX_RSA || kx == ffi::NID_KX_ANY {
+            let kx = SSL_CIPHER_get_kx_nid(c);
+            if kx == NID_KX_RSA || kx == NID_KX_ANY {
                 continue;
             }
             let name = openssl_sys::SSL_CIPHER_get_name(c);
@@ -72,15 +84,23 @@ unsafe fn ecdhe_names(stack: *mut openssl_sys::stack_st_SSL_CIPHER) -> Vec<Strin
     names
 }
 
-/// Turns on OpenSSL's async mode for handshakes made from this context: a remote operation
-/// pauses the handshake (`SSL_ERROR_WANT_ASYNC`) instead of blocking the thread. Drive such
+/// Turns on async mode for handshakes made from this context: a remote operation pauses the
+/// handshake (OpenSSL: `SSL_ERROR_WANT_ASYNC`, an ASYNC job; AWS-LC:
+/// `SSL_ERROR_WANT_PRIVATE_KEY_OPERATION`, the private-key method's retry) instead of blocking
+/// the thread. Drive such
 /// handshakes with a driver that resumes them ([`is_paused`], [`wait_fd`]; `edgetls_engine::accept`).
 pub fn enable_async(ctx: &mut SslContextBuilder) {
+    #[cfg(awslc)]
+    crate::awslc::key_method::enable_async(ctx);
+    #[cfg(not(awslc))]
     ctx.set_mode(SslMode::from_bits_retain(ffi::SSL_MODE_ASYNC as _));
 }
 
 /// Turns on async mode for one connection (when its context does not have it).
 pub fn enable_async_ssl(ssl: &mut SslRef) {
+    #[cfg(awslc)]
+    crate::awslc::key_method::enable_async_ssl(ssl);
+    #[cfg(not(awslc))]
     // SAFETY: SSL_ctrl(SSL_CTRL_MODE) on a live SSL only sets flag bits.
     unsafe {
         openssl_sys::SSL_ctrl(
@@ -94,14 +114,32 @@ pub fn enable_async_ssl(ssl: &mut SslRef) {
 
 /// Whether a handshake step's error means it paused for a remote answer (OpenSSL's
 /// `SSL_ERROR_WANT_ASYNC`): call it again on this thread when [`wait_fd`] turns readable.
+#[cfg(not(awslc))]
 pub fn is_paused(e: &openssl::ssl::Error) -> bool {
     e.code() == ErrorCode::from_raw(ffi::SSL_ERROR_WANT_ASYNC)
+}
+
+/// Whether a handshake step's error means it paused for a remote answer (AWS-LC's
+/// `SSL_ERROR_WANT_PRIVATE_KEY_OPERATION`): call it again when [`wait_fd`] turns readable.
+#[cfg(awslc)]
+pub fn is_paused(e: &openssl::ssl::Error) -> bool {
+    crate::awslc::key_method::is_paused(e)
 }
 
 /// The descriptor that turns readable when the paused handshake on `ssl` can go on (the
 /// answer arrived, or [`wake`](crate::remote_key::wake) was called). It belongs to the
 /// connection: open, and the same, until the SSL is freed — never free an SSL whose handshake
 /// is paused.
+#[cfg(awslc)]
+pub fn wait_fd(ssl: &SslRef) -> Result<RawFd, TlsError> {
+    crate::awslc::key_method::wait_fd(ssl)
+}
+
+/// The descriptor that turns readable when the paused handshake on `ssl` can go on (the
+/// answer arrived, or [`wake`](crate::remote_key::wake) was called). It belongs to the
+/// connection: open, and the same, until the SSL is freed — never free an SSL whose handshake
+/// is paused.
+#[cfg(not(awslc))]
 pub fn wait_fd(ssl: &SslRef) -> Result<RawFd, TlsError> {
     let mut fds = [0 as RawFd; 4];
     let mut n: libc::size_t = 0;

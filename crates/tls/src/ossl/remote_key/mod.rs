@@ -6,13 +6,17 @@
 
 mod connection;
 mod context;
-#[cfg(feature = "engine")]
+#[cfg(all(feature = "engine", not(awslc)))]
 mod engine;
+#[cfg(not(awslc))]
 mod ffi;
+#[cfg(not(awslc))]
 mod provider;
-mod wait;
+pub(crate) mod wait;
 
 pub(crate) use connection::current;
+#[cfg(awslc)]
+pub(crate) use connection::driven;
 pub use connection::{Marked, during};
 pub use context::{
     enable_async, enable_async_ssl, is_paused, restrict_ssl_to_ecdhe, restrict_to_ecdhe, wait_fd,
@@ -57,15 +61,23 @@ fn bind(cert: &X509Ref, signer: Arc<dyn Signer>) -> Result<(Binding, Vec<u8>), T
 /// a private key (`SslContextBuilder::set_private_key`, `SslRef::set_private_key`, a chain set
 /// with [`use_chain`](crate::use_chain)). Made by the `edgetls-keyless` provider, loaded into
 /// the process on first use.
+///
+/// On AWS-LC (no providers) the key is the certificate's public key carrying the signer: set it
+/// with [`use_chain`](crate::use_chain) or [`use_chain_on_context`](crate::use_chain_on_context),
+/// which make the library sign through its private-key method.
 pub fn private_key(cert: &X509Ref, signer: Arc<dyn Signer>) -> Result<PKey<Private>, TlsError> {
+    #[cfg(not(awslc))]
     provider::load()?;
     let (binding, spki) = bind(cert, signer)?;
-    provider::key(binding, &spki)
+    #[cfg(not(awslc))]
+    return provider::key(binding, &spki);
+    #[cfg(awslc)]
+    crate::awslc::remote_key::key(binding, &spki)
 }
 
 /// As [`private_key`], through the `edgetls-keyless` ENGINE (OpenSSL 3.x; 4.0 has no ENGINE
 /// API). For comparison and for builds that must not load a provider.
-#[cfg(feature = "engine")]
+#[cfg(all(feature = "engine", not(awslc)))]
 pub fn engine_private_key(
     cert: &X509Ref,
     signer: Arc<dyn Signer>,

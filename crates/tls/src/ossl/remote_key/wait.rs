@@ -8,14 +8,18 @@
 //! marks its connection ([`during`](super::during)) hands `start` to the `edgetls-remote`
 //! thread instead, made on first such use.
 
+#[cfg(not(awslc))]
 use super::ffi;
 use crate::TlsError;
 use crate::remote_key::{Done, SignRequest, Signer};
+#[cfg(not(awslc))]
 use libc::{c_int, c_void};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(not(awslc))]
+use std::time::Instant;
 
 /// How long a remote operation waits at most, should a remote key break its promise to answer:
 /// blocking mode stops waiting; a paused job whose handshake was cancelled is woken by the
@@ -56,7 +60,7 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-fn record_failure(e: TlsError) {
+pub(crate) fn record_failure(e: TlsError) {
     STATS.failed.fetch_add(1, Relaxed);
     LAST_ERROR.with(|l| *l.borrow_mut() = Some(e));
 }
@@ -67,6 +71,7 @@ pub fn take_last_failure() -> Option<TlsError> {
     LAST_ERROR.with(|l| l.borrow_mut().take())
 }
 
+#[cfg(not(awslc))]
 /// Signs `request` with `remote` (see [`perform`]) into OpenSSL's buffer `sig`, which has room
 /// for `room` bytes; the signature's length.
 pub(crate) fn sign_into(
@@ -88,6 +93,7 @@ pub(crate) fn sign_into(
     Ok(answer.len())
 }
 
+#[cfg(not(awslc))]
 /// OpenSSL's answer for an operation that ran under `catch_unwind`: 1, or 0 with the error (or
 /// the panic) recorded for [`take_last_failure`].
 pub(crate) fn outcome(r: std::thread::Result<Result<(), TlsError>>) -> c_int {
@@ -105,8 +111,9 @@ pub(crate) fn outcome(r: std::thread::Result<Result<(), TlsError>>) -> c_int {
 }
 
 /// The answer slot shared between the waiting side and the completion.
-type Slot = Mutex<Option<Result<Vec<u8>, TlsError>>>;
+pub(crate) type Slot = Mutex<Option<Result<Vec<u8>, TlsError>>>;
 
+#[cfg(not(awslc))]
 /// Runs `request` on `remote` and waits for the answer in the way the current context allows.
 pub(crate) fn perform(remote: &Arc<dyn Signer>, request: SignRequest) -> Result<Vec<u8>, TlsError> {
     // SAFETY: no preconditions; returns NULL outside an async job.
@@ -118,7 +125,10 @@ pub(crate) fn perform(remote: &Arc<dyn Signer>, request: SignRequest) -> Result<
     }
 }
 
-fn blocking(remote: &Arc<dyn Signer>, request: SignRequest) -> Result<Vec<u8>, TlsError> {
+pub(crate) fn blocking(
+    remote: &Arc<dyn Signer>,
+    request: SignRequest,
+) -> Result<Vec<u8>, TlsError> {
     STATS.blocking.fetch_add(1, Relaxed);
     let shared = Arc::new((Mutex::new(None), Condvar::new()));
     let theirs = Arc::clone(&shared);
@@ -149,12 +159,12 @@ pub fn wake(fd: std::os::fd::RawFd) {
 /// The per-connection wake-up descriptor (an eventfd): the job's wait fd; completions add 1 to
 /// it. Owned by the connection's ASYNC_WAIT_CTX (freed with the SSL), shared with pending
 /// completions through the Arc.
-struct Waker {
-    fd: OwnedFd,
+pub(crate) struct Waker {
+    pub(crate) fd: OwnedFd,
 }
 
 impl Waker {
-    fn new() -> std::io::Result<Waker> {
+    pub(crate) fn new() -> std::io::Result<Waker> {
         // SAFETY: eventfd takes no pointers; a non-negative result is a new descriptor we own.
         let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
         if fd < 0 {
@@ -166,12 +176,12 @@ impl Waker {
     }
 
     /// Makes the descriptor readable (from any thread).
-    fn wake(&self) {
+    pub(crate) fn wake(&self) {
         wake(self.fd.as_raw_fd());
     }
 
     /// Makes it unreadable again (non-blocking).
-    fn drain(&self) {
+    pub(crate) fn drain(&self) {
         let mut n: u64 = 0;
         // SAFETY: reads at most 8 bytes into a local from a live, non-blocking eventfd.
         unsafe { libc::read(self.fd.as_raw_fd(), (&raw mut n).cast(), 8) };
@@ -185,10 +195,10 @@ impl Drop for Waker {
 }
 
 /// Counts a job as waiting until dropped.
-struct Waiting;
+pub(crate) struct Waiting;
 
 impl Waiting {
-    fn start() -> Waiting {
+    pub(crate) fn start() -> Waiting {
         STATS.waiting.fetch_add(1, Relaxed);
         Waiting
     }
@@ -200,20 +210,21 @@ impl Drop for Waiting {
     }
 }
 
+#[cfg(not(awslc))]
 /// The key our fd is registered under in the wait context (any unique address).
 static WAIT_KEY: u8 = 0;
 
 /// A remote operation to start, handed from a job's stack to the starter thread.
-struct Start {
-    remote: Arc<dyn Signer>,
-    request: SignRequest,
-    done: Done,
+pub(crate) struct Start {
+    pub(crate) remote: Arc<dyn Signer>,
+    pub(crate) request: SignRequest,
+    pub(crate) done: Done,
 }
 
 impl Start {
     /// Calls `start`; should it panic, the operation fails with that instead of never
     /// answering.
-    fn run(self) {
+    pub(crate) fn run(self) {
         let Start {
             remote,
             request,
@@ -241,7 +252,7 @@ impl Start {
 
 thread_local! {
     /// Remote operations queued by paused jobs of this thread, for the driver to start.
-    static QUEUED: std::cell::RefCell<Vec<Start>> = const { std::cell::RefCell::new(Vec::new()) };
+    pub(crate) static QUEUED: std::cell::RefCell<Vec<Start>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Starts the remote operations that jobs paused on this thread queued: a driver calls it after
@@ -255,10 +266,11 @@ pub fn run_queued() {
     }
 }
 
+#[cfg(not(awslc))]
 /// The thread that calls `Signer::start` for jobs paused outside a driver: user code
 /// never runs on a job's small stack. A `start` must not block (its contract), so one thread
 /// keeps up.
-fn starter() -> Result<&'static std::sync::mpsc::Sender<Start>, TlsError> {
+pub(crate) fn starter() -> Result<&'static std::sync::mpsc::Sender<Start>, TlsError> {
     static S: std::sync::OnceLock<Result<std::sync::mpsc::Sender<Start>, String>> =
         std::sync::OnceLock::new();
     S.get_or_init(|| {
@@ -277,6 +289,7 @@ fn starter() -> Result<&'static std::sync::mpsc::Sender<Start>, TlsError> {
     .map_err(|e| TlsError::Async(format!("starting the remote-key thread: {e}")))
 }
 
+#[cfg(not(awslc))]
 fn paused(
     job: *mut ffi::ASYNC_JOB,
     remote: &Arc<dyn Signer>,
@@ -324,6 +337,7 @@ fn paused(
     }
 }
 
+#[cfg(not(awslc))]
 /// The connection's wake-up descriptor, made and registered on its first remote operation.
 fn waker_for(job: *mut ffi::ASYNC_JOB) -> Result<Arc<Waker>, TlsError> {
     let key = (&raw const WAIT_KEY).cast::<c_void>();
@@ -357,6 +371,7 @@ fn waker_for(job: *mut ffi::ASYNC_JOB) -> Result<Arc<Waker>, TlsError> {
     Ok(waker)
 }
 
+#[cfg(not(awslc))]
 /// Wait-ctx cleanup: drops the connection's reference to its wake-up descriptor.
 unsafe extern "C" fn release_waker(
     _ctx: *mut ffi::ASYNC_WAIT_CTX,
