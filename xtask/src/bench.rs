@@ -124,6 +124,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         "hostile" => crate::bench_hostile::run(&root, &mut report)?,
         "names" => crate::bench_names::run(&root, &mut report)?,
         "groups" => crate::bench_groups::run(&root, args.runs, &mut report)?,
+        "libraries" => crate::bench_libraries::run(&root, args.runs, &mut report)?,
         "ab" => {
             let rev = args
                 .baseline
@@ -134,7 +135,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         "fuzz" => report.push_str(&fuzz_section(&root)),
         other => {
             bail!(
-                "unknown suite {other:?}: certs, keyless, hsm, engine, openssl, tickets, policy, proxy, proxy-protocol, fleet, names, hostile, groups, ab, fuzz or all"
+                "unknown suite {other:?}: certs, keyless, hsm, engine, openssl, tickets, policy, proxy, proxy-protocol, fleet, names, hostile, groups, libraries, ab, fuzz or all"
             )
         }
     }

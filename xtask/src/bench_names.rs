@@ -23,7 +23,7 @@ const ROUNDS: usize = 9;
 
 /// The two independent client implementations every warm figure is taken with.
 #[derive(Clone, Copy, PartialEq)]
-enum Client {
+pub(crate) enum Client {
     /// `cargo xtask load` (Rust, rust-openssl, tokio).
     Rust,
     /// CPython's `ssl` module on threads (`xtask/pyload.py`).
@@ -31,7 +31,7 @@ enum Client {
 }
 
 impl Client {
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Client::Rust => "Rust load generator",
             Client::CPython => "CPython `ssl` client",
@@ -40,7 +40,7 @@ impl Client {
 }
 
 /// One warm round of `client` against `s` over `names` (written, one per line, in `file`).
-fn warm_round(
+pub(crate) fn warm_round(
     client: Client,
     root: &Path,
     s: &Server,
@@ -56,18 +56,18 @@ fn warm_round(
 }
 
 /// `names`, one per line, in `file`.
-fn write_names(file: &Path, names: &[String]) -> Result<()> {
+pub(crate) fn write_names(file: &Path, names: &[String]) -> Result<()> {
     let mut text = names.join("\n");
     text.push('\n');
     std::fs::write(file, text).with_context(|| file.display().to_string())
 }
 
 /// A server under test: its process (stopped when dropped), its name and its start-up time.
-struct Server {
-    name: String,
-    server: crate::bench_proxy::Server,
+pub(crate) struct Server {
+    pub(crate) name: String,
+    pub(crate) server: crate::bench_proxy::Server,
     /// From spawn to accepting connections.
-    started: Duration,
+    pub(crate) started: Duration,
 }
 
 /// Resident memory of `pid` and its children (nginx's master and worker), KiB.
@@ -95,14 +95,14 @@ fn rss_kib(pid: u32) -> f64 {
     total
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
 /// Spawns `cmd` and waits (up to 5 minutes) until it accepts on `port`.
-fn spawn(name: String, cmd: &mut Command, port: u16) -> Result<Server> {
+pub(crate) fn spawn(name: String, cmd: &mut Command, port: u16) -> Result<Server> {
     let t = Instant::now();
     let mut server = crate::bench_proxy::Server {
         child: cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?,
@@ -134,7 +134,7 @@ fn edgetls(root: &Path, d: &Path, origin: SocketAddr) -> Result<Server> {
     })
 }
 
-fn nginx_http(d: &Path, names: &[String], origin: SocketAddr) -> Result<Server> {
+pub(crate) fn nginx_http(d: &Path, names: &[String], origin: SocketAddr) -> Result<Server> {
     let port = free_port()?;
     let dd = d.display();
     let mut conf = format!(
@@ -161,7 +161,7 @@ fn nginx_http(d: &Path, names: &[String], origin: SocketAddr) -> Result<Server> 
     )
 }
 
-fn nginx_stream(d: &Path, origin: SocketAddr) -> Result<Option<Server>> {
+pub(crate) fn nginx_stream(d: &Path, origin: SocketAddr) -> Result<Option<Server>> {
     let module = Path::new("/usr/lib/nginx/modules/ngx_stream_module.so");
     if !module.exists() {
         return Ok(None);
@@ -186,7 +186,7 @@ fn nginx_stream(d: &Path, origin: SocketAddr) -> Result<Option<Server>> {
     .map(Some)
 }
 
-fn haproxy(d: &Path, origin: SocketAddr) -> Result<Server> {
+pub(crate) fn haproxy(d: &Path, origin: SocketAddr) -> Result<Server> {
     let port = free_port()?;
     let dd = d.display();
     let conf = format!(
@@ -205,7 +205,7 @@ fn haproxy(d: &Path, origin: SocketAddr) -> Result<Server> {
     )
 }
 
-fn target(s: &Server, names: Option<(Arc<[String]>, bool)>) -> Target {
+pub(crate) fn target(s: &Server, names: Option<(Arc<[String]>, bool)>) -> Target {
     Target {
         addr: s.server.addr,
         sni: "site000000.example.com".into(),

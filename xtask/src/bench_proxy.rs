@@ -128,6 +128,17 @@ pub(crate) fn edgetls_under(
     (workers, server, route): (usize, &str, &str),
     wrap: &[&str],
 ) -> Result<Server> {
+    let file = proxy_config(dir, origin, (workers, server, route))?;
+    spawn_edgetls(&root.join("target/release/edgetls"), &file, wrap)
+}
+
+/// The configuration [`edgetls_under`] runs: `certs/`, `tickets.haproxy`, every name routed
+/// to `origin`.
+pub(crate) fn proxy_config(
+    dir: &Path,
+    origin: SocketAddr,
+    (workers, server, route): (usize, &str, &str),
+) -> Result<std::path::PathBuf> {
     let config = format!(
         "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = {workers}\n{server}\n\n[certificates]\nsources = [\"certs\"]\n\n\
          [tickets]\nfile = \"tickets.haproxy\"\nformat = \"haproxy\"\n\n[[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n{route}\n"
@@ -138,7 +149,7 @@ pub(crate) fn edgetls_under(
         route.len()
     ));
     std::fs::write(&file, config)?;
-    spawn_edgetls(&root.join("target/release/edgetls"), &file, wrap)
+    Ok(file)
 }
 
 /// Runs `edgetls proxy --config FILE` from the binary `edgetls` (under `wrap` when it is not

@@ -7,6 +7,7 @@ mod bench_groups;
 mod bench_hostile;
 mod bench_hsm;
 mod bench_keyless;
+mod bench_libraries;
 mod bench_names;
 mod bench_openssl;
 mod bench_policy;

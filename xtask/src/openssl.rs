@@ -75,6 +75,33 @@ pub(crate) fn release_build_against(version: &str, package: &str, root: &Path) -
     Ok(target.join("release"))
 }
 
+/// `cargo build --release` of the proxy and the reference server on AWS-LC (rust-openssl's
+/// `aws-lc` feature; aws-lc-sys builds AWS-LC with cmake), in `target/aws-lc-release`; that
+/// target directory's `release/`.
+pub(crate) fn release_build_awslc(root: &Path) -> Result<PathBuf> {
+    let target = root.join("target/aws-lc-release");
+    eprintln!("building edgetls-proxy and the reference server on AWS-LC …");
+    let ok = std::process::Command::new("cargo")
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "edgetls-proxy",
+            "-p",
+            "edgetls-benches",
+            "--features",
+            "edgetls-proxy/aws-lc,edgetls-benches/aws-lc",
+        ])
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(root)
+        .status()?;
+    if !ok.success() {
+        bail!("building on AWS-LC failed (it needs cmake and libclang-dev)");
+    }
+    Ok(target.join("release"))
+}
+
 /// This machine's target triple, from rustc.
 fn host() -> Result<String> {
     let out = std::process::Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))

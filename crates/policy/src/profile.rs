@@ -100,10 +100,8 @@ struct PerConnection {
     verify: SslVerifyMode,
     depth: Option<u32>,
     groups: Option<CString>,
-    /// The TLS 1.2 ciphers and TLS 1.3 suites, for libraries that keep a connection's own
-    /// across a context switch (AWS-LC).
-    ciphers: Option<CString>,
-    suites: Option<CString>,
+    /// What the library may not take from the context on a switch (AWS-LC).
+    switch: edgetls_tls::settings::ContextSwitch,
     tickets_off: bool,
     tls13_tickets: Option<usize>,
 }
@@ -239,8 +237,12 @@ impl Profile {
                 verify,
                 depth: s.verify_depth,
                 groups,
-                ciphers: s.ciphers.as_deref().and_then(|c| CString::new(c).ok()),
-                suites: s.ciphersuites.as_deref().and_then(|c| CString::new(c).ok()),
+                switch: edgetls_tls::settings::ContextSwitch::new(
+                    s.ciphers.as_deref(),
+                    s.ciphersuites.as_deref(),
+                    s.client_sigalgs.as_deref(),
+                )
+                .map_err(|e| e.to_string())?,
                 tickets_off,
                 tls13_tickets: match s.tls13_tickets {
                     Some(n) => {
@@ -257,12 +259,10 @@ impl Profile {
     /// Switches `ssl` to this profile: the context, then what the context does not carry.
     pub(crate) fn apply(&self, ssl: &mut SslRef) -> Result<(), openssl::error::ErrorStack> {
         ssl.set_ssl_context(&self.ctx)?;
-        edgetls_tls::settings::carry_ciphers(
-            ssl,
-            self.conn.ciphers.as_deref(),
-            self.conn.suites.as_deref(),
-        )
-        .map_err(|_| openssl::error::ErrorStack::get())?;
+        self.conn
+            .switch
+            .apply(ssl)
+            .map_err(|_| openssl::error::ErrorStack::get())?;
         ssl.set_min_proto_version(self.conn.min)?;
         ssl.set_max_proto_version(self.conn.max)?;
         ssl.set_verify(self.conn.verify);

@@ -249,7 +249,8 @@ fn large_chains_cold_keyless_handshakes_tls12_and_tls13() {
     );
     let deepest = value("edgetls_async_job_stack_deepest_bytes");
     assert!(
-        deepest > 0.0 && deepest < (edgetls_tls::job_stack::STACK_BYTES / 2) as f64,
+        (deepest > 0.0 && deepest < (edgetls_tls::job_stack::STACK_BYTES / 2) as f64)
+            || (!edgetls_tls::library::HAS_ASYNC_JOBS && deepest == 0.0),
         "deepest job stack use {deepest} bytes"
     );
     println!(

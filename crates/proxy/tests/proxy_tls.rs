@@ -190,12 +190,14 @@ origin = "{plain}"
 
     // Ticket resumption through the proxy.
     let sess = dir.path().join("sess");
-    s_client(
-        &p,
-        &ca,
-        "site000004.demo.test",
-        &["-tls1_3", "-sess_out", sess.to_str().unwrap(), "-ign_eof"],
-    );
+    // With a request: AWS-LC sends TLS 1.3 tickets with the server's first data (OpenSSL
+    // right after the handshake), as BoringSSL does (docs/libraries.md).
+    edgetls_testkit::s_client::SClient::connect(p.addr)
+        .name("site000004.demo.test")
+        .ca(&ca)
+        .args(["-tls1_3", "-sess_out", sess.to_str().unwrap(), "-ign_eof"])
+        .input("GET / HTTP/1.0\r\n\r\n")
+        .run();
     let (_, again) = s_client(
         &p,
         &ca,

@@ -72,9 +72,16 @@ fn tls12_session_ids_resume_for_their_own_name_only() {
         "edgetls_handshakes_total{result=\"ok\",version=\"TLSv1.2\",kind=\"resumed\"}",
     );
     assert_eq!(resumed, Some(4.0), "{m}");
+    // OpenSSL counts a session found for another name as a miss; AWS-LC as a hit (the cache
+    // had it), then refuses it all the same.
+    let hits = if edgetls_tls::library::NAME == "AWS-LC" {
+        6.0
+    } else {
+        4.0
+    };
     assert_eq!(
         metric(&m, "edgetls_session_cache_lookups_total{result=\"hit\"}"),
-        Some(4.0),
+        Some(hits),
         "{m}"
     );
     assert!(metric(&m, "edgetls_session_cache_sessions").unwrap() >= 1.0);

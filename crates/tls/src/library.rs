@@ -9,6 +9,10 @@ use std::sync::OnceLock;
 /// The library's name: `OpenSSL` or `AWS-LC`.
 pub const NAME: &str = if cfg!(awslc) { "AWS-LC" } else { "OpenSSL" };
 
+/// Whether the library runs handshakes on ASYNC jobs (OpenSSL's remote keys): AWS-LC has none,
+/// its remote keys pause through the private-key method on the caller's own stack.
+pub const HAS_ASYNC_JOBS: bool = !cfg!(awslc);
+
 /// The library's own version string (`OpenSSL 3.0.17 …`, or AWS-LC's
 /// `OpenSSL 1.1.1 (compatible; AWS-LC 1.73.0)`).
 pub fn version() -> &'static str {

@@ -36,30 +36,75 @@ pub fn set_ciphersuites(ctx: &mut SslContextBuilder, list: &str) -> Result<(), T
     check(unsafe { openssl_sys::SSL_CTX_set_ciphersuites(ctx.as_ptr(), list.as_ptr()) })
 }
 
-/// After a connection was switched to another context (`SslRef::set_ssl_context`), the TLS 1.2
-/// cipher list and TLS 1.3 suites that context was built with. OpenSSL reads them from the
-/// context the connection has now: nothing to do. AWS-LC copies them into the connection when
-/// it is made and keeps them across a switch: they are set on the connection here.
-pub fn carry_ciphers(
-    ssl: &mut SslRef,
-    ciphers: Option<&std::ffi::CStr>,
-    suites: Option<&std::ffi::CStr>,
-) -> Result<(), TlsError> {
-    #[cfg(awslc)]
-    {
-        // SAFETY: the SSL is live; the library copies the NUL-terminated lists.
+/// What a connection switched to another context (`SslRef::set_ssl_context`) does not take
+/// from it on every library: the TLS 1.2 ciphers, TLS 1.3 suites and the signature algorithms
+/// asked of client certificates that context was built with. OpenSSL reads them from the
+/// context the connection has now; AWS-LC copies them into the connection when it is made and
+/// keeps them across a switch, so [`apply`](Self::apply) sets them on the connection there.
+#[derive(Debug, Default)]
+pub struct ContextSwitch {
+    #[cfg_attr(not(awslc), allow(dead_code))]
+    ciphers: Option<CString>,
+    #[cfg_attr(not(awslc), allow(dead_code))]
+    suites: Option<CString>,
+    #[cfg_attr(not(awslc), allow(dead_code))]
+    client_sigalgs: Vec<u16>,
+}
+
+impl ContextSwitch {
+    /// The settings a context was built with (as given to [`set_ciphersuites`],
+    /// [`set_client_sigalgs`] and `set_cipher_list`).
+    pub fn new(
+        ciphers: Option<&str>,
+        suites: Option<&str>,
+        client_sigalgs: Option<&str>,
+    ) -> Result<ContextSwitch, TlsError> {
+        let client_sigalgs = match client_sigalgs {
+            Some(list) => sigalg_codes(list)?,
+            None => Vec::new(),
+        };
+        Ok(ContextSwitch {
+            ciphers: ciphers.map(|c| c_string("ciphers", c)).transpose()?,
+            suites: suites.map(|c| c_string("ciphersuites", c)).transpose()?,
+            client_sigalgs,
+        })
+    }
+
+    /// Sets them on `ssl`, just switched to the context they were built with.
+    pub fn apply(&self, ssl: &mut SslRef) -> Result<(), TlsError> {
+        #[cfg(awslc)]
+        // SAFETY: the SSL is live; the library copies the lists.
         unsafe {
-            if let Some(c) = ciphers {
+            if let Some(c) = &self.ciphers {
                 check(openssl_sys::SSL_set_cipher_list(ssl.as_ptr(), c.as_ptr()))?;
             }
-            if let Some(c) = suites {
+            if let Some(c) = &self.suites {
                 check(openssl_sys::SSL_set_ciphersuites(ssl.as_ptr(), c.as_ptr()))?;
             }
+            if !self.client_sigalgs.is_empty() {
+                let a = &self.client_sigalgs;
+                check(openssl_sys::SSL_set_verify_algorithm_prefs(
+                    ssl.as_ptr(),
+                    a.as_ptr(),
+                    a.len(),
+                ))?;
+            }
         }
+        #[cfg(not(awslc))]
+        let _ = ssl;
+        Ok(())
     }
-    #[cfg(not(awslc))]
-    let _ = (ssl, ciphers, suites);
-    Ok(())
+}
+
+/// The code points of a list of signature algorithms.
+fn sigalg_codes(list: &str) -> Result<Vec<u16>, TlsError> {
+    list.split(':')
+        .map(|name| {
+            sigalg_code(name).ok_or_else(|| {
+                TlsError::Unsupported(format!("unknown signature algorithm {name:?}"))
+            })
+        })
+        .collect()
 }
 
 /// The signature algorithms the server signs with (`ECDSA+SHA256:RSA-PSS+SHA256`).
@@ -83,14 +128,7 @@ pub fn set_client_sigalgs(ctx: &mut SslContextBuilder, list: &str) -> Result<(),
     {
         // AWS-LC's own list parser sets the signing list too: this one sets only what is
         // asked of clients (the verify preferences).
-        let codes = list
-            .split(':')
-            .map(|name| {
-                sigalg_code(name).ok_or_else(|| {
-                    TlsError::Unsupported(format!("unknown signature algorithm {name:?}"))
-                })
-            })
-            .collect::<Result<Vec<u16>, TlsError>>()?;
+        let codes = sigalg_codes(list)?;
         // SAFETY: the context is live; the library copies the array.
         check(unsafe {
             openssl_sys::SSL_CTX_set_verify_algorithm_prefs(
@@ -112,7 +150,6 @@ pub fn set_client_sigalgs(ctx: &mut SslContextBuilder, list: &str) -> Result<(),
 }
 
 /// The TLS code point of a signature algorithm as OpenSSL's lists name it.
-#[cfg_attr(not(awslc), allow(dead_code))]
 fn sigalg_code(name: &str) -> Option<u16> {
     const IANA: [(&str, u16); 14] = [
         ("rsa_pkcs1_sha1", 0x0201),

@@ -160,6 +160,8 @@ fn cert_into_keys(
 ) {
     use openssl::x509::extension::SubjectAlternativeName;
     let mut b = openssl::x509::X509::builder().unwrap();
+    // X.509 v3 (extensions follow): AWS-LC refuses a v1 certificate that has them.
+    b.set_version(2).unwrap();
     let mut n = openssl::x509::X509Name::builder().unwrap();
     n.append_entry_by_text("CN", dns.first().copied().unwrap_or("ip"))
         .unwrap();

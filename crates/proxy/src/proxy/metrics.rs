@@ -339,9 +339,10 @@ impl Collector for AtScrape {
         gauge(
             &mut e,
             "edgetls_async_job_stack_deepest_bytes",
-            "The most any OpenSSL ASYNC job stack has used (of 262144 guarded bytes; -1: not guarded)",
+            "The most any OpenSSL ASYNC job stack has used (of 262144 guarded bytes; -1: not guarded; 0 on AWS-LC, which has no jobs)",
             match edgetls_tls::job_stack::installed() {
                 true => edgetls_tls::job_stack::deepest_use().unwrap_or(0) as f64,
+                false if !edgetls_tls::library::HAS_ASYNC_JOBS => 0.0,
                 false => -1.0,
             },
         )?;

@@ -1,0 +1,31 @@
+//! The reference server of `cargo xtask bench --suite libraries`: the least a TLS server on
+//! rust-openssl does (SslAcceptor, one ECDSA certificate, TLS 1.3, 2 tickets, one thread
+//! handshaking each connection in turn), answering `ok\n`. Built on the system OpenSSL or, with
+//! `--features aws-lc`, on AWS-LC: the handshakes per CPU-second a library allows here.
+//!
+//! `reference-server CERT_AND_KEY.pem PORT` (prints `listening on ADDR`).
+
+use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslVersion};
+use std::io::Write;
+use std::net::TcpListener;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let (Some(pem), Some(port)) = (args.next(), args.next()) else {
+        return Err("usage: reference-server CERT_AND_KEY.pem PORT".into());
+    };
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
+    b.set_certificate_chain_file(&pem)?;
+    b.set_private_key_file(&pem, SslFiletype::PEM)?;
+    b.set_min_proto_version(Some(SslVersion::TLS1_3))?;
+    let acceptor = b.build();
+    let listener = TcpListener::bind(("127.0.0.1", port.parse::<u16>()?))?;
+    println!("listening on {}", listener.local_addr()?);
+    for tcp in listener.incoming().flatten() {
+        if let Ok(mut tls) = acceptor.accept(tcp) {
+            let _ = tls.write_all(b"ok\n");
+            let _ = tls.shutdown();
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! `cargo xtask bench --suite libraries`: the same proxy on two TLS libraries, side by side with
+//! its peers. `edgetls proxy` built on the system's OpenSSL 3.0 and on AWS-LC (rust-openssl's
+//! `aws-lc` feature), nginx (`http` and `stream`) and HAProxy from Debian (OpenSSL 3.0), HAProxy
+//! built on AWS-LC when `EDGETLS_HAPROXY_AWSLC` names its binary, and the reference server
+//! (`benches/src/bin/reference_server.rs`: the least a rust-openssl server does) on each
+//! library. 10,000 names, each with its own ECDSA P-256 certificate; full TLS 1.3 handshakes,
+//! X25519 from the clients; one name and the SNI spread over all of them (after a first pass
+//! over every name); two independent clients (the Rust load generator and CPython's `ssl`).
+//! Per second of each server's CPU; in every round each server takes its turn, the order
+//! rotating round by round; ratios are medians of the per-round ratios.
+
+use crate::bench_keyless::median;
+use crate::bench_names::{Client, Server, spawn, target, warm_round, write_names};
+use crate::bench_proxy::{origin, proxy_config, spawn_edgetls};
+use crate::loadgen;
+use anyhow::{Context, Result};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+const NAMES: usize = 10_000;
+
+/// A server of the comparison and whether it serves all the names (the reference servers have
+/// one certificate).
+struct Entry {
+    server: Server,
+    spread: bool,
+    /// Per client: one name, then the spread, handshakes per CPU-second in each round.
+    one: Vec<Vec<f64>>,
+    all: Vec<Vec<f64>>,
+}
+
+fn edgetls(bin: &Path, d: &Path, origin: std::net::SocketAddr, label: &str) -> Result<Server> {
+    let t = Instant::now();
+    let file = proxy_config(d, origin, (1, "", ""))?;
+    let server = spawn_edgetls(bin, &file, &[])?;
+    Ok(Server {
+        name: format!("edgetls proxy on {label}, 1 worker"),
+        server,
+        started: t.elapsed(),
+    })
+}
+
+fn reference(bin: &Path, pem: &Path, label: &str) -> Result<Server> {
+    let port = crate::bench_names::free_port()?;
+    spawn(
+        format!("reference server on {label}"),
+        Command::new(bin).arg(pem).arg(port.to_string()),
+        port,
+    )
+}
+
+/// HAProxy built on AWS-LC (`make TARGET=linux-glibc USE_OPENSSL_AWSLC=1 …`), configured as
+/// Debian's is in `--suite names`.
+fn haproxy_awslc(bin: &Path, d: &Path, origin: std::net::SocketAddr) -> Result<Server> {
+    let port = crate::bench_names::free_port()?;
+    let dd = d.display();
+    let conf = format!(
+        "global\n    nbthread 1\n    maxconn 4096\ndefaults\n    mode tcp\n    timeout client 30s\n    timeout server 30s\n    timeout connect 5s\n\
+         frontend edge\n    bind 127.0.0.1:{port} ssl crt {dd}/certs ssl-min-ver TLSv1.3 tls-ticket-keys {dd}/tickets3.haproxy\n    default_backend origin\n\
+         backend origin\n    server o {origin}\n"
+    );
+    std::fs::write(d.join("haproxy-awslc.cfg"), conf)?;
+    let v = crate::bench::tool_version(&bin.display().to_string(), &["-v"]);
+    spawn(
+        format!("HAProxy {v} on AWS-LC, `mode tcp`, `crt DIR`"),
+        Command::new(bin)
+            .args(["-db", "-f"])
+            .arg(d.join("haproxy-awslc.cfg")),
+        port,
+    )
+}
+
+pub(crate) fn run(root: &Path, rounds: usize, report: &mut String) -> Result<()> {
+    crate::bench::release_build(root, &["edgetls-proxy", "edgetls-benches"])?;
+    let native = root.join("target/release");
+    let awslc = crate::openssl::release_build_awslc(root)?;
+    let mut clients = vec![Client::Rust];
+    let python = crate::pyclient::available();
+    if python.is_some() {
+        clients.push(Client::CPython);
+    }
+    let tmp = tempfile::tempdir()?;
+    let d = tmp.path();
+    crate::bench_names::prepare(d, NAMES)?;
+    let names = crate::bench_names::shuffled(NAMES);
+    let one: Arc<[String]> = Arc::from(vec![names[0].clone()]);
+    let (all_file, one_file) = (d.join("names.txt"), d.join("one-name.txt"));
+    write_names(&all_file, &names)?;
+    write_names(&one_file, &one)?;
+    let pem = d.join("certs").join(format!("{}.pem", names[0]));
+    let origin = origin("127.0.0.1:0".parse()?)?;
+
+    let mut servers: Vec<(Server, bool)> = vec![
+        (edgetls(&awslc.join("edgetls"), d, origin, "AWS-LC")?, true),
+        (
+            edgetls(&native.join("edgetls"), d, origin, "OpenSSL 3.0")?,
+            true,
+        ),
+    ];
+    let mut skipped = Vec::new();
+    let peers: Vec<Result<Server>> = vec![
+        crate::bench_names::nginx_http(d, &names, origin),
+        crate::bench_names::nginx_stream(d, origin).and_then(|s| s.context("no stream module")),
+        crate::bench_names::haproxy(d, origin),
+        match std::env::var_os("EDGETLS_HAPROXY_AWSLC") {
+            Some(bin) => haproxy_awslc(Path::new(&bin), d, origin),
+            None => Err(anyhow::anyhow!(
+                "HAProxy on AWS-LC: set EDGETLS_HAPROXY_AWSLC to its binary"
+            )),
+        },
+    ];
+    for p in peers {
+        match p {
+            Ok(s) => servers.push((s, true)),
+            Err(e) => skipped.push(e.to_string()),
+        }
+    }
+    for (bin, label) in [(&awslc, "AWS-LC"), (&native, "OpenSSL 3.0")] {
+        servers.push((
+            reference(&bin.join("reference-server"), &pem, label)?,
+            false,
+        ));
+    }
+    // The first pass over every name (certificates built, caches filled), not measured.
+    for (s, spread) in &servers {
+        if *spread {
+            loadgen::run(&target(s, Some((Arc::clone(&names), true))))
+                .with_context(|| format!("{}: the first pass", s.name))?;
+        }
+    }
+    let mut entries: Vec<Entry> = servers
+        .into_iter()
+        .map(|(server, spread)| Entry {
+            server,
+            spread,
+            one: vec![Vec::new(); clients.len()],
+            all: vec![Vec::new(); clients.len()],
+        })
+        .collect();
+    let n = entries.len();
+    for round in 0..rounds {
+        for (c, &client) in clients.iter().enumerate() {
+            for k in 0..n {
+                let e = &mut entries[(k + round) % n];
+                e.one[c].push(warm_round(client, root, &e.server, &one, &one_file)?);
+                if e.spread {
+                    e.all[c].push(warm_round(client, root, &e.server, &names, &all_file)?);
+                }
+            }
+        }
+        eprintln!("libraries: round {} of {rounds} done", round + 1);
+    }
+
+    let labels: Vec<&str> = clients.iter().map(|c| c.label()).collect();
+    let _ = writeln!(
+        report,
+        "## TLS libraries: OpenSSL 3.0 and AWS-LC (`cargo xtask bench --suite libraries --runs {rounds}`)\n\n\
+         Full TLS 1.3 handshakes (ECDSA P-256, X25519) per second of each server's CPU, one worker or \
+         thread each, {NAMES} names with a certificate each; one name, and the SNI spread over all \
+         (after a first pass over every name); {rounds} rounds, the servers taking turns in an order \
+         rotating each round. Clients: {} ({}). Medians.\n\n\
+         | server | one name ({}) | {NAMES} names spread ({}) |\n|---|---:|---:|",
+        labels.join(" and "),
+        python.as_deref().unwrap_or("no python3 here"),
+        labels.join(" / "),
+        labels.join(" / "),
+    );
+    let med = |v: &[Vec<f64>]| {
+        v.iter()
+            .map(|r| {
+                if r.is_empty() {
+                    "–".to_string()
+                } else {
+                    format!("{:.0}", median(r.clone()))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    for e in &entries {
+        let _ = writeln!(
+            report,
+            "| {} | {} | {} |",
+            e.server.name,
+            med(&e.one),
+            med(&e.all)
+        );
+    }
+    let ratio = |a: &[f64], b: &[f64]| -> String {
+        if a.is_empty() || b.is_empty() {
+            return "–".into();
+        }
+        let r: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+        let (lo, hi) = r
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), x| (l.min(*x), h.max(*x)));
+        format!("**{:.2}×** ({lo:.2}–{hi:.2})", median(r))
+    };
+    let _ = writeln!(
+        report,
+        "\nedgetls on AWS-LC / each server, median of per-round ratios (range):\n\n\
+         | / server | one name, {} | one name, {} | spread, {} | spread, {} |\n|---|---:|---:|---:|---:|",
+        labels[0],
+        labels.get(1).unwrap_or(&"–"),
+        labels[0],
+        labels.get(1).unwrap_or(&"–"),
+    );
+    for e in entries.iter().skip(1) {
+        let mut cells = Vec::new();
+        for part in [0, 1] {
+            for c in 0..2 {
+                let (a, b) = match part {
+                    0 => (entries[0].one.get(c), e.one.get(c)),
+                    _ => (entries[0].all.get(c), e.all.get(c)),
+                };
+                cells.push(match (a, b) {
+                    (Some(a), Some(b)) => ratio(a, b),
+                    _ => "–".into(),
+                });
+            }
+        }
+        let _ = writeln!(report, "| {} | {} |", e.server.name, cells.join(" | "));
+    }
+    for s in skipped {
+        let _ = writeln!(report, "\n(not run: {s})");
+    }
+    Ok(())
+}
