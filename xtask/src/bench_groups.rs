@@ -1,6 +1,6 @@
 //! `cargo xtask bench --suite groups`: what post-quantum key exchange by default costs clients
 //! that do not offer it. `edgetls proxy` built against OpenSSL 3.5 (statically, from `cargo
-//! xtask openssl 3.5`) runs twice side by side on CPU 0: once with the library's default groups
+//! xtask openssl 3.5`), then on AWS-LC, runs twice side by side on CPU 0: once with the library's default groups
 //! (X25519MLKEM768 preferred) and once with `groups = "X25519:P-256"` (no post-quantum group
 //! configured). This process's load generator (Debian's OpenSSL 3.0: X25519, no ML-KEM) offers
 //! each the same fixed rate of full TLS 1.3 ECDSA P-256 handshakes for the same seconds; per
@@ -62,11 +62,36 @@ fn target(s: &Server) -> Target {
 }
 
 pub(crate) fn run(root: &Path, rounds: usize, report: &mut String) -> Result<()> {
-    let edgetls =
-        crate::openssl::release_build_against("3.5", "edgetls-proxy", root)?.join("edgetls");
+    let builds = [
+        (
+            "OpenSSL 3.5",
+            crate::openssl::release_build_against("3.5", "edgetls-proxy", root)?.join("edgetls"),
+        ),
+        (
+            "AWS-LC",
+            crate::openssl::release_build_awslc(root)?.join("edgetls"),
+        ),
+    ];
+    writeln!(
+        report,
+        "## Post-quantum by default, classical clients (`cargo xtask bench --suite groups --runs {rounds}`)\n\n\
+         `edgetls proxy`, 1 worker, twice side by side on CPU 0: the library's default groups \
+         (X25519MLKEM768 first) and `groups = \"X25519:P-256\"`; each offered {RATE:.0} full TLS \
+         1.3 handshakes/s for {SECONDS:.0} s by a client on OpenSSL 3.0 (X25519, no ML-KEM); per \
+         second of each proxy's CPU, start order alternating.\n\n\
+         | library, {rounds} rounds | default groups (median) | X25519:P-256 (median) | default / X25519:P-256 (median of per-round ratios) |\n\
+         |---|---:|---:|---:|"
+    )?;
+    for (library, edgetls) in &builds {
+        one_library(library, edgetls, rounds, report)?;
+    }
+    Ok(())
+}
+
+fn one_library(library: &str, edgetls: &Path, rounds: usize, report: &mut String) -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let d = tmp.path();
-    crate::bench_proxy::demo_files(&edgetls, d, 5)?;
+    crate::bench_proxy::demo_files(edgetls, d, 5)?;
     let origin = origin("127.0.0.1:0".parse()?)?;
     let configs = [
         config(d, "default", None, origin)?,
@@ -79,7 +104,7 @@ pub(crate) fn run(root: &Path, rounds: usize, report: &mut String) -> Result<()>
         let mut edges: [Option<Server>; 2] = [None, None];
         for i in order {
             edges[i] = Some(spawn_edgetls(
-                &edgetls,
+                edgetls,
                 &configs[i],
                 &["taskset", "-c", "0"],
             )?);
@@ -92,7 +117,7 @@ pub(crate) fn run(root: &Path, rounds: usize, report: &mut String) -> Result<()>
             per[i].push(l.per_cpu_second);
         }
         eprintln!(
-            "round {}: default {:.0} / X25519:P-256 {:.0} = {:.3}",
+            "{library} round {}: default {:.0} / X25519:P-256 {:.0} = {:.3}",
             round + 1,
             per[0][round],
             per[1][round],
@@ -105,14 +130,7 @@ pub(crate) fn run(root: &Path, rounds: usize, report: &mut String) -> Result<()>
         .fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
     writeln!(
         report,
-        "## Post-quantum by default, classical clients (`cargo xtask bench --suite groups --runs {rounds}`)\n\n\
-         `edgetls proxy` on OpenSSL 3.5, 1 worker, twice side by side on CPU 0: the library's \
-         default groups (X25519MLKEM768 first) and `groups = \"X25519:P-256\"`; each offered \
-         {RATE:.0} full TLS 1.3 handshakes/s for {SECONDS:.0} s by a client on OpenSSL 3.0 \
-         (X25519, no ML-KEM); per second of each proxy's CPU, start order alternating.\n\n\
-         | {rounds} rounds | default groups (median) | X25519:P-256 (median) | default / X25519:P-256 (median of per-round ratios) |\n\
-         |---|---:|---:|---:|\n\
-         | X25519 client | {:.0} | {:.0} | **{:.3}×** (rounds {lo:.3}–{hi:.3}) |",
+        "| {library}, X25519 client | {:.0} | {:.0} | **{:.3}×** (rounds {lo:.3}–{hi:.3}) |",
         median(per[0].clone()),
         median(per[1].clone()),
         median(ratios.clone()),

@@ -27,6 +27,8 @@ const NAMES: usize = 10_000;
 struct Entry {
     server: Server,
     spread: bool,
+    /// A peer on the system's OpenSSL 3.0 (Debian's nginx and HAProxy).
+    system_peer: bool,
     /// Per client: one name, then the spread, handshakes per CPU-second in each round.
     one: Vec<Vec<f64>>,
     all: Vec<Vec<f64>>,
@@ -93,28 +95,41 @@ pub(crate) fn run(root: &Path, rounds: usize, report: &mut String) -> Result<()>
     let pem = d.join("certs").join(format!("{}.pem", names[0]));
     let origin = origin("127.0.0.1:0".parse()?)?;
 
-    let mut servers: Vec<(Server, bool)> = vec![
-        (edgetls(&awslc.join("edgetls"), d, origin, "AWS-LC")?, true),
+    // (server, serves every name, a peer on the system's OpenSSL)
+    let mut servers: Vec<(Server, bool, bool)> = vec![
+        (
+            edgetls(&awslc.join("edgetls"), d, origin, "AWS-LC")?,
+            true,
+            false,
+        ),
         (
             edgetls(&native.join("edgetls"), d, origin, "OpenSSL 3.0")?,
             true,
+            false,
         ),
     ];
     let mut skipped = Vec::new();
-    let peers: Vec<Result<Server>> = vec![
-        crate::bench_names::nginx_http(d, &names, origin),
-        crate::bench_names::nginx_stream(d, origin).and_then(|s| s.context("no stream module")),
-        crate::bench_names::haproxy(d, origin),
-        match std::env::var_os("EDGETLS_HAPROXY_AWSLC") {
-            Some(bin) => haproxy_awslc(Path::new(&bin), d, origin),
-            None => Err(anyhow::anyhow!(
-                "HAProxy on AWS-LC: set EDGETLS_HAPROXY_AWSLC to its binary"
-            )),
-        },
+    // (peer, on the system's OpenSSL)
+    let peers: Vec<(Result<Server>, bool)> = vec![
+        (crate::bench_names::nginx_http(d, &names, origin), true),
+        (
+            crate::bench_names::nginx_stream(d, origin).and_then(|s| s.context("no stream module")),
+            true,
+        ),
+        (crate::bench_names::haproxy(d, origin), true),
+        (
+            match std::env::var_os("EDGETLS_HAPROXY_AWSLC") {
+                Some(bin) => haproxy_awslc(Path::new(&bin), d, origin),
+                None => Err(anyhow::anyhow!(
+                    "HAProxy on AWS-LC: set EDGETLS_HAPROXY_AWSLC to its binary"
+                )),
+            },
+            false,
+        ),
     ];
-    for p in peers {
+    for (p, system) in peers {
         match p {
-            Ok(s) => servers.push((s, true)),
+            Ok(s) => servers.push((s, true, system)),
             Err(e) => skipped.push(e.to_string()),
         }
     }
@@ -122,10 +137,11 @@ pub(crate) fn run(root: &Path, rounds: usize, report: &mut String) -> Result<()>
         servers.push((
             reference(&bin.join("reference-server"), &pem, label)?,
             false,
+            false,
         ));
     }
     // The first pass over every name (certificates built, caches filled), not measured.
-    for (s, spread) in &servers {
+    for (s, spread, _) in &servers {
         if *spread {
             loadgen::run(&target(s, Some((Arc::clone(&names), true))))
                 .with_context(|| format!("{}: the first pass", s.name))?;
@@ -133,9 +149,10 @@ pub(crate) fn run(root: &Path, rounds: usize, report: &mut String) -> Result<()>
     }
     let mut entries: Vec<Entry> = servers
         .into_iter()
-        .map(|(server, spread)| Entry {
+        .map(|(server, spread, system_peer)| Entry {
             server,
             spread,
+            system_peer,
             one: vec![Vec::new(); clients.len()],
             all: vec![Vec::new(); clients.len()],
         })
@@ -145,9 +162,16 @@ pub(crate) fn run(root: &Path, rounds: usize, report: &mut String) -> Result<()>
         for (c, &client) in clients.iter().enumerate() {
             for k in 0..n {
                 let e = &mut entries[(k + round) % n];
-                e.one[c].push(warm_round(client, root, &e.server, &one, &one_file)?);
+                let name = e.server.name.clone();
+                e.one[c].push(
+                    warm_round(client, root, &e.server, &one, &one_file)
+                        .with_context(|| format!("{name}, one name, {}", client.label()))?,
+                );
                 if e.spread {
-                    e.all[c].push(warm_round(client, root, &e.server, &names, &all_file)?);
+                    e.all[c].push(
+                        warm_round(client, root, &e.server, &names, &all_file)
+                            .with_context(|| format!("{name}, spread, {}", client.label()))?,
+                    );
                 }
             }
         }
@@ -215,6 +239,32 @@ pub(crate) fn run(root: &Path, rounds: usize, report: &mut String) -> Result<()>
                 let (a, b) = match part {
                     0 => (entries[0].one.get(c), e.one.get(c)),
                     _ => (entries[0].all.get(c), e.all.get(c)),
+                };
+                cells.push(match (a, b) {
+                    (Some(a), Some(b)) => ratio(a, b),
+                    _ => "–".into(),
+                });
+            }
+        }
+        let _ = writeln!(report, "| {} | {} |", e.server.name, cells.join(" | "));
+    }
+    // The same library as Debian's peers: edgetls on OpenSSL 3.0 against them.
+    let _ = writeln!(
+        report,
+        "\nedgetls on OpenSSL 3.0 / the servers on the same OpenSSL 3.0, median of per-round ratios (range):\n\n\
+         | / server | one name, {} | one name, {} | spread, {} | spread, {} |\n|---|---:|---:|---:|---:|",
+        labels[0],
+        labels.get(1).unwrap_or(&"–"),
+        labels[0],
+        labels.get(1).unwrap_or(&"–"),
+    );
+    for e in entries.iter().filter(|e| e.system_peer) {
+        let mut cells = Vec::new();
+        for part in [0, 1] {
+            for c in 0..2 {
+                let (a, b) = match part {
+                    0 => (entries[1].one.get(c), e.one.get(c)),
+                    _ => (entries[1].all.get(c), e.all.get(c)),
                 };
                 cells.push(match (a, b) {
                     (Some(a), Some(b)) => ratio(a, b),

@@ -1,6 +1,6 @@
 //! `cargo xtask bench --suite openssl`: the same handshakes on each OpenSSL operators run —
 //! Debian's 3.0 (this build), 3.5 LTS and 4.0 (xtask built again against each, statically, from
-//! `cargo xtask openssl`) — in one run, the versions alternating within each round: full TLS 1.3
+//! `cargo xtask openssl`), and AWS-LC (xtask built with its `aws-lc` feature) — in one run, the versions alternating within each round: full TLS 1.3
 //! ECDSA P-256 handshakes per server CPU-second with a local key and with a remote key (the
 //! provider, async, key server at 0 ms on loopback).
 
@@ -19,6 +19,8 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
         let release = crate::openssl::release_build_against(version, "xtask", root)?;
         builds.push((version.into(), release.join("xtask")));
     }
+    let awslc = crate::openssl::release_build_awslc_of(root, &["xtask"], "xtask/aws-lc")?;
+    builds.push(("AWS-LC".into(), awslc.join("xtask")));
     // rows[i] = (name, OpenSSL's own version string, local per round, remote per round)
     let mut rows: Vec<(String, String, Vec<f64>, Vec<f64>)> = builds
         .iter()
@@ -49,11 +51,12 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
     let median = crate::bench_keyless::median;
     let _ = writeln!(
         report,
-        "## The same handshakes on each OpenSSL (`cargo xtask bench --suite openssl`)\n\n\
+        "## The same handshakes on each OpenSSL and on AWS-LC (`cargo xtask bench --suite openssl`)\n\n\
          Full TLS 1.3 ECDSA P-256 handshakes per server CPU-second (the server thread's own CPU \
          clock), one server thread, 64 clients in the same process, {ROUNDS} rounds with the \
-         builds alternating; remote key: the `edgetls-keyless` provider, async mode, key server \
-         at 0 ms on loopback. 3.5 and 4.0 are linked statically (`cargo xtask openssl`).\n\n\
+         builds alternating; remote key: async mode, key server at 0 ms on loopback, through the \
+         `edgetls-keyless` provider (OpenSSL) or the private-key method (AWS-LC). 3.5 and 4.0 are \
+         linked statically (`cargo xtask openssl`); AWS-LC is xtask's `aws-lc` feature.\n\n\
          | build | OpenSSL | local key (median) | remote key (median) | remote / local | local vs 3.0 (median of per-round ratios) | remote vs 3.0 |\n\
          |---|---|---:|---:|---:|---:|---:|"
     );

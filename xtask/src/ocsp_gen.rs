@@ -10,8 +10,14 @@ use openssl::hash::MessageDigest;
 use openssl::ocsp::{OcspBasicResponse, OcspCertId, OcspResponse, OcspResponseStatus};
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
-use std::ffi::{c_int, c_ulong, c_void};
+use std::ffi::c_ulong;
+#[cfg(not(awslc))]
+use std::ffi::{c_int, c_void};
 
+// AWS-LC declares both (openssl-sys re-exports its bindings); OpenSSL's openssl-sys does not.
+#[cfg(awslc)]
+use openssl_sys::{OCSP_basic_add1_status, OCSP_basic_sign};
+#[cfg(not(awslc))]
 unsafe extern "C" {
     fn OCSP_basic_add1_status(
         rsp: *mut openssl_sys::OCSP_BASICRESP,

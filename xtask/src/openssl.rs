@@ -79,20 +79,27 @@ pub(crate) fn release_build_against(version: &str, package: &str, root: &Path) -
 /// `aws-lc` feature; aws-lc-sys builds AWS-LC with cmake), in `target/aws-lc-release`; that
 /// target directory's `release/`.
 pub(crate) fn release_build_awslc(root: &Path) -> Result<PathBuf> {
+    release_build_awslc_of(
+        root,
+        &["edgetls-proxy", "edgetls-benches"],
+        "edgetls-proxy/aws-lc,edgetls-benches/aws-lc",
+    )
+}
+
+/// As [`release_build_awslc`], for `packages` with `features` (which put them on AWS-LC).
+pub(crate) fn release_build_awslc_of(
+    root: &Path,
+    packages: &[&str],
+    features: &str,
+) -> Result<PathBuf> {
     let target = root.join("target/aws-lc-release");
-    eprintln!("building edgetls-proxy and the reference server on AWS-LC …");
+    eprintln!("building {} on AWS-LC …", packages.join(", "));
+    let mut args = vec!["build", "--release", "--quiet", "--features", features];
+    for p in packages {
+        args.extend(["-p", p]);
+    }
     let ok = std::process::Command::new("cargo")
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "edgetls-proxy",
-            "-p",
-            "edgetls-benches",
-            "--features",
-            "edgetls-proxy/aws-lc,edgetls-benches/aws-lc",
-        ])
+        .args(&args)
         .env("CARGO_TARGET_DIR", &target)
         .current_dir(root)
         .status()?;

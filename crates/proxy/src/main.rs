@@ -28,7 +28,7 @@ use std::process::ExitCode;
 #[command(
     name = "edgetls",
     version,
-    about = "TLS termination at the edge, on OpenSSL"
+    about = "TLS termination at the edge, on OpenSSL or AWS-LC"
 )]
 struct Cli {
     #[command(subcommand)]

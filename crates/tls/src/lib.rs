@@ -16,9 +16,13 @@
 //! The certificate store, the ticket keys, the policy and the remote-key engine use it; none of
 //! them reaches into another for these, and none declares a libssl function of its own.
 //!
-//! The library specifics sit in one module per library (`ossl`, for OpenSSL 3.0, 3.5 and 4.0);
-//! the parsing of ClientHello extensions ([`hello`]), the refusal reasons and the traits the
-//! hooks call ([`Signer`], [`tickets::TicketKeyLookup`]) are library-neutral.
+//! The library specifics sit in `ossl` (OpenSSL's API: OpenSSL 3.0, 3.5 and 4.0, and what AWS-LC
+//! shares of it) and `awslc` (where AWS-LC differs: the certificate-selection pause, remote keys
+//! through `SSL_PRIVATE_KEY_METHOD`, the ticket callback), chosen by `cfg(awslc)` — set when
+//! openssl-sys links AWS-LC (the `aws-lc` feature of this crate or any other). The parsing of
+//! ClientHello extensions ([`hello`]), the refusal reasons, the traits the hooks call
+//! ([`Signer`], [`tickets::TicketKeyLookup`]), [`library`] and [`settings`] are the same API on
+//! both.
 //!
 //! [`Signer`]: remote_key::Signer
 //!

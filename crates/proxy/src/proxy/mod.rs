@@ -238,7 +238,10 @@ pub(crate) fn start(
     }
     for a in &addrs {
         let plural = if workers == 1 { "" } else { "s" };
-        println!("edgetls proxy: listening on {a} ({workers} worker{plural})");
+        println!(
+            "edgetls proxy: listening on {a} ({workers} worker{plural}, {})",
+            edgetls_tls::library::version()
+        );
     }
     let mut metrics_bound = None;
     if let Some(m) = metrics_addr {
