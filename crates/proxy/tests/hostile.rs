@@ -25,6 +25,10 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 /// Resident memory may differ from the baseline by this much after an attack.
 const RSS_SLACK_KIB: u64 = 2 * 1024;
 
+/// What AWS-LC's build may keep once after the first storm of silent connections (see
+/// `silent_storms`).
+const AWSLC_FIRST_STORM_KIB: u64 = 8 * 1024;
+
 struct Target {
     proxy: Proxy,
     name: &'static str,
@@ -62,6 +66,12 @@ impl Target {
 
     /// After an attack: serves a request; descriptors and memory back to the baseline.
     fn recovered(&self, attack: &str) {
+        self.recovered_within(attack, self.rss + RSS_SLACK_KIB);
+    }
+
+    /// As [`recovered`](Self::recovered), with resident memory back under `limit` KiB; returns
+    /// the resident memory then.
+    fn recovered_within(&self, attack: &str, limit: u64) -> u64 {
         self.serve_one();
         let pid = self.proxy.child.id();
         let settled = eventually(Duration::from_secs(TIMEOUT.as_secs() + 5), || {
@@ -69,7 +79,7 @@ impl Target {
             fd_count(pid) <= self.fds
                 && metric(&m, "edgetls_connections_open") == Some(0.0)
                 && metric(&m, "edgetls_remote_key_wakers") == Some(0.0)
-                && rss_kib(pid) <= self.rss + RSS_SLACK_KIB
+                && rss_kib(pid) <= limit
         });
         let (fds, rss) = (fd_count(pid), rss_kib(pid));
         println!(
@@ -78,11 +88,12 @@ impl Target {
         );
         assert!(
             settled,
-            "{attack}: descriptors {fds} (baseline {}), RSS {rss} KiB (baseline {} + {RSS_SLACK_KIB}) {}",
+            "{attack}: descriptors {fds} (baseline {}), RSS {rss} KiB (baseline {}, limit {limit}) {}",
             self.fds,
             self.rss,
             self.proxy.stderr.lock().unwrap()
         );
+        rss
     }
 }
 
@@ -433,7 +444,27 @@ fn silent_ten_thousand(t: &Target) {
     // Each of the ten normal requests during the flood completed (`serve_fast` fails the test
     // otherwise); how fast is printed above, not asserted: timings belong in the benches.
     drop(held);
-    t.recovered("10,000 silent connections");
+}
+
+/// 10,000 silent connections; memory back to the baseline after them. On AWS-LC the heap keeps
+/// a few MiB more after the first storm (3–6 MiB measured, one time: docs/libraries.md), so
+/// there the storm runs twice, the first within a one-time allowance and the second adding no
+/// more than the usual slack: memory that grew with every storm would fail it.
+fn silent_storms(t: &Target) {
+    silent_ten_thousand(t);
+    if edgetls_tls::library::HAS_ASYNC_JOBS {
+        t.recovered("10,000 silent connections");
+        return;
+    }
+    let first = t.recovered_within(
+        "10,000 silent connections (AWS-LC, first)",
+        t.rss + AWSLC_FIRST_STORM_KIB,
+    );
+    silent_ten_thousand(t);
+    t.recovered_within(
+        "10,000 silent connections (AWS-LC, again)",
+        first.max(t.rss) + RSS_SLACK_KIB,
+    );
 }
 
 fn config(dir: &Path, sources: &str, keyless: &str) -> PathBuf {
@@ -485,7 +516,7 @@ fn attacks(t: &Target) {
     fragmented(t);
     departures(t);
     slow_readers(t);
-    silent_ten_thousand(t);
+    silent_storms(t);
 }
 
 #[test]
