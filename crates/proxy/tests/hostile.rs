@@ -25,10 +25,6 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 /// Resident memory may differ from the baseline by this much after an attack.
 const RSS_SLACK_KIB: u64 = 2 * 1024;
 
-/// What AWS-LC's build may keep once after a burst (20 stalled 8 MiB readers, the first storm of
-/// silent connections: 3–6 MiB measured), see `silent_storms`.
-const AWSLC_FIRST_STORM_KIB: u64 = 8 * 1024;
-
 struct Target {
     proxy: Proxy,
     name: &'static str,
@@ -66,19 +62,6 @@ impl Target {
 
     /// After an attack: serves a request; descriptors and memory back to the baseline.
     fn recovered(&self, attack: &str) {
-        // AWS-LC's build keeps a few MiB after a burst, once (docs/libraries.md): the storm of
-        // silent connections checks that it does not grow (`silent_storms`).
-        let slack = if edgetls_tls::library::HAS_ASYNC_JOBS {
-            RSS_SLACK_KIB
-        } else {
-            AWSLC_FIRST_STORM_KIB
-        };
-        self.recovered_within(attack, self.rss + slack);
-    }
-
-    /// As [`recovered`](Self::recovered), with resident memory back under `limit` KiB; returns
-    /// the resident memory then.
-    fn recovered_within(&self, attack: &str, limit: u64) -> u64 {
         self.serve_one();
         let pid = self.proxy.child.id();
         let settled = eventually(Duration::from_secs(TIMEOUT.as_secs() + 5), || {
@@ -86,7 +69,7 @@ impl Target {
             fd_count(pid) <= self.fds
                 && metric(&m, "edgetls_connections_open") == Some(0.0)
                 && metric(&m, "edgetls_remote_key_wakers") == Some(0.0)
-                && rss_kib(pid) <= limit
+                && rss_kib(pid) <= self.rss + RSS_SLACK_KIB
         });
         let (fds, rss) = (fd_count(pid), rss_kib(pid));
         println!(
@@ -95,12 +78,11 @@ impl Target {
         );
         assert!(
             settled,
-            "{attack}: descriptors {fds} (baseline {}), RSS {rss} KiB (baseline {}, limit {limit}) {}",
+            "{attack}: descriptors {fds} (baseline {}), RSS {rss} KiB (baseline {} + {RSS_SLACK_KIB}) {}",
             self.fds,
             self.rss,
             self.proxy.stderr.lock().unwrap()
         );
-        rss
     }
 }
 
@@ -451,27 +433,7 @@ fn silent_ten_thousand(t: &Target) {
     // Each of the ten normal requests during the flood completed (`serve_fast` fails the test
     // otherwise); how fast is printed above, not asserted: timings belong in the benches.
     drop(held);
-}
-
-/// 10,000 silent connections; memory back to the baseline after them. On AWS-LC the heap keeps
-/// a few MiB more after the first storm (3–6 MiB measured, one time: docs/libraries.md), so
-/// there the storm runs twice, the first within a one-time allowance and the second adding no
-/// more than the usual slack: memory that grew with every storm would fail it.
-fn silent_storms(t: &Target) {
-    silent_ten_thousand(t);
-    if edgetls_tls::library::HAS_ASYNC_JOBS {
-        t.recovered("10,000 silent connections");
-        return;
-    }
-    let first = t.recovered_within(
-        "10,000 silent connections (AWS-LC, first)",
-        t.rss + AWSLC_FIRST_STORM_KIB,
-    );
-    silent_ten_thousand(t);
-    t.recovered_within(
-        "10,000 silent connections (AWS-LC, again)",
-        first.max(t.rss) + RSS_SLACK_KIB,
-    );
+    t.recovered("10,000 silent connections");
 }
 
 fn config(dir: &Path, sources: &str, keyless: &str) -> PathBuf {
@@ -523,7 +485,7 @@ fn attacks(t: &Target) {
     fragmented(t);
     departures(t);
     slow_readers(t);
-    silent_storms(t);
+    silent_ten_thousand(t);
 }
 
 #[test]
