@@ -223,57 +223,44 @@ pub(crate) fn run(root: &Path, rounds: usize, report: &mut String) -> Result<()>
             .fold((f64::MAX, f64::MIN), |(l, h), x| (l.min(*x), h.max(*x)));
         format!("**{:.2}×** ({lo:.2}–{hi:.2})", median(r))
     };
-    let _ = writeln!(
-        report,
-        "\nedgetls on AWS-LC / each server, median of per-round ratios (range):\n\n\
-         | / server | one name, {} | one name, {} | spread, {} | spread, {} |\n|---|---:|---:|---:|---:|",
-        labels[0],
-        labels.get(1).unwrap_or(&"–"),
-        labels[0],
-        labels.get(1).unwrap_or(&"–"),
-    );
-    for e in entries.iter().skip(1) {
-        let mut cells = Vec::new();
-        for part in [0, 1] {
-            for c in 0..2 {
-                let (a, b) = match part {
-                    0 => (entries[0].one.get(c), e.one.get(c)),
-                    _ => (entries[0].all.get(c), e.all.get(c)),
-                };
-                cells.push(match (a, b) {
-                    (Some(a), Some(b)) => ratio(a, b),
-                    _ => "–".into(),
-                });
+    // One table of ratios: `base` (an entry index) over each of `others`.
+    let table = |report: &mut String, title: &str, base: usize, others: &[&Entry]| {
+        let _ = writeln!(
+            report,
+            "\n{title}, median of per-round ratios (range):\n\n\
+             | / server | one name, {} | one name, {} | spread, {} | spread, {} |\n|---|---:|---:|---:|---:|",
+            labels[0],
+            labels.get(1).unwrap_or(&"–"),
+            labels[0],
+            labels.get(1).unwrap_or(&"–"),
+        );
+        for e in others {
+            let mut cells = Vec::new();
+            for part in [0, 1] {
+                for c in 0..2 {
+                    let (a, b) = match part {
+                        0 => (entries[base].one.get(c), e.one.get(c)),
+                        _ => (entries[base].all.get(c), e.all.get(c)),
+                    };
+                    cells.push(match (a, b) {
+                        (Some(a), Some(b)) => ratio(a, b),
+                        _ => "–".into(),
+                    });
+                }
             }
+            let _ = writeln!(report, "| {} | {} |", e.server.name, cells.join(" | "));
         }
-        let _ = writeln!(report, "| {} | {} |", e.server.name, cells.join(" | "));
-    }
+    };
+    let rest: Vec<&Entry> = entries.iter().skip(1).collect();
+    table(report, "edgetls on AWS-LC / each server", 0, &rest);
     // The same library as Debian's peers: edgetls on OpenSSL 3.0 against them.
-    let _ = writeln!(
+    let peers: Vec<&Entry> = entries.iter().filter(|e| e.system_peer).collect();
+    table(
         report,
-        "\nedgetls on OpenSSL 3.0 / the servers on the same OpenSSL 3.0, median of per-round ratios (range):\n\n\
-         | / server | one name, {} | one name, {} | spread, {} | spread, {} |\n|---|---:|---:|---:|---:|",
-        labels[0],
-        labels.get(1).unwrap_or(&"–"),
-        labels[0],
-        labels.get(1).unwrap_or(&"–"),
+        "edgetls on OpenSSL 3.0 / the servers on the same OpenSSL 3.0",
+        1,
+        &peers,
     );
-    for e in entries.iter().filter(|e| e.system_peer) {
-        let mut cells = Vec::new();
-        for part in [0, 1] {
-            for c in 0..2 {
-                let (a, b) = match part {
-                    0 => (entries[1].one.get(c), e.one.get(c)),
-                    _ => (entries[1].all.get(c), e.all.get(c)),
-                };
-                cells.push(match (a, b) {
-                    (Some(a), Some(b)) => ratio(a, b),
-                    _ => "–".into(),
-                });
-            }
-        }
-        let _ = writeln!(report, "| {} | {} |", e.server.name, cells.join(" | "));
-    }
     for s in skipped {
         let _ = writeln!(report, "\n(not run: {s})");
     }
