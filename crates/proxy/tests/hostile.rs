@@ -31,6 +31,8 @@ struct Target {
     ca: PathBuf,
     fds: usize,
     rss: u64,
+    /// Resident KiB per mapping at the baseline, to say where growth sits.
+    maps: std::collections::BTreeMap<String, u64>,
 }
 
 impl Target {
@@ -72,17 +74,67 @@ impl Target {
                 && rss_kib(pid) <= self.rss + RSS_SLACK_KIB
         });
         let (fds, rss) = (fd_count(pid), rss_kib(pid));
+        let grown = grown_mappings(&self.maps, &rss_by_mapping(pid));
         println!(
-            "{:<14} {attack:<44} descriptors {fds} (baseline {}), RSS {rss} KiB (baseline {})",
+            "{:<14} {attack:<44} descriptors {fds} (baseline {}), RSS {rss} KiB (baseline {}); \
+             grown: {grown}",
             self.name, self.fds, self.rss
         );
         assert!(
             settled,
-            "{attack}: descriptors {fds} (baseline {}), RSS {rss} KiB (baseline {} + {RSS_SLACK_KIB}) {}",
+            "{attack}: descriptors {fds} (baseline {}), RSS {rss} KiB (baseline {} + {RSS_SLACK_KIB}); \
+             grown mappings: {grown}\n{}",
             self.fds,
             self.rss,
             self.proxy.stderr.lock().unwrap()
         );
+    }
+}
+
+/// Resident KiB of each mapping of `pid` (`/proc/PID/smaps`), keyed by its address range and
+/// name.
+fn rss_by_mapping(pid: u32) -> std::collections::BTreeMap<String, u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut maps = std::collections::BTreeMap::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        if let Some(kib) = line.strip_prefix("Rss:") {
+            let kib = kib
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            maps.insert(current.clone(), kib);
+        } else if line
+            .split_whitespace()
+            .next()
+            .is_some_and(|f| f.contains('-'))
+        {
+            let mut fields = line.split_whitespace();
+            let range = fields.next().unwrap_or_default();
+            current = format!("{range} {}", fields.nth(4).unwrap_or("[anon]"));
+        }
+    }
+    maps
+}
+
+/// The mappings that grew by more than 256 KiB from `before` to `after`, largest first.
+fn grown_mappings(
+    before: &std::collections::BTreeMap<String, u64>,
+    after: &std::collections::BTreeMap<String, u64>,
+) -> String {
+    let mut grown: Vec<(u64, &String)> = after
+        .iter()
+        .map(|(k, &v)| (v.saturating_sub(before.get(k).copied().unwrap_or(0)), k))
+        .filter(|&(d, _)| d > 256)
+        .collect();
+    grown.sort_by(|a, b| b.cmp(a));
+    let shown: Vec<String> = grown.iter().map(|(d, k)| format!("{k} +{d} KiB")).collect();
+    if shown.is_empty() {
+        "none over 256 KiB".into()
+    } else {
+        shown.join("; ")
     }
 }
 
@@ -467,15 +519,18 @@ fn target(proxy: Proxy, name: &'static str, ca: PathBuf) -> Target {
         ca,
         fds: 0,
         rss: 0,
+        maps: Default::default(),
     };
     // Warm: the first requests allocate what every later one reuses (and, with remote keys,
-    // open the key client's connection).
+    // open the key client's connection), from both clients the attacks use.
     for _ in 0..20 {
         t.serve_one();
+        t.serve_fast();
     }
     std::thread::sleep(Duration::from_millis(300));
     t.fds = fd_count(t.proxy.child.id());
     t.rss = rss_kib(t.proxy.child.id());
+    t.maps = rss_by_mapping(t.proxy.child.id());
     t
 }
 
