@@ -1,9 +1,10 @@
 //! `cargo xtask bench --suite libraries`: the same proxy on two TLS libraries, side by side with
 //! its peers. `edgetls proxy` built on the system's OpenSSL 3.0 and on AWS-LC (rust-openssl's
 //! `aws-lc` feature), nginx (`http` and `stream`) and HAProxy from Debian (OpenSSL 3.0), HAProxy
-//! built on AWS-LC when `EDGETLS_HAPROXY_AWSLC` names its binary, and the reference server
+//! built on the same AWS-LC (`crate::haproxy_awslc`), and the reference server
 //! (`benches/src/bin/reference_server.rs`: the least a rust-openssl server does) on each
-//! library. 10,000 names, each with its own ECDSA P-256 certificate; full TLS 1.3 handshakes,
+//! library, answering itself and relaying to the origin as the proxies do. 10,000 names, each
+//! with its own ECDSA P-256 certificate; full TLS 1.3 handshakes,
 //! X25519 from the clients; one name and the SNI spread over all of them (after a first pass
 //! over every name); two independent clients (the Rust load generator and CPython's `ssl`).
 //! Per second of each server's CPU; in every round each server takes its turn, the order
@@ -26,6 +27,8 @@ const NAMES: usize = 10_000;
 /// one certificate).
 struct Entry {
     server: Server,
+    /// The server's label under its bars in the plot.
+    short: String,
     spread: bool,
     /// A peer on the system's OpenSSL 3.0 (Debian's nginx and HAProxy).
     system_peer: bool,
@@ -45,13 +48,25 @@ fn edgetls(bin: &Path, d: &Path, origin: std::net::SocketAddr, label: &str) -> R
     })
 }
 
-fn reference(bin: &Path, pem: &Path, label: &str) -> Result<Server> {
+/// The reference server on `label`'s library: answering itself, or (`origin`) relaying each
+/// request to the origin as the proxies do.
+fn reference(
+    bin: &Path,
+    pem: &Path,
+    label: &str,
+    origin: Option<std::net::SocketAddr>,
+) -> Result<Server> {
     let port = crate::bench_names::free_port()?;
-    spawn(
-        format!("reference server on {label}"),
-        Command::new(bin).arg(pem).arg(port.to_string()),
-        port,
-    )
+    let mut cmd = Command::new(bin);
+    cmd.arg(pem).arg(port.to_string());
+    let name = match origin {
+        Some(o) => {
+            cmd.arg(o.to_string());
+            format!("reference server on {label}, relaying to the origin")
+        }
+        None => format!("reference server on {label}"),
+    };
+    spawn(name, &mut cmd, port)
 }
 
 /// HAProxy built on AWS-LC (`make TARGET=linux-glibc USE_OPENSSL_AWSLC=1 …`), configured as
@@ -95,53 +110,67 @@ pub(crate) fn run(root: &Path, rounds: usize, report: &mut String) -> Result<()>
     let pem = d.join("certs").join(format!("{}.pem", names[0]));
     let origin = origin("127.0.0.1:0".parse()?)?;
 
-    // (server, serves every name, a peer on the system's OpenSSL)
-    let mut servers: Vec<(Server, bool, bool)> = vec![
+    // (server, serves every name, a peer on the system's OpenSSL, label in the plot)
+    let mut servers: Vec<(Server, bool, bool, String)> = vec![
         (
             edgetls(&awslc.join("edgetls"), d, origin, "AWS-LC")?,
             true,
             false,
+            "edgetls AWS-LC".into(),
         ),
         (
             edgetls(&native.join("edgetls"), d, origin, "OpenSSL 3.0")?,
             true,
             false,
+            "edgetls 3.0".into(),
         ),
     ];
     let mut skipped = Vec::new();
-    // (peer, on the system's OpenSSL)
-    let peers: Vec<(Result<Server>, bool)> = vec![
-        (crate::bench_names::nginx_http(d, &names, origin), true),
+    // (peer, on the system's OpenSSL, label in the plot)
+    let peers: Vec<(Result<Server>, bool, &str)> = vec![
+        (
+            crate::bench_names::nginx_http(d, &names, origin),
+            true,
+            "nginx http",
+        ),
         (
             crate::bench_names::nginx_stream(d, origin).and_then(|s| s.context("no stream module")),
             true,
+            "nginx stream",
         ),
-        (crate::bench_names::haproxy(d, origin), true),
+        (crate::bench_names::haproxy(d, origin), true, "HAProxy 2.6"),
         (
-            match std::env::var_os("EDGETLS_HAPROXY_AWSLC") {
-                Some(bin) => haproxy_awslc(Path::new(&bin), d, origin),
-                None => Err(anyhow::anyhow!(
-                    "HAProxy on AWS-LC: set EDGETLS_HAPROXY_AWSLC to its binary"
-                )),
-            },
+            crate::haproxy_awslc::binary(root)
+                .context("HAProxy on AWS-LC")
+                .and_then(|bin| haproxy_awslc(&bin, d, origin)),
             false,
+            "HAProxy AWS-LC",
         ),
     ];
-    for (p, system) in peers {
+    for (p, system, short) in peers {
         match p {
-            Ok(s) => servers.push((s, true, system)),
+            Ok(s) => servers.push((s, true, system, short.into())),
             Err(e) => skipped.push(e.to_string()),
         }
     }
-    for (bin, label) in [(&awslc, "AWS-LC"), (&native, "OpenSSL 3.0")] {
-        servers.push((
-            reference(&bin.join("reference-server"), &pem, label)?,
-            false,
-            false,
-        ));
+    for (bin, label, short) in [
+        (&awslc, "AWS-LC", "AWS-LC"),
+        (&native, "OpenSSL 3.0", "3.0"),
+    ] {
+        for hop in [None, Some(origin)] {
+            servers.push((
+                reference(&bin.join("reference-server"), &pem, label, hop)?,
+                false,
+                false,
+                match hop {
+                    None => format!("ref {short}"),
+                    Some(_) => format!("ref+relay {short}"),
+                },
+            ));
+        }
     }
     // The first pass over every name (certificates built, caches filled), not measured.
-    for (s, spread, _) in &servers {
+    for (s, spread, _, _) in &servers {
         if *spread {
             loadgen::run(&target(s, Some((Arc::clone(&names), true))))
                 .with_context(|| format!("{}: the first pass", s.name))?;
@@ -149,8 +178,9 @@ pub(crate) fn run(root: &Path, rounds: usize, report: &mut String) -> Result<()>
     }
     let mut entries: Vec<Entry> = servers
         .into_iter()
-        .map(|(server, spread, system_peer)| Entry {
+        .map(|(server, spread, system_peer, short)| Entry {
             server,
+            short,
             spread,
             system_peer,
             one: vec![Vec::new(); clients.len()],
@@ -251,6 +281,7 @@ pub(crate) fn run(root: &Path, rounds: usize, report: &mut String) -> Result<()>
             let _ = writeln!(report, "| {} | {} |", e.server.name, cells.join(" | "));
         }
     };
+    report.push_str(&plot(&entries, &labels)?);
     let rest: Vec<&Entry> = entries.iter().skip(1).collect();
     table(report, "edgetls on AWS-LC / each server", 0, &rest);
     // The same library as Debian's peers: edgetls on OpenSSL 3.0 against them.
@@ -265,4 +296,31 @@ pub(crate) fn run(root: &Path, rounds: usize, report: &mut String) -> Result<()>
         let _ = writeln!(report, "\n(not run: {s})");
     }
     Ok(())
+}
+
+/// Bars: each server's median handshakes per CPU-second, one name and spread, per client.
+fn plot(entries: &[Entry], clients: &[&str]) -> Result<String> {
+    let shorts: Vec<&str> = entries.iter().map(|e| e.short.as_str()).collect();
+    let mut series = Vec::new();
+    for (part, name) in [(0, "one name"), (1, "10k spread")] {
+        for (c, client) in clients.iter().enumerate() {
+            let values = entries
+                .iter()
+                .map(|e| {
+                    let runs = if part == 0 { &e.one } else { &e.all };
+                    runs.get(c)
+                        .filter(|r| !r.is_empty())
+                        .map_or(f64::NAN, |r| median(r.clone()))
+                })
+                .collect();
+            series.push((format!("{name}, {client}"), values));
+        }
+    }
+    crate::plot::bars(
+        "libraries_handshakes_per_cpu",
+        "Full TLS 1.3 handshakes per second of server CPU, OpenSSL 3.0 and AWS-LC",
+        "handshakes per CPU-second",
+        &shorts,
+        &series,
+    )
 }

@@ -17,6 +17,7 @@ mod bench_tickets;
 mod fleet;
 mod fuzz;
 mod gen_certs;
+mod haproxy_awslc;
 mod loadgen;
 mod memcheck;
 mod naive;

@@ -176,7 +176,9 @@ pub(crate) fn bars(
 ) -> Result<String> {
     let (path, link) = target(name);
     {
-        let root = SVGBackend::new(&path, (760, 440)).into_drawing_area();
+        // Wide enough for every category's label under its bars.
+        let width = (110 * categories.len() as u32).max(760);
+        let root = SVGBackend::new(&path, (width, 440)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
         let hi = series
             .iter()
