@@ -54,12 +54,20 @@ pub struct Handshake {
 /// A connection's client and server addresses.
 type Peers = (Option<std::net::SocketAddr>, Option<std::net::SocketAddr>);
 
-/// One step of the handshake, with the connection marked for its remote operations.
+/// One step of the handshake, with the connection marked for its remote operations. Addresses
+/// the caller did not give ([`Handshake::with_peers`]) are asked of the socket at the first step
+/// (two system calls a proxy that knows them saves per connection).
 fn step(
     stream: &mut TlsStream,
-    peers: Peers,
+    peers: &mut Peers,
     cx: &mut Context<'_>,
 ) -> Poll<Result<(), openssl::ssl::Error>> {
+    if peers.0.is_none() {
+        peers.0 = stream.tcp().peer_addr().ok();
+    }
+    if peers.1.is_none() {
+        peers.1 = stream.tcp().local_addr().ok();
+    }
     let marked = remote_key::during(stream.ssl(), peers.0, peers.1);
     let r = stream.poll_accept(cx);
     drop(marked);
@@ -98,7 +106,6 @@ pub fn accept(mut ssl: Ssl, tcp: TcpStream) -> Handshake {
     // Hooks may pause the ClientHello: this driver runs their work. (Should the slot not be
     // allocated, they do the work inline instead.)
     let _ = edgetls_tls::retry::enable(&mut ssl);
-    let peers = (tcp.peer_addr().ok(), tcp.local_addr().ok());
     let (stream, failed) = match TlsStream::new(ssl, tcp) {
         Ok(s) => (Some(s), None),
         Err(e) => (None, Some(internal(e.to_string()))),
@@ -107,7 +114,7 @@ pub fn accept(mut ssl: Ssl, tcp: TcpStream) -> Handshake {
         stream,
         failed,
         job: None,
-        peers,
+        peers: (None, None),
         _same_thread: PhantomData,
     }
 }
@@ -130,7 +137,7 @@ impl Future for Handshake {
             let Some(stream) = this.stream.as_mut() else {
                 return Poll::Ready(Err(internal("polled after the end")));
             };
-            match ready!(step(stream, this.peers, cx)) {
+            match ready!(step(stream, &mut this.peers, cx)) {
                 Ok(()) => {
                     let stream = this.stream.take();
                     return Poll::Ready(stream.ok_or_else(|| internal("polled after the end")));
@@ -224,7 +231,7 @@ impl Future for Finish {
             };
             // The job resumes and runs to its next stop: done, failed, or waiting for the
             // client (which nobody waits for any more).
-            if let Poll::Ready(Err(e)) = step(stream, this.peers, cx) {
+            if let Poll::Ready(Err(e)) = step(stream, &mut this.peers, cx) {
                 if remote_key::is_paused(&e) {
                     match register_job(stream) {
                         Ok(fd) => this.job = Some(fd),
