@@ -47,9 +47,9 @@ const KEYLESS_NAME: &str = "keyless.demo.test";
 const LOCAL_NAME: &str = "site000001.demo.test";
 
 /// One build under test.
-struct Build {
-    label: String,
-    edgetls: PathBuf,
+pub(crate) struct Build {
+    pub(crate) label: String,
+    pub(crate) edgetls: PathBuf,
 }
 
 /// Builds `edgetls` at `rev` in a worktree of its own; the binary.
@@ -183,7 +183,7 @@ fn print_round<const N: usize>(
 
 /// Handshakes per proxy CPU-second, remote and local key with the Rust load generator, and the
 /// remote key with the CPython client (when python3 is there): per build, the per-round figures.
-fn keyless_rates(
+pub(crate) fn keyless_rates(
     rounds: usize,
     builds: &[Build; 2],
     (d, root): (&Path, &Path),

@@ -8,7 +8,9 @@
 //! X25519 from the clients; one name and the SNI spread over all of them (after a first pass
 //! over every name); two independent clients (the Rust load generator and CPython's `ssl`).
 //! Per second of each server's CPU; in every round each server takes its turn, the order
-//! rotating round by round; ratios are medians of the per-round ratios.
+//! rotating round by round; ratios are medians of the per-round ratios. Then resumed
+//! handshakes (Rust client, every server) and remote keys (edgetls on each library, a key
+//! server at 0 ms).
 
 use crate::bench_keyless::median;
 use crate::bench_names::{Client, Server, spawn, target, warm_round, write_names};
@@ -35,6 +37,10 @@ struct Entry {
     /// Per client: one name, then the spread, handshakes per CPU-second in each round.
     one: Vec<Vec<f64>>,
     all: Vec<Vec<f64>>,
+    /// Resumed from the previous connection's ticket, one name, Rust client, per round; or
+    /// why not.
+    resumed: Vec<f64>,
+    resumed_failed: Option<String>,
 }
 
 fn edgetls(bin: &Path, d: &Path, origin: std::net::SocketAddr, label: &str) -> Result<Server> {
@@ -91,7 +97,10 @@ fn haproxy_awslc(bin: &Path, d: &Path, origin: std::net::SocketAddr) -> Result<S
 }
 
 pub(crate) fn run(root: &Path, rounds: usize, report: &mut String) -> Result<()> {
-    crate::bench::release_build(root, &["edgetls-proxy", "edgetls-benches"])?;
+    crate::bench::release_build(
+        root,
+        &["edgetls-proxy", "edgetls-benches", "edgetls-keyserver"],
+    )?;
     let native = root.join("target/release");
     let awslc = crate::openssl::release_build_awslc(root)?;
     let mut clients = vec![Client::Rust];
@@ -185,6 +194,8 @@ pub(crate) fn run(root: &Path, rounds: usize, report: &mut String) -> Result<()>
             system_peer,
             one: vec![Vec::new(); clients.len()],
             all: vec![Vec::new(); clients.len()],
+            resumed: Vec::new(),
+            resumed_failed: None,
         })
         .collect();
     let n = entries.len();
@@ -197,6 +208,12 @@ pub(crate) fn run(root: &Path, rounds: usize, report: &mut String) -> Result<()>
                     warm_round(client, root, &e.server, &one, &one_file)
                         .with_context(|| format!("{name}, one name, {}", client.label()))?,
                 );
+                if c == 0 && e.resumed_failed.is_none() {
+                    match resumed_round(&e.server, &one) {
+                        Ok(v) => e.resumed.push(v),
+                        Err(err) => e.resumed_failed = Some(format!("{err:#}")),
+                    }
+                }
                 if e.spread {
                     e.all[c].push(
                         warm_round(client, root, &e.server, &names, &all_file)
@@ -292,8 +309,120 @@ pub(crate) fn run(root: &Path, rounds: usize, report: &mut String) -> Result<()>
         1,
         &peers,
     );
+    resumed_table(report, &entries);
     for s in skipped {
         let _ = writeln!(report, "\n(not run: {s})");
+    }
+    drop(entries);
+    // Last, as it pins this process away from CPU 0 (the proxies run on it).
+    remote_keys(
+        root,
+        rounds,
+        [(&awslc, "AWS-LC"), (&native, "OpenSSL 3.0")],
+        report,
+    )
+}
+
+/// One round of resumed handshakes (each client resumes from its previous connection's ticket):
+/// per second of the server's CPU. Fails unless nearly all of them resumed.
+fn resumed_round(s: &Server, one: &Arc<[String]>) -> Result<f64> {
+    let t = loadgen::Target {
+        resume: true,
+        ..target(s, Some((Arc::clone(one), false)))
+    };
+    let l = loadgen::run(&t)?;
+    if l.resumed < 0.9 {
+        anyhow::bail!("only {:.0}% of the connections resumed", l.resumed * 100.0);
+    }
+    Ok(l.per_cpu_second)
+}
+
+fn resumed_table(report: &mut String, entries: &[Entry]) {
+    let _ = writeln!(
+        report,
+        "\nResumed TLS 1.3 handshakes (each client resumes from the ticket of its previous \
+         connection; one name; Rust load generator; same rounds): per second of each server's \
+         CPU, median, and edgetls on AWS-LC / each, median of per-round ratios (range).\n\n\
+         | server | resumed (median) | edgetls AWS-LC / server |\n|---|---:|---:|"
+    );
+    for e in entries {
+        if let Some(why) = &e.resumed_failed {
+            let _ = writeln!(report, "| {} | – ({why}) | – |", e.server.name);
+            continue;
+        }
+        if e.resumed.is_empty() || entries[0].resumed.is_empty() {
+            continue;
+        }
+        let r: Vec<f64> = entries[0]
+            .resumed
+            .iter()
+            .zip(&e.resumed)
+            .map(|(a, b)| a / b)
+            .collect();
+        let (lo, hi) = r
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), x| (l.min(*x), h.max(*x)));
+        let _ = writeln!(
+            report,
+            "| {} | {:.0} | **{:.2}×** ({lo:.2}–{hi:.2}) |",
+            e.server.name,
+            median(e.resumed.clone()),
+            median(r)
+        );
+    }
+}
+
+/// Remote keys on each library: `edgetls proxy` with the demo's certificates and a key server
+/// at 0 ms (built on the system's OpenSSL), the remote-key name and a local-key name in turn,
+/// the two builds alternating within each round (the method of `--suite ab`, which runs them).
+fn remote_keys(
+    root: &Path,
+    rounds: usize,
+    builds: [(&Path, &str); 2],
+    report: &mut String,
+) -> Result<()> {
+    use crate::bench_ab::{Build, keyless_rates};
+    let builds = builds.map(|(dir, label)| Build {
+        label: label.to_string(),
+        edgetls: dir.join("edgetls"),
+    });
+    let tmp = tempfile::tempdir()?;
+    let d = tmp.path();
+    crate::bench_proxy::demo_files(&builds[0].edgetls, d, 20)?;
+    let origin = origin("127.0.0.1:0".parse()?)?;
+    crate::bench_ab::pin_away_from_cpu0();
+    let ks_bin = root.join("target/release/edgetls-keyserver");
+    let (ks, ks_addr) = crate::fleet::keyserver(&ks_bin, d, "0ms")?;
+    let rates = keyless_rates(rounds, &builds, (d, root), &ks_addr, origin)?;
+    drop(ks);
+    let _ = writeln!(
+        report,
+        "\nRemote keys: `edgetls proxy`, 1 worker on CPU 0, the demo's certificates, a key server \
+         at 0 ms on loopback (built on the system's OpenSSL; mutual TLS); the remote-key name and a \
+         local-key name in turn, the two builds alternating within each round; {rounds} rounds; \
+         per second of the proxy's CPU (all its threads). Medians; remote / local is the median of \
+         per-round ratios (range).\n\n\
+         | library | local key, Rust | remote key, Rust | remote key, CPython | remote / local, Rust |\n\
+         |---|---:|---:|---:|---:|"
+    );
+    for (b, [remote, local, py]) in builds.iter().zip(&rates) {
+        let r: Vec<f64> = remote.iter().zip(local).map(|(a, b)| a / b).collect();
+        let (lo, hi) = r
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), x| (l.min(*x), h.max(*x)));
+        let py = if py.is_empty() {
+            "–".to_string()
+        } else {
+            format!("{:.0}", median(py.clone()))
+        };
+        let _ = writeln!(
+            report,
+            "| {} | {:.0} | {:.0} | {py} | **{:.2}×** ({lo:.2}–{hi:.2}) |",
+            b.label,
+            median(local.clone()),
+            median(remote.clone()),
+            median(r)
+        );
     }
     Ok(())
 }
