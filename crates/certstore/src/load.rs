@@ -6,6 +6,7 @@ use crate::index::{EntryIdx, Index, IndexInput};
 use crate::report::Report;
 use crate::snapshot::Snapshot;
 use crate::source::{EntrySpec, Source, SourceOptions};
+use crate::watch::absolute;
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -196,15 +197,16 @@ pub(crate) fn load_changed(
     changed: &[PathBuf],
 ) -> Option<(Snapshot, Report)> {
     let started = Instant::now();
-    let bytes = |p: &Path| p.as_os_str().as_encoded_bytes().to_vec();
+    // Watchers report absolute paths; a store loaded from relative ones compares in those terms.
+    let bytes = |p: &Path| absolute(p).as_os_str().as_encoded_bytes().to_vec();
     let wanted: std::collections::HashSet<Vec<u8>> = changed.iter().map(|p| bytes(p)).collect();
     let mut named = std::collections::HashSet::new();
     let mut affected = Vec::new();
     for (i, e) in previous.entries().iter().enumerate() {
         let mut hit = false;
         for f in entry_paths(&e.spec) {
-            let b = f.as_os_str().as_encoded_bytes();
-            if wanted.contains(b) {
+            let b = bytes(f);
+            if wanted.contains(&b) {
                 named.insert(b);
                 hit = true;
             }

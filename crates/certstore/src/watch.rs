@@ -49,6 +49,8 @@ impl WatchSet {
     /// What a change to `path` means; `gone` when it was removed or renamed away. Dotfiles in a
     /// source directory (editors' swap files, staged copies) are not certificates.
     pub fn change(&self, path: &Path, gone: bool) -> Change {
+        let path = absolute(path);
+        let path = path.as_ref();
         let p = path.as_os_str();
         if self.source_files.contains(p) {
             return Change::Full;
@@ -68,13 +70,38 @@ impl WatchSet {
     }
 }
 
+/// `path` made absolute against the working directory, `.` and `..` taken out by their
+/// names (links are not resolved): watchers report absolute paths, so a store loaded from
+/// relative ones must compare, and watch its directories, in those terms.
+pub(crate) fn absolute(path: &Path) -> std::borrow::Cow<'_, Path> {
+    use std::path::Component;
+    if path.is_absolute() {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let Ok(joined) = std::path::absolute(path) else {
+        return std::borrow::Cow::Borrowed(path);
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 impl CertStore {
     /// The files behind the store now, to watch them.
     pub fn watch_set(&self) -> WatchSet {
         let mut set = WatchSet::default();
         let is_dir = |d: &Path| d.is_dir();
         for source in self.sources() {
-            let p = source.path();
+            let p = absolute(source.path());
+            let p = p.as_ref();
             if matches!(source, Source::Dir(_)) {
                 set.dirs.insert(p.to_path_buf());
                 set.source_dirs.insert(p.as_os_str().to_owned());
@@ -91,10 +118,14 @@ impl CertStore {
         for e in snapshot.entries() {
             for f in entry_paths(e.spec()) {
                 parents.extend(f.parent().map(Path::as_os_str));
-                set.entry_files.insert(f.as_os_str().to_owned());
+                set.entry_files
+                    .insert(absolute(f).into_owned().into_os_string());
             }
         }
-        let dirs = parents.into_iter().map(PathBuf::from).filter(|d| is_dir(d));
+        let dirs = parents
+            .into_iter()
+            .map(|d| absolute(Path::new(d)).into_owned())
+            .filter(|d| is_dir(d));
         set.dirs.extend(dirs);
         set
     }

@@ -114,3 +114,61 @@ fn crt_list_options_follow_a_replaced_certificate_to_its_new_names() {
     let (_, out) = s_client(&p, &both, "site000003.demo.test", &["-alpn", "h2,http/1.1"]);
     assert!(out.contains("ALPN protocol: h2"), "{out}");
 }
+
+/// Paths relative to the configuration file, and the configuration given by a relative path
+/// (`--config proxy.toml` from its directory): a certificate renamed into the source directory
+/// and an edited policy file are picked up, as with absolute paths.
+#[test]
+fn relative_paths_are_watched_too() {
+    let dir = tempfile::tempdir().unwrap();
+    pki(dir.path());
+    let other = tempfile::tempdir().unwrap();
+    pki(other.path());
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        "[[sni]]\nfqdn = \"*\"\nalpn = [\"http/1.1\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("proxy.toml"),
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[certificates]\nsources = [\"certs\"]\n\n\
+         [policy]\nfile = \"policy.toml\"\n\n[[routes]]\nfqdn = \"*\"\norigin = \"127.0.0.1:9\"\n",
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_edgetls"));
+    cmd.current_dir(dir.path());
+    let p = common::start_command(cmd, std::path::Path::new("proxy.toml"));
+    let log = || p.stderr.lock().unwrap().clone();
+    let reloads = || log().matches("reloaded (file change)").count();
+
+    let name = "site000002.demo.test";
+    let file = format!("certs/{name}.pem");
+    let before = served_cert(p.addr, name);
+    let staged = dir.path().join("staged.pem");
+    std::fs::copy(other.path().join(&file), &staged).unwrap();
+    std::fs::rename(&staged, dir.path().join(&file)).unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || served_cert(p.addr, name)
+            != before),
+        "the renamed certificate was not picked up: {}",
+        log()
+    );
+    let after_cert = reloads();
+    assert_eq!(after_cert, 1, "{}", log());
+    assert!(
+        log().contains("(0 failed, 1 read again)"),
+        "the renamed file alone was read again: {}",
+        log()
+    );
+
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        "[[sni]]\nfqdn = \"*\"\nalpn = [\"h2\", \"http/1.1\"]\n",
+    )
+    .unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || reloads() > after_cert),
+        "the edited policy was not picked up: {}",
+        log()
+    );
+}

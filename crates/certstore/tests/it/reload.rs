@@ -215,3 +215,45 @@ fn reload_changed_reads_only_the_entries_naming_the_changed_files() {
     let report = store.reload_changed(&[path("b.pem")]).unwrap();
     assert_eq!((report.loaded, report.reused), (4, 4));
 }
+
+/// A store loaded from a relative path (here, relative to the test's working directory)
+/// understands the absolute paths a watcher reports: a written file is that entry's change, and
+/// `reload_changed` with its absolute path reads that entry alone.
+#[test]
+fn a_store_from_a_relative_path_takes_absolute_changed_paths() {
+    let pki = Pki::new();
+    for n in ["a", "b"] {
+        pki.bundle(
+            &format!("{n}.pem"),
+            &pki.ecdsa(&[&format!("{n}.example.com")]),
+        );
+    }
+    // The same directory, as a path relative to the working directory.
+    let cwd = std::env::current_dir().unwrap();
+    let up = "../".repeat(cwd.components().count() - 1);
+    let relative = std::path::PathBuf::from(up).join(pki.dir.path().strip_prefix("/").unwrap());
+    assert!(relative.is_relative() && relative.is_dir());
+    let (store, _) = CertStore::load(vec![Source::Dir(relative)], LoadOptions::default()).unwrap();
+    let absolute = pki.dir.path().join("a.pem");
+
+    let set = store.watch_set();
+    assert_eq!(
+        set.change(&absolute, false),
+        edgetls_certstore::Change::Entries
+    );
+    assert!(
+        set.dirs().any(|d| d == pki.dir.path()),
+        "the directory is watched by its absolute path"
+    );
+
+    let a2 = pki.ecdsa(&["a.example.com"]);
+    pki.bundle("a.pem", &a2);
+    let report = store.reload_changed(&[absolute]).unwrap();
+    assert_eq!(
+        (report.loaded, report.reused),
+        (2, 1),
+        "{:#?}",
+        report.problems
+    );
+    assert_eq!(leaf_of(&store, "a.example.com"), Some(der(&a2)));
+}

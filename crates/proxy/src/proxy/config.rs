@@ -268,7 +268,10 @@ impl Config {
                 message: e.message().to_string(),
             }
         })?;
-        let dir = path.parent().unwrap_or(Path::new("."));
+        // Relative paths are relative to the configuration file, made absolute here (the file
+        // watcher compares them with the absolute paths it reports).
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let dir = abs.parent().unwrap_or(Path::new("/"));
         let rel = |p: &str| dir.join(p);
         let line_of = |field: &str| {
             text.lines()

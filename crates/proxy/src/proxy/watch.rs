@@ -54,6 +54,7 @@ fn watched(config: &Path, shared: &Shared) -> (BTreeSet<PathBuf>, Relevant) {
                 .and_then(|t| t.key_file().map(Path::to_path_buf)),
         );
     for f in files {
+        let f = std::path::absolute(&f).unwrap_or(f);
         dirs.extend(f.parent().map(Path::to_path_buf).filter(|d| d.is_dir()));
         relevant.insert(f.into_os_string());
     }
@@ -76,6 +77,8 @@ fn is_change(kind: &EventKind) -> bool {
 
 /// Starts the watcher on a thread of its own.
 pub(crate) fn start(config: PathBuf, shared: Arc<Shared>) {
+    // Watchers report absolute paths: `--config proxy.toml` must be compared as one too.
+    let config = std::path::absolute(&config).unwrap_or(config);
     let (tx, rx) = mpsc::channel::<Event>();
     let handler = move |res: notify::Result<Event>| {
         if let Ok(e) = res.map_err(|e| tracing::warn!("file watching: {e}")) {
