@@ -236,3 +236,62 @@ fn a_handshake_cancelled_while_its_key_operation_waits_releases_the_client_at_on
     std::thread::sleep(Duration::from_secs(1));
     back_to_baseline(&p, baseline + 2); // the key client may have opened a connection more
 }
+
+/// A key server that does not answer in time fails the handshakes of its names, and that is
+/// said at the default log level — the client did nothing wrong — at most once a second per
+/// worker, the next line counting those left out.
+#[test]
+fn key_server_failures_are_logged_at_the_default_level_once_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    pki(dir.path());
+    let (kit, keys) = setup();
+    keyless_site(&kit, &keys, dir.path());
+    // The key server answers after 4 s (its health-check answers too); the key client gives up
+    // after 2 s: remote_timeout or remote_unavailable.
+    let ks = start_keyserver(&kit, Authz::open(), {
+        let mut o = ServerOptions::default();
+        o.delay = Duration::from_secs(4);
+        o
+    });
+    let p = start(&config(dir.path(), "5s", Some((&kit, ks.addr)), ""));
+    let ca = kit.path("ca.pem");
+    let batch = |n: usize| {
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                let (addr, ca) = (p.addr, ca.clone());
+                std::thread::spawn(move || {
+                    let o = std::process::Command::new("curl")
+                        .args(["-s", "--max-time", "8", "--cacert", ca.to_str().unwrap()])
+                        .args([
+                            "--resolve",
+                            &format!("keyless.test:{}:127.0.0.1", addr.port()),
+                        ])
+                        .arg(format!("https://keyless.test:{}/", addr.port()))
+                        .output()
+                        .unwrap();
+                    o.status.success()
+                })
+            })
+            .collect();
+        for h in handles {
+            assert!(!h.join().unwrap(), "the handshake failed");
+        }
+    };
+    batch(6); // six failures within a second: one line
+    batch(2); // two seconds later: one line, counting the five left out
+    let log = p.stderr.lock().unwrap().clone();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("handshake failed (remote_"))
+        .collect();
+    assert!(
+        (2..=3).contains(&lines.len()),
+        "one line a second, not one per failure: {log}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("more failures of this side")),
+        "the left-out failures are counted: {log}"
+    );
+}

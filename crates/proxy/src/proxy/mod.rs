@@ -6,6 +6,7 @@ mod metrics;
 mod origin;
 mod peek;
 mod pipe;
+mod problems;
 mod proxied;
 mod watch;
 mod worker;

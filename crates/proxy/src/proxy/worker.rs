@@ -4,7 +4,7 @@
 use crate::error::CliError;
 use crate::proxy::peek::{client_hello_sni, record_len};
 use crate::proxy::pipe::pipe;
-use crate::proxy::{Shared, memory, proxied};
+use crate::proxy::{Shared, memory, problems, proxied};
 use edgetls_engine::{EngineError, Failure};
 use openssl::ssl::{NameType, Ssl};
 use std::future::Future;
@@ -209,6 +209,9 @@ async fn connection(
         Ok(tls) => tls,
         Err(Failed::Error(reason, detail)) => {
             shared.metrics.failed(reason);
+            if problems::is_ours(reason) {
+                problems::warn(peer, reason, &detail);
+            }
             return Err(format!("handshake failed ({reason}): {detail}"));
         }
         Err(Failed::Timeout) => {
