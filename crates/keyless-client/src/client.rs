@@ -12,6 +12,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::runtime::Handle;
 use tokio::sync::{Notify, watch};
 
 /// Which signature a sign request asks for (the protocol's [`SignScheme`](edgetls_keyless_proto::SignScheme), whose one table
@@ -27,10 +28,19 @@ struct Inner {
     in_flight: AtomicU64,
 }
 
-/// A keyless client with its own runtime thread(s); usable from any thread or runtime.
+/// Where the client's connections and requests run.
+enum Exec {
+    /// A runtime of the client's own (taken when the client is dropped).
+    Own(Option<tokio::runtime::Runtime>),
+    /// A runtime the caller owns, such as a proxy worker's current-thread runtime.
+    On(Handle),
+}
+
+/// A keyless client, on its own runtime thread(s) ([`KeylessClient::new`]) or on a runtime the
+/// caller owns ([`KeylessClient::on_runtime`]); usable from any thread or runtime.
 pub struct KeylessClient {
     inner: Arc<Inner>,
-    runtime: Option<tokio::runtime::Runtime>,
+    exec: Exec,
     stop: watch::Sender<bool>,
 }
 
@@ -46,6 +56,14 @@ impl KeylessClient {
     /// Starts the client: its runtime and a supervisor per connection, which connect in the
     /// background. Fails only on bad configuration (missing or invalid files).
     pub fn new(config: ClientConfig) -> Result<KeylessClient, ClientError> {
+        Self::own_runtime(config, Arc::new(ClientMetrics::default()))
+    }
+
+    /// [`KeylessClient::new`], counting into `metrics`.
+    pub(crate) fn own_runtime(
+        config: ClientConfig,
+        metrics: Arc<ClientMetrics>,
+    ) -> Result<KeylessClient, ClientError> {
         config.validate()?;
         let connector = config.connector()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -54,6 +72,36 @@ impl KeylessClient {
             .enable_all()
             .build()
             .map_err(|e| ClientError::Invalid(format!("runtime: {e}")))?;
+        Ok(Self::start(
+            config,
+            connector,
+            Exec::Own(Some(runtime)),
+            metrics,
+        ))
+    }
+
+    /// Starts a client whose connections and requests run on the runtime `handle` (which needs
+    /// its I/O and time drivers enabled), counting into `metrics`. Used from that runtime's own
+    /// thread — one client per proxy worker — a request never leaves the thread: no hand-off
+    /// to another thread and back. `config.threads` is not used. The client's tasks end when it
+    /// is dropped or when the runtime shuts down; requests after that fail with
+    /// [`ClientError::Shutdown`].
+    pub fn on_runtime(
+        config: ClientConfig,
+        handle: Handle,
+        metrics: Arc<ClientMetrics>,
+    ) -> Result<KeylessClient, ClientError> {
+        config.validate()?;
+        let connector = config.connector()?;
+        Ok(Self::start(config, connector, Exec::On(handle), metrics))
+    }
+
+    fn start(
+        config: ClientConfig,
+        connector: openssl::ssl::SslConnector,
+        exec: Exec,
+        metrics: Arc<ClientMetrics>,
+    ) -> KeylessClient {
         let config = Arc::new(config);
         let conns: Vec<Arc<Conn>> = config
             .servers
@@ -66,30 +114,36 @@ impl KeylessClient {
             config: Arc::clone(&config),
             conns,
             ids: Arc::new(AtomicU32::new(1)),
-            metrics: Arc::new(ClientMetrics::default()),
+            metrics,
             healthy_now: Arc::new(Notify::new()),
             in_flight: AtomicU64::new(0),
         });
         let (stop, stopped) = watch::channel(false);
-        for conn in &inner.conns {
-            runtime.spawn(Arc::clone(conn).supervise(
-                Arc::clone(&config),
-                connector.clone(),
-                Arc::clone(&inner.ids),
-                Arc::clone(&inner.metrics),
-                Arc::clone(&inner.healthy_now),
-                stopped.clone(),
-            ));
+        let client = KeylessClient { inner, exec, stop };
+        if let Ok(handle) = client.runtime() {
+            let inner = &client.inner;
+            for conn in &inner.conns {
+                handle.spawn(Arc::clone(conn).supervise(
+                    Arc::clone(&config),
+                    connector.clone(),
+                    Arc::clone(&inner.ids),
+                    Arc::clone(&inner.metrics),
+                    Arc::clone(&inner.healthy_now),
+                    stopped.clone(),
+                ));
+            }
         }
-        Ok(KeylessClient {
-            inner,
-            runtime: Some(runtime),
-            stop,
-        })
+        client
     }
 
-    fn runtime(&self) -> Result<&tokio::runtime::Runtime, ClientError> {
-        self.runtime.as_ref().ok_or(ClientError::Shutdown)
+    fn runtime(&self) -> Result<&Handle, ClientError> {
+        match &self.exec {
+            Exec::Own(rt) => rt
+                .as_ref()
+                .map(|rt| rt.handle())
+                .ok_or(ClientError::Shutdown),
+            Exec::On(h) => Ok(h),
+        }
     }
 
     /// Sends one request and returns the answer. An error answer from the key server becomes
@@ -146,7 +200,9 @@ impl KeylessClient {
             .payload)
     }
 
-    /// Starts a request from any thread and calls `done` with the result on a client thread.
+    /// Starts a request from any thread and calls `done` with the result on a client thread
+    /// (for [`KeylessClient::on_runtime`], a thread of that runtime). `done` is called exactly
+    /// once, with [`ClientError::Shutdown`] if the runtime shuts down first.
     pub fn submit(
         &self,
         op: Operation,
@@ -155,7 +211,8 @@ impl KeylessClient {
         let inner = Arc::clone(&self.inner);
         match self.runtime() {
             Ok(rt) => {
-                rt.spawn(async move { done(execute(inner, op).await) });
+                let done = Once(Some(done));
+                rt.spawn(async move { done.call(execute(inner, op).await) });
             }
             Err(e) => done(Err(e)),
         }
@@ -209,10 +266,34 @@ impl KeylessClient {
     }
 }
 
+/// A completion called exactly once: with the result, or with [`ClientError::Shutdown`] when
+/// the task holding it is dropped unrun (its runtime shut down).
+struct Once<F: FnOnce(Result<Operation, ClientError>)>(Option<F>);
+
+impl<F: FnOnce(Result<Operation, ClientError>)> Once<F> {
+    fn call(mut self, r: Result<Operation, ClientError>) {
+        if let Some(f) = self.0.take() {
+            f(r);
+        }
+    }
+}
+
+impl<F: FnOnce(Result<Operation, ClientError>)> Drop for Once<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f(Err(ClientError::Shutdown));
+        }
+    }
+}
+
 impl Drop for KeylessClient {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
-        if let Some(rt) = self.runtime.take() {
+        // On a caller's runtime the stop signal ends the client's tasks; its own runtime goes.
+        let Exec::Own(runtime) = &mut self.exec else {
+            return;
+        };
+        if let Some(rt) = runtime.take() {
             if tokio::runtime::Handle::try_current().is_ok() {
                 // Dropped inside an async task: blocking here would stall (and tokio forbids
                 // it); the client's threads finish on their own.

@@ -6,7 +6,9 @@
 //! Connections are pinged; a dead one is dropped and reconnected with randomized exponential
 //! backoff. The client runs on its own runtime thread(s): async callers on any runtime, plain
 //! threads ([`KeylessClient::call_blocking`], [`KeylessClient::submit`]) and poll loops
-//! ([`KeylessClient::submit_fd`]) all use it.
+//! ([`KeylessClient::submit_fd`]) all use it. A server with a current-thread runtime per worker
+//! gives each worker a client of its own instead ([`PerThreadClient`]), so that a request and
+//! its answer stay on the worker's thread.
 //!
 //! ```no_run
 //! use edgetls_keyless_client::{ClientConfig, KeylessClient, ServerSpec, SignScheme};
@@ -30,11 +32,13 @@ mod config;
 mod conn;
 mod error;
 mod metrics;
+mod per_thread;
 
 pub use client::{KeylessClient, SignScheme, Submitted, is_caller_error};
 pub use config::{ClientConfig, ServerSpec};
 pub use error::ClientError;
 pub use metrics::ClientMetrics;
+pub use per_thread::PerThreadClient;
 
 // The README is the crate's front page on crates.io: its examples are tested too.
 #[cfg(doctest)]

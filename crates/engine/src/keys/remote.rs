@@ -1,7 +1,7 @@
 //! What a remote key does: one signature, started now and finished later from any thread.
 
 use crate::error::EngineError;
-use edgetls_keyless_client::KeylessClient;
+use edgetls_keyless_client::{ClientError, KeylessClient, PerThreadClient};
 use edgetls_keyless_proto::{Operation, Ski};
 use edgetls_tls::remote_key::ConnectionInfo;
 use openssl::pkey::{Id, PKey, Private};
@@ -44,13 +44,30 @@ pub trait RemoteKey: Send + Sync + std::fmt::Debug + 'static {
 /// Remote keys served by key servers through the keyless client.
 #[derive(Debug, Clone)]
 pub struct KeylessKey {
-    client: Arc<KeylessClient>,
+    client: Client,
+}
+
+#[derive(Debug, Clone)]
+enum Client {
+    One(Arc<KeylessClient>),
+    PerThread(Arc<PerThreadClient>),
 }
 
 impl KeylessKey {
     /// Keys served through `client`: each request names its key by SKI.
     pub fn new(client: Arc<KeylessClient>) -> KeylessKey {
-        KeylessKey { client }
+        KeylessKey {
+            client: Client::One(client),
+        }
+    }
+
+    /// Keys served through the client of the thread that drives the handshake (see
+    /// [`PerThreadClient`]): for servers with a current-thread runtime per worker, where each
+    /// worker attaches once.
+    pub fn per_thread(client: Arc<PerThreadClient>) -> KeylessKey {
+        KeylessKey {
+            client: Client::PerThread(client),
+        }
     }
 }
 
@@ -66,9 +83,13 @@ impl RemoteKey for KeylessKey {
         op.sni = request.connection.sni;
         op.client_ip = request.connection.client_ip;
         op.server_ip = request.connection.server_ip;
-        self.client.submit(op, move |r| {
+        let done = move |r: Result<Operation, ClientError>| {
             done(r.map(|op| op.payload).map_err(EngineError::KeyServer))
-        });
+        };
+        match &self.client {
+            Client::One(c) => c.submit(op, done),
+            Client::PerThread(c) => c.submit(op, done),
+        }
     }
 }
 

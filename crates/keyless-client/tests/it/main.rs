@@ -4,6 +4,7 @@ mod api;
 mod examples;
 mod faults;
 mod load;
+mod per_thread;
 
 use edgetls_keyless_client::{ClientConfig, KeylessClient, ServerSpec};
 use edgetls_testkit::Pki;

@@ -217,7 +217,7 @@ pub(crate) fn registry(shared: &Arc<super::Shared>) -> Registry {
     );
     r.register_collector(Box::new(AtScrape(Arc::clone(shared))));
     if let Some(k) = &shared.keyless {
-        k.register(&mut r);
+        k.metrics().register(&mut r);
     }
     r
 }

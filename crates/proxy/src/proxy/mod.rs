@@ -18,7 +18,7 @@ use config::Config;
 pub(crate) use config::Tickets;
 use edgetls_certstore::{CertStore, LoadOptions, Source};
 use edgetls_engine::{KeylessKey, RemoteKey, StoreKeys, enable_async};
-use edgetls_keyless_client::{ClientConfig, KeylessClient, ServerSpec};
+use edgetls_keyless_client::{ClientConfig, PerThreadClient, ServerSpec};
 use edgetls_policy::{Env, PolicySources, PolicyStore};
 use edgetls_tickets::{TicketConfig, TicketKeys};
 use openssl::ssl::{SslAcceptor, SslContext, SslMethod};
@@ -52,7 +52,8 @@ pub(crate) struct Shared {
     pub(crate) defer_accept: bool,
     pub(crate) limit: Arc<tokio::sync::Semaphore>,
     pub(crate) metrics: metrics::Metrics,
-    pub(crate) keyless: Option<Arc<edgetls_keyless_client::ClientMetrics>>,
+    /// The key servers' clients: one per worker, each attached on its worker's thread.
+    pub(crate) keyless: Option<Arc<PerThreadClient>>,
     /// Fetches OCSP responses when any chain asks (set once the proxy serves).
     pub(crate) ocsp: std::sync::OnceLock<edgetls_certstore::OcspUpdater>,
 }
@@ -73,7 +74,7 @@ fn setup(config: Config) -> Result<(Shared, edgetls_certstore::Report), CliError
     opts.cache_bytes = Some(config.cache_bytes);
     opts.strict_sni = config.strict_sni;
     let mut remote_keys = false;
-    let mut keyless_metrics = None;
+    let mut keyless = None;
     if let Some(k) = &config.keyless {
         let mut c = ClientConfig::new(
             k.servers
@@ -85,9 +86,11 @@ fn setup(config: Config) -> Result<(Shared, edgetls_certstore::Report), CliError
             &k.ca,
         );
         c.request_timeout = Duration::from_secs(2);
-        let client = KeylessClient::new(c).map_err(|e| CliError::Setup(format!("keyless: {e}")))?;
-        keyless_metrics = Some(client.metrics());
-        let remote: Arc<dyn RemoteKey> = Arc::new(KeylessKey::new(Arc::new(client)));
+        let client = Arc::new(
+            PerThreadClient::new(c).map_err(|e| CliError::Setup(format!("keyless: {e}")))?,
+        );
+        keyless = Some(Arc::clone(&client));
+        let remote: Arc<dyn RemoteKey> = Arc::new(KeylessKey::per_thread(client));
         opts.remote_keys = Some(Arc::new(StoreKeys::new(remote)));
         remote_keys = true;
     }
@@ -152,7 +155,7 @@ fn setup(config: Config) -> Result<(Shared, edgetls_certstore::Report), CliError
         defer_accept,
         limit,
         metrics: metrics::Metrics::default(),
-        keyless: keyless_metrics,
+        keyless,
         ocsp: std::sync::OnceLock::new(),
     };
     Ok((shared, report))

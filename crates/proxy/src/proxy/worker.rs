@@ -113,6 +113,13 @@ pub(crate) fn spawn(
         .spawn(move || {
             let local = tokio::task::LocalSet::new();
             local.block_on(&rt, async move {
+                // This worker's own connections to the key servers: a remote signature asked
+                // for by a handshake here is sent, answered and resumed on this thread.
+                if let Some(k) = &shared.keyless {
+                    if let Err(e) = k.attach() {
+                        tracing::warn!("worker {i}: keyless client: {e}; using the shared one");
+                    }
+                }
                 for l in listeners {
                     let (shared, mut stop) = (Arc::clone(&shared), stop.clone());
                     // The local address of every connection, when the listener is bound to
