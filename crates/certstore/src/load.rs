@@ -4,7 +4,7 @@ use crate::entry::Entry;
 use crate::error::{CertStoreError, Problem, Severity};
 use crate::index::{EntryIdx, Index, IndexInput};
 use crate::report::Report;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, Trouble};
 use crate::source::{EntrySpec, Source, SourceOptions};
 use crate::watch::absolute;
 use rayon::prelude::*;
@@ -125,7 +125,13 @@ pub(crate) fn load(
             entries.push(e);
         }
     }
-    Ok(finish(entries, ctx.defaults(), report, started))
+    Ok(finish(
+        entries,
+        ctx.defaults(),
+        report,
+        started,
+        Trouble::default(),
+    ))
 }
 
 impl Outcome {
@@ -147,6 +153,7 @@ impl Outcome {
             }
             Outcome::Kept(entry, problems) => {
                 report.kept_previous += 1;
+                report.kept_ids.push(entry.id());
                 report.problems.extend(problems);
                 Some(entry)
             }
@@ -159,14 +166,19 @@ impl Outcome {
     }
 }
 
-/// Indexes `entries` and completes `report` with what the new snapshot serves.
+/// Indexes `entries` and completes `report` with what the new snapshot serves; `carried` is
+/// the trouble of entries this load did not read (a partial reload's others).
 fn finish(
     entries: Vec<Arc<Entry>>,
     defaults: Defaults,
     mut report: Report,
     started: Instant,
+    mut carried: Trouble,
 ) -> (Snapshot, Report) {
-    let (snapshot, conflicts) = build_snapshot(entries, defaults);
+    let (mut snapshot, conflicts) = build_snapshot(entries, defaults);
+    carried.failed += report.failed;
+    carried.kept.extend(report.kept_ids.iter().copied());
+    snapshot.trouble = carried;
     report.problems.extend(conflicts);
     report.loaded = snapshot.entries().len();
     report.names = snapshot.index.exact.len();
@@ -241,6 +253,12 @@ pub(crate) fn load_changed(
         reused: entries.len() - affected.len(),
         ..Report::default()
     };
+    // The others keep their standing: the failed lines (a change to one is a full reload) and
+    // the kept entries not read again.
+    let mut carried = previous.trouble.clone();
+    for &i in &affected {
+        carried.kept.remove(&entries[i].id());
+    }
     let mut next: Vec<Arc<Entry>> = entries.to_vec();
     let mut shared = HashMap::new();
     for &i in &affected {
@@ -249,7 +267,7 @@ pub(crate) fn load_changed(
             .load_entry(entries[i].spec.clone())
             .into_entry(&mut report, &mut shared)?;
     }
-    Some(finish(next, ctx.defaults(), report, started))
+    Some(finish(next, ctx.defaults(), report, started, carried))
 }
 
 /// Whether the first entry is the default for a load of `sources` with `opts`.

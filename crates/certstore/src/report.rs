@@ -35,6 +35,9 @@ pub struct Report {
     pub elapsed: Duration,
     /// Every problem found, errors and warnings, in source order.
     pub problems: Vec<Problem>,
+    /// The ids of the kept entries, for the snapshot's count of troubled entries.
+    #[serde(skip)]
+    pub(crate) kept_ids: Vec<u64>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

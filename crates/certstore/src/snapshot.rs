@@ -10,6 +10,16 @@ use std::sync::Arc;
 pub struct Snapshot {
     entries: Vec<Arc<Entry>>,
     pub(crate) index: Index,
+    pub(crate) trouble: Trouble,
+}
+
+/// The configured entries a snapshot does not serve as configured.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Trouble {
+    /// Entries and configuration lines that failed to load (not served at all).
+    pub(crate) failed: usize,
+    /// Entries (by id) serving their previous version because their files are broken now.
+    pub(crate) kept: std::collections::HashSet<u64>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -57,7 +67,11 @@ impl<'a> Selected<'a> {
 
 impl Snapshot {
     pub(crate) fn new(entries: Vec<Arc<Entry>>, index: Index) -> Self {
-        Snapshot { entries, index }
+        Snapshot {
+            entries,
+            index,
+            trouble: Trouble::default(),
+        }
     }
 
     /// An empty snapshot: every lookup misses.
@@ -65,6 +79,7 @@ impl Snapshot {
         Snapshot {
             entries: Vec::new(),
             index: Index::default(),
+            trouble: Trouble::default(),
         }
     }
 
@@ -81,6 +96,14 @@ impl Snapshot {
             picks,
             snapshot: self,
         })
+    }
+
+    /// Configured entries not served as configured: those that failed to load, and those
+    /// serving their previous version because their files are broken now. Zero when every
+    /// file is good; a partial reload (`CertStore::reload_changed`) keeps the count of the
+    /// entries it did not read.
+    pub fn troubled(&self) -> usize {
+        self.trouble.failed + self.trouble.kept.len()
     }
 
     /// Every served entry, in source order.

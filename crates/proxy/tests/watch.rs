@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{eventually, pki, s_client, served_cert, start};
+use common::{eventually, metric, metrics, pki, s_client, served_cert, start};
 use std::time::Duration;
 
 #[test]
@@ -47,7 +47,11 @@ fn the_watcher_reloads_for_the_files_the_proxy_reads_and_only_for_those() {
     );
     let replaced = served_cert(p.addr, name);
     assert_eq!(reloads(), 1, "{}", log());
-    assert!(log().contains("(0 failed, 1 read again)"), "{}", log());
+    assert!(
+        log().contains("(0 failed, 0 kept their previous version, 1 read again)"),
+        "{}",
+        log()
+    );
 
     // Removed from the directory: the name is no longer its own (the default answers).
     let default = served_cert(p.addr, "default.demo.test");
@@ -156,7 +160,7 @@ fn relative_paths_are_watched_too() {
     let after_cert = reloads();
     assert_eq!(after_cert, 1, "{}", log());
     assert!(
-        log().contains("(0 failed, 1 read again)"),
+        log().contains("(0 failed, 0 kept their previous version, 1 read again)"),
         "the renamed file alone was read again: {}",
         log()
     );
@@ -171,4 +175,84 @@ fn relative_paths_are_watched_too() {
         "the edited policy was not picked up: {}",
         log()
     );
+}
+
+/// A certificate written in place, badly, at every stage a writer can be caught in: each bad
+/// write is a problem line naming the file, a `failed` reload and a certificate problem, and the
+/// previous certificate keeps serving; the good write clears the problem.
+#[test]
+fn every_bad_write_is_reported_and_the_previous_certificate_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    pki(dir.path());
+    let certs = dir.path().join("certs");
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\nmetrics = \"127.0.0.1:0\"\n\n\
+         [certificates]\nsources = [\"{}\"]\n\n[[routes]]\nfqdn = \"*\"\norigin = \"127.0.0.1:9\"\n",
+        certs.display()
+    );
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(&path, config).unwrap();
+    let p = start(&path);
+    let log = || p.stderr.lock().unwrap().clone();
+    let series = |s: &str| metric(&metrics(&p), s).unwrap_or(0.0);
+    let name = "site000003.demo.test";
+    let file = certs.join(format!("{name}.pem"));
+    let good = std::fs::read_to_string(&file).unwrap();
+    let served = served_cert(p.addr, name);
+    assert_eq!(series("edgetls_certificate_problems"), 0.0);
+
+    let cert_end = good.find("-----END CERTIFICATE-----").unwrap() + 26;
+    let bad_writes: [(&str, String); 4] = [
+        (
+            "cut inside the certificate",
+            good[..cert_end / 2].to_string(),
+        ),
+        ("the certificate, no key yet", good[..cert_end].to_string()),
+        ("garbage", "not a certificate at all\n".repeat(10)),
+        ("empty", String::new()),
+    ];
+    for (i, (what, body)) in bad_writes.iter().enumerate() {
+        std::fs::write(&file, body).unwrap();
+        let failed = (i + 1) as f64;
+        assert!(
+            eventually(Duration::from_secs(5), || series(
+                "edgetls_reloads_total{result=\"failed\"}"
+            ) == failed),
+            "{what}: no failed reload counted\n{}",
+            log()
+        );
+        assert_eq!(series("edgetls_certificate_problems"), 1.0, "{what}");
+        let problem_lines = log()
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains(&*file.to_string_lossy()))
+            .count();
+        assert!(
+            problem_lines > i,
+            "{what}: no problem line naming the file\n{}",
+            log()
+        );
+        assert_eq!(
+            served_cert(p.addr, name),
+            served,
+            "{what}: the old certificate went"
+        );
+    }
+    assert_eq!(
+        series("edgetls_reloads_total{result=\"ok\"}"),
+        0.0,
+        "{}",
+        log()
+    );
+
+    // Written whole again: served, and nothing is wrong any more.
+    std::fs::write(&file, &good).unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || series(
+            "edgetls_reloads_total{result=\"ok\"}"
+        ) == 1.0),
+        "{}",
+        log()
+    );
+    assert_eq!(series("edgetls_certificate_problems"), 0.0, "{}", log());
+    assert_eq!(served_cert(p.addr, name), served);
 }

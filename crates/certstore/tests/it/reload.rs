@@ -73,6 +73,11 @@ fn reload_reuses_replaces_and_keeps_previous_on_breakage() {
         Some(der(&c1)),
         "broken c keeps serving its previous version"
     );
+    assert_eq!(
+        store.snapshot().troubled(),
+        1,
+        "c is not served as configured"
+    );
     assert!(leaf_of(&store, "d.example.com").is_some());
     // The snapshot taken before the reload is untouched.
     let old = before.lookup(Some("a.example.com"), None).unwrap();
@@ -89,6 +94,7 @@ fn reload_reuses_replaces_and_keeps_previous_on_breakage() {
     let report = store.reload().unwrap();
     assert_eq!((report.loaded, report.kept_previous), (3, 0));
     assert_eq!(leaf_of(&store, "c.example.com"), Some(der(&c2)));
+    assert_eq!(store.snapshot().troubled(), 0);
     assert_ne!(
         store
             .snapshot()
@@ -204,6 +210,7 @@ fn reload_changed_reads_only_the_entries_naming_the_changed_files() {
         leaf_of(&store, "c.example.com").is_some(),
         "c keeps serving"
     );
+    assert_eq!(store.snapshot().troubled(), 1);
 
     // A file no entry names (a new one) makes it a full reload: d is listed and loaded.
     pki.bundle("d.pem", &pki.ecdsa(&["d.example.com"]));
@@ -214,6 +221,13 @@ fn reload_changed_reads_only_the_entries_naming_the_changed_files() {
     // An unchanged file named as changed is reused (its metadata says so).
     let report = store.reload_changed(&[path("b.pem")]).unwrap();
     assert_eq!((report.loaded, report.reused), (4, 4));
+    // c is still broken, through the full reload and the partial one that did not read it.
+    assert_eq!(store.snapshot().troubled(), 1);
+
+    // Fixed, by a partial reload: nothing is wrong any more.
+    pki.bundle("c.pem", &pki.ecdsa(&["c.example.com"]));
+    store.reload_changed(&[path("c.pem")]).unwrap();
+    assert_eq!(store.snapshot().troubled(), 0);
 }
 
 /// A store loaded from a relative path (here, relative to the test's working directory)

@@ -12,8 +12,8 @@ use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
 
 /// The labels of `edgetls_handshakes_total`: completed handshakes by version and kind,
 /// failures by reason, and timeouts.
@@ -77,7 +77,6 @@ pub(crate) struct Metrics {
     pub(crate) origin_failures: Counter,
     reloads: Family<Outcome, Counter>,
     proxy_protocol: Family<Outcome, Counter>,
-    pub(crate) last_reload_error: Mutex<Option<String>>,
 }
 
 impl Metrics {
@@ -283,6 +282,12 @@ impl Collector for AtScrape {
             "edgetls_certificates_loaded",
             "Certificate entries served",
             snap.entries().len() as f64,
+        )?;
+        gauge(
+            &mut e,
+            "edgetls_certificate_problems",
+            "Configured certificate entries not served as configured: failed to load, or serving their previous version because their files are broken now",
+            snap.troubled() as f64,
         )?;
         if let Some(t) = snap.entries().iter().filter_map(|e| e.not_after()).min() {
             gauge(

@@ -301,18 +301,39 @@ fn serve_metrics(
     Ok(bound)
 }
 
-fn report_reload(shared: &Shared, r: Result<String, CliError>, why: &str) {
-    shared.metrics.reload(r.is_ok());
+/// What a reload did: its summary line, and how many of its problems left an entry or line
+/// unserved or serving its previous version (each already logged as a problem line).
+pub(crate) struct Reloaded {
+    summary: String,
+    errors: usize,
+}
+
+/// Logs the certificate store's problems from a reload as problem lines (file, line, what),
+/// as at start-up; the number of errors among them.
+fn log_problems(report: &edgetls_certstore::Report) -> usize {
+    for p in &report.problems {
+        tracing::warn!("{p}");
+    }
+    report.errors().count()
+}
+
+/// Counts and logs a reload: `failed` when it was refused (the previous configuration keeps
+/// serving) or when a file it read is broken (that entry keeps its previous version or is not
+/// served; the problem lines above say which).
+fn report_reload(shared: &Shared, r: Result<Reloaded, CliError>, why: &str) {
+    shared
+        .metrics
+        .reload(matches!(&r, Ok(Reloaded { errors: 0, .. })));
     match r {
-        Ok(summary) => {
+        Ok(Reloaded { summary, errors: 0 }) => {
             tracing::info!("reloaded ({why}): {summary}");
         }
+        Ok(Reloaded { summary, errors }) => {
+            tracing::warn!(
+                "reloaded with {errors} problem(s) in the files read, see the lines above ({why}): {summary}"
+            );
+        }
         Err(e) => {
-            *shared
-                .metrics
-                .last_reload_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
             tracing::error!("reload failed ({why}), the previous configuration keeps serving: {e}");
         }
     }
@@ -359,29 +380,35 @@ async fn signals(path: &std::path::Path, shared: &Shared) -> Result<(), CliError
 /// name them are read again (a full reload of the certificates when that cannot be done, see
 /// `CertStore::reload_changed`); the configuration and ticket keys are left as they are. The
 /// policy is rebuilt: rules from crt-list options follow the names of the certificates.
-fn reload_certificates(shared: &Shared, changed: &[PathBuf]) -> Result<String, CliError> {
+fn reload_certificates(shared: &Shared, changed: &[PathBuf]) -> Result<Reloaded, CliError> {
     let started = Instant::now();
     let report = shared.certs.reload_changed(changed)?;
+    let errors = log_problems(&report);
     shared
         .policy
         .reload()
         .map_err(|e| CliError::Setup(e.to_string()))?;
-    Ok(format!(
-        "{} certificate entries ({} failed, {} read again) in {} ms",
-        report.loaded,
-        report.failed,
-        report.entries.saturating_sub(report.reused),
-        started.elapsed().as_millis()
-    ))
+    Ok(Reloaded {
+        summary: format!(
+            "{} certificate entries ({} failed, {} kept their previous version, {} read again) in {} ms",
+            report.loaded,
+            report.failed,
+            report.kept_previous,
+            report.entries.saturating_sub(report.reused),
+            started.elapsed().as_millis()
+        ),
+        errors,
+    })
 }
 
 /// Reloads certificates, policy, ticket keys and routes. A broken configuration or policy is
 /// reported and the one in force stays; broken certificate entries keep their previous version.
-fn reload(path: &std::path::Path, shared: &Shared) -> Result<String, CliError> {
+fn reload(path: &std::path::Path, shared: &Shared) -> Result<Reloaded, CliError> {
     let started = Instant::now();
     let config = Config::load(path)?;
     let origins = Origins::build(&config.routes)?;
     let report = shared.certs.reload()?;
+    let errors = log_problems(&report);
     shared
         .policy
         .reload()
@@ -392,14 +419,18 @@ fn reload(path: &std::path::Path, shared: &Shared) -> Result<String, CliError> {
     }
     let routes = config.routes.len();
     shared.routes.store(Arc::new((config, origins)));
-    Ok(format!(
-        "{} certificate entries ({} failed, {} read again), {} rules, {routes} routes, in {} ms \
-         (certificates {} ms)",
-        report.loaded,
-        report.failed,
-        report.entries.saturating_sub(report.reused),
-        shared.policy.current().rules().len(),
-        started.elapsed().as_millis(),
-        report.elapsed.as_millis()
-    ))
+    Ok(Reloaded {
+        summary: format!(
+            "{} certificate entries ({} failed, {} kept their previous version, {} read again), \
+             {} rules, {routes} routes, in {} ms (certificates {} ms)",
+            report.loaded,
+            report.failed,
+            report.kept_previous,
+            report.entries.saturating_sub(report.reused),
+            shared.policy.current().rules().len(),
+            started.elapsed().as_millis(),
+            report.elapsed.as_millis()
+        ),
+        errors,
+    })
 }
