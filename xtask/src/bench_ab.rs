@@ -125,7 +125,7 @@ fn keyless_edge(b: &Build, d: &Path, keyserver: &str, origin: SocketAddr) -> Res
         format!(
             "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n\
              [certificates]\nsources = [\"{multicert}\", \"{keyless}\"]\n\n\
-             [keyless]\nservers = [\"{keyserver}\"]\nserver_name = \"keyserver.demo.test\"\n\
+             [keyless]\nsources = [\"{keyless}\"]\nservers = [\"{keyserver}\"]\nserver_name = \"keyserver.demo.test\"\n\
              cert = \"{edge_pem}\"\nkey = \"{edge_key}\"\nca = \"{ca}\"\n\n\
              [[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n",
             multicert = d.join("ssl_multicert.config").display(),

@@ -116,7 +116,7 @@ fn edge(bin: &Path, d: &Path, i: usize, keyservers: &[String], origin: SocketAdd
             "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\nmetrics = \"127.0.0.1:0\"\n\n\
              [certificates]\nsources = [\"ssl_multicert.config\", \"{keyless}\"]\n\n\
              [tickets]\nsecret_file = \"{secret}\"\nperiod = \"10s\"\n\n\
-             [keyless]\nservers = [{servers}]\nserver_name = \"keyserver.demo.test\"\n\
+             [keyless]\nsources = [\"{keyless}\"]\nservers = [{servers}]\nserver_name = \"keyserver.demo.test\"\n\
              cert = \"{edge_pem}\"\nkey = \"{edge_key}\"\nca = \"{ca}\"\n\n\
              [[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n",
             keyless = d.join("keyless").display(),

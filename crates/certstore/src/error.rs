@@ -109,6 +109,14 @@ pub enum CertStoreError {
         /// OpenSSL's errors.
         source: openssl::error::ErrorStack,
     },
+    /// The sources declared keyless do not fit the sources loaded.
+    #[error("{}: {message}", path.display())]
+    RemoteKeySource {
+        /// The declared source.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// A remote key could not be set up for a handshake.
     #[error("{}: remote key: {message}", path.display())]
     Remote {

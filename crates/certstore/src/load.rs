@@ -41,9 +41,16 @@ pub struct LoadOptions {
     /// handshake first needs them; with this set, an entry reported as loaded has passed the
     /// exact parse the handshake will do.
     pub openssl_verify: bool,
-    /// Where keys come from for certificates that have none of their own (see
-    /// [`KeySource`](crate::KeySource)). Without it such a certificate is an error.
+    /// Where keys come from for the certificates of [`remote_key_sources`](Self::remote_key_sources)
+    /// that have none of their own (see [`KeySource`](crate::KeySource)).
     pub remote_keys: Option<Arc<dyn crate::KeySource>>,
+    /// The sources, by the path each is given with, whose certificates have their keys on a key
+    /// server: a certificate of one of these without a key of its own is served with a remote
+    /// key from [`remote_keys`](Self::remote_keys). A certificate of any other source without
+    /// its key is an error (on a reload its previous version keeps serving): a bundle that lost
+    /// its key — written in place and caught half-way, say — never becomes a remote-key entry.
+    /// Each path must be one of the sources loaded, and `remote_keys` must be set.
+    pub remote_key_sources: Vec<PathBuf>,
     /// The memory budget, bytes, of the entries' OpenSSL objects shared by every thread
     /// (`None`: [`DEFAULT_CACHE_BYTES`](crate::DEFAULT_CACHE_BYTES), 1 GiB).
     pub cache_bytes: Option<usize>,
@@ -63,6 +70,7 @@ impl std::fmt::Debug for LoadOptions {
             .field("now", &self.now)
             .field("openssl_verify", &self.openssl_verify)
             .field("remote_keys", &self.remote_keys.as_ref().map(|_| "<set>"))
+            .field("remote_key_sources", &self.remote_key_sources)
             .finish_non_exhaustive()
     }
 }
@@ -86,8 +94,12 @@ pub(crate) fn load(
     let started = Instant::now();
     let mut report = Report::default();
     let mut specs = Vec::new();
-    for source in sources {
-        let (s, problems) = source.specs(&opts.sources)?;
+    let remote = remote_key_sources(sources, opts)?;
+    for (source, remote) in sources.iter().zip(remote) {
+        let (mut s, problems) = source.specs(&opts.sources)?;
+        for spec in &mut s {
+            spec.remote_key = remote;
+        }
         report.failed += problems
             .iter()
             .filter(|p| p.severity == Severity::Error)
@@ -268,6 +280,35 @@ pub(crate) fn load_changed(
             .into_entry(&mut report, &mut shared)?;
     }
     Some(finish(next, ctx.defaults(), report, started, carried))
+}
+
+/// For each source, whether it is declared keyless; an error for a declared path that is not
+/// a source, or declared sources without a key source.
+fn remote_key_sources(sources: &[Source], opts: &LoadOptions) -> Result<Vec<bool>, CertStoreError> {
+    let declared: Vec<PathBuf> = opts
+        .remote_key_sources
+        .iter()
+        .map(|p| absolute(p).into_owned())
+        .collect();
+    let of_sources: Vec<PathBuf> = sources
+        .iter()
+        .map(|s| absolute(s.path()).into_owned())
+        .collect();
+    for (given, path) in opts.remote_key_sources.iter().zip(&declared) {
+        if !of_sources.contains(path) {
+            return Err(CertStoreError::RemoteKeySource {
+                path: given.clone(),
+                message: "declared as a source of remote-key certificates, but it is not one of the sources loaded".into(),
+            });
+        }
+        if opts.remote_keys.is_none() {
+            return Err(CertStoreError::RemoteKeySource {
+                path: given.clone(),
+                message: "declared as a source of remote-key certificates, but no key source (key server) is configured".into(),
+            });
+        }
+    }
+    Ok(of_sources.iter().map(|p| declared.contains(p)).collect())
 }
 
 /// Whether the first entry is the default for a load of `sources` with `opts`.

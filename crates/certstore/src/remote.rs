@@ -1,9 +1,10 @@
 //! Entries whose private key is not on this machine.
 //!
-//! With [`LoadOptions::remote_keys`](crate::LoadOptions) set, a certificate that comes without
-//! a private key (no key file, no key block in its bundle) is loaded as a remote-key entry: the
-//! key is the one whose public half the leaf certifies, identified on the key server by the
-//! SKI of that public key. The handshake asks the [`KeySource`] for an OpenSSL key object
+//! With [`LoadOptions::remote_keys`](crate::LoadOptions) set, a certificate of a source declared
+//! keyless (`LoadOptions::remote_key_sources`) that comes without a private key (no key file, no
+//! key block in its bundle) is loaded as a remote-key entry: the key is the one whose public
+//! half the leaf certifies, identified on the key server by the SKI of that public key. A
+//! missing key is never taken as a remote one elsewhere. The handshake asks the [`KeySource`] for an OpenSSL key object
 //! (once per entry and thread, cached with the entry's other OpenSSL objects).
 
 use openssl::pkey::{PKey, Private};

@@ -372,7 +372,13 @@ impl Ctx<'_> {
             }
             None => match key_blocks {
                 [one] => (cert_path, one),
-                [] if self.opts.remote_keys.is_some() => return Ok(None),
+                [] if spec.remote_key && self.opts.remote_keys.is_some() => return Ok(None),
+                [] if self.opts.remote_keys.is_some() => {
+                    return Err(CertStoreError::key(
+                        cert_path,
+                        "no private key in the certificate file and no key file (remote keys serve only the certificates of the sources declared keyless, and this one's is not)",
+                    ));
+                }
                 [] => {
                     return Err(CertStoreError::key(
                         cert_path,

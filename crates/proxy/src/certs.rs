@@ -57,8 +57,8 @@ pub(crate) struct SourceArgs {
     /// "loaded" means OpenSSL itself accepted it, not only the strict DER parser.
     #[arg(long)]
     deep: bool,
-    /// Certificates without a private key are keyless: their keys are on a key server (found
-    /// by the SKI of the certificate's public key), so a missing key is not an error.
+    /// The sources are keyless: their certificates' keys are on a key server (found by the SKI
+    /// of the certificate's public key), so a missing key is not an error.
     #[arg(long)]
     keyless: bool,
 }
@@ -138,6 +138,9 @@ fn load(
 ) -> Result<(CertStore, Report), CertStoreError> {
     let sources = args.sources(paths)?;
     let mut opts = args.options()?;
+    if args.keyless {
+        opts.remote_key_sources = paths.to_vec();
+    }
     let bar = (progress && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(

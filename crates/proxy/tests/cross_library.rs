@@ -88,15 +88,16 @@ fn a_key_server_on_the_other_library_signs_for_this_builds_proxy() {
     let k = |f: &str| kit.path(f).display().to_string();
     let config = format!(
         "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n\
-         [certificates]\nsources = [\"{}\", \"{}\"]\n\n\
-         [keyless]\nservers = [\"{}\"]\nserver_name = \"localhost\"\ncert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\n\n\
+         [certificates]\nsources = [\"{}\", \"{remote}\"]\n\n\
+         [keyless]\nsources = [\"{remote}\"]\nservers = [\"{}\"]\nserver_name = \"localhost\"\n\
+         cert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\n\n\
          [[routes]]\nfqdn = \"*\"\norigin = \"{plain}\"\n",
         multicert.display(),
-        dir.path().join("remote").display(),
         ks.1,
         k("edge-1.pem"),
         k("edge-1.key"),
         k("ca.pem"),
+        remote = dir.path().join("remote").display(),
     );
     let path = dir.path().join("proxy.toml");
     std::fs::write(&path, config).unwrap();

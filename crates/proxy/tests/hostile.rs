@@ -570,7 +570,8 @@ fn hostile_clients_cost_bounded_time_and_memory_with_local_and_remote_keys() {
     .unwrap();
     let k = |f: &str| kit.path(f).display().to_string();
     let keyless = format!(
-        "[keyless]\nservers = [\"{}\"]\nserver_name = \"localhost\"\ncert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\n",
+        "[keyless]\nsources = [\"{}\"]\nservers = [\"{}\"]\nserver_name = \"localhost\"\ncert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\n",
+        dir.path().join("remote").display(),
         ks.addr,
         k("edge-1.pem"),
         k("edge-1.key"),

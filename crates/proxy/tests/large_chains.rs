@@ -153,15 +153,15 @@ fn large_chains_cold_keyless_handshakes_tls12_and_tls13() {
         &config,
         format!(
             "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 2\nmetrics = \"127.0.0.1:0\"\n\n\
-             [certificates]\nsources = [\"{}\"]\n\n\
-             [keyless]\nservers = [\"{}\"]\nserver_name = \"localhost\"\ncert = \"{}\"\n\
-             key = \"{}\"\nca = \"{}\"\n\n\
+             [certificates]\nsources = [\"{certs}\"]\n\n\
+             [keyless]\nsources = [\"{certs}\"]\nservers = [\"{}\"]\nserver_name = \"localhost\"\n\
+             cert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\n\n\
              [[routes]]\nfqdn = \"*\"\norigin = \"{ok}\"\n",
-            dir.path().join("certs").display(),
             ks.addr,
             k("edge-1.pem"),
             k("edge-1.key"),
             k("ca.pem"),
+            certs = dir.path().join("certs").display(),
         ),
     )
     .unwrap();

@@ -56,14 +56,14 @@ fn curl_gets_a_name_whose_key_is_only_in_the_token() {
         &config,
         format!(
             "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n\
-             [certificates]\nsources = [\"{}\"]\n\n\
-             [keyless]\nservers = [\"{ks_addr}\"]\nserver_name = \"localhost\"\n\
-             cert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\n\n\
+             [certificates]\nsources = [\"{remote}\"]\n\n\
+             [keyless]\nsources = [\"{remote}\"]\nservers = [\"{ks_addr}\"]\n\
+             server_name = \"localhost\"\ncert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\n\n\
              [[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n",
-            dir.path().join("remote").display(),
             k("edge-1.pem"),
             k("edge-1.key"),
-            k("ca.pem")
+            k("ca.pem"),
+            remote = dir.path().join("remote").display(),
         ),
     )
     .unwrap();

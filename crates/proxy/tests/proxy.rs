@@ -312,12 +312,16 @@ fn check_validates_the_configuration_and_names_file_line_and_field() {
     ));
     assert_eq!(code, Some(1), "{out}{err}");
     assert!(err.contains("no certificate would be served"), "{err}");
+    let keyless = "[keyless]\nservers = [\"127.0.0.1:2407\"]\nserver_name = \"k\"\ncert = \"e.pem\"\nkey = \"e.key\"\nca = \"ca.pem\"\n";
     for (broken, want) in [
         (good.replace("origin = \"127.0.0.1:9\"", "origin = \"nowhere\""), "proxy.toml:7: routes.origin"),
         (good.replace("fqdn = \"*\"", "fqdn = \"*\"\nverify = \"full\""), "proxy.toml:7: routes.tls"),
         (good.replace("[server]\n", "[server]\nidle_timeout = \"soon\"\n"), "proxy.toml:2: server.idle_timeout"),
         (good.replace("listen", "listn"), "proxy.toml"),
         (good.replace("[[routes]]\nfqdn = \"*\"\norigin = \"127.0.0.1:9\"\n", "[[routes]]\nfqdn = \"*\"\norigin = \"127.0.0.1:9\"\ntls = true\nverify = \"full\"\n"), "routes.ca"),
+        // Which certificates have their keys on the key servers is said, never guessed.
+        (good.replace("[[routes]]", &format!("{keyless}[[routes]]")), "proxy.toml:7: keyless.sources: missing"),
+        (good.replace("[[routes]]", &format!("{keyless}sources = [\"{}\"]\n\n[[routes]]", certs.display())), "is not one of [certificates] sources"),
     ] {
         let (code, _, err) = check(&broken);
         assert_eq!(code, Some(2), "{broken}");

@@ -115,6 +115,7 @@ file = "tickets.keys"
 format = "haproxy"
 
 [keyless]
+sources = ["{keyless}"]
 servers = ["{ks}"]
 server_name = "localhost"
 cert = "{edge1}"

@@ -106,7 +106,8 @@ fn config(
                     dir.join("remote").display()
                 ),
                 format!(
-                    "[keyless]\nservers = [\"{ks}\"]\nserver_name = \"localhost\"\ncert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\n",
+                    "[keyless]\nsources = [\"{}\"]\nservers = [\"{ks}\"]\nserver_name = \"localhost\"\ncert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\n",
+                    dir.join("remote").display(),
                     k("edge-1.pem"),
                     k("edge-1.key"),
                     k("ca.pem")

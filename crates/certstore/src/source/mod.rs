@@ -158,6 +158,9 @@ pub struct EntrySpec {
     pub dest_ip: Option<DestIp>,
     /// The entry for connections nothing else matches (`dest_ip=*`, crt-list filter `*`).
     pub default: bool,
+    /// Its source is declared keyless ([`LoadOptions::remote_key_sources`](crate::LoadOptions)):
+    /// without a key of its own it is served with a remote key. Set by the loader.
+    pub remote_key: bool,
     /// Do not terminate TLS for this entry's addresses (ATS `action=tunnel`).
     pub tunnel: bool,
     /// How to get the passphrase of an encrypted key (ATS `ssl_key_dialog`).

@@ -9,4 +9,5 @@ mod haproxy_crtlist;
 mod key_types;
 mod ocsp;
 mod reload;
+mod remote_keys;
 mod servable;

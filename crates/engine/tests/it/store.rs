@@ -44,8 +44,15 @@ fn certificates_without_keys_are_served_with_the_key_servers_keys() {
     let text = format!("{:?}", report.problems);
     assert!(text.contains("no key server configured"), "{text}");
 
+    // With a key source, but the directory not declared keyless: still errors, that say so.
     let mut opts = LoadOptions::default();
     opts.remote_keys = Some(Arc::new(StoreKeys::new(remote)));
+    let (_, report) = CertStore::load(vec![Source::Dir(dir.path().into())], opts.clone()).unwrap();
+    assert_eq!((report.loaded, report.failed), (1, 2), "{report:?}");
+    let text = format!("{:?}", report.problems);
+    assert!(text.contains("sources declared keyless"), "{text}");
+
+    opts.remote_key_sources = vec![dir.path().into()];
     let (store, report) = CertStore::load(vec![Source::Dir(dir.path().into())], opts).unwrap();
     assert_eq!((report.loaded, report.failed), (3, 0), "{report:?}");
     let store = Arc::new(store);

@@ -158,6 +158,7 @@ file = "tickets.keys"
 format = "haproxy"
 
 [keyless]
+sources = ["keyless"]
 servers = ["{keyserver}"]
 server_name = "{KEYSERVER_NAME}"
 cert = "edge.pem"

@@ -35,7 +35,9 @@
 //! # secret_file = "/etc/edge/ticket.secret"   # mode 0600, at least 32 bytes
 //! # period = "12h"                            # a new key every period
 //!
-//! [keyless]                       # optional: certificates without a key use these key servers
+//! [keyless]                       # optional: the keys of some sources are on these key servers
+//! sources = ["/etc/edge/keyless"]  # of [certificates] sources: their certificates without a key
+//!                                 # are served with the key server's (any other is an error)
 //! servers = ["10.0.0.7:2407"]
 //! server_name = "keyserver"
 //! cert = "edge.pem"
@@ -136,6 +138,7 @@ impl Tickets {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawKeyless {
+    sources: Option<Vec<String>>,
     servers: Vec<String>,
     server_name: String,
     cert: String,
@@ -189,6 +192,9 @@ pub(crate) struct Route {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Keyless {
+    /// The certificate sources whose keys the key servers hold (each one of `[certificates]
+    /// sources`).
+    pub(crate) sources: Vec<PathBuf>,
     pub(crate) servers: Vec<String>,
     pub(crate) server_name: String,
     pub(crate) cert: PathBuf,
@@ -241,6 +247,37 @@ fn bytes(s: &str) -> Option<usize> {
         _ => return None,
     };
     n.checked_mul(unit)
+}
+
+/// `[keyless] sources`: required, each one of `[certificates] sources` (as written there, or
+/// the same path written otherwise).
+fn keyless_sources(
+    declared: Option<Vec<String>>,
+    certificates: &[String],
+    rel: &impl Fn(&str) -> PathBuf,
+) -> Result<Vec<PathBuf>, String> {
+    let Some(declared) = declared else {
+        return Err(
+            "missing: list the certificate sources (from [certificates] sources) whose \
+             keys the key servers hold. A certificate without its key is served with a remote \
+             key only when its source is listed here"
+                .into(),
+        );
+    };
+    let all: Vec<PathBuf> = certificates.iter().map(|s| rel(s)).collect();
+    declared
+        .iter()
+        .map(|d| {
+            let p = rel(d);
+            if all.contains(&p) {
+                Ok(p)
+            } else {
+                Err(format!(
+                    "{d:?} is not one of [certificates] sources (list it there too, to serve it)"
+                ))
+            }
+        })
+        .collect()
 }
 
 fn bad(path: &Path, line: usize, field: &str, message: impl std::fmt::Display) -> CliError {
@@ -543,13 +580,18 @@ impl Config {
             ocsp_update,
             policy: raw.policy.map(|p| rel(&p.file)),
             tickets,
-            keyless: raw.keyless.map(|k| Keyless {
-                servers: k.servers,
-                server_name: k.server_name,
-                cert: rel(&k.cert),
-                key: rel(&k.key),
-                ca: rel(&k.ca),
-            }),
+            keyless: match raw.keyless {
+                None => None,
+                Some(k) => Some(Keyless {
+                    sources: keyless_sources(k.sources, &raw.certificates.sources, &rel)
+                        .map_err(|e| bad(path, line_of("[keyless]"), "keyless.sources", e))?,
+                    servers: k.servers,
+                    server_name: k.server_name,
+                    cert: rel(&k.cert),
+                    key: rel(&k.key),
+                    ca: rel(&k.ca),
+                }),
+            },
             routes,
         })
     }

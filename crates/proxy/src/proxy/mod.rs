@@ -92,6 +92,7 @@ fn setup(config: Config) -> Result<(Shared, edgetls_certstore::Report), CliError
         keyless = Some(Arc::clone(&client));
         let remote: Arc<dyn RemoteKey> = Arc::new(KeylessKey::per_thread(client));
         opts.remote_keys = Some(Arc::new(StoreKeys::new(remote)));
+        opts.remote_key_sources = k.sources.clone();
         remote_keys = true;
     }
     let sources = config
