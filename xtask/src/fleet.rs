@@ -1,6 +1,6 @@
 //! `cargo xtask bench --suite fleet`: a fleet on one machine. Four `edgetls proxy` edges (one
-//! worker each) share a ticket secret (`[tickets] secret_file`, a new key every 10 s) and two
-//! key servers (`--delay 2ms`); clients spread their connections over the edges. Three parts:
+//! worker each) share a ticket secret (`[tickets] secret_file`, a new key every minute, the
+//! shortest period the proxy takes) and two key servers (`--delay 2ms`); clients spread their connections over the edges. Three parts:
 //!
 //! 1. a ticket one edge issued, resumed on another edge — 400 times;
 //! 2. one key server killed under load (handshakes with a key only the key servers hold);
@@ -21,6 +21,9 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The ticket period of the edges, seconds: the shortest the proxy accepts.
+const PERIOD: u64 = 60;
 
 const EDGES: usize = 4;
 const CLIENTS: usize = 16;
@@ -115,7 +118,7 @@ fn edge(bin: &Path, d: &Path, i: usize, keyservers: &[String], origin: SocketAdd
         format!(
             "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\nmetrics = \"127.0.0.1:0\"\n\n\
              [certificates]\nsources = [\"ssl_multicert.config\", \"{keyless}\"]\n\n\
-             [tickets]\nsecret_file = \"{secret}\"\nperiod = \"10s\"\n\n\
+             [tickets]\nsecret_file = \"{secret}\"\nperiod = \"{PERIOD}s\"\n\n\
              [keyless]\nsources = [\"{keyless}\"]\nservers = [{servers}]\nserver_name = \"keyserver.demo.test\"\n\
              cert = \"{edge_pem}\"\nkey = \"{edge_key}\"\nca = \"{ca}\"\n\n\
              [[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n",
@@ -390,12 +393,19 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
     let held = rt.block_on(idle(&addrs, 40))?;
     let new_certs = d.join("new");
     generate(&new_certs)?;
-    let started = Instant::now();
-    let epoch = || {
+    let unix = || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() / 10)
+            .map_or(0, |d| d.as_secs())
     };
+    // Start 5 s before a ticket period ends, so that a new period begins during the reloads
+    // (7.5 s from the first to the last).
+    let to_boundary = PERIOD - unix() % PERIOD;
+    if to_boundary > 5 {
+        std::thread::sleep(Duration::from_secs(to_boundary - 5));
+    }
+    let started = Instant::now();
+    let epoch = || unix() / PERIOD;
     let first_epoch = epoch();
     let running = Arc::new(AtomicBool::new(true));
     let task = load(
@@ -425,8 +435,8 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
             std::thread::sleep(Duration::from_millis(20));
         }
         reloads.push(started.elapsed().as_secs_f64());
-        // 2.5 s apart: the reloads span more than one 10 s ticket period, so a new ticket
-        // epoch begins while they go on.
+        // 2.5 s apart, started 5 s before a period ends: a new ticket period begins while
+        // they go on.
         std::thread::sleep(Duration::from_millis(2500));
     }
     running.store(false, Relaxed);
@@ -472,7 +482,7 @@ pub(crate) fn run(root: &Path, report: &mut String) -> Result<()> {
     let plot2 = plot::lines(
         "fleet-rolling-reload",
         &Axes {
-            title: "4 edges reloaded in turn (new certificates, SIGHUP), ticket period 10 s",
+            title: "4 edges reloaded in turn (new certificates, SIGHUP) across a ticket period's end",
             x: "seconds",
             y: "handshakes per second (100 ms buckets)",
             log_x: false,

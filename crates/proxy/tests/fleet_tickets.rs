@@ -117,4 +117,18 @@ fn a_secret_others_can_read_or_a_short_one_is_refused() {
         err.contains("mixed.toml:") && err.contains("secret_file"),
         "{err}"
     );
+    // A period so short that the grace window would hold tens of thousands of keys.
+    let short = dir.path().join("short.toml");
+    let text_cfg = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("period = \"1h\"", "period = \"1s\"");
+    std::fs::write(&short, text_cfg).unwrap();
+    let out = edgetls(&["proxy", "--config", short.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert!(
+        out.status.code() == Some(2)
+            && err.contains("short.toml:")
+            && err.contains("tickets.period: 1s: at least 1m"),
+        "{err}"
+    );
 }

@@ -33,7 +33,7 @@
 //! format = "haproxy"
 //! # or derived by every edge from one shared secret (`edgetls tickets gen-secret`):
 //! # secret_file = "/etc/edge/ticket.secret"   # mode 0600, at least 32 bytes
-//! # period = "12h"                            # a new key every period
+//! # period = "12h"                            # a new key every period (at least 1m)
 //!
 //! [keyless]                       # optional: the keys of some sources are on these key servers
 //! sources = ["/etc/edge/keyless"]  # of [certificates] sources: their certificates without a key
@@ -280,6 +280,9 @@ fn keyless_sources(
         .collect()
 }
 
+/// The shortest `[tickets] period`: with the 12 h grace window that is 720 keys in the ring.
+const MIN_TICKET_PERIOD: Duration = Duration::from_secs(60);
+
 fn bad(path: &Path, line: usize, field: &str, message: impl std::fmt::Display) -> CliError {
     CliError::Config {
         path: path.to_path_buf(),
@@ -399,10 +402,26 @@ impl Config {
                 format: None,
                 secret_file: Some(secret),
                 period,
-            }) => Some(Tickets::Derived {
-                secret: rel(&secret),
-                period: duration_in("tickets", &period, "period", Duration::from_secs(12 * 3600))?,
-            }),
+            }) => {
+                let period =
+                    duration_in("tickets", &period, "period", Duration::from_secs(12 * 3600))?;
+                if period < MIN_TICKET_PERIOD {
+                    return Err(bad(
+                        path,
+                        line_of("period"),
+                        "tickets.period",
+                        format!(
+                            "{}: at least 1m (keys of every period in the 12 h grace window are \
+                             kept; ticket keys usually turn over every few hours)",
+                            humantime::format_duration(period)
+                        ),
+                    ));
+                }
+                Some(Tickets::Derived {
+                    secret: rel(&secret),
+                    period,
+                })
+            }
             Some(_) => {
                 return Err(bad(
                     path,
