@@ -179,6 +179,7 @@ impl Conn {
                 }
                 Err(e) => {
                     metrics.connect_failures.inc();
+                    metrics.health.connect_failed(&self.server.addr, &e);
                     self.set_error(e);
                 }
             }
@@ -286,6 +287,7 @@ impl Conn {
                         if !proven {
                             proven = true;
                             self.healthy.store(true, Relaxed);
+                            metrics.health.link_up(&self.server.addr);
                             healthy_now.notify_waiters();
                         }
                     }
@@ -304,7 +306,11 @@ impl Conn {
             _ = shutdown.wait_for(|s| *s) => "client shut down".to_string(),
         };
         // The link is dead: refuse new requests on it and tell everyone waiting to go elsewhere.
-        self.healthy.store(false, Relaxed);
+        if self.healthy.swap(false, Relaxed) {
+            // A client shutting down says nothing; a link lost is said once all are.
+            let why = (!*shutdown.borrow()).then_some(why.as_str());
+            metrics.health.link_down(&self.server.addr, why);
+        }
         *self.link.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let waiting = {
             let mut p = pending.lock().unwrap_or_else(|p| p.into_inner());

@@ -31,6 +31,7 @@ mod client;
 mod config;
 mod conn;
 mod error;
+mod health;
 mod metrics;
 mod per_thread;
 

@@ -42,6 +42,8 @@ pub struct ClientMetrics {
     pub(crate) reconnects: Counter,
     pub(crate) connect_failures: Counter,
     pub(crate) health_failures: Counter,
+    /// Each key server's connections up, and its transitions logged.
+    pub(crate) health: std::sync::Arc<crate::health::Health>,
 }
 
 impl Default for ClientMetrics {
@@ -58,6 +60,7 @@ impl Default for ClientMetrics {
             reconnects: Counter::default(),
             connect_failures: Counter::default(),
             health_failures: Counter::default(),
+            health: Default::default(),
         }
     }
 }
@@ -153,6 +156,11 @@ impl ClientMetrics {
             "keyless_client_in_flight",
             "Requests waiting for an answer",
             self.in_flight.clone(),
+        );
+        r.register(
+            "keyless_client_connections_up",
+            "Connections to each key server that take requests",
+            self.health.up.clone(),
         );
     }
 
