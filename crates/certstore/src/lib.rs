@@ -92,7 +92,7 @@ pub use snapshot::{Selected, Served, Snapshot};
 pub use source::{EntrySpec, Source, SourceOptions};
 pub use ssl::Materialized;
 pub use store::{CertStore, OcspSummary};
-pub use watch::{Change, WatchSet, Watcher, is_gone};
+pub use watch::{Change, WatchSet, Watcher, is_gone, is_swapped_link};
 
 // The README is the crate's front page on crates.io: its examples are tested too.
 #[cfg(doctest)]

@@ -47,7 +47,8 @@ impl WatchSet {
     }
 
     /// What a change to `path` means; `gone` when it was removed or renamed away. Dotfiles in a
-    /// source directory (editors' swap files, staged copies) are not certificates.
+    /// source directory (editors' swap files, staged copies) are not certificates; a symbolic
+    /// link swapped into a watched directory (Kubernetes' `..data`) is a full reload.
     pub fn change(&self, path: &Path, gone: bool) -> Change {
         let path = absolute(path);
         let path = path.as_ref();
@@ -65,9 +66,24 @@ impl WatchSet {
         match (named, in_source_dir) {
             (true, _) if !gone => Change::Entries,
             (true, _) | (false, true) => Change::Full,
+            (false, false)
+                if path
+                    .parent()
+                    .is_some_and(|d| self.dirs.contains(d) && is_swapped_link(path)) =>
+            {
+                Change::Full
+            }
             (false, false) => Change::None,
         }
     }
+}
+
+/// Whether `path` is now a symbolic link: in a watched directory, a link swapped into place
+/// (Kubernetes' `..data`, which the mounted `tls.crt -> ..data/tls.crt` resolve through, or
+/// any `current -> release-N`) changes what the files named through it hold, without an event
+/// for those names. The reload it calls for compares the files' metadata through the links.
+pub fn is_swapped_link(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 /// `path` made absolute against the working directory, `.` and `..` taken out by their

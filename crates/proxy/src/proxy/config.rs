@@ -117,7 +117,7 @@ struct RawTickets {
 }
 
 /// Where the ticket keys come from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Tickets {
     /// A key file (ATS, nginx or HAProxy format), read again on change.
     File(PathBuf, edgetls_tickets::Format),
@@ -190,7 +190,7 @@ pub(crate) struct Route {
     pub(crate) line: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Keyless {
     /// The certificate sources whose keys the key servers hold (each one of `[certificates]
     /// sources`).
@@ -613,6 +613,22 @@ impl Config {
             },
             routes,
         })
+    }
+
+    /// The settings of `self` that differ from `running`'s and that a reload cannot take (the
+    /// process keeps the ones it started with; `edgetls upgrade` takes them).
+    pub(crate) fn fixed_changes(&self, running: &Config) -> Vec<&'static str> {
+        [
+            ("server.listen", self.listen != running.listen),
+            ("server.workers", self.workers != running.workers),
+            ("server.metrics", self.metrics != running.metrics),
+            ("certificates.sources", self.sources != running.sources),
+            ("keyless", self.keyless != running.keyless),
+            ("tickets", self.tickets != running.tickets),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect()
     }
 
     /// The first route for a connection that asked for `sni` and negotiated `alpn`.

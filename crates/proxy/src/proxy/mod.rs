@@ -220,6 +220,10 @@ pub(crate) fn start(
         .try_init();
     let config = Config::load(&args.config)?;
     let (listen, workers, metrics_addr) = (config.listen.clone(), config.workers, config.metrics);
+    // Armed before the files are read, so that no change made while they load is lost.
+    let armed = (!args.check)
+        .then(|| watch::arm(&args.config, &config))
+        .flatten();
     let (shared, report) = setup(config)?;
     if args.check {
         return Ok(check_outcome(&args.config, &report));
@@ -258,7 +262,9 @@ pub(crate) fn start(
         metrics_bound = Some(bound);
     }
     ready(&addrs, metrics_bound);
-    watch::start(args.config.clone(), Arc::clone(&shared));
+    if let Some(armed) = armed {
+        watch::start(armed, Arc::clone(&shared));
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -408,6 +414,14 @@ fn reload(path: &std::path::Path, shared: &Shared) -> Result<Reloaded, CliError>
     let started = Instant::now();
     let config = Config::load(path)?;
     let origins = Origins::build(&config.routes)?;
+    let fixed = config.fixed_changes(&shared.routes.load().0);
+    if !fixed.is_empty() {
+        tracing::warn!(
+            "{}: changed {}, which a reload does not take: run `edgetls upgrade` (the rest reloads now)",
+            path.display(),
+            fixed.join(", ")
+        );
+    }
     let report = shared.certs.reload()?;
     let errors = log_problems(&report);
     shared

@@ -10,8 +10,9 @@
 //! the policy, the ticket keys, a file created in or removed from a certificate directory)
 //! reloads everything, and that reload reads again only the files whose metadata changed.
 
+use crate::proxy::config::Config;
 use crate::proxy::{PathBuf, Shared, reload, reload_certificates, report_reload};
-use edgetls_certstore::{Change, WatchSet, is_gone};
+use edgetls_certstore::{Change, WatchSet, is_gone, is_swapped_link};
 use notify::{Event, EventKind, RecursiveMode, Watcher};
 use std::collections::{BTreeSet, HashSet};
 use std::ffi::OsString;
@@ -28,11 +29,17 @@ struct Relevant {
     certs: WatchSet,
     /// The configuration, policy and ticket-key files.
     config: HashSet<OsString>,
+    /// Their directories.
+    config_dirs: HashSet<PathBuf>,
 }
 
 impl Relevant {
     fn of(&self, path: &Path, kind: &EventKind) -> Change {
         if self.config.contains(path.as_os_str()) {
+            return Change::Full;
+        }
+        // A link swapped in beside one of them (a Kubernetes ConfigMap's `..data`).
+        if path.parent().is_some_and(|d| self.config_dirs.contains(d)) && is_swapped_link(path) {
             return Change::Full;
         }
         self.certs.change(path, is_gone(kind))
@@ -53,16 +60,19 @@ fn watched(config: &Path, shared: &Shared) -> (BTreeSet<PathBuf>, Relevant) {
                 .as_ref()
                 .and_then(|t| t.key_file().map(Path::to_path_buf)),
         );
+    let mut config_dirs = HashSet::new();
     for f in files {
         let f = std::path::absolute(&f).unwrap_or(f);
-        dirs.extend(f.parent().map(Path::to_path_buf).filter(|d| d.is_dir()));
+        config_dirs.extend(f.parent().map(Path::to_path_buf).filter(|d| d.is_dir()));
         relevant.insert(f.into_os_string());
     }
+    dirs.extend(config_dirs.iter().cloned());
     (
         dirs,
         Relevant {
             certs,
             config: relevant,
+            config_dirs,
         },
     )
 }
@@ -75,10 +85,22 @@ fn is_change(kind: &EventKind) -> bool {
     )
 }
 
-/// Starts the watcher on a thread of its own.
-pub(crate) fn start(config: PathBuf, shared: Arc<Shared>) {
+/// A watcher armed before the proxy reads its files, with the events it has seen since.
+pub(crate) struct Armed {
+    watcher: Box<dyn Watcher + Send>,
+    rx: mpsc::Receiver<Event>,
+    watching: BTreeSet<PathBuf>,
+    config: PathBuf,
+}
+
+/// Arms the watcher on the directories `config` names — its own, the policy's, the ticket
+/// keys', each certificate source's — before any of those files is read: a file renamed into
+/// place while the proxy loads (a renewal job racing a restart) is an event waiting once the
+/// proxy serves, never a change nobody saw. `None` when no watcher can be had (SIGHUP still
+/// reloads).
+pub(crate) fn arm(config_path: &Path, config: &Config) -> Option<Armed> {
     // Watchers report absolute paths: `--config proxy.toml` must be compared as one too.
-    let config = std::path::absolute(&config).unwrap_or(config);
+    let config_path = std::path::absolute(config_path).unwrap_or(config_path.to_path_buf());
     let (tx, rx) = mpsc::channel::<Event>();
     let handler = move |res: notify::Result<Event>| {
         if let Ok(e) = res.map_err(|e| tracing::warn!("file watching: {e}")) {
@@ -87,7 +109,7 @@ pub(crate) fn start(config: PathBuf, shared: Arc<Shared>) {
             }
         }
     };
-    let watcher: Box<dyn Watcher + Send> = match notify::recommended_watcher(handler.clone()) {
+    let mut watcher: Box<dyn Watcher + Send> = match notify::recommended_watcher(handler.clone()) {
         Ok(w) => Box::new(w),
         Err(e) => {
             tracing::warn!("file watching: {e}; polling the files every 2 s instead");
@@ -96,26 +118,62 @@ pub(crate) fn start(config: PathBuf, shared: Arc<Shared>) {
                 Ok(w) => Box::new(w),
                 Err(e) => {
                     tracing::error!("file watching: {e}; reload with SIGHUP");
-                    return;
+                    return None;
                 }
             }
         }
     };
+    let mut dirs = BTreeSet::new();
+    let files = std::iter::once(config_path.clone())
+        .chain(config.policy.clone())
+        .chain(
+            config
+                .tickets
+                .as_ref()
+                .and_then(|t| t.key_file().map(Path::to_path_buf)),
+        );
+    for f in files {
+        let f = std::path::absolute(&f).unwrap_or(f);
+        dirs.extend(f.parent().map(Path::to_path_buf).filter(|d| d.is_dir()));
+    }
+    for s in &config.sources {
+        let s = std::path::absolute(s).unwrap_or(s.clone());
+        if s.is_dir() {
+            dirs.insert(s);
+        } else {
+            dirs.extend(s.parent().map(Path::to_path_buf).filter(|d| d.is_dir()));
+        }
+    }
+    let mut watching = BTreeSet::new();
+    watch_new(&mut *watcher, &mut watching, dirs);
+    Some(Armed {
+        watcher,
+        rx,
+        watching,
+        config: config_path,
+    })
+}
+
+/// Runs the armed watcher on a thread of its own, from the proxy's loaded state: changes seen
+/// while the proxy loaded make the first reload.
+pub(crate) fn start(armed: Armed, shared: Arc<Shared>) {
     let spawned = std::thread::Builder::new()
         .name("edgetls-watch".into())
-        .spawn(move || run(watcher, rx, &config, &shared));
+        .spawn(move || run(armed, &shared));
     if let Err(e) = spawned {
         tracing::error!("file watching: {e}; reload with SIGHUP");
     }
 }
 
-fn run(
-    mut watcher: Box<dyn Watcher + Send>,
-    rx: mpsc::Receiver<Event>,
-    config: &Path,
-    shared: &Shared,
-) {
-    let mut watching = BTreeSet::new();
+fn run(armed: Armed, shared: &Shared) {
+    let Armed {
+        mut watcher,
+        rx,
+        mut watching,
+        config,
+    } = armed;
+    let config = config.as_path();
+    // The rest: the directories of files that entries name outside their sources' directories.
     let (dirs, mut relevant) = watched(config, shared);
     watch_new(&mut *watcher, &mut watching, dirs);
     while let Ok(first) = rx.recv() {
