@@ -20,6 +20,7 @@ mod demo;
 mod error;
 mod proxy;
 mod tickets;
+mod upgrade;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -42,6 +43,8 @@ enum Command {
     Certs(certs::CertsCommand),
     /// Run the TLS terminator: certificates, policy, tickets, keyless keys, routes to origins.
     Proxy(proxy::ProxyArgs),
+    /// Replace the running proxy by a new process of this binary, without losing a connection.
+    Upgrade(upgrade::UpgradeArgs),
     /// Session-ticket key files: generate them, inspect them.
     #[command(subcommand)]
     Tickets(tickets::TicketsCommand),
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Certs(cmd) => certs::run(cmd),
         Command::Proxy(args) => proxy::run(&args),
+        Command::Upgrade(args) => upgrade::run(&args),
         Command::Tickets(cmd) => tickets::run(cmd),
         Command::Demo(args) => demo::run(&args),
     }

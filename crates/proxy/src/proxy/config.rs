@@ -8,6 +8,8 @@
 //! handshake_timeout = "10s"
 //! idle_timeout = "5m"
 //! metrics = "127.0.0.1:9100"      # optional: Prometheus/OpenMetrics text at /metrics
+//! control = "/run/edgetls.sock"   # where `edgetls upgrade` finds this process; default: the
+//!                                 # configuration's path with `.sock` (proxy.toml → proxy.sock)
 //! session_cache = 20000           # TLS sessions kept for session-ID resumption (0: off)
 //! session_timeout = "5m"          # how long a session may be resumed
 //! defer_accept = false            # true: the kernel holds a connection until its first bytes
@@ -83,6 +85,7 @@ struct RawServer {
     handshake_timeout: Option<String>,
     idle_timeout: Option<String>,
     metrics: Option<String>,
+    control: Option<String>,
     session_cache: Option<usize>,
     session_timeout: Option<String>,
     defer_accept: Option<bool>,
@@ -206,6 +209,8 @@ pub(crate) struct Keyless {
 pub(crate) struct Config {
     pub(crate) listen: Vec<std::net::SocketAddr>,
     pub(crate) metrics: Option<std::net::SocketAddr>,
+    /// The control socket `edgetls upgrade` reaches the running process on.
+    pub(crate) control: PathBuf,
     pub(crate) workers: usize,
     pub(crate) max_connections: usize,
     pub(crate) handshake_timeout: Duration,
@@ -534,8 +539,16 @@ impl Config {
                 )
             })?),
         };
+        // Beside the configuration by default: `/etc/edgetls/proxy.toml` → `/etc/edgetls/proxy.sock`.
+        let control = match &raw.server.control {
+            Some(c) => rel(c),
+            None => std::path::absolute(path)
+                .unwrap_or(path.to_path_buf())
+                .with_extension("sock"),
+        };
         Ok(Config {
             listen,
+            control,
             metrics,
             workers,
             max_connections: raw.server.max_connections.unwrap_or(10_000),

@@ -1,6 +1,8 @@
 //! `edgetls proxy --config FILE`: the crates composed into a TLS terminator.
 
-mod config;
+pub(crate) mod config;
+pub(crate) mod handover;
+mod listeners;
 mod memory;
 mod metrics;
 mod origin;
@@ -8,6 +10,7 @@ mod peek;
 mod pipe;
 mod problems;
 mod proxied;
+mod sd_notify;
 mod watch;
 mod worker;
 
@@ -37,6 +40,10 @@ pub(crate) struct ProxyArgs {
     /// Load and check everything, then exit (0 when valid).
     #[arg(long)]
     check: bool,
+    /// Take the listening sockets of the proxy running on the same control socket, then tell
+    /// it to drain (what `edgetls upgrade` runs).
+    #[arg(long)]
+    pub(crate) takeover: bool,
 }
 
 /// What every worker shares. Everything on the handshake path is read through atomically
@@ -198,6 +205,7 @@ impl ProxyArgs {
         ProxyArgs {
             config,
             check: false,
+            takeover: false,
         }
     }
 }
@@ -220,6 +228,7 @@ pub(crate) fn start(
         .try_init();
     let config = Config::load(&args.config)?;
     let (listen, workers, metrics_addr) = (config.listen.clone(), config.workers, config.metrics);
+    let control = config.control.clone();
     // Armed before the files are read, so that no change made while they load is lost.
     let armed = (!args.check)
         .then(|| watch::arm(&args.config, &config))
@@ -234,14 +243,26 @@ pub(crate) fn start(
         .map_err(|e| CliError::Setup(format!("OCSP updater: {e}")))?;
     let _ = shared.ocsp.set(updater);
     raise_fd_limit();
-    let addrs = worker::resolve_ports(&listen)?;
+    // A successor takes its predecessor's sockets only now, with everything loaded: a
+    // configuration that does not load never touches the running process.
+    let mut predecessor = match args.takeover {
+        true => Some(handover::take(&control)?),
+        false => None,
+    };
+    let handed = predecessor
+        .as_mut()
+        .map(|p| std::mem::take(&mut p.sockets))
+        .unwrap_or_default();
+    let sockets = listeners::assign(&listen, workers, shared.defer_accept, metrics_addr, handed)?;
+    let addrs = sockets.addrs.clone();
+    let offered = sockets.offered.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut threads = Vec::new();
-    for i in 0..workers {
+    for (i, mine) in sockets.per_worker.into_iter().enumerate() {
         threads.push(worker::spawn(
             i,
             Arc::clone(&shared),
-            addrs.clone(),
+            mine,
             stop_rx.clone(),
         )?);
     }
@@ -253,14 +274,27 @@ pub(crate) fn start(
         );
     }
     let mut metrics_bound = None;
-    if let Some(m) = metrics_addr {
+    if let Some(m) = sockets.metrics {
+        let shown = m.local_addr().map_or("metrics".into(), |a| a.to_string());
         let bound = serve_metrics(m, &shared).map_err(|source| CliError::Listen {
-            addr: m.to_string(),
+            addr: shown,
             source,
         })?;
         println!("edgetls proxy: metrics on http://{bound}/metrics");
         metrics_bound = Some(bound);
     }
+    // Every worker accepts: the predecessor may stop.
+    if let Some(p) = predecessor {
+        let pid = p.pid;
+        p.drain()?;
+        tracing::info!(
+            "took over {} listening sockets from pid {pid}, which drains",
+            sockets.reused
+        );
+    }
+    let drain = Arc::new(tokio::sync::Notify::new());
+    let _control = control_socket(&control, offered, Arc::clone(&drain), args.takeover);
+    sd_notify::notify(&format!("MAINPID={}\nREADY=1", std::process::id()));
     ready(&addrs, metrics_bound);
     if let Some(armed) = armed {
         watch::start(armed, Arc::clone(&shared));
@@ -269,7 +303,11 @@ pub(crate) fn start(
         .enable_all()
         .build()
         .map_err(|e| CliError::Setup(e.to_string()))?;
-    rt.block_on(signals(&args.config, &shared))?;
+    let handed_over = rt.block_on(signals(&args.config, &shared, &drain))?;
+    if !handed_over {
+        // (A process that handed over is not the service stopping: its successor is it now.)
+        sd_notify::notify("STOPPING=1");
+    }
     // Stop accepting; let established connections finish (up to 30 s).
     let _ = stop_tx.send(true);
     let until = Instant::now() + Duration::from_secs(30);
@@ -282,13 +320,11 @@ pub(crate) fn start(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Serves the metrics on `addr` (HTTP, `GET /metrics`) from a thread of its own.
+/// Serves the metrics on `l` (HTTP, `GET /metrics`) from a thread of its own.
 fn serve_metrics(
-    addr: std::net::SocketAddr,
+    l: std::net::TcpListener,
     shared: &Arc<Shared>,
 ) -> std::io::Result<std::net::SocketAddr> {
-    let l = std::net::TcpListener::bind(addr)?;
-    l.set_nonblocking(true)?;
     let bound = l.local_addr()?;
     let registry = Arc::new(metrics::registry(shared));
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -346,6 +382,30 @@ fn report_reload(shared: &Shared, r: Result<Reloaded, CliError>, why: &str) {
     }
 }
 
+/// Serves the control socket at `path` (for `edgetls upgrade`). Without one the proxy still
+/// serves: the reason is logged. A path another running proxy answers on is left to it, unless
+/// this process just took over from it.
+fn control_socket(
+    path: &std::path::Path,
+    offered: Vec<(handover::Kind, std::net::SocketAddr, std::os::fd::RawFd)>,
+    drain: Arc<tokio::sync::Notify>,
+    took_over: bool,
+) -> Option<handover::Control> {
+    if !took_over {
+        if let Some(pid) = handover::status(path) {
+            tracing::warn!(
+                "control socket {}: pid {pid} answers there; this process has none \
+                 (`edgetls upgrade` reaches pid {pid}; set [server] control to run two)",
+                path.display()
+            );
+            return None;
+        }
+    }
+    handover::serve(path, offered, drain)
+        .map_err(|e| tracing::warn!("{e}; `edgetls upgrade` cannot reach this process"))
+        .ok()
+}
+
 /// Each connection holds two descriptors (client and origin): take the hard limit.
 fn raise_fd_limit() {
     let mut r = libc::rlimit {
@@ -361,8 +421,13 @@ fn raise_fd_limit() {
     }
 }
 
-/// Waits for SIGTERM/SIGINT; reloads on SIGHUP; gives the main thread's unused memory back.
-async fn signals(path: &std::path::Path, shared: &Shared) -> Result<(), CliError> {
+/// Waits for SIGTERM/SIGINT or a successor's `drain` (then true); reloads on SIGHUP; gives the
+/// main thread's unused memory back.
+async fn signals(
+    path: &std::path::Path,
+    shared: &Shared,
+    drain: &tokio::sync::Notify,
+) -> Result<bool, CliError> {
     use tokio::signal::unix::{SignalKind, signal};
     let sig = |k| signal(k).map_err(|e| CliError::Setup(format!("signals: {e}")));
     let (mut hup, mut term, mut int) = (
@@ -371,16 +436,17 @@ async fn signals(path: &std::path::Path, shared: &Shared) -> Result<(), CliError
         sig(SignalKind::interrupt())?,
     );
     let mut every = tokio::time::interval(memory::EVERY);
-    loop {
+    let handed_over = loop {
         tokio::select! {
             _ = every.tick() => memory::tick(),
             _ = hup.recv() => report_reload(shared, reload(path, shared), "SIGHUP"),
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = term.recv() => break false,
+            _ = int.recv() => break false,
+            _ = drain.notified() => break true,
         }
-    }
+    };
     tracing::info!("draining");
-    Ok(())
+    Ok(handed_over)
 }
 
 /// Reloads after certificate or key files changed in place (`changed`): only the entries that

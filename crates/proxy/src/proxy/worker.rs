@@ -14,43 +14,23 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
-/// Ports chosen for `:0` addresses (so every worker binds the same port).
-pub(crate) fn resolve_ports(listen: &[SocketAddr]) -> Result<Vec<SocketAddr>, CliError> {
-    listen
-        .iter()
-        .map(|a| {
-            if a.port() != 0 {
-                return Ok(*a);
-            }
-            let probe = std::net::TcpListener::bind(a).map_err(|source| CliError::Listen {
-                addr: a.to_string(),
-                source,
-            })?;
-            probe.local_addr().map_err(|source| CliError::Listen {
-                addr: a.to_string(),
-                source,
-            })
-        })
-        .collect()
-}
-
-fn listener(addr: SocketAddr, defer: bool) -> std::io::Result<tokio::net::TcpListener> {
-    let s = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    s.set_reuseaddr(true)?;
-    s.set_reuseport(true)?;
+/// A new listening socket on `addr` (`SO_REUSEPORT`: one per worker), non-blocking.
+pub(crate) fn bind(addr: SocketAddr, defer: bool) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
     // Accepted connections inherit it: no setsockopt per connection.
-    s.set_nodelay(true)?;
+    s.set_tcp_nodelay(true)?;
     if defer {
         defer_accept(&s)?;
     }
-    s.bind(addr)?;
-    s.listen(4096)
+    s.bind(&addr.into())?;
+    s.listen(4096)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
 }
 
 /// With `defer_accept`, how long the kernel holds a connection that has sent nothing before
@@ -64,7 +44,7 @@ pub(crate) const DEFERRAL: Duration = Duration::from_secs(1);
 /// `handshake`). Off by default, as in nginx (`deferred`) and HAProxy (`defer-accept`): under
 /// a burst of thousands of silent connections the kernel hands some over only after further
 /// retransmissions (3 s, 7 s), past any handshake deadline of ours.
-fn defer_accept(s: &TcpSocket) -> std::io::Result<()> {
+fn defer_accept(s: &socket2::Socket) -> std::io::Result<()> {
     let seconds: libc::c_int = DEFERRAL.as_secs() as libc::c_int;
     // SAFETY: setsockopt on the socket's open descriptor, with a live c_int of the size given.
     let r = unsafe {
@@ -83,28 +63,26 @@ fn defer_accept(s: &TcpSocket) -> std::io::Result<()> {
     }
 }
 
-/// Starts worker `i` on its own thread.
+/// Starts worker `i` on its own thread, accepting on `sockets` (bound by [`bind`], or handed
+/// over by the previous process).
 pub(crate) fn spawn(
     i: usize,
     shared: Arc<Shared>,
-    addrs: Vec<SocketAddr>,
+    sockets: Vec<std::net::TcpListener>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<std::thread::JoinHandle<()>, CliError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::Setup(e.to_string()))?;
-    // Bind here, so a port in use is an error before the workers start.
-    let defer = shared.defer_accept;
     let listeners = {
         let _g = rt.enter();
-        addrs
-            .iter()
-            .map(|a| {
-                listener(*a, defer).map_err(|source| CliError::Listen {
-                    addr: a.to_string(),
-                    source,
-                })
+        sockets
+            .into_iter()
+            .map(|s| {
+                let addr = s.local_addr().map_or("?".into(), |a| a.to_string());
+                tokio::net::TcpListener::from_std(s)
+                    .map_err(|source| CliError::Listen { addr, source })
             })
             .collect::<Result<Vec<_>, _>>()?
     };
