@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
-    /// What to measure: certs, keyless, hsm, engine, tickets, policy, proxy, proxy-protocol, fleet, names, hostile, fuzz (the recorded run), ab (against --baseline REV), or all.
+    /// What to measure: certs, keyless, hsm, engine, tickets, policy, proxy, proxy-protocol, fleet, names, hostile, restarts, fuzz (the recorded run), ab (against --baseline REV), or all.
     #[arg(long, default_value = "all")]
     suite: String,
     /// Keyless throughput runs: client connections to the key server.
@@ -122,6 +122,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         "proxy-protocol" => crate::bench_pp::run(&root, &mut report)?,
         "fleet" => crate::fleet::run(&root, &mut report)?,
         "hostile" => crate::bench_hostile::run(&root, &mut report)?,
+        "restarts" => crate::bench_restarts::run(&root, &mut report)?,
         "names" => crate::bench_names::run(&root, &mut report)?,
         "groups" => crate::bench_groups::run(&root, args.runs, &mut report)?,
         "libraries" => crate::bench_libraries::run(&root, args.runs, &mut report)?,
@@ -135,7 +136,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         "fuzz" => report.push_str(&fuzz_section(&root)),
         other => {
             bail!(
-                "unknown suite {other:?}: certs, keyless, hsm, engine, openssl, tickets, policy, proxy, proxy-protocol, fleet, names, hostile, groups, libraries, ab, fuzz or all"
+                "unknown suite {other:?}: certs, keyless, hsm, engine, openssl, tickets, policy, proxy, proxy-protocol, fleet, names, hostile, restarts, groups, libraries, ab, fuzz or all"
             )
         }
     }

@@ -13,6 +13,7 @@ mod bench_openssl;
 mod bench_policy;
 mod bench_pp;
 mod bench_proxy;
+mod bench_restarts;
 mod bench_tickets;
 mod fleet;
 mod fuzz;
