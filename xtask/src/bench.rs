@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
-    /// What to measure: certs, keyless, hsm, engine, tickets, policy, proxy, proxy-protocol, fleet, names, hostile, restarts, fuzz (the recorded run), ab (against --baseline REV), or all.
+    /// What to measure: certs, keyless, hsm, engine, tickets, policy, proxy, proxy-protocol, fleet, names, hostile, restarts, soak (--minutes N), fuzz (the recorded run), ab (against --baseline REV), or all.
     #[arg(long, default_value = "all")]
     suite: String,
     /// Keyless throughput runs: client connections to the key server.
@@ -47,6 +47,9 @@ pub(crate) struct Args {
     /// For --suite ab: the git revision whose build this tree is compared with.
     #[arg(long)]
     baseline: Option<String>,
+    /// For --suite soak: how long it runs, minutes.
+    #[arg(long, default_value_t = 2.0)]
+    minutes: f64,
 }
 
 /// One measured process run.
@@ -123,6 +126,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         "fleet" => crate::fleet::run(&root, &mut report)?,
         "hostile" => crate::bench_hostile::run(&root, &mut report)?,
         "restarts" => crate::bench_restarts::run(&root, &mut report)?,
+        "soak" => crate::bench_soak::run(&root, args.minutes, &mut report)?,
         "names" => crate::bench_names::run(&root, &mut report)?,
         "groups" => crate::bench_groups::run(&root, args.runs, &mut report)?,
         "libraries" => crate::bench_libraries::run(&root, args.runs, &mut report)?,
@@ -136,7 +140,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         "fuzz" => report.push_str(&fuzz_section(&root)),
         other => {
             bail!(
-                "unknown suite {other:?}: certs, keyless, hsm, engine, openssl, tickets, policy, proxy, proxy-protocol, fleet, names, hostile, restarts, groups, libraries, ab, fuzz or all"
+                "unknown suite {other:?}: certs, keyless, hsm, engine, openssl, tickets, policy, proxy, proxy-protocol, fleet, names, hostile, restarts, soak, groups, libraries, ab, fuzz or all"
             )
         }
     }

@@ -14,6 +14,7 @@ mod bench_policy;
 mod bench_pp;
 mod bench_proxy;
 mod bench_restarts;
+mod bench_soak;
 mod bench_tickets;
 mod fleet;
 mod fuzz;

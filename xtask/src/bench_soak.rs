@@ -1,0 +1,451 @@
+//! `cargo xtask bench --suite soak --minutes N`: `edgetls proxy` (2 workers) for N minutes under
+//! mixed load — full handshakes spread over the demo's names, resumed ones, a name whose key is
+//! on a key server, and hostile clients (connections that send nothing, or garbage) — while
+//! faults are injected: a reload every 5 s (SIGHUP), a certificate rewritten in place every
+//! 7 s (truncated, its certificate, a pause, its key), the key server killed for 3 s at a
+//! quarter of the run and frozen (SIGSTOP) for 3 s at three quarters, and an `edgetls upgrade`
+//! at half time.
+//!
+//! It reports failed connections by cause — a remote-key handshake during a key-server fault
+//! (or until the key client's reconnect backoff and request deadline after it) is the injected
+//! fault's; anything else is unexplained — and the proxy's resident memory and open descriptors every second (a plot).
+//! It fails on any unexplained failure, or when memory or descriptors grow by more than 5%
+//! (plus 4 descriptors) between the start and the end of a stretch without an upgrade, after
+//! the first 20% of it (warm-up).
+
+use crate::bench_names::free_port;
+use crate::bench_proxy::{demo_files, origin};
+use crate::loadgen::one;
+use crate::plot::{self, Axes, Series};
+use anyhow::{Context, Result, bail};
+use openssl::ssl::{SslConnector, SslMethod, SslSession, SslVerifyMode, SslVersion};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+
+/// Names the demo generates (its `site0000NN.demo.test`).
+const NAMES: usize = 50;
+const KEYLESS: &str = "keyless.demo.test";
+/// After a key-server fault ends, failures within this long are still the fault's: the key
+/// client reconnects within its longest backoff (5 s), and a request waits for a connection
+/// until its 2 s deadline.
+const AFTER_FAULT: f64 = 7.5;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Spread,
+    Resumed,
+    Keyless,
+}
+
+/// One connection: when it ended, its kind, and why it failed.
+struct Sample {
+    at: f64,
+    kind: Kind,
+    error: Option<String>,
+}
+
+/// A fault injected from `from` to `to` (seconds since start).
+struct Fault {
+    what: &'static str,
+    from: f64,
+    to: f64,
+}
+
+fn kill(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill(2) with a pid and a signal number; no memory is involved.
+    unsafe {
+        libc::kill(pid as libc::pid_t, signal);
+    }
+}
+
+fn control_pid(path: &Path) -> Option<u32> {
+    let mut s = std::os::unix::net::UnixStream::connect(path).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"status\n").ok()?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).ok()?;
+    line.strip_prefix("edgetls ")?.trim().parse().ok()
+}
+
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+fn fds(pid: u32) -> Option<f64> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as f64)
+}
+
+fn keyserver(bin: &Path, d: &Path, listen: &str) -> Result<Child> {
+    let mut child = Command::new(bin)
+        .args(["--listen", listen, "--workers", "1"])
+        .arg("--keys")
+        .arg(d.join("keyserver/keys"))
+        .arg("--cert")
+        .arg(d.join("keyserver/server.pem"))
+        .arg("--key")
+        .arg(d.join("keyserver/server.key"))
+        .arg("--client-ca")
+        .arg(d.join("ca.pem"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+    if !line.contains(listen) {
+        bail!("the key server did not start on {listen}: {line:?}");
+    }
+    Ok(child)
+}
+
+/// Clients of each kind in closed loops until `running` clears; hostile ones beside them.
+fn load(
+    rt: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    started: Instant,
+    running: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let mut b = SslConnector::builder(SslMethod::tls_client())?;
+    b.set_verify(SslVerifyMode::NONE);
+    b.set_min_proto_version(Some(SslVersion::TLS1_3))?;
+    let c = b.build();
+    Ok(rt.spawn(async move {
+        let mut tasks = Vec::new();
+        let kinds = [(Kind::Spread, 6), (Kind::Resumed, 3), (Kind::Keyless, 3)];
+        for (kind, n) in kinds {
+            for t in 0..n {
+                let (c, running, samples) = (c.clone(), Arc::clone(&running), Arc::clone(&samples));
+                tasks.push(tokio::spawn(async move {
+                    let mut k = t;
+                    let mut session: Option<SslSession> = None;
+                    while running.load(Relaxed) {
+                        k += 1;
+                        let name = match kind {
+                            Kind::Spread => format!("site{:06}.demo.test", k % NAMES),
+                            Kind::Resumed => "site000001.demo.test".into(),
+                            Kind::Keyless => KEYLESS.into(),
+                        };
+                        let resume = if kind == Kind::Resumed {
+                            session.as_ref()
+                        } else {
+                            None
+                        };
+                        let r = one(&c, addr, &name, Some(b"ok\n"), resume, false, false).await;
+                        let error = match r {
+                            Ok((s, _)) => {
+                                session = s;
+                                None
+                            }
+                            Err(e) => Some(format!("{e:#}")),
+                        };
+                        let at = started.elapsed().as_secs_f64();
+                        samples
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(Sample { at, kind, error });
+                        // Closed loops, paced a little: ~ 100 connections a second per kind.
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                    }
+                }));
+            }
+        }
+        // Hostile: every 2 s, 40 connections that send nothing and 10 that send garbage, all
+        // dropped after a moment.
+        let hostile_running = Arc::clone(&running);
+        tasks.push(tokio::spawn(async move {
+            while hostile_running.load(Relaxed) {
+                let mut held = Vec::new();
+                for i in 0..50 {
+                    if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
+                        if i % 5 == 0 {
+                            let _ = s.write_all(b"\x16\x03\x01\x00\x05garbage-not-tls").await;
+                        }
+                        held.push(s);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                drop(held);
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+            }
+        }));
+        for t in tasks {
+            let _ = t.await;
+        }
+    }))
+}
+
+/// Writes `body` over `path` in place, slowly: truncated, its certificate, 150 ms, the rest.
+fn rewrite_in_place(path: &Path, body: &[u8]) -> Result<()> {
+    let text = String::from_utf8_lossy(body);
+    let cut = text
+        .find("-----END CERTIFICATE-----")
+        .map_or(body.len() / 2, |i| i + 26);
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(&body[..cut])?;
+    f.flush()?;
+    std::thread::sleep(Duration::from_millis(150));
+    f.write_all(&body[cut..])?;
+    Ok(())
+}
+
+/// Growth between the median of the first and last tenth of `points` (after `warm` seconds)
+/// within `[from, to)`: (start, end).
+fn stretch(points: &[(f64, f64)], from: f64, to: f64) -> Option<(f64, f64)> {
+    let warm = from + (to - from) * 0.2;
+    let inside: Vec<f64> = points
+        .iter()
+        .filter(|(t, _)| *t >= warm && *t < to)
+        .map(|p| p.1)
+        .collect();
+    if inside.len() < 10 {
+        return None;
+    }
+    let tenth = (inside.len() / 10).max(1);
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Some((
+        median(&inside[..tenth]),
+        median(&inside[inside.len() - tenth..]),
+    ))
+}
+
+pub(crate) fn run(root: &Path, minutes: f64, report: &mut String) -> Result<()> {
+    crate::bench::release_build(root, &["edgetls-proxy", "edgetls-keyserver"])?;
+    let bin = root.join("target/release/edgetls");
+    let ks_bin = root.join("target/release/edgetls-keyserver");
+    let tmp = tempfile::tempdir()?;
+    let d = tmp.path();
+    demo_files(&bin, d, NAMES)?;
+    let origin = origin("127.0.0.1:0".parse()?)?;
+    let ks_addr = format!("127.0.0.1:{}", free_port()?);
+    let mut ks = keyserver(&ks_bin, d, &ks_addr)?;
+    let config: PathBuf = d.join("soak.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 2\nmetrics = \"127.0.0.1:0\"\n\
+             handshake_timeout = \"3s\"\n\n\
+             [certificates]\nsources = [\"{multicert}\", \"{keyless}\"]\n\n\
+             [tickets]\nfile = \"{tickets}\"\nformat = \"haproxy\"\n\n\
+             [keyless]\nsources = [\"{keyless}\"]\nservers = [\"{ks_addr}\"]\n\
+             server_name = \"keyserver.demo.test\"\ncert = \"{edge_pem}\"\nkey = \"{edge_key}\"\nca = \"{ca}\"\n\n\
+             [[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n",
+            multicert = d.join("ssl_multicert.config").display(),
+            keyless = d.join("keyless").display(),
+            tickets = d.join("tickets.keys").display(),
+            edge_pem = d.join("edge.pem").display(),
+            edge_key = d.join("edge.key").display(),
+            ca = d.join("ca.pem").display(),
+        ),
+    )?;
+    let control = config.with_extension("sock");
+    let mut first = Command::new(&bin)
+        .args(["proxy", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut out = BufReader::new(first.stdout.take().context("stdout")?);
+    let mut line = String::new();
+    out.read_line(&mut line)?;
+    let addr: SocketAddr = line
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .with_context(|| format!("edgetls proxy did not start: {line:?}"))?;
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let rewritten = d.join("certs/site000003.demo.test.pem");
+    let body = std::fs::read(&rewritten).with_context(|| rewritten.display().to_string())?;
+
+    let total = minutes * 60.0;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    let running = Arc::new(AtomicBool::new(true));
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let task = load(
+        &rt,
+        addr,
+        started,
+        Arc::clone(&running),
+        Arc::clone(&samples),
+    )?;
+    let mut faults: Vec<Fault> = Vec::new();
+    let (mut rss, mut descriptors) = (Vec::new(), Vec::new());
+    let (kill_at, upgrade_at, freeze_at) = (total * 0.25, total * 0.5, total * 0.75);
+    let (mut killed, mut upgraded, mut frozen) = (false, false, false);
+    let mut upgrade_time = None;
+    let (mut next_hup, mut next_rewrite) = (5.0, 7.0);
+    let mut pid = first.id();
+    let mut tick = 0.0;
+    while started.elapsed().as_secs_f64() < total {
+        let now = started.elapsed().as_secs_f64();
+        if let Some(p) = control_pid(&control) {
+            pid = p;
+        }
+        if now >= tick {
+            if let (Some(r), Some(f)) = (rss_mib(pid), fds(pid)) {
+                rss.push((now, r));
+                descriptors.push((now, f));
+            }
+            tick += 1.0;
+        }
+        if now >= next_hup {
+            kill(pid, libc::SIGHUP);
+            next_hup += 5.0;
+        }
+        if now >= next_rewrite {
+            rewrite_in_place(&rewritten, &body)?;
+            next_rewrite += 7.0;
+        }
+        if !killed && now >= kill_at {
+            killed = true;
+            let _ = ks.kill();
+            let _ = ks.wait();
+            std::thread::sleep(Duration::from_secs(3));
+            ks = keyserver(&ks_bin, d, &ks_addr)?;
+            faults.push(Fault {
+                what: "key server killed (3 s)",
+                from: now,
+                to: started.elapsed().as_secs_f64(),
+            });
+        }
+        if !upgraded && now >= upgrade_at {
+            upgraded = true;
+            let ok = Command::new(&bin)
+                .args(["upgrade", "--config"])
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()?
+                .success();
+            if !ok {
+                bail!("edgetls upgrade failed during the soak");
+            }
+            upgrade_time = Some(started.elapsed().as_secs_f64());
+        }
+        if !frozen && now >= freeze_at {
+            frozen = true;
+            kill(ks.id(), libc::SIGSTOP);
+            std::thread::sleep(Duration::from_secs(3));
+            kill(ks.id(), libc::SIGCONT);
+            faults.push(Fault {
+                what: "key server frozen (SIGSTOP, 3 s)",
+                from: now,
+                to: started.elapsed().as_secs_f64(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    running.store(false, Relaxed);
+    rt.block_on(task)?;
+    if let Some(p) = control_pid(&control) {
+        kill(p, libc::SIGTERM);
+    }
+    let _ = first.wait();
+    let _ = ks.kill();
+    let _ = ks.wait();
+
+    // Failures by cause.
+    let samples = std::mem::take(&mut *samples.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut causes: BTreeMap<String, usize> = BTreeMap::new();
+    let mut unexplained = 0;
+    for s in samples.iter() {
+        let Some(e) = &s.error else { continue };
+        let fault = faults
+            .iter()
+            .find(|f| s.kind == Kind::Keyless && s.at >= f.from && s.at <= f.to + AFTER_FAULT);
+        let cause = match fault {
+            Some(f) => format!("{} (injected), remote-key handshakes", f.what),
+            None => {
+                unexplained += 1;
+                format!(
+                    "unexplained, {:?}: {}",
+                    s.kind,
+                    e.chars().take(80).collect::<String>()
+                )
+            }
+        };
+        *causes.entry(cause).or_default() += 1;
+    }
+    let ok = samples.iter().filter(|s| s.error.is_none()).count();
+
+    // Memory and descriptors over each stretch without an upgrade.
+    let cut = upgrade_time.unwrap_or(total);
+    let mut leaks = Vec::new();
+    let mut flat = String::new();
+    for (label, from, to) in [
+        ("before the upgrade", 0.0, cut),
+        ("after it", cut + 1.0, total),
+    ] {
+        for (what, points, slack) in [("RSS (MiB)", &rss, 0.0), ("descriptors", &descriptors, 4.0)]
+        {
+            if let Some((a, b)) = stretch(points, from, to) {
+                let grew = b > a * 1.05 + slack;
+                let _ = write!(flat, "{what} {label}: {a:.1} → {b:.1}; ");
+                if grew {
+                    leaks.push(format!("{what} {label} grew from {a:.1} to {b:.1}"));
+                }
+            }
+        }
+    }
+    let plot = plot::lines(
+        "soak-rss-fds",
+        &Axes {
+            title: &format!("edgetls proxy over a {minutes} min soak (upgrade at {cut:.0} s)"),
+            x: "seconds",
+            y: "resident MiB / open descriptors",
+            log_x: false,
+            log_y: false,
+        },
+        &[
+            Series::new("RSS (MiB)", rss.clone()),
+            Series::new("descriptors", descriptors.clone()),
+        ],
+    )?;
+    writeln!(
+        report,
+        "## Soak (`cargo xtask bench --suite soak --minutes {minutes}`)\n\n\
+         `edgetls proxy`, 2 workers, {NAMES} demo names and a remote-key name, for {minutes} min: \
+         full handshakes spread over the names, resumed ones and remote-key ones in closed loops, \
+         hostile connections (silent or garbage) every 2 s; a SIGHUP every 5 s, a certificate \
+         rewritten in place every 7 s, the key server killed for 3 s at {kill_at:.0} s and frozen \
+         for 3 s at {freeze_at:.0} s, `edgetls upgrade` at {cut:.0} s.\n\n\
+         {ok} connections completed; failed, by cause:\n\n| cause | failed |\n|---|---:|"
+    )?;
+    if causes.is_empty() {
+        writeln!(report, "| (none) | 0 |")?;
+    }
+    for (cause, n) in &causes {
+        writeln!(report, "| {cause} | {n} |")?;
+    }
+    writeln!(report, "\n{flat}\n\n{plot}\n")?;
+    eprintln!("soak: {ok} completed, {unexplained} unexplained failures; {flat}");
+    if unexplained > 0 || !leaks.is_empty() {
+        bail!(
+            "soak failed: {unexplained} unexplained failures {causes:?}; {}",
+            leaks.join("; ")
+        );
+    }
+    Ok(())
+}
