@@ -77,7 +77,7 @@ fn under_load(addr: SocketAddr, mut restart: impl FnMut(usize) -> Result<()>) ->
 }
 
 /// The pid answering on an edgetls control socket.
-fn control_pid(path: &Path) -> Option<u32> {
+pub(crate) fn control_pid(path: &Path) -> Option<u32> {
     let mut s = std::os::unix::net::UnixStream::connect(path).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     s.write_all(b"status\n").ok()?;
@@ -86,7 +86,7 @@ fn control_pid(path: &Path) -> Option<u32> {
     line.strip_prefix("edgetls ")?.trim().parse().ok()
 }
 
-fn kill(pid: u32, signal: libc::c_int) {
+pub(crate) fn kill(pid: u32, signal: libc::c_int) {
     // SAFETY: kill(2) with a pid and a signal number; no memory is involved.
     unsafe {
         libc::kill(pid as libc::pid_t, signal);

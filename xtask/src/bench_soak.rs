@@ -15,6 +15,8 @@
 
 use crate::bench_names::free_port;
 use crate::bench_proxy::{demo_files, origin};
+use crate::bench_restarts::{control_pid, kill};
+use crate::fleet::keyserver_on;
 use crate::loadgen::one;
 use crate::plot::{self, Axes, Series};
 use anyhow::{Context, Result, bail};
@@ -24,7 +26,7 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -59,22 +61,6 @@ struct Fault {
     to: f64,
 }
 
-fn kill(pid: u32, signal: libc::c_int) {
-    // SAFETY: kill(2) with a pid and a signal number; no memory is involved.
-    unsafe {
-        libc::kill(pid as libc::pid_t, signal);
-    }
-}
-
-fn control_pid(path: &Path) -> Option<u32> {
-    let mut s = std::os::unix::net::UnixStream::connect(path).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"status\n").ok()?;
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line).ok()?;
-    line.strip_prefix("edgetls ")?.trim().parse().ok()
-}
-
 fn rss_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib: f64 = status
@@ -89,28 +75,6 @@ fn rss_mib(pid: u32) -> Option<f64> {
 
 fn fds(pid: u32) -> Option<f64> {
     Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as f64)
-}
-
-fn keyserver(bin: &Path, d: &Path, listen: &str) -> Result<Child> {
-    let mut child = Command::new(bin)
-        .args(["--listen", listen, "--workers", "1"])
-        .arg("--keys")
-        .arg(d.join("keyserver/keys"))
-        .arg("--cert")
-        .arg(d.join("keyserver/server.pem"))
-        .arg("--key")
-        .arg(d.join("keyserver/server.key"))
-        .arg("--client-ca")
-        .arg(d.join("ca.pem"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
-    if !line.contains(listen) {
-        bail!("the key server did not start on {listen}: {line:?}");
-    }
-    Ok(child)
 }
 
 /// Clients of each kind in closed loops until `running` clears; hostile ones beside them.
@@ -237,7 +201,7 @@ pub(crate) fn run(root: &Path, minutes: f64, report: &mut String) -> Result<()> 
     demo_files(&bin, d, NAMES)?;
     let origin = origin("127.0.0.1:0".parse()?)?;
     let ks_addr = format!("127.0.0.1:{}", free_port()?);
-    let mut ks = keyserver(&ks_bin, d, &ks_addr)?;
+    let (mut ks, _) = keyserver_on(&ks_bin, d, "0ms", &ks_addr)?;
     let config: PathBuf = d.join("soak.toml");
     std::fs::write(
         &config,
@@ -320,10 +284,9 @@ pub(crate) fn run(root: &Path, minutes: f64, report: &mut String) -> Result<()> 
         }
         if !killed && now >= kill_at {
             killed = true;
-            let _ = ks.kill();
-            let _ = ks.wait();
+            drop(ks); // killed
             std::thread::sleep(Duration::from_secs(3));
-            ks = keyserver(&ks_bin, d, &ks_addr)?;
+            ks = keyserver_on(&ks_bin, d, "0ms", &ks_addr)?.0;
             faults.push(Fault {
                 what: "key server killed (3 s)",
                 from: now,
@@ -363,8 +326,7 @@ pub(crate) fn run(root: &Path, minutes: f64, report: &mut String) -> Result<()> 
         kill(p, libc::SIGTERM);
     }
     let _ = first.wait();
-    let _ = ks.kill();
-    let _ = ks.wait();
+    drop(ks);
 
     // Failures by cause.
     let samples = std::mem::take(&mut *samples.lock().unwrap_or_else(|p| p.into_inner()));

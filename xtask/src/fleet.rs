@@ -32,6 +32,12 @@ const KEYLESS_NAME: &str = "keyless.demo.test";
 /// A child process killed when dropped.
 pub(crate) struct Process(Child);
 
+impl Process {
+    pub(crate) fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -66,15 +72,18 @@ fn first_line(child: &mut Child) -> Result<Vec<String>> {
 /// The key server of a `demo --generate-only` directory `d`, answering after `delay`
 /// ("0ms" for none); its address.
 pub(crate) fn keyserver(bin: &Path, d: &Path, delay: &str) -> Result<(Process, String)> {
+    keyserver_on(bin, d, delay, "127.0.0.1:0")
+}
+
+/// [`keyserver`] on `listen` (to start one again where a killed one was).
+pub(crate) fn keyserver_on(
+    bin: &Path,
+    d: &Path,
+    delay: &str,
+    listen: &str,
+) -> Result<(Process, String)> {
     let mut child = Command::new(bin)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--workers",
-            "1",
-            "--delay",
-            delay,
-        ])
+        .args(["--listen", listen, "--workers", "1", "--delay", delay])
         .arg("--keys")
         .arg(d.join("keyserver/keys"))
         .arg("--cert")

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{eventually, metric, metrics, pki, start};
+use common::{eventually, keyless_config, metric, metrics, pki, start};
 use edgetls_keyserver::{Authz, ServerOptions};
 use edgetls_testkit::{setup, start as start_keyserver, start_on};
 use std::time::Duration;
@@ -18,24 +18,7 @@ fn a_key_server_going_down_and_coming_back_is_said_once_each() {
     let addr = ks.addr.to_string();
     let remote = dir.path().join("remote");
     std::fs::create_dir(&remote).unwrap();
-    let k = |f: &str| kit.path(f).display().to_string();
-    let config = dir.path().join("proxy.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 2\nmetrics = \"127.0.0.1:0\"\n\n\
-             [certificates]\nsources = [\"{}\", \"{remote}\"]\n\n\
-             [keyless]\nsources = [\"{remote}\"]\nservers = [\"{addr}\"]\nserver_name = \"localhost\"\n\
-             cert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\n\n\
-             [[routes]]\nfqdn = \"*\"\norigin = \"127.0.0.1:9\"\n",
-            multicert.display(),
-            k("edge-1.pem"),
-            k("edge-1.key"),
-            k("ca.pem"),
-            remote = remote.display(),
-        ),
-    )
-    .unwrap();
+    let config = keyless_config(dir.path(), &multicert, &remote, &kit, ks.addr, 2);
     let p = start(&config);
     let log = || p.stderr.lock().unwrap().clone();
     let said = |what: &str| log().matches(&format!("key server {addr}: {what}")).count();

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{eventually, metric, metrics, pki, start};
+use common::{eventually, keyless_config, metric, metrics, pki, start};
 use edgetls_keyserver::{Authz, ServerOptions};
 use edgetls_testkit::{setup, site_cert, start as start_keyserver};
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
@@ -73,25 +73,7 @@ fn files_rewritten_in_place_under_load_never_fail_a_handshake() {
         std::fs::read(&bundle_file).unwrap(),
         std::fs::read(other.path().join(format!("certs/{bundle_name}.pem"))).unwrap(),
     ];
-    let k = |f: &str| kit.path(f).display().to_string();
-    let config = dir.path().join("proxy.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\nmetrics = \"127.0.0.1:0\"\n\n\
-             [certificates]\nsources = [\"{}\", \"{remote}\"]\n\n\
-             [keyless]\nsources = [\"{remote}\"]\nservers = [\"{}\"]\nserver_name = \"localhost\"\n\
-             cert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\n\n\
-             [[routes]]\nfqdn = \"*\"\norigin = \"127.0.0.1:9\"\n",
-            multicert.display(),
-            ks.addr,
-            k("edge-1.pem"),
-            k("edge-1.key"),
-            k("ca.pem"),
-            remote = remote.display(),
-        ),
-    )
-    .unwrap();
+    let config = keyless_config(dir.path(), &multicert, &remote, &kit, ks.addr, 1);
     let p = start(&config);
     let addr = p.addr;
     let log = || p.stderr.lock().unwrap().clone();

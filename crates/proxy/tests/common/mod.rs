@@ -255,3 +255,36 @@ pub fn s_client(p: &Proxy, ca: &Path, name: &str, args: &[&str]) -> (bool, Strin
         .run();
     (out.ok, out.text())
 }
+
+/// A proxy configuration in `dir` (`proxy.toml`, metrics on) serving the demo's `multicert`
+/// and the remote-key certificates in `remote`, whose keys the key server at `keyserver` (of
+/// the test kit `kit`) holds; `workers` workers; the origin unreachable (handshakes only).
+#[allow(dead_code)] // not every test binary has a key server
+pub fn keyless_config(
+    dir: &Path,
+    multicert: &Path,
+    remote: &Path,
+    kit: &edgetls_testkit::Pki,
+    keyserver: SocketAddr,
+    workers: usize,
+) -> PathBuf {
+    let k = |f: &str| kit.path(f).display().to_string();
+    let config = dir.join("proxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = {workers}\nmetrics = \"127.0.0.1:0\"\n\n\
+             [certificates]\nsources = [\"{}\", \"{remote}\"]\n\n\
+             [keyless]\nsources = [\"{remote}\"]\nservers = [\"{keyserver}\"]\nserver_name = \"localhost\"\n\
+             cert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\n\n\
+             [[routes]]\nfqdn = \"*\"\norigin = \"127.0.0.1:9\"\n",
+            multicert.display(),
+            k("edge-1.pem"),
+            k("edge-1.key"),
+            k("ca.pem"),
+            remote = remote.display(),
+        ),
+    )
+    .unwrap();
+    config
+}
