@@ -177,6 +177,11 @@ fn upgrades_under_load_lose_no_connection() {
     // A new process that cannot start: the old one serves on, and the command says why.
     let broken = dir.path().join("broken.toml");
     let control = dir.path().join("proxy.sock");
+    // Only its owner may take the sockets or stop the proxy.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&control).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     std::fs::write(
         &broken,
         std::fs::read_to_string(&config)

@@ -107,6 +107,9 @@ pub(crate) fn serve(
     let staged = path.with_extension(format!("sock.{}", std::process::id()));
     let _ = std::fs::remove_file(&staged);
     let listener = UnixListener::bind(&staged).map_err(|e| setup("control socket", &staged, e))?;
+    // Whoever can connect can take the listening sockets or stop the proxy: its owner alone.
+    std::fs::set_permissions(&staged, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|e| setup("control socket", &staged, e))?;
     let inode = std::fs::metadata(&staged)
         .map_err(|e| setup("control socket", &staged, e))?
         .ino();

@@ -238,6 +238,7 @@ pub(crate) fn start(
         return Ok(check_outcome(&args.config, &report));
     }
     let shared = Arc::new(shared);
+    let watcher = armed.map(|a| watch::complete(a, &shared));
     let ocsp_options = shared.routes.load().0.ocsp_update.clone();
     let updater = edgetls_certstore::OcspUpdater::spawn(&shared.certs, ocsp_options)
         .map_err(|e| CliError::Setup(format!("OCSP updater: {e}")))?;
@@ -296,8 +297,8 @@ pub(crate) fn start(
     let _control = control_socket(&control, offered, Arc::clone(&drain), args.takeover);
     sd_notify::notify(&format!("MAINPID={}\nREADY=1", std::process::id()));
     ready(&addrs, metrics_bound);
-    if let Some(armed) = armed {
-        watch::start(armed, Arc::clone(&shared));
+    if let Some(w) = watcher {
+        watch::start(w, Arc::clone(&shared));
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

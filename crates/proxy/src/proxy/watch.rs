@@ -154,28 +154,45 @@ pub(crate) fn arm(config_path: &Path, config: &Config) -> Option<Armed> {
     })
 }
 
-/// Runs the armed watcher on a thread of its own, from the proxy's loaded state: changes seen
-/// while the proxy loaded make the first reload.
-pub(crate) fn start(armed: Armed, shared: Arc<Shared>) {
+/// A watcher armed on everything the loaded proxy reads, ready to run.
+pub(crate) struct Ready {
+    armed: Armed,
+    relevant: Relevant,
+}
+
+/// Completes the arming once the files are loaded — the directories of files that entries name
+/// outside their sources' directories, and what a change to each path means (100,000 files
+/// take a moment) — before the proxy listens, so that a change queued during the load is acted
+/// on as soon as it serves.
+pub(crate) fn complete(mut armed: Armed, shared: &Shared) -> Ready {
+    let (dirs, relevant) = watched(&armed.config, shared);
+    watch_new(&mut *armed.watcher, &mut armed.watching, dirs);
+    Ready { armed, relevant }
+}
+
+/// Runs the watcher on a thread of its own: changes seen while the proxy loaded make the first
+/// reload.
+pub(crate) fn start(ready: Ready, shared: Arc<Shared>) {
     let spawned = std::thread::Builder::new()
         .name("edgetls-watch".into())
-        .spawn(move || run(armed, &shared));
+        .spawn(move || run(ready, &shared));
     if let Err(e) = spawned {
         tracing::error!("file watching: {e}; reload with SIGHUP");
     }
 }
 
-fn run(armed: Armed, shared: &Shared) {
-    let Armed {
-        mut watcher,
-        rx,
-        mut watching,
-        config,
-    } = armed;
+fn run(ready: Ready, shared: &Shared) {
+    let Ready {
+        armed:
+            Armed {
+                mut watcher,
+                rx,
+                mut watching,
+                config,
+            },
+        mut relevant,
+    } = ready;
     let config = config.as_path();
-    // The rest: the directories of files that entries name outside their sources' directories.
-    let (dirs, mut relevant) = watched(config, shared);
-    watch_new(&mut *watcher, &mut watching, dirs);
     while let Ok(first) = rx.recv() {
         // Let a burst of changes (an editor's save, a deploy of many files) settle.
         let mut events = vec![first];
