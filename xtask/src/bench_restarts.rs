@@ -101,8 +101,23 @@ fn alive(pid: u32) -> bool {
     })
 }
 
-/// Reads `edgetls proxy`'s first line: its address.
-fn spawn_edgetls(bin: &Path, config: &Path) -> Result<(std::process::Child, SocketAddr)> {
+/// Runs `edgetls upgrade --config CONFIG` (the new process's output discarded): whether it
+/// took over.
+pub(crate) fn upgrade(bin: &Path, config: &Path) -> Result<bool> {
+    Ok(Command::new(bin)
+        .args(["upgrade", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?
+        .success())
+}
+
+/// Starts `edgetls proxy` and reads its first line: its address.
+pub(crate) fn spawn_edgetls(
+    bin: &Path,
+    config: &Path,
+) -> Result<(std::process::Child, SocketAddr)> {
     let mut child = Command::new(bin)
         .args(["proxy", "--config"])
         .arg(config)
@@ -144,14 +159,7 @@ fn edgetls_upgrade(bin: &Path, d: &Path, origin: SocketAddr) -> Result<Outcome> 
     let control = d.join("upgrade.sock");
     let (mut first, addr) = spawn_edgetls(bin, &config)?;
     let load = under_load(addr, |i| {
-        let ok = Command::new(bin)
-            .args(["upgrade", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()?
-            .success();
-        if !ok {
+        if !upgrade(bin, &config)? {
             bail!("edgetls upgrade {} failed", i + 1);
         }
         Ok(())

@@ -15,7 +15,7 @@
 
 use crate::bench_names::free_port;
 use crate::bench_proxy::{demo_files, origin};
-use crate::bench_restarts::{control_pid, kill};
+use crate::bench_restarts::{control_pid, kill, spawn_edgetls, upgrade};
 use crate::fleet::keyserver_on;
 use crate::loadgen::one;
 use crate::plot::{self, Axes, Series};
@@ -23,10 +23,9 @@ use anyhow::{Context, Result, bail};
 use openssl::ssl::{SslConnector, SslMethod, SslSession, SslVerifyMode, SslVersion};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -220,20 +219,7 @@ pub(crate) fn run(root: &Path, minutes: f64, report: &mut String) -> Result<()> 
         ),
     )?;
     let control = config.with_extension("sock");
-    let mut first = Command::new(&bin)
-        .args(["proxy", "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut out = BufReader::new(first.stdout.take().context("stdout")?);
-    let mut line = String::new();
-    out.read_line(&mut line)?;
-    let addr: SocketAddr = line
-        .split_whitespace()
-        .find_map(|w| w.parse().ok())
-        .with_context(|| format!("edgetls proxy did not start: {line:?}"))?;
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let (mut first, addr) = spawn_edgetls(&bin, &config)?;
     let rewritten = d.join("certs/site000003.demo.test.pem");
     let body = std::fs::read(&rewritten).with_context(|| rewritten.display().to_string())?;
 
@@ -293,14 +279,7 @@ pub(crate) fn run(root: &Path, minutes: f64, report: &mut String) -> Result<()> 
         }
         if !upgraded && now >= upgrade_at {
             upgraded = true;
-            let ok = Command::new(&bin)
-                .args(["upgrade", "--config"])
-                .arg(&config)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()?
-                .success();
-            if !ok {
+            if !upgrade(&bin, &config)? {
                 bail!("edgetls upgrade failed during the soak");
             }
             upgrade_time = Some(started.elapsed().as_secs_f64());
