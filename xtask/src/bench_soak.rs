@@ -2,16 +2,17 @@
 //! mixed load — full handshakes spread over the demo's names, resumed ones, a name whose key is
 //! on a key server, and hostile clients (connections that send nothing, or garbage) — while
 //! faults are injected: a reload every 5 s (SIGHUP), a certificate rewritten in place every
-//! 7 s (truncated, its certificate, a pause, its key), the key server killed for 3 s at a
-//! quarter of the run and frozen (SIGSTOP) for 3 s at three quarters, and an `edgetls upgrade`
-//! at half time.
+//! 7 s (truncated, its certificate, a pause, its key), and in each cycle (the whole run up to
+//! 20 minutes, cycles of about 20 minutes in a longer one) the key server killed for 3 s at a
+//! quarter, an `edgetls upgrade` at half and the key server frozen (SIGSTOP) for 3 s at three
+//! quarters.
 //!
 //! It reports failed connections by cause — a remote-key handshake during a key-server fault
 //! (or until the key client's reconnect backoff and request deadline after it) is the injected
 //! fault's; anything else is unexplained — and the proxy's resident memory and open descriptors every second (a plot).
 //! It fails on any unexplained failure, or when the floor of memory or descriptors rises by
-//! more than 5% (plus 4 descriptors) from the start to the end of a stretch without an
-//! upgrade, after the first 20% of it (warm-up).
+//! more than 5% (plus 4 descriptors) from the start to the end of a stretch between upgrades,
+//! after the first 20% of it (warm-up).
 
 use crate::bench_names::free_port;
 use crate::bench_proxy::{demo_files, origin};
@@ -46,11 +47,19 @@ enum Kind {
     Keyless,
 }
 
-/// One connection: when it ended, its kind, and why it failed.
+/// A failed connection: when it ended, its kind, and why. (Successes are only counted: a
+/// 2-hour run makes millions.)
 struct Sample {
     at: f64,
     kind: Kind,
-    error: Option<String>,
+    error: String,
+}
+
+/// Connections completed, and the failed ones.
+#[derive(Default)]
+struct Samples {
+    ok: u64,
+    failed: Vec<Sample>,
 }
 
 /// A fault injected from `from` to `to` (seconds since start).
@@ -82,7 +91,7 @@ fn load(
     addr: SocketAddr,
     started: Instant,
     running: Arc<AtomicBool>,
-    samples: Arc<Mutex<Vec<Sample>>>,
+    samples: Arc<Mutex<Samples>>,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let mut b = SslConnector::builder(SslMethod::tls_client())?;
     b.set_verify(SslVerifyMode::NONE);
@@ -110,18 +119,21 @@ fn load(
                             None
                         };
                         let r = one(&c, addr, &name, Some(b"ok\n"), resume, false, false).await;
-                        let error = match r {
-                            Ok((s, _)) => {
-                                session = s;
-                                None
-                            }
-                            Err(e) => Some(format!("{e:#}")),
-                        };
                         let at = started.elapsed().as_secs_f64();
-                        samples
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(Sample { at, kind, error });
+                        {
+                            let mut samples = samples.lock().unwrap_or_else(|p| p.into_inner());
+                            match r {
+                                Ok((s, _)) => {
+                                    session = s;
+                                    samples.ok += 1;
+                                }
+                                Err(e) => samples.failed.push(Sample {
+                                    at,
+                                    kind,
+                                    error: format!("{e:#}"),
+                                }),
+                            }
+                        }
                         // Closed loops, paced a little: ~ 100 connections a second per kind.
                         tokio::time::sleep(Duration::from_millis(30)).await;
                     }
@@ -230,7 +242,7 @@ pub(crate) fn run(root: &Path, minutes: f64, report: &mut String) -> Result<()> 
         .build()?;
     let started = Instant::now();
     let running = Arc::new(AtomicBool::new(true));
-    let samples = Arc::new(Mutex::new(Vec::new()));
+    let samples = Arc::new(Mutex::new(Samples::default()));
     let task = load(
         &rt,
         addr,
@@ -240,9 +252,12 @@ pub(crate) fn run(root: &Path, minutes: f64, report: &mut String) -> Result<()> 
     )?;
     let mut faults: Vec<Fault> = Vec::new();
     let (mut rss, mut descriptors) = (Vec::new(), Vec::new());
-    let (kill_at, upgrade_at, freeze_at) = (total * 0.25, total * 0.5, total * 0.75);
-    let (mut killed, mut upgraded, mut frozen) = (false, false, false);
-    let mut upgrade_time = None;
+    // Cycles of about 20 minutes (one for a run up to 20), each with a kill, an upgrade and a
+    // freeze.
+    let cycles = (minutes / 20.0).round().max(1.0);
+    let cycle = total / cycles;
+    let mut upgrades: Vec<f64> = Vec::new();
+    let (mut killed, mut upgraded, mut frozen) = (0.0, 0.0, 0.0);
     let (mut next_hup, mut next_rewrite) = (5.0, 7.0);
     let mut pid = first.id();
     let mut tick = 0.0;
@@ -266,8 +281,9 @@ pub(crate) fn run(root: &Path, minutes: f64, report: &mut String) -> Result<()> 
             rewrite_in_place(&rewritten, &body)?;
             next_rewrite += 7.0;
         }
-        if !killed && now >= kill_at {
-            killed = true;
+        // The fault due next in this cycle (each once per cycle).
+        if now >= (killed + 0.25) * cycle {
+            killed += 1.0;
             drop(ks); // killed
             std::thread::sleep(Duration::from_secs(3));
             ks = keyserver_on(&ks_bin, d, "0ms", &ks_addr)?.0;
@@ -277,15 +293,15 @@ pub(crate) fn run(root: &Path, minutes: f64, report: &mut String) -> Result<()> 
                 to: started.elapsed().as_secs_f64(),
             });
         }
-        if !upgraded && now >= upgrade_at {
-            upgraded = true;
+        if now >= (upgraded + 0.5) * cycle {
+            upgraded += 1.0;
             if !upgrade(&bin, &config)? {
                 bail!("edgetls upgrade failed during the soak");
             }
-            upgrade_time = Some(started.elapsed().as_secs_f64());
+            upgrades.push(started.elapsed().as_secs_f64());
         }
-        if !frozen && now >= freeze_at {
-            frozen = true;
+        if now >= (frozen + 0.75) * cycle {
+            frozen += 1.0;
             kill(ks.id(), libc::SIGSTOP);
             std::thread::sleep(Duration::from_secs(3));
             kill(ks.id(), libc::SIGCONT);
@@ -309,8 +325,8 @@ pub(crate) fn run(root: &Path, minutes: f64, report: &mut String) -> Result<()> 
     let samples = std::mem::take(&mut *samples.lock().unwrap_or_else(|p| p.into_inner()));
     let mut causes: BTreeMap<String, usize> = BTreeMap::new();
     let mut unexplained = 0;
-    for s in samples.iter() {
-        let Some(e) = &s.error else { continue };
+    for s in samples.failed.iter() {
+        let e = &s.error;
         let fault = faults
             .iter()
             .find(|f| s.kind == Kind::Keyless && s.at >= f.from && s.at <= f.to + AFTER_FAULT);
@@ -327,16 +343,17 @@ pub(crate) fn run(root: &Path, minutes: f64, report: &mut String) -> Result<()> 
         };
         *causes.entry(cause).or_default() += 1;
     }
-    let ok = samples.iter().filter(|s| s.error.is_none()).count();
+    let ok = samples.ok;
 
-    // Memory and descriptors over each stretch without an upgrade.
-    let cut = upgrade_time.unwrap_or(total);
+    // Memory and descriptors over each stretch between upgrades (a new process each).
+    let mut bounds = vec![0.0];
+    bounds.extend(upgrades.iter().map(|u| u + 1.0));
+    bounds.push(total);
     let mut leaks = Vec::new();
     let mut flat = String::new();
-    for (label, from, to) in [
-        ("before the upgrade", 0.0, cut),
-        ("after it", cut + 1.0, total),
-    ] {
+    for (i, w) in bounds.windows(2).enumerate() {
+        let (from, to) = (w[0], w[1]);
+        let label = format!("process {} ({from:.0}–{to:.0} s)", i + 1);
         for (what, points, slack) in [("RSS (MiB)", &rss, 0.0), ("descriptors", &descriptors, 4.0)]
         {
             if let Some((a, b)) = stretch(points, from, to) {
@@ -348,10 +365,29 @@ pub(crate) fn run(root: &Path, minutes: f64, report: &mut String) -> Result<()> 
             }
         }
     }
+    let at = |v: &[f64]| {
+        v.iter()
+            .map(|t| format!("{t:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let upgrades_at = at(&upgrades);
+    let kills_at = at(&faults
+        .iter()
+        .filter(|f| f.what.contains("killed"))
+        .map(|f| f.from)
+        .collect::<Vec<_>>());
+    let freezes_at = at(&faults
+        .iter()
+        .filter(|f| f.what.contains("frozen"))
+        .map(|f| f.from)
+        .collect::<Vec<_>>());
     let plot = plot::lines(
         "soak-rss-fds",
         &Axes {
-            title: &format!("edgetls proxy over a {minutes} min soak (upgrade at {cut:.0} s)"),
+            title: &format!(
+                "edgetls proxy over a {minutes} min soak (upgrades at {upgrades_at} s)"
+            ),
             x: "seconds",
             y: "resident MiB / open descriptors",
             log_x: false,
@@ -368,8 +404,8 @@ pub(crate) fn run(root: &Path, minutes: f64, report: &mut String) -> Result<()> 
          `edgetls proxy`, 2 workers, {NAMES} demo names and a remote-key name, for {minutes} min: \
          full handshakes spread over the names, resumed ones and remote-key ones in closed loops, \
          hostile connections (silent or garbage) every 2 s; a SIGHUP every 5 s, a certificate \
-         rewritten in place every 7 s, the key server killed for 3 s at {kill_at:.0} s and frozen \
-         for 3 s at {freeze_at:.0} s, `edgetls upgrade` at {cut:.0} s.\n\n\
+         rewritten in place every 7 s, the key server killed for 3 s at {kills_at} s and frozen \
+         for 3 s at {freezes_at} s, `edgetls upgrade` at {upgrades_at} s.\n\n\
          {ok} connections completed; failed, by cause:\n\n| cause | failed |\n|---|---:|"
     )?;
     if causes.is_empty() {
