@@ -12,6 +12,7 @@ pub mod certs;
 pub mod examples;
 pub mod net;
 pub mod ocsp;
+pub mod pebble;
 pub mod s_client;
 pub mod softhsm;
 pub mod sort_patterns;
@@ -63,7 +64,7 @@ impl Pki {
     }
 }
 
-fn ca(cn: &str) -> (Issuer<'static, KeyPair>, String, String) {
+pub(crate) fn ca(cn: &str) -> (Issuer<'static, KeyPair>, String, String) {
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
     p.distinguished_name.push(DnType::CommonName, cn);
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -113,7 +114,13 @@ fn rand_serial() -> u32 {
     u32::from_le_bytes(b) >> 1
 }
 
-fn leaf(issuer: &Issuer<'static, KeyPair>, cn: &str, names: &[&str], dir: &Path, file: &str) {
+pub(crate) fn leaf(
+    issuer: &Issuer<'static, KeyPair>,
+    cn: &str,
+    names: &[&str],
+    dir: &Path,
+    file: &str,
+) {
     let mut p =
         CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
     p.distinguished_name.push(DnType::CommonName, cn);

@@ -1,0 +1,54 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+/// What went wrong obtaining or storing a certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum AcmeError {
+    /// The CA answered with a problem document, or could not be reached.
+    #[error("ACME CA {directory}: {source}")]
+    Ca {
+        directory: String,
+        #[source]
+        source: instant_acme::Error,
+    },
+    /// An order for these names did not end with a certificate.
+    #[error("order for {names}: {what}")]
+    Order { names: String, what: String },
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A stored file is not what it should be.
+    #[error("{}: {what}", path.display())]
+    Stored { path: PathBuf, what: String },
+    /// Key or certificate handling in OpenSSL failed.
+    #[error("{what}: {source}")]
+    Crypto {
+        what: &'static str,
+        #[source]
+        source: openssl::error::ErrorStack,
+    },
+    /// The configuration cannot work.
+    #[error("[acme] {0}")]
+    Config(String),
+    /// The DNS-01 hook failed.
+    #[error("dns-01 hook {hook}: {what}")]
+    Hook { hook: String, what: String },
+}
+
+impl AcmeError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> AcmeError {
+        let path = path.into();
+        move |source| AcmeError::Io { path, source }
+    }
+
+    pub(crate) fn crypto(
+        what: &'static str,
+    ) -> impl FnOnce(openssl::error::ErrorStack) -> AcmeError {
+        move |source| AcmeError::Crypto { what, source }
+    }
+}

@@ -1,0 +1,18 @@
+#![doc = include_str!("../README.md")]
+
+mod account;
+mod challenges;
+mod config;
+mod error;
+mod manager;
+mod metrics;
+mod order;
+mod storage;
+
+pub use account::account_path;
+pub use challenges::{ACME_TLS_ALPN, AlpnAnswer, Challenges};
+pub use config::{AcmeConfig, Challenge, KeyType, parse_names};
+pub use error::AcmeError;
+pub use manager::{Acme, SetStatus};
+pub use metrics::AcmeMetrics;
+pub use storage::{Validity, bundle_path, validity, write_atomically};

@@ -1,0 +1,288 @@
+//! The renewal schedule: each configured set of names is ordered when it has no certificate,
+//! and renewed `renew_fraction` through its certificate's lifetime, moved earlier by a jitter
+//! drawn from the set's name (up to 10% of the lifetime) so that certificates issued together
+//! are not renewed together. Orders run at most `concurrency` at a time and start no faster
+//! than `orders_per_hour`; a failed set is retried after 1 min, doubling up to `max_backoff`
+//! (±10%), its failure logged at warn with the CA's problem document and counted. The
+//! certificate in force serves on throughout: a new one replaces it only once stored whole.
+
+use crate::account;
+use crate::challenges::Challenges;
+use crate::config::AcmeConfig;
+use crate::error::AcmeError;
+use crate::metrics::{AcmeMetrics, ResultLabel};
+use crate::order;
+use crate::storage::{self, bundle_path};
+use instant_acme::Account;
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::Semaphore;
+
+/// A number in [0, 1) drawn from `label` (stable across runs of one build).
+fn spread(label: &str, salt: u64) -> f64 {
+    let mut h = DefaultHasher::new();
+    (label, salt).hash(&mut h);
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[derive(Debug, Default, Clone)]
+struct SetState {
+    /// Not before this moment (after a failure).
+    retry_at: Option<Instant>,
+    failures: u32,
+    last_error: Option<String>,
+    in_flight: bool,
+}
+
+/// What `show` reports for one set of names.
+#[derive(Debug, Clone)]
+pub struct SetStatus {
+    pub names: Vec<String>,
+    pub file: PathBuf,
+    pub not_after: Option<SystemTime>,
+    pub renew_at: Option<SystemTime>,
+    pub failures: u32,
+    pub last_error: Option<String>,
+    pub in_flight: bool,
+}
+
+/// An ACME account and the sets of names it keeps certified.
+pub struct Acme {
+    account: Account,
+    config: AcmeConfig,
+    challenges: Arc<Challenges>,
+    metrics: AcmeMetrics,
+    sets: Mutex<HashMap<String, SetState>>,
+    orders: Arc<Semaphore>,
+    /// The earliest moment the next order may start (the per-CA rate).
+    next_start: tokio::sync::Mutex<Instant>,
+    /// Orders per hour at most.
+    pub orders_per_hour: f64,
+}
+
+impl std::fmt::Debug for Acme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acme")
+            .field("account", &self.account.id())
+            .field("directory", &self.config.directory)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Acme {
+    /// Checks the configuration, prepares the storage directory and opens (or creates) the
+    /// account.
+    pub async fn start(
+        config: AcmeConfig,
+        challenges: Arc<Challenges>,
+        metrics: AcmeMetrics,
+    ) -> Result<Arc<Acme>, AcmeError> {
+        config.validate()?;
+        storage::prepare(&config.storage)?;
+        let account = account::open(&config).await?;
+        let orders = Arc::new(Semaphore::new(config.concurrency));
+        Ok(Arc::new(Acme {
+            account,
+            challenges,
+            metrics,
+            sets: Mutex::new(HashMap::new()),
+            orders,
+            next_start: tokio::sync::Mutex::new(Instant::now()),
+            orders_per_hour: 300.0,
+            config,
+        }))
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &AcmeConfig {
+        &self.config
+    }
+
+    /// The metrics (register them with [`AcmeMetrics::register`]).
+    pub fn metrics(&self) -> &AcmeMetrics {
+        &self.metrics
+    }
+
+    fn label(names: &[String]) -> String {
+        names.join(",")
+    }
+
+    /// Orders a certificate for `names` now (bounded by the concurrency and the rate), stores
+    /// it, and returns its file.
+    pub async fn issue(&self, names: &[String]) -> Result<PathBuf, AcmeError> {
+        let label = Self::label(names);
+        let _permit = self
+            .orders
+            .acquire()
+            .await
+            .map_err(|_| AcmeError::Config("shutting down".into()))?;
+        {
+            let mut next = self.next_start.lock().await;
+            let now = Instant::now();
+            if *next > now {
+                tokio::time::sleep_until((*next).into()).await;
+            }
+            let gap = Duration::from_secs_f64(3600.0 / self.orders_per_hour.max(1e-3));
+            *next = Instant::now().max(*next) + gap;
+        }
+        self.with_set(&label, |s| s.in_flight = true);
+        self.metrics.in_flight.inc();
+        let started = Instant::now();
+        // A CA that stops answering must not hold an order (and its permit) forever.
+        let result = match tokio::time::timeout(
+            self.config.order_timeout,
+            order::issue(&self.account, &self.config, &self.challenges, names),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(AcmeError::Order {
+                names: label.clone(),
+                what: format!(
+                    "no certificate within {:?} (the CA did not answer in time)",
+                    self.config.order_timeout
+                ),
+            }),
+        };
+        self.metrics.in_flight.dec();
+        let took = started.elapsed();
+        match &result {
+            Ok(path) => {
+                self.metrics.seconds.observe(took.as_secs_f64());
+                self.metrics
+                    .orders
+                    .get_or_create(&ResultLabel { result: "issued" })
+                    .inc();
+                tracing::info!(names = %label, file = %path.display(), seconds = took.as_secs_f64(), "certificate issued");
+                self.with_set(&label, |s| {
+                    *s = SetState::default();
+                });
+            }
+            Err(e) => {
+                self.metrics
+                    .orders
+                    .get_or_create(&ResultLabel { result: "failed" })
+                    .inc();
+                let max = self.config.max_backoff.as_secs_f64();
+                let retry = self.with_set(&label, |s| {
+                    s.in_flight = false;
+                    s.failures += 1;
+                    s.last_error = Some(e.to_string());
+                    let base = (60.0 * 2f64.powi(s.failures.min(20) as i32 - 1)).min(max);
+                    let wait = base * (0.9 + 0.2 * spread(&label, u64::from(s.failures)));
+                    s.retry_at = Some(Instant::now() + Duration::from_secs_f64(wait));
+                    wait
+                });
+                tracing::warn!(names = %label, retry_in_s = retry.round(), "ACME order failed: {e}");
+            }
+        }
+        self.metrics.failing.set(
+            self.sets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .filter(|s| s.last_error.is_some())
+                .count() as i64,
+        );
+        result
+    }
+
+    fn with_set<T>(&self, label: &str, f: impl FnOnce(&mut SetState) -> T) -> T {
+        let mut sets = self.sets.lock().unwrap_or_else(|p| p.into_inner());
+        f(sets.entry(label.to_owned()).or_default())
+    }
+
+    /// When `names` should next be ordered: now when it has no (readable) certificate, else
+    /// its renewal moment; later when a failure holds it back.
+    fn due(&self, names: &[String]) -> (SystemTime, Option<storage::Validity>) {
+        let label = Self::label(names);
+        let validity = storage::validity(&bundle_path(&self.config.storage, names))
+            .ok()
+            .flatten();
+        let mut at = validity.map_or(SystemTime::now(), |v| {
+            v.renew_at(self.config.renew_fraction, 0.1 * spread(&label, 0))
+        });
+        let sets = self.sets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(retry) = sets.get(&label).and_then(|s| s.retry_at) {
+            let wait = retry.saturating_duration_since(Instant::now());
+            at = at.max(SystemTime::now() + wait);
+        }
+        (at, validity)
+    }
+
+    /// Each configured set's certificate, renewal moment and order state.
+    pub fn status(&self) -> Vec<SetStatus> {
+        self.config
+            .names
+            .iter()
+            .map(|names| {
+                let (renew_at, validity) = self.due(names);
+                let label = Self::label(names);
+                let s = self.with_set(&label, |s| s.clone());
+                SetStatus {
+                    names: names.clone(),
+                    file: bundle_path(&self.config.storage, names),
+                    not_after: validity.map(|v| v.not_after),
+                    renew_at: validity.map(|_| renew_at),
+                    failures: s.failures,
+                    last_error: s.last_error,
+                    in_flight: s.in_flight,
+                }
+            })
+            .collect()
+    }
+
+    /// Keeps every configured set certified until the task is dropped: orders what is due
+    /// (each set in its own task, bounded by the concurrency), then sleeps until the next
+    /// moment one falls due (at most a minute, so a removed file is noticed).
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            let now = SystemTime::now();
+            let mut next = now + Duration::from_secs(60);
+            for names in &self.config.names {
+                let label = Self::label(names);
+                if self.with_set(&label, |s| s.in_flight) {
+                    continue;
+                }
+                let (at, _) = self.due(names);
+                if at <= now {
+                    self.with_set(&label, |s| s.in_flight = true);
+                    let me = Arc::clone(&self);
+                    let names = names.clone();
+                    tokio::spawn(async move {
+                        let _ = me.issue(&names).await;
+                        me.with_set(&Self::label(&names), |s| s.in_flight = false);
+                    });
+                } else {
+                    next = next.min(at);
+                }
+            }
+            let wait = next
+                .duration_since(SystemTime::now())
+                .unwrap_or_default()
+                .max(Duration::from_millis(500));
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spread;
+
+    #[test]
+    fn spread_is_stable_and_in_range() {
+        for n in 0..1000 {
+            let label = format!("site{n}.test");
+            let a = spread(&label, 0);
+            assert!((0.0..1.0).contains(&a));
+            assert_eq!(a, spread(&label, 0));
+        }
+        // Spread over the range: the mean of many is near one half.
+        let mean: f64 = (0..1000).map(|n| spread(&format!("s{n}"), 0)).sum::<f64>() / 1000.0;
+        assert!((0.4..0.6).contains(&mean), "{mean}");
+    }
+}

@@ -1,0 +1,352 @@
+//! One order, start to finish: authorizations proven by the configured challenge, a fresh key
+//! and CSR, the certificate downloaded and stored with its key.
+//!
+//! Crash safety: the key is generated and written (0600, with the order's URL) to
+//! `orders/<name>.json` before the order is finalized; the bundle is written atomically before
+//! that file is removed. Whatever the moment of a crash, the next attempt either finds the
+//! order and downloads its certificate for the stored key, or finds no order and starts anew —
+//! no issued certificate is stranded without its key, and no file is half-written.
+
+use crate::challenges::{AlpnAnswer, Challenges};
+use crate::config::{AcmeConfig, Challenge, KeyType};
+use crate::error::AcmeError;
+use crate::storage::{bundle_path, write_atomically};
+use instant_acme::{
+    Account, AuthorizationStatus, ChallengeType, Identifier, NewOrder, Order, OrderStatus,
+    RetryPolicy,
+};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::stack::Stack;
+use openssl::x509::X509ReqBuilder;
+use openssl::x509::extension::SubjectAlternativeName;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::process::Command;
+
+/// An order in flight, kept on disk between finalization and the stored bundle.
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    url: String,
+    names: Vec<String>,
+    key_pem: String,
+}
+
+fn pending_path(config: &AcmeConfig, names: &[String]) -> PathBuf {
+    let bundle = bundle_path(&config.storage, names);
+    let file = bundle.file_name().map(|f| f.to_string_lossy().into_owned());
+    config
+        .storage
+        .join("orders")
+        .join(format!("{}.json", file.unwrap_or_default()))
+}
+
+fn new_key(kind: KeyType) -> Result<PKey<Private>, AcmeError> {
+    let c = AcmeError::crypto;
+    match kind {
+        KeyType::EcdsaP256 => {
+            let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(c("P-256"))?;
+            PKey::from_ec_key(EcKey::generate(&group).map_err(c("P-256 key"))?)
+                .map_err(c("P-256 key"))
+        }
+        KeyType::Rsa2048 => {
+            PKey::from_rsa(Rsa::generate(2048).map_err(c("RSA key"))?).map_err(c("RSA key"))
+        }
+    }
+}
+
+fn csr(key: &PKey<Private>, names: &[String]) -> Result<Vec<u8>, AcmeError> {
+    let c = AcmeError::crypto;
+    let mut b = X509ReqBuilder::new().map_err(c("CSR"))?;
+    b.set_pubkey(key).map_err(c("CSR"))?;
+    let mut san = SubjectAlternativeName::new();
+    for n in names {
+        san.dns(n);
+    }
+    let mut exts = Stack::new().map_err(c("CSR"))?;
+    exts.push(san.build(&b.x509v3_context(None)).map_err(c("CSR SAN"))?)
+        .map_err(c("CSR"))?;
+    b.add_extensions(&exts).map_err(c("CSR"))?;
+    b.sign(key, MessageDigest::sha256()).map_err(c("CSR"))?;
+    b.build().to_der().map_err(c("CSR"))
+}
+
+/// Withdraws what an order published, however the order ends.
+struct Published<'a> {
+    challenges: &'a Challenges,
+    alpn: Vec<String>,
+    http: Vec<String>,
+    dns: Vec<(PathBuf, String, String)>,
+}
+
+impl Drop for Published<'_> {
+    fn drop(&mut self) {
+        for n in &self.alpn {
+            self.challenges.withdraw_alpn(n);
+        }
+        for t in &self.http {
+            self.challenges.withdraw_http(t);
+        }
+        for (hook, name, value) in self.dns.drain(..) {
+            // Best effort and detached: a record left behind is harmless, a hook that hangs
+            // must not hold the order.
+            let _ = std::process::Command::new(&hook)
+                .args(["clear", &name, &value])
+                .spawn();
+        }
+    }
+}
+
+async fn run_hook(hook: &Path, args: &[&str]) -> Result<(), AcmeError> {
+    let fail = |what: String| AcmeError::Hook {
+        hook: hook.display().to_string(),
+        what,
+    };
+    let run = Command::new(hook).args(args).kill_on_drop(true).output();
+    let out = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .map_err(|_| fail("no answer in 60 s".into()))?
+        .map_err(|e| fail(e.to_string()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(fail(format!("{}: {}", out.status, err.trim())));
+    }
+    Ok(())
+}
+
+fn ca_error(config: &AcmeConfig) -> impl Fn(instant_acme::Error) -> AcmeError + '_ {
+    |source| AcmeError::Ca {
+        directory: config.directory.clone(),
+        source,
+    }
+}
+
+/// Proves every pending authorization of `order` with the configured challenge.
+async fn prove(
+    config: &AcmeConfig,
+    order: &mut Order,
+    published: &mut Published<'_>,
+) -> Result<(), AcmeError> {
+    let ca = ca_error(config);
+    let mut authorizations = order.authorizations();
+    while let Some(authz) = authorizations.next().await {
+        let mut authz = authz.map_err(&ca)?;
+        match authz.status {
+            AuthorizationStatus::Pending => {}
+            AuthorizationStatus::Valid => continue,
+            other => {
+                return Err(AcmeError::Order {
+                    names: authz.identifier().to_string(),
+                    what: format!("authorization is {other:?}"),
+                });
+            }
+        }
+        let ty = match &config.challenge {
+            Challenge::TlsAlpn01 => ChallengeType::TlsAlpn01,
+            Challenge::Http01 => ChallengeType::Http01,
+            Challenge::Dns01 { .. } => ChallengeType::Dns01,
+        };
+        let name = authz.identifier().to_string();
+        let Some(mut challenge) = authz.challenge(ty.clone()) else {
+            return Err(AcmeError::Order {
+                names: name,
+                what: format!("the CA offers no {ty:?} challenge"),
+            });
+        };
+        let ka = challenge.key_authorization();
+        match &config.challenge {
+            Challenge::TlsAlpn01 => {
+                let answer = AlpnAnswer::new(&name, ka.digest().as_ref())?;
+                published.challenges.publish_alpn(&name, answer);
+                published.alpn.push(name.clone());
+            }
+            Challenge::Http01 => {
+                published
+                    .challenges
+                    .publish_http(&challenge.token, ka.as_str());
+                published.http.push(challenge.token.clone());
+            }
+            Challenge::Dns01 { hook } => {
+                let bare = name.strip_prefix("*.").unwrap_or(&name);
+                let record = format!("_acme-challenge.{bare}");
+                let value = ka.dns_value();
+                run_hook(hook, &["set", &record, &value]).await?;
+                published.dns.push((hook.clone(), record, value));
+            }
+        }
+        challenge.set_ready().await.map_err(&ca)?;
+    }
+    Ok(())
+}
+
+/// Why an order went invalid: the problem documents of its failed challenges.
+async fn why_invalid(order: &mut Order) -> String {
+    let mut why = Vec::new();
+    if let Some(p) = &order.state().error {
+        why.push(p.to_string());
+    }
+    let mut authorizations = order.authorizations();
+    while let Some(Ok(authz)) = authorizations.next().await {
+        for c in &authz.challenges {
+            if let Some(p) = &c.error {
+                why.push(format!("{}: {p}", authz.identifier()));
+            }
+        }
+    }
+    if why.is_empty() {
+        "the order became invalid".into()
+    } else {
+        why.join("; ")
+    }
+}
+
+/// Obtains a certificate for `names` and stores it; returns the bundle's path. A CA's problem
+/// document is reported with the names it was about.
+pub async fn issue(
+    account: &Account,
+    config: &AcmeConfig,
+    challenges: &Challenges,
+    names: &[String],
+) -> Result<PathBuf, AcmeError> {
+    issue_inner(account, config, challenges, names)
+        .await
+        .map_err(|e| match e {
+            AcmeError::Ca { .. } => AcmeError::Order {
+                names: names.join(","),
+                what: e.to_string(),
+            },
+            other => other,
+        })
+}
+
+async fn issue_inner(
+    account: &Account,
+    config: &AcmeConfig,
+    challenges: &Challenges,
+    names: &[String],
+) -> Result<PathBuf, AcmeError> {
+    let ca = ca_error(config);
+    let label = names.join(",");
+    let order_error = |what: String| AcmeError::Order {
+        names: label.clone(),
+        what,
+    };
+    let pending_file = pending_path(config, names);
+    let retries = RetryPolicy::new()
+        .initial_delay(Duration::from_millis(250))
+        .backoff(1.5)
+        .timeout(config.order_timeout);
+
+    // An order finalized before a crash: download its certificate for the stored key.
+    if let Some(pending) = read_pending(&pending_file)? {
+        match resume(account, &pending, &retries).await {
+            Ok(Some(chain)) => {
+                return store(config, names, &chain, &pending.key_pem, &pending_file);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::info!(names = %label, "a stored order cannot be resumed ({e}); ordering anew")
+            }
+        }
+        let _ = std::fs::remove_file(&pending_file);
+    }
+
+    let identifiers: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.clone())).collect();
+    let mut order = account
+        .new_order(&NewOrder::new(&identifiers))
+        .await
+        .map_err(&ca)?;
+    let mut published = Published {
+        challenges,
+        alpn: Vec::new(),
+        http: Vec::new(),
+        dns: Vec::new(),
+    };
+    if order.state().status == OrderStatus::Pending {
+        prove(config, &mut order, &mut published).await?;
+    }
+    let status = order.poll_ready(&retries).await.map_err(&ca)?;
+    drop(published);
+    if status != OrderStatus::Ready {
+        let why = why_invalid(&mut order).await;
+        return Err(order_error(format!("{status:?}: {why}")));
+    }
+    let key = new_key(config.key_type)?;
+    let key_pem = String::from_utf8(
+        key.private_key_to_pem_pkcs8()
+            .map_err(AcmeError::crypto("key PEM"))?,
+    )
+    .unwrap_or_default();
+    let pending = Pending {
+        url: order.url().to_owned(),
+        names: names.to_vec(),
+        key_pem,
+    };
+    write_pending(&pending_file, &pending)?;
+    order.finalize_csr(&csr(&key, names)?).await.map_err(&ca)?;
+    let chain = order.poll_certificate(&retries).await.map_err(&ca)?;
+    store(config, names, &chain, &pending.key_pem, &pending_file)
+}
+
+fn read_pending(path: &Path) -> Result<Option<Pending>, AcmeError> {
+    match std::fs::read(path) {
+        Ok(body) => Ok(serde_json::from_slice(&body).ok()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(AcmeError::io(path)(e)),
+    }
+}
+
+fn write_pending(path: &Path, pending: &Pending) -> Result<(), AcmeError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(AcmeError::io(dir))?;
+    }
+    let body = serde_json::to_vec(pending).map_err(|e| AcmeError::Stored {
+        path: path.to_path_buf(),
+        what: e.to_string(),
+    })?;
+    write_atomically(path, &body)
+}
+
+/// The certificate of a stored order, if the CA has it (`None`: the order cannot complete).
+async fn resume(
+    account: &Account,
+    pending: &Pending,
+    retries: &RetryPolicy,
+) -> Result<Option<String>, instant_acme::Error> {
+    let mut order = account.order(pending.url.clone()).await?;
+    match order.state().status {
+        OrderStatus::Valid | OrderStatus::Processing => {
+            order.poll_certificate(retries).await.map(Some)
+        }
+        OrderStatus::Ready => {
+            let key = PKey::private_key_from_pem(pending.key_pem.as_bytes())
+                .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
+            let der =
+                csr(&key, &pending.names).map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
+            order.finalize_csr(&der).await?;
+            order.poll_certificate(retries).await.map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Writes the bundle (chain, then key) atomically, then forgets the pending order.
+fn store(
+    config: &AcmeConfig,
+    names: &[String],
+    chain: &str,
+    key_pem: &str,
+    pending_file: &Path,
+) -> Result<PathBuf, AcmeError> {
+    let path = bundle_path(&config.storage, names);
+    let mut body = chain.trim_end().to_owned();
+    body.push('\n');
+    body.push_str(key_pem);
+    write_atomically(&path, body.as_bytes())?;
+    let _ = std::fs::remove_file(pending_file);
+    Ok(path)
+}
