@@ -34,7 +34,7 @@ pub fn account_path(config: &AcmeConfig) -> PathBuf {
 
 /// The account for `config.directory`: the stored one, or a new one (registered with the
 /// contacts, the terms agreed, and external account binding when configured).
-pub async fn open(config: &AcmeConfig) -> Result<Account, AcmeError> {
+pub(crate) async fn open(config: &AcmeConfig) -> Result<Account, AcmeError> {
     let path = account_path(config);
     let ca = |source| AcmeError::Ca {
         directory: config.directory.clone(),

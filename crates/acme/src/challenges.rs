@@ -23,7 +23,9 @@ const ACME_IDENTIFIER_OID: &str = "1.3.6.1.5.5.7.1.31";
 /// The certificate and key that answer a TLS-ALPN-01 validation for one name.
 #[derive(Debug)]
 pub struct AlpnAnswer {
+    /// The self-signed validation certificate.
     pub cert: X509,
+    /// Its key.
     pub key: PKey<Private>,
 }
 

@@ -14,7 +14,10 @@ pub enum Challenge {
     Http01,
     /// DNS-01: `hook set NAME VALUE` before the CA is told to validate, `hook clear NAME
     /// VALUE` after. `NAME` is the `_acme-challenge.` record's owner name.
-    Dns01 { hook: PathBuf },
+    Dns01 {
+        /// The command run.
+        hook: PathBuf,
+    },
 }
 
 impl Challenge {
@@ -45,7 +48,7 @@ pub enum KeyType {
 }
 
 /// ACME settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AcmeConfig {
     /// The CA's directory URL.
     pub directory: String,
@@ -53,16 +56,21 @@ pub struct AcmeConfig {
     pub ca_bundle: Option<PathBuf>,
     /// Account contacts (`mailto:`).
     pub contact: Vec<String>,
+    /// How names are proven.
     pub challenge: Challenge,
     /// Sets of names, one certificate each (the first name names the file).
     pub names: Vec<Vec<String>>,
     /// Where certificates, keys, the account and pending orders are kept.
     pub storage: PathBuf,
+    /// The key type of issued certificates.
     pub key_type: KeyType,
     /// External account binding: key id and the decoded HMAC key.
     pub eab: Option<(String, Vec<u8>)>,
     /// Orders in flight at most.
     pub concurrency: usize,
+    /// New orders started per hour at most (a CA's rate limit: Let's Encrypt allows 300 new
+    /// orders per account per 3 hours by default).
+    pub orders_per_hour: f64,
     /// Renew this far through a certificate's lifetime (without ARI).
     pub renew_fraction: f64,
     /// The longest wait between retries of a failing order.
@@ -84,6 +92,7 @@ impl AcmeConfig {
             key_type: KeyType::EcdsaP256,
             eab: None,
             concurrency: 4,
+            orders_per_hour: 100.0,
             renew_fraction: 2.0 / 3.0,
             max_backoff: Duration::from_secs(3600),
             order_timeout: Duration::from_secs(120),
@@ -119,6 +128,9 @@ impl AcmeConfig {
                     return Err(AcmeError::Config(format!("{name} is named twice")));
                 }
             }
+        }
+        if self.orders_per_hour.is_nan() || self.orders_per_hour <= 0.0 {
+            return Err(AcmeError::Config("orders_per_hour must be above 0".into()));
         }
         if self.concurrency == 0 {
             return Err(AcmeError::Config("concurrency must be at least 1".into()));

@@ -8,27 +8,43 @@ pub enum AcmeError {
     /// The CA answered with a problem document, or could not be reached.
     #[error("ACME CA {directory}: {source}")]
     Ca {
+        /// The CA's directory URL.
         directory: String,
+        /// What the ACME client said.
         #[source]
         source: instant_acme::Error,
     },
     /// An order for these names did not end with a certificate.
     #[error("order for {names}: {what}")]
-    Order { names: String, what: String },
+    Order {
+        /// The order's names, comma-separated.
+        names: String,
+        /// What happened (a problem document's type and detail when the CA gave one).
+        what: String,
+    },
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The error.
         #[source]
         source: std::io::Error,
     },
     /// A stored file is not what it should be.
     #[error("{}: {what}", path.display())]
-    Stored { path: PathBuf, what: String },
+    Stored {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        what: String,
+    },
     /// Key or certificate handling in OpenSSL failed.
     #[error("{what}: {source}")]
     Crypto {
+        /// What was being made.
         what: &'static str,
+        /// OpenSSL's errors.
         #[source]
         source: openssl::error::ErrorStack,
     },
@@ -37,7 +53,12 @@ pub enum AcmeError {
     Config(String),
     /// The DNS-01 hook failed.
     #[error("dns-01 hook {hook}: {what}")]
-    Hook { hook: String, what: String },
+    Hook {
+        /// The hook command.
+        hook: String,
+        /// How it failed.
+        what: String,
+    },
 }
 
 impl AcmeError {

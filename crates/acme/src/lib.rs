@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![warn(missing_docs, unreachable_pub)]
 
 mod account;
 mod challenges;
@@ -15,4 +16,4 @@ pub use config::{AcmeConfig, Challenge, KeyType, parse_names};
 pub use error::AcmeError;
 pub use manager::{Acme, SetStatus};
 pub use metrics::AcmeMetrics;
-pub use storage::{Validity, bundle_path, validity, write_atomically};
+pub use storage::{Validity, bundle_path, prepare as prepare_storage, validity, write_atomically};

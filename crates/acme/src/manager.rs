@@ -2,7 +2,7 @@
 //! and renewed `renew_fraction` through its certificate's lifetime, moved earlier by a jitter
 //! drawn from the set's name (up to 10% of the lifetime) so that certificates issued together
 //! are not renewed together. Orders run at most `concurrency` at a time and start no faster
-//! than `orders_per_hour`; a failed set is retried after 1 min, doubling up to `max_backoff`
+//! than `orders_per_hour` allows; a failed set is retried after 1 min, doubling up to `max_backoff`
 //! (±10%), its failure logged at warn with the CA's problem document and counted. The
 //! certificate in force serves on throughout: a new one replaces it only once stored whole.
 
@@ -40,12 +40,19 @@ struct SetState {
 /// What `show` reports for one set of names.
 #[derive(Debug, Clone)]
 pub struct SetStatus {
+    /// The set's names.
     pub names: Vec<String>,
+    /// Its bundle.
     pub file: PathBuf,
+    /// When the stored certificate expires (none stored: `None`).
     pub not_after: Option<SystemTime>,
+    /// When it will be renewed.
     pub renew_at: Option<SystemTime>,
+    /// Failed orders since the last success.
     pub failures: u32,
+    /// The last failure's message.
     pub last_error: Option<String>,
+    /// An order is running.
     pub in_flight: bool,
 }
 
@@ -59,8 +66,6 @@ pub struct Acme {
     orders: Arc<Semaphore>,
     /// The earliest moment the next order may start (the per-CA rate).
     next_start: tokio::sync::Mutex<Instant>,
-    /// Orders per hour at most.
-    pub orders_per_hour: f64,
 }
 
 impl std::fmt::Debug for Acme {
@@ -91,7 +96,6 @@ impl Acme {
             sets: Mutex::new(HashMap::new()),
             orders,
             next_start: tokio::sync::Mutex::new(Instant::now()),
-            orders_per_hour: 300.0,
             config,
         }))
     }
@@ -125,7 +129,7 @@ impl Acme {
             if *next > now {
                 tokio::time::sleep_until((*next).into()).await;
             }
-            let gap = Duration::from_secs_f64(3600.0 / self.orders_per_hour.max(1e-3));
+            let gap = Duration::from_secs_f64(3600.0 / self.config.orders_per_hour);
             *next = Instant::now().max(*next) + gap;
         }
         self.with_set(&label, |s| s.in_flight = true);
@@ -248,7 +252,7 @@ impl Acme {
                     continue;
                 }
                 let (at, _) = self.due(names);
-                if at <= now {
+                if at <= SystemTime::now() {
                     self.with_set(&label, |s| s.in_flight = true);
                     let me = Arc::clone(&self);
                     let names = names.clone();

@@ -206,7 +206,7 @@ async fn why_invalid(order: &mut Order) -> String {
 
 /// Obtains a certificate for `names` and stores it; returns the bundle's path. A CA's problem
 /// document is reported with the names it was about.
-pub async fn issue(
+pub(crate) async fn issue(
     account: &Account,
     config: &AcmeConfig,
     challenges: &Challenges,

@@ -68,7 +68,9 @@ pub fn prepare(storage: &Path) -> Result<(), AcmeError> {
 /// The validity of the certificate a bundle holds (its first), if the file holds one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Validity {
+    /// notBefore.
     pub not_before: SystemTime,
+    /// notAfter.
     pub not_after: SystemTime,
 }
 

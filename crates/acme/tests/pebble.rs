@@ -65,6 +65,7 @@ fn config(p: &Pebble, storage: &Path, challenge: Challenge, names: &[&[&str]]) -
         .map(|s| s.iter().map(|n| n.to_string()).collect())
         .collect();
     c.order_timeout = Duration::from_secs(20);
+    c.orders_per_hour = 36_000.0;
     c
 }
 
