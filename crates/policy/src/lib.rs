@@ -47,6 +47,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod acme_alpn;
 pub mod alpn;
 pub mod config;
 pub mod crtlist;
@@ -58,12 +59,15 @@ mod session;
 mod sni_yaml;
 mod ssl;
 
+pub use acme_alpn::{ACME_TLS_ALPN, TlsAlpnAnswers};
 pub use error::PolicyError;
 pub use policy::Policy;
 pub use profile::Env;
 pub use rule::{ClientCert, LocalMatch, Rule, Settings, SniMatch, TicketKeyFile};
 pub use session::{SessionCache, SessionCacheStats, session_cache_stats};
-pub use ssl::{Decision, PolicySources, PolicyStore, chosen_rule, decide, install};
+pub use ssl::{
+    Decision, PolicySources, PolicyStore, chosen_rule, decide, install, install_with_acme,
+};
 
 // The README is the crate's front page on crates.io: its examples are tested too.
 #[cfg(doctest)]

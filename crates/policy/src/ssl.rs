@@ -1,6 +1,7 @@
 //! OpenSSL glue: one ClientHello callback that picks the rule and the certificate and applies
 //! both to the connection; reload that never replaces a valid policy with an invalid one.
 
+use crate::acme_alpn::{Answering, TlsAlpnAnswers};
 use crate::error::PolicyError;
 use crate::policy::Policy;
 use crate::profile::Env;
@@ -149,6 +150,20 @@ pub fn install(
     policy: Arc<PolicyStore>,
     certs: Option<Arc<CertStore>>,
 ) -> Result<(), PolicyError> {
+    install_with_acme(base, policy, certs, None)
+}
+
+/// [`install`], and TLS-ALPN-01 validations answered ahead of the rules: a ClientHello that
+/// offers `acme-tls/1` for a name `answers` has a validation pending for gets that
+/// validation's certificate and `acme-tls/1` (RFC 8737); the server closes such a connection
+/// after the handshake.
+pub fn install_with_acme(
+    base: &mut SslContextBuilder,
+    policy: Arc<PolicyStore>,
+    certs: Option<Arc<CertStore>>,
+    answers: Option<Arc<dyn TlsAlpnAnswers>>,
+) -> Result<(), PolicyError> {
+    let answering = answers.map(Answering::new).transpose()?;
     // Ticket callbacks run on the context a connection started on: give it the keys too.
     if let Some((keys, config)) = &policy.env.tickets {
         let mut config = config.clone();
@@ -160,6 +175,23 @@ pub fn install(
     let index = chosen_index()?;
     edgetls_tls::on_client_hello(base, move |ssl| {
         let sni = ClientHello::of(ssl).server_name();
+        if let Some(answered) = answering
+            .as_ref()
+            .and_then(|a| a.answer(ssl, sni.as_deref()))
+        {
+            return match answered {
+                Ok(()) => Ok(Next::Continue),
+                Err(e) => {
+                    let detail = format!("answering a TLS-ALPN-01 validation: {e}");
+                    Err(refuse(
+                        ssl,
+                        SslAlert::INTERNAL_ERROR,
+                        Reason::Internal,
+                        detail,
+                    ))
+                }
+            };
+        }
         let local = local_addr(ssl);
         let policy = policy.current();
         match decide(&policy, certs.as_ref(), ssl, sni.as_deref(), local)? {

@@ -46,6 +46,12 @@
 //! key = "edge.key"
 //! ca = "keyserver-ca.pem"
 //!
+//! [acme]                          # optional: certificates obtained and renewed by ACME
+//! directory = "https://acme-v02.api.letsencrypt.org/directory"   # (all its keys: proxy/acme.rs)
+//! challenge = "tls-alpn-01"
+//! names = ["www.example.com"]
+//! storage = "/var/lib/edgetls/acme" # a certificate source too (added when not listed)
+//!
 //! [[routes]]                      # first match wins: by server name, then negotiated ALPN
 //! fqdn = "*.example.com"
 //! alpn = "h2"                     # optional
@@ -72,6 +78,7 @@ struct RawConfig {
     policy: Option<RawPolicy>,
     tickets: Option<RawTickets>,
     keyless: Option<RawKeyless>,
+    acme: Option<crate::proxy::acme::RawAcme>,
     #[serde(default)]
     routes: Vec<toml::Spanned<RawRoute>>,
 }
@@ -232,6 +239,8 @@ pub(crate) struct Config {
     pub(crate) policy: Option<PathBuf>,
     pub(crate) tickets: Option<Tickets>,
     pub(crate) keyless: Option<Keyless>,
+    /// Certificates obtained by ACME (`[acme]`); its storage is one of `sources`.
+    pub(crate) acme: Option<crate::proxy::acme::AcmeSection>,
     pub(crate) routes: Vec<Route>,
 }
 
@@ -546,7 +555,7 @@ impl Config {
                 .unwrap_or(path.to_path_buf())
                 .with_extension("sock"),
         };
-        Ok(Config {
+        let mut config = Config {
             listen,
             control,
             metrics,
@@ -624,8 +633,22 @@ impl Config {
                     ca: rel(&k.ca),
                 }),
             },
+            acme: match raw.acme {
+                None => None,
+                Some(a) => Some(
+                    a.resolve(&rel)
+                        .map_err(|e| bad(path, line_of("[acme]"), "acme", e))?,
+                ),
+            },
             routes,
-        })
+        };
+        // The ACME storage directory is a certificate source, named or not.
+        if let Some(a) = &config.acme {
+            if !config.sources.contains(&a.config.storage) {
+                config.sources.push(a.config.storage.clone());
+            }
+        }
+        Ok(config)
     }
 
     /// The settings of `self` that differ from `running`'s and that a reload cannot take (the
@@ -638,6 +661,7 @@ impl Config {
             ("certificates.sources", self.sources != running.sources),
             ("keyless", self.keyless != running.keyless),
             ("tickets", self.tickets != running.tickets),
+            ("acme", self.acme != running.acme),
         ]
         .into_iter()
         .filter_map(|(name, changed)| changed.then_some(name))

@@ -1,5 +1,6 @@
 //! `edgetls proxy --config FILE`: the crates composed into a TLS terminator.
 
+mod acme;
 pub(crate) mod config;
 pub(crate) mod handover;
 mod listeners;
@@ -63,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) keyless: Option<Arc<PerThreadClient>>,
     /// Fetches OCSP responses when any chain asks (set once the proxy serves).
     pub(crate) ocsp: std::sync::OnceLock<edgetls_certstore::OcspUpdater>,
+    /// `[acme]`: the challenges the listeners answer, and what the orders count.
+    pub(crate) acme: Option<(Arc<edgetls_acme::Challenges>, edgetls_acme::AcmeMetrics)>,
 }
 
 pub(crate) fn run(args: &ProxyArgs) -> ExitCode {
@@ -102,6 +105,16 @@ fn setup(config: Config) -> Result<(Shared, edgetls_certstore::Report), CliError
         opts.remote_key_sources = k.sources.clone();
         remote_keys = true;
     }
+    let acme = match &config.acme {
+        Some(a) => {
+            acme::prepare(a).map_err(|e| CliError::Setup(format!("[acme] storage: {e}")))?;
+            Some((
+                edgetls_acme::Challenges::new(),
+                edgetls_acme::AcmeMetrics::default(),
+            ))
+        }
+        None => None,
+    };
     let sources = config
         .sources
         .iter()
@@ -138,8 +151,16 @@ fn setup(config: Config) -> Result<(Shared, edgetls_certstore::Report), CliError
     )
     .map_err(|e| CliError::Setup(e.to_string()))?;
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
-    edgetls_policy::install(&mut b, Arc::clone(&policy), Some(Arc::clone(&certs)))
-        .map_err(|e| CliError::Setup(e.to_string()))?;
+    let answers = acme.as_ref().map(|(c, _)| {
+        Arc::new(acme::Answers(Arc::clone(c))) as Arc<dyn edgetls_policy::TlsAlpnAnswers>
+    });
+    edgetls_policy::install_with_acme(
+        &mut b,
+        Arc::clone(&policy),
+        Some(Arc::clone(&certs)),
+        answers,
+    )
+    .map_err(|e| CliError::Setup(e.to_string()))?;
     if remote_keys {
         // Remote keys: a handshake waiting for the key server pauses; the worker goes on.
         enable_async(&mut b);
@@ -165,6 +186,7 @@ fn setup(config: Config) -> Result<(Shared, edgetls_certstore::Report), CliError
         metrics: metrics::Metrics::default(),
         keyless,
         ocsp: std::sync::OnceLock::new(),
+        acme,
     };
     Ok((shared, report))
 }
@@ -296,6 +318,16 @@ pub(crate) fn start(
     let drain = Arc::new(tokio::sync::Notify::new());
     let _control = control_socket(&control, offered, Arc::clone(&drain), args.takeover);
     sd_notify::notify(&format!("MAINPID={}\nREADY=1", std::process::id()));
+    // Orders start once the listeners answer TLS-ALPN-01 validations.
+    let acme_section = shared.routes.load().0.acme.clone();
+    if let (Some(section), Some((challenges, metrics))) = (acme_section, &shared.acme) {
+        acme::spawn(section, Arc::clone(challenges), metrics.clone()).map_err(|source| {
+            CliError::Listen {
+                addr: "[acme] http_listen".into(),
+                source,
+            }
+        })?;
+    }
     ready(&addrs, metrics_bound);
     if let Some(w) = watcher {
         watch::start(w, Arc::clone(&shared));

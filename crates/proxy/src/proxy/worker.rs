@@ -210,6 +210,10 @@ async fn connection(
         .servername(NameType::HOST_NAME)
         .map(str::to_string);
     let alpn = tls.ssl().selected_alpn_protocol().map(<[u8]>::to_vec);
+    if alpn.as_deref() == Some(edgetls_policy::ACME_TLS_ALPN) {
+        // A TLS-ALPN-01 validation: the handshake was the answer (RFC 8737 §3).
+        return Ok(());
+    }
     let routes = shared.routes.load_full();
     let Some(route) = routes.0.route(sni.as_deref(), alpn.as_deref()) else {
         shared.metrics.no_route.inc();

@@ -1,0 +1,257 @@
+//! `[acme]`: certificates obtained and renewed by the proxy itself (`edgetls-acme`). The
+//! storage directory is one more certificate source (added when `[certificates] sources` does
+//! not name it): an issued certificate lands there atomically and the watcher reloads it like
+//! any other file. TLS-ALPN-01 validations are answered by the TLS listeners (ahead of the
+//! policy rules), HTTP-01 by a plain listener at `http_listen`; the orders run on a thread of
+//! their own, never on a worker.
+//!
+//! ```toml
+//! [acme]
+//! directory = "https://acme-v02.api.letsencrypt.org/directory"
+//! ca_bundle = "pebble-ca.pem"       # optional: trust for a private CA's API
+//! contact = ["mailto:ops@example.com"]
+//! challenge = "tls-alpn-01"         # or "http-01" (with http_listen), "dns-01" (with dns_hook)
+//! http_listen = "0.0.0.0:80"        # HTTP-01: answers /.well-known/acme-challenge/, 404 else
+//! dns_hook = "/usr/local/bin/dns-txt"   # DNS-01: run as `dns-txt set|clear NAME VALUE`
+//! names = ["www.example.com", "example.com,www.example.org"]  # one certificate per entry
+//! names_file = "names.txt"          # and/or: one entry per line, `#` comments
+//! storage = "/var/lib/edgetls/acme" # certificates, keys (0600), the account, pending orders
+//! key_type = "ecdsa"                # or "rsa" (2048)
+//! eab_kid = "kid-1"                 # external account binding, when the CA asks for it
+//! eab_hmac_key = "base64url…"
+//! concurrency = 4                   # orders in flight at most
+//! orders_per_hour = 100             # new orders started per hour at most
+//! ```
+
+use edgetls_acme::{Acme, AcmeConfig, AcmeMetrics, Challenge, Challenges, KeyType, parse_names};
+use edgetls_policy::TlsAlpnAnswers;
+use openssl::pkey::{PKey, Private};
+use openssl::x509::X509;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAcme {
+    directory: String,
+    ca_bundle: Option<String>,
+    #[serde(default)]
+    contact: Vec<String>,
+    challenge: Option<String>,
+    http_listen: Option<String>,
+    dns_hook: Option<String>,
+    #[serde(default)]
+    names: Vec<String>,
+    names_file: Option<String>,
+    storage: String,
+    key_type: Option<String>,
+    eab_kid: Option<String>,
+    eab_hmac_key: Option<String>,
+    concurrency: Option<usize>,
+    orders_per_hour: Option<f64>,
+}
+
+/// `[acme]` as the proxy runs it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AcmeSection {
+    pub(crate) config: AcmeConfig,
+    /// The HTTP-01 listener.
+    pub(crate) http_listen: Option<SocketAddr>,
+}
+
+impl RawAcme {
+    /// Checks and resolves the section (`rel` resolves a path against the configuration's
+    /// directory); the message names the field.
+    pub(crate) fn resolve(self, rel: &dyn Fn(&str) -> PathBuf) -> Result<AcmeSection, String> {
+        let mut c = AcmeConfig::new(self.directory, rel(&self.storage));
+        c.ca_bundle = self.ca_bundle.as_deref().map(rel);
+        c.contact = self.contact;
+        let challenge = self.challenge.as_deref().unwrap_or("tls-alpn-01");
+        c.challenge = Challenge::parse(challenge, self.dns_hook.as_deref().map(rel))
+            .map_err(|e| format!("challenge: {e}"))?;
+        let http_listen = match self.http_listen.as_deref() {
+            Some(a) => Some(
+                a.parse::<SocketAddr>()
+                    .map_err(|e| format!("http_listen = {a:?}: {e}"))?,
+            ),
+            None => None,
+        };
+        if c.challenge == Challenge::Http01 && http_listen.is_none() {
+            return Err("challenge = \"http-01\" needs http_listen (e.g. \"0.0.0.0:80\")".into());
+        }
+        c.names = self
+            .names
+            .iter()
+            .flat_map(|n| parse_names(n))
+            .collect::<Vec<_>>();
+        if let Some(file) = &self.names_file {
+            let path = rel(file);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("names_file {}: {e}", path.display()))?;
+            c.names.extend(parse_names(&text));
+        }
+        c.key_type = match self.key_type.as_deref() {
+            None | Some("ecdsa") => KeyType::EcdsaP256,
+            Some("rsa") => KeyType::Rsa2048,
+            Some(o) => return Err(format!("key_type = {o:?}: \"ecdsa\" or \"rsa\"")),
+        };
+        c.eab = match (self.eab_kid, self.eab_hmac_key) {
+            (None, None) => None,
+            (Some(kid), Some(key)) => {
+                use base64::Engine as _;
+                let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(key.trim_end_matches('='))
+                    .map_err(|e| format!("eab_hmac_key: not base64url: {e}"))?;
+                Some((kid, key))
+            }
+            _ => return Err("eab_kid and eab_hmac_key go together".into()),
+        };
+        if let Some(n) = self.concurrency {
+            c.concurrency = n;
+        }
+        if let Some(n) = self.orders_per_hour {
+            c.orders_per_hour = n;
+        }
+        c.validate().map_err(|e| e.to_string())?;
+        Ok(AcmeSection {
+            config: c,
+            http_listen,
+        })
+    }
+}
+
+/// The registry as the ClientHello hook sees it.
+pub(crate) struct Answers(pub(crate) Arc<Challenges>);
+
+impl TlsAlpnAnswers for Answers {
+    fn pending(&self) -> bool {
+        self.0.any_alpn()
+    }
+
+    fn answer(&self, name: &str) -> Option<(X509, PKey<Private>)> {
+        self.0.alpn(name).map(|a| (a.cert.clone(), a.key.clone()))
+    }
+}
+
+/// Runs the section on a thread of its own: the HTTP-01 listener (bound now, so that a busy
+/// port is an error at start), then the account and the schedule — retried every minute while
+/// the CA cannot be reached.
+pub(crate) fn spawn(
+    section: AcmeSection,
+    challenges: Arc<Challenges>,
+    metrics: AcmeMetrics,
+) -> std::io::Result<()> {
+    let http = match section.http_listen {
+        Some(a) => {
+            let l = std::net::TcpListener::bind(a)?;
+            l.set_nonblocking(true)?;
+            println!("edgetls proxy: ACME HTTP-01 on http://{}", l.local_addr()?);
+            Some(l)
+        }
+        None => None,
+    };
+    std::thread::Builder::new()
+        .name("acme".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!("ACME: no runtime: {e}");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                if let Some(l) = http {
+                    match tokio::net::TcpListener::from_std(l) {
+                        Ok(l) => {
+                            tokio::spawn(serve_http01(l, Arc::clone(&challenges)));
+                        }
+                        Err(e) => tracing::error!("ACME HTTP-01 listener: {e}"),
+                    }
+                }
+                loop {
+                    let started = Acme::start(
+                        section.config.clone(),
+                        Arc::clone(&challenges),
+                        metrics.clone(),
+                    )
+                    .await;
+                    match started {
+                        Ok(acme) => return acme.run().await,
+                        Err(e) => {
+                            tracing::warn!("ACME: {e}; trying again in 60 s");
+                            tokio::time::sleep(Duration::from_secs(60)).await;
+                        }
+                    }
+                }
+            });
+        })?;
+    Ok(())
+}
+
+/// HTTP-01: `GET /.well-known/acme-challenge/TOKEN` answered with its key authorization, 404
+/// for anything else; a request line over 4 KiB or slower than 5 s is dropped.
+async fn serve_http01(l: tokio::net::TcpListener, challenges: Arc<Challenges>) {
+    loop {
+        let Ok((mut conn, peer)) = l.accept().await else {
+            continue;
+        };
+        let challenges = Arc::clone(&challenges);
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let mut n = 0;
+            let read = async {
+                while n < buf.len() {
+                    let got = conn.read(&mut buf[n..]).await?;
+                    if got == 0 {
+                        break;
+                    }
+                    n += got;
+                    if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+                std::io::Result::Ok(())
+            };
+            if !matches!(
+                tokio::time::timeout(Duration::from_secs(5), read).await,
+                Ok(Ok(()))
+            ) {
+                return;
+            }
+            let head = String::from_utf8_lossy(&buf[..n]);
+            let mut words = head.lines().next().unwrap_or("").split_whitespace();
+            let (method, target) = (words.next(), words.next());
+            let token = target.and_then(|t| t.strip_prefix("/.well-known/acme-challenge/"));
+            let answer = match (method, token) {
+                (Some("GET"), Some(t)) => challenges.http(t),
+                _ => None,
+            };
+            let reply = match answer {
+                Some(a) => format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{a}",
+                    a.len()
+                ),
+                None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .into(),
+            };
+            if let Err(e) = conn.write_all(reply.as_bytes()).await {
+                tracing::debug!(%peer, "HTTP-01 reply: {e}");
+            }
+        });
+    }
+}
+
+/// The storage directory as a certificate source: created (0700) when missing.
+pub(crate) fn prepare(section: &AcmeSection) -> Result<&Path, String> {
+    let storage = &section.config.storage;
+    edgetls_acme::prepare_storage(storage).map_err(|e| e.to_string())?;
+    Ok(storage)
+}
