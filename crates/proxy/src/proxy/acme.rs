@@ -149,7 +149,7 @@ pub(crate) fn spawn(
         Some(a) => {
             let l = std::net::TcpListener::bind(a)?;
             l.set_nonblocking(true)?;
-            println!("edgetls proxy: ACME HTTP-01 on http://{}", l.local_addr()?);
+            tracing::info!("ACME HTTP-01 on http://{}", l.local_addr()?);
             Some(l)
         }
         None => None,
