@@ -1,4 +1,5 @@
-//! The renewal schedule: each configured set of names is ordered when it has no certificate,
+//! The renewal schedule: each configured set of names is ordered when it has no certificate
+//! (or one that does not name all of the set),
 //! and renewed `renew_fraction` through its certificate's lifetime, moved earlier by a jitter
 //! drawn from the set's name (up to 10% of the lifetime) so that certificates issued together
 //! are not renewed together. Orders run at most `concurrency` at a time and start no faster
@@ -206,9 +207,13 @@ impl Acme {
         let validity = storage::validity(&bundle_path(&self.config.storage, names))
             .ok()
             .flatten();
-        let mut at = validity.map_or(SystemTime::now(), |v| {
-            v.renew_at(self.config.renew_fraction, 0.1 * spread(&label, 0))
-        });
+        // A certificate that does not name every name of the set (one was added) is due now.
+        let mut at = match &validity {
+            Some(v) if v.covers(names) => {
+                v.renew_at(self.config.renew_fraction, 0.1 * spread(&label, 0))
+            }
+            _ => SystemTime::now(),
+        };
         let sets = self.sets.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(retry) = sets.get(&label).and_then(|s| s.retry_at) {
             let wait = retry.saturating_duration_since(Instant::now());
@@ -229,8 +234,8 @@ impl Acme {
                 SetStatus {
                     names: names.clone(),
                     file: bundle_path(&self.config.storage, names),
-                    not_after: validity.map(|v| v.not_after),
-                    renew_at: validity.map(|_| renew_at),
+                    not_after: validity.as_ref().map(|v| v.not_after),
+                    renew_at: validity.as_ref().map(|_| renew_at),
                     failures: s.failures,
                     last_error: s.last_error,
                     in_flight: s.in_flight,

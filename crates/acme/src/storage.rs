@@ -66,15 +66,24 @@ pub fn prepare(storage: &Path) -> Result<(), AcmeError> {
 }
 
 /// The validity of the certificate a bundle holds (its first), if the file holds one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Validity {
     /// notBefore.
     pub not_before: SystemTime,
     /// notAfter.
     pub not_after: SystemTime,
+    /// Its DNS names (subjectAltName), lowercase.
+    pub names: Vec<String>,
 }
 
 impl Validity {
+    /// Whether the certificate names every one of `names`.
+    pub fn covers(&self, names: &[String]) -> bool {
+        names
+            .iter()
+            .all(|n| self.names.iter().any(|m| m.eq_ignore_ascii_case(n)))
+    }
+
     /// When to renew: `fraction` of the way through the lifetime (2/3 by default, as
     /// Let's Encrypt advises without ARI), less `jitter` (a share of the lifetime, 0..1).
     pub fn renew_at(&self, fraction: f64, jitter: f64) -> SystemTime {
@@ -110,9 +119,18 @@ pub fn validity(path: &Path) -> Result<Option<Validity>, AcmeError> {
     let cert = X509::from_pem(&body).map_err(|_| stored("holds no PEM certificate"))?;
     let not_before = to_system_time(cert.not_before()).ok_or_else(|| stored("bad notBefore"))?;
     let not_after = to_system_time(cert.not_after()).ok_or_else(|| stored("bad notAfter"))?;
+    let names = cert
+        .subject_alt_names()
+        .map(|sans| {
+            sans.iter()
+                .filter_map(|g| g.dnsname().map(str::to_ascii_lowercase))
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(Some(Validity {
         not_before,
         not_after,
+        names,
     }))
 }
 
@@ -158,6 +176,7 @@ mod tests {
         let v = Validity {
             not_before: SystemTime::UNIX_EPOCH,
             not_after: SystemTime::UNIX_EPOCH + Duration::from_secs(90 * 86_400),
+            names: Vec::new(),
         };
         let at = v.renew_at(2.0 / 3.0, 0.0);
         assert_eq!(

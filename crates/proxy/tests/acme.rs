@@ -19,6 +19,24 @@ fn config(
     challenge: &str,
     http: Option<u16>,
 ) -> std::path::PathBuf {
+    config_for(
+        dir,
+        p,
+        port,
+        challenge,
+        http,
+        r#""a.test", "b.test,www.b.test""#,
+    )
+}
+
+fn config_for(
+    dir: &Path,
+    p: &Pebble,
+    port: u16,
+    challenge: &str,
+    http: Option<u16>,
+    names: &str,
+) -> std::path::PathBuf {
     let (origin, _) = origin("hello from the origin\n");
     let http_listen = http.map_or(String::new(), |h| {
         format!("http_listen = \"127.0.0.1:{h}\"\n")
@@ -30,7 +48,7 @@ fn config(
             "[server]\nlisten = [\"127.0.0.1:{port}\"]\nworkers = 1\nmetrics = \"127.0.0.1:0\"\n\n\
              [certificates]\nsources = []\n\n\
              [acme]\ndirectory = \"{dir_url}\"\nca_bundle = \"{api_ca}\"\ncontact = [\"mailto:ops@example.test\"]\n\
-             challenge = \"{challenge}\"\n{http_listen}names = [\"a.test\", \"b.test,www.b.test\"]\n\
+             challenge = \"{challenge}\"\n{http_listen}names = [{names}]\n\
              storage = \"acme\"\norders_per_hour = 36000\n\n\
              [[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n",
             dir_url = p.directory,
@@ -159,4 +177,209 @@ fn a_bad_acme_section_is_refused_with_its_line() {
             "{section}: {err}"
         );
     }
+}
+
+/// A certificate for `name` signed by itself, valid from `from_days_ago` days ago until
+/// `until_days` days from now, as a bundle (chain, key).
+fn seeded_bundle(names: &[&str], from_days_ago: i64, until_days: i64) -> Vec<u8> {
+    let name = names[0];
+    use openssl::asn1::Asn1Time;
+    let (_, key) = edgetls_testkit::certs::self_signed(name);
+    let mut n = openssl::x509::X509NameBuilder::new().unwrap();
+    n.append_entry_by_nid(openssl::nid::Nid::COMMONNAME, name)
+        .unwrap();
+    let n = n.build();
+    let mut b = openssl::x509::X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&n).unwrap();
+    b.set_issuer_name(&n).unwrap();
+    b.set_pubkey(&key).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    b.set_not_before(&Asn1Time::from_unix(now - from_days_ago * 86_400).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::from_unix(now + until_days * 86_400).unwrap())
+        .unwrap();
+    let mut san = openssl::x509::extension::SubjectAlternativeName::new();
+    for n in names {
+        san.dns(n);
+    }
+    let san = san.build(&b.x509v3_context(None, None)).unwrap();
+    b.append_extension(san).unwrap();
+    b.sign(&key, openssl::hash::MessageDigest::sha256())
+        .unwrap();
+    let mut pem = b.build().to_pem().unwrap();
+    pem.extend(key.private_key_to_pem_pkcs8().unwrap());
+    pem
+}
+
+#[test]
+fn a_certificate_past_its_renewal_point_serves_until_its_successor_is_stored() {
+    if !pebble::available() {
+        eprintln!("pebble is not installed: skipped (apt-get install pebble)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let p = Pebble::start(Options::new(port, free_port()));
+    let names = r#""a.test", "b.test,www.b.test", "c.test""#;
+    let cfg = config_for(dir.path(), &p, port, "tls-alpn-01", None, names);
+    // a.test: 60 days into a 61-day life (renewal due); b.test: fresh, but www.b.test was
+    // added to its set since (due); c.test: 1 day into 90 (not due).
+    std::fs::create_dir(dir.path().join("acme")).unwrap();
+    let old = seeded_bundle(&["a.test"], 60, 1);
+    std::fs::write(dir.path().join("acme/a.test.pem"), &old).unwrap();
+    std::fs::write(
+        dir.path().join("acme/b.test.pem"),
+        seeded_bundle(&["b.test"], 1, 89),
+    )
+    .unwrap();
+    let fresh = seeded_bundle(&["c.test"], 1, 89);
+    std::fs::write(dir.path().join("acme/c.test.pem"), &fresh).unwrap();
+    let old_leaf = openssl::x509::X509::from_pem(&old)
+        .unwrap()
+        .to_der()
+        .unwrap();
+    let fresh_leaf = openssl::x509::X509::from_pem(&fresh)
+        .unwrap()
+        .to_der()
+        .unwrap();
+    let proxy = common::start(&cfg);
+    let root = dir.path().join("pebble-root.pem");
+    std::fs::write(&root, p.issuing_root()).unwrap();
+    // Until the renewal lands, the old certificate is what a.test gets — never nothing.
+    let mut saw_old = false;
+    let renewed = eventually(Duration::from_secs(60), || {
+        let leaf = common::served_cert(proxy.addr, "a.test");
+        saw_old |= leaf == old_leaf;
+        assert!(leaf == old_leaf || verified(port, &root, "a.test").0);
+        leaf != old_leaf
+    });
+    assert!(renewed, "{}", proxy.stderr.lock().unwrap());
+    assert!(verified(port, &root, "a.test").0);
+    let widened = eventually(Duration::from_secs(30), || {
+        verified(port, &root, "www.b.test").0
+    });
+    assert!(widened, "{}", proxy.stderr.lock().unwrap());
+    // c.test is not due: still the seeded certificate, and no order was made for it.
+    assert_eq!(common::served_cert(proxy.addr, "c.test"), fresh_leaf);
+    let m = metrics(&proxy);
+    assert_eq!(
+        metric(&m, "edgetls_acme_orders_total{result=\"issued\"}"),
+        Some(2.0),
+        "{m}"
+    );
+    let _ = saw_old; // served first unless the renewal won the race with the first handshake
+}
+
+/// Every `.pem` in `storage` is a whole bundle: certificates, then the leaf's key.
+fn bundles_whole(storage: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(storage).unwrap() {
+        let path = e.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".pem") || name.starts_with('.') {
+            continue;
+        }
+        let body = std::fs::read(&path).unwrap();
+        let certs =
+            openssl::x509::X509::stack_from_pem(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let key = openssl::pkey::PKey::private_key_from_pem(&body)
+            .unwrap_or_else(|e| panic!("{name} has no key: {e}"));
+        assert!(certs.len() >= 2, "{name}: a chain");
+        assert!(
+            certs[0].public_key().unwrap().public_eq(&key),
+            "{name}: its key"
+        );
+        n += 1;
+    }
+    n
+}
+
+/// The pending orders on disk: bundle file name → the key stored for it (PEM).
+fn pending_keys(storage: &Path) -> Vec<(String, String)> {
+    let Ok(dir) = std::fs::read_dir(storage.join("orders")) else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let path = e.ok()?.path();
+        let name = path.file_name()?.to_string_lossy().into_owned();
+        let bundle = name.strip_suffix(".json")?.to_owned();
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+        Some((bundle, v["key_pem"].as_str()?.to_owned()))
+    })
+    .collect()
+}
+
+#[test]
+fn kill_9_during_100_concurrent_orders_loses_nothing_and_leaves_no_half_file() {
+    if !pebble::available() {
+        eprintln!("pebble is not installed: skipped (apt-get install pebble)");
+        return;
+    }
+    let names: Vec<String> = (0..100).map(|i| format!("\"site{i:03}.test\"")).collect();
+    let names = names.join(", ");
+    // Caught mid-order in one of a few tries (each try from an empty store).
+    for attempt in 1..=5 {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let p = Pebble::start(Options::new(port, free_port()));
+        let cfg = config_for(dir.path(), &p, port, "tls-alpn-01", None, &names);
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        std::fs::write(
+            &cfg,
+            text.replace("orders_per_hour", "concurrency = 100\norders_per_hour"),
+        )
+        .unwrap();
+        let storage = dir.path().join("acme");
+        let mut first = common::start(&cfg);
+        // Mid-way: some stored, some finalizing.
+        let stored_now = || {
+            std::fs::read_dir(&storage).map_or(0, |d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".pem"))
+                    .count()
+            })
+        };
+        let caught = eventually(Duration::from_secs(30), || {
+            stored_now() >= 10 && !pending_keys(&storage).is_empty()
+        });
+        first.child.kill().unwrap(); // SIGKILL
+        first.child.wait().unwrap();
+        let pending = pending_keys(&storage);
+        let stored = bundles_whole(&storage);
+        if !caught || pending.is_empty() || stored == 100 {
+            eprintln!("attempt {attempt}: no order caught in flight ({stored} stored); again");
+            continue;
+        }
+        eprintln!(
+            "killed with {stored} stored and {} orders finalizing",
+            pending.len()
+        );
+        // Restarted: the pending orders are resumed for their stored keys, the rest ordered.
+        let second = common::start(&cfg);
+        let all = eventually(Duration::from_secs(90), || {
+            bundles_whole(&storage) == 100 && pending_keys(&storage).is_empty()
+        });
+        assert!(all, "{}\n{}", second.stderr.lock().unwrap(), p.log());
+        for (bundle, key_pem) in &pending {
+            let body = std::fs::read(storage.join(bundle)).unwrap();
+            let key = openssl::pkey::PKey::private_key_from_pem(&body).unwrap();
+            let stored_key = openssl::pkey::PKey::private_key_from_pem(key_pem.as_bytes()).unwrap();
+            assert!(
+                key.public_eq(&stored_key),
+                "{bundle}: resumed with the key stored before the kill"
+            );
+        }
+        let left: Vec<_> = std::fs::read_dir(&storage)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp-"))
+            .collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
+        return;
+    }
+    panic!("no order was ever caught in flight in 5 attempts");
 }
