@@ -1,4 +1,5 @@
-//! `edgetls certs check` and `edgetls certs lookup`.
+//! `edgetls certs check` and `edgetls certs lookup` (files); the runtime API's commands are in
+//! `admin_client`.
 
 use clap::{Args, Subcommand};
 use edgetls_certstore::{CertStore, CertStoreError, LoadOptions, Report, Source};
@@ -37,6 +38,8 @@ pub(crate) enum CertsCommand {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    #[command(flatten)]
+    Admin(crate::admin_client::AdminCommand),
 }
 
 #[derive(Args)]
@@ -128,6 +131,7 @@ pub(crate) fn run(cmd: CertsCommand) -> ExitCode {
             ip,
             names,
         } => lookup(&[source], &kind, ip.as_deref(), &names),
+        CertsCommand::Admin(cmd) => crate::admin_client::run(cmd),
     }
 }
 

@@ -14,6 +14,7 @@
 //! `edgetls-engine` + `edgetls-keyless-client` (keys on key servers); see
 //! `docs/architecture.md` for the handshake path and the threads.
 
+mod admin_client;
 mod alloc;
 mod certs;
 mod demo;

@@ -383,3 +383,62 @@ fn kill_9_during_100_concurrent_orders_loses_nothing_and_leaves_no_half_file() {
     }
     panic!("no order was ever caught in flight in 5 attempts");
 }
+
+#[test]
+fn renew_and_orders_through_the_admin_socket() {
+    if !pebble::available() {
+        eprintln!("pebble is not installed: skipped (apt-get install pebble)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let p = Pebble::start(Options::new(port, free_port()));
+    let cfg = config(dir.path(), &p, port, "tls-alpn-01", None);
+    let body = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        body.replace(
+            "[[routes]]",
+            "[admin]\nsocket = \"admin.sock\"\n\n[[routes]]",
+        ),
+    )
+    .unwrap();
+    let proxy = common::start(&cfg);
+    let root = dir.path().join("pebble-root.pem");
+    std::fs::write(&root, p.issuing_root()).unwrap();
+    assert!(eventually(Duration::from_secs(60), || verified(
+        port, &root, "a.test"
+    )
+    .0));
+    let first = common::served_cert(proxy.addr, "a.test");
+    let sock = dir.path().join("admin.sock");
+    let edgetls = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_edgetls"))
+            .arg("certs")
+            .args(args)
+            .args(["--socket", sock.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (o.status.code(), text(&o.stdout), text(&o.stderr))
+    };
+    let (code, out, err) = edgetls(&["orders"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("\"a.test\"") && out.contains("\"www.b.test\""),
+        "{out}"
+    );
+    let (code, out, err) = edgetls(&["renew", "www.b.test"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("b.test.pem"), "{out}");
+    let (code, _, err) = edgetls(&["renew", "unknown.test"]);
+    assert!(
+        code == Some(1) && err.contains("not one of [acme] names"),
+        "{err}"
+    );
+    // a.test is untouched by b.test's renewal; a renewal of a.test replaces its certificate.
+    assert_eq!(common::served_cert(proxy.addr, "a.test"), first);
+    let (code, _, err) = edgetls(&["renew", "a.test"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_ne!(common::served_cert(proxy.addr, "a.test"), first);
+    assert!(verified(port, &root, "a.test").0);
+}

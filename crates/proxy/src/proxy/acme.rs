@@ -23,14 +23,16 @@
 //! orders_per_hour = 100             # new orders started per hour at most
 //! ```
 
-use edgetls_acme::{Acme, AcmeConfig, AcmeMetrics, Challenge, Challenges, KeyType, parse_names};
+use edgetls_acme::{
+    Acme, AcmeConfig, AcmeMetrics, Challenge, Challenges, KeyType, SetStatus, parse_names,
+};
 use edgetls_policy::TlsAlpnAnswers;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -137,14 +139,58 @@ impl TlsAlpnAnswers for Answers {
     }
 }
 
+/// What the proxy shares with its ACME thread: the challenges the listeners answer, the
+/// metrics, and (once the account is open) the schedule and the runtime it runs on, for the
+/// admin API's `renew` and `orders`.
+#[derive(Debug, Default)]
+pub(crate) struct AcmeState {
+    pub(crate) challenges: Arc<Challenges>,
+    pub(crate) metrics: AcmeMetrics,
+    running: OnceLock<(Arc<Acme>, tokio::runtime::Handle)>,
+}
+
+impl AcmeState {
+    fn running(&self) -> Result<&(Arc<Acme>, tokio::runtime::Handle), String> {
+        self.running
+            .get()
+            .ok_or_else(|| "the ACME account is not open yet (see the log)".to_string())
+    }
+
+    /// Orders the set of names that includes `name` now and waits for it (at most the order
+    /// timeout and a little): the stored bundle.
+    pub(crate) fn renew_now(&self, name: &str) -> Result<PathBuf, String> {
+        let (acme, rt) = self.running()?;
+        let name = name.to_ascii_lowercase();
+        let Some(set) = acme
+            .config()
+            .names
+            .iter()
+            .find(|s| s.contains(&name))
+            .cloned()
+        else {
+            return Err(format!("{name} is not one of [acme] names"));
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let acme = Arc::clone(acme);
+        rt.spawn(async move {
+            let _ = tx.send(acme.issue(&set).await.map_err(|e| e.to_string()));
+        });
+        let limit = self.running()?.0.config().order_timeout + Duration::from_secs(5);
+        rx.recv_timeout(limit)
+            .map_err(|_| "the order did not end in time".to_string())?
+    }
+
+    /// Each set's certificate and order state (empty until the account is open).
+    pub(crate) fn status(&self) -> Vec<SetStatus> {
+        self.running().map(|(a, _)| a.status()).unwrap_or_default()
+    }
+}
+
 /// Runs the section on a thread of its own: the HTTP-01 listener (bound now, so that a busy
 /// port is an error at start), then the account and the schedule — retried every minute while
 /// the CA cannot be reached.
-pub(crate) fn spawn(
-    section: AcmeSection,
-    challenges: Arc<Challenges>,
-    metrics: AcmeMetrics,
-) -> std::io::Result<()> {
+pub(crate) fn spawn(section: AcmeSection, state: Arc<AcmeState>) -> std::io::Result<()> {
+    let (challenges, metrics) = (Arc::clone(&state.challenges), state.metrics.clone());
     let http = match section.http_listen {
         Some(a) => {
             let l = std::net::TcpListener::bind(a)?;
@@ -184,7 +230,11 @@ pub(crate) fn spawn(
                     )
                     .await;
                     match started {
-                        Ok(acme) => return acme.run().await,
+                        Ok(acme) => {
+                            let handle = tokio::runtime::Handle::current();
+                            let _ = state.running.set((Arc::clone(&acme), handle));
+                            return acme.run().await;
+                        }
                         Err(e) => {
                             tracing::warn!("ACME: {e}; trying again in 60 s");
                             tokio::time::sleep(Duration::from_secs(60)).await;

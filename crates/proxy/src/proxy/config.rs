@@ -52,6 +52,10 @@
 //! names = ["www.example.com"]
 //! storage = "/var/lib/edgetls/acme" # a certificate source too (added when not listed)
 //!
+//! [admin]                         # optional: the runtime certificate API (docs/admin.md)
+//! socket = "/run/edgetls/admin.sock"   # mode 0600; its owner and root only
+//! storage = "/var/lib/edgetls/admin"   # where added certificates go (default: [acme] storage)
+//!
 //! [[routes]]                      # first match wins: by server name, then negotiated ALPN
 //! fqdn = "*.example.com"
 //! alpn = "h2"                     # optional
@@ -79,6 +83,7 @@ struct RawConfig {
     tickets: Option<RawTickets>,
     keyless: Option<RawKeyless>,
     acme: Option<crate::proxy::acme::RawAcme>,
+    admin: Option<RawAdmin>,
     #[serde(default)]
     routes: Vec<toml::Spanned<RawRoute>>,
 }
@@ -143,6 +148,13 @@ impl Tickets {
             Tickets::Derived { .. } => None,
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    socket: String,
+    storage: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -241,6 +253,8 @@ pub(crate) struct Config {
     pub(crate) keyless: Option<Keyless>,
     /// Certificates obtained by ACME (`[acme]`); its storage is one of `sources`.
     pub(crate) acme: Option<crate::proxy::acme::AcmeSection>,
+    /// The runtime certificate API (`[admin]`); its storage is one of `sources`.
+    pub(crate) admin: Option<crate::proxy::admin::AdminSection>,
     pub(crate) routes: Vec<Route>,
 }
 
@@ -640,12 +654,35 @@ impl Config {
                         .map_err(|e| bad(path, line_of("[acme]"), "acme", e))?,
                 ),
             },
+            admin: None,
             routes,
         };
-        // The ACME storage directory is a certificate source, named or not.
-        if let Some(a) = &config.acme {
-            if !config.sources.contains(&a.config.storage) {
-                config.sources.push(a.config.storage.clone());
+        if let Some(a) = raw.admin {
+            let storage = match (a.storage, &config.acme) {
+                (Some(s), _) => rel(&s),
+                (None, Some(acme)) => acme.config.storage.clone(),
+                (None, None) => {
+                    return Err(bad(
+                        path,
+                        line_of("[admin]"),
+                        "admin.storage",
+                        "required without [acme]: the directory added certificates are written to",
+                    ));
+                }
+            };
+            config.admin = Some(crate::proxy::admin::AdminSection {
+                socket: rel(&a.socket),
+                storage,
+            });
+        }
+        // The ACME and admin storage directories are certificate sources, named or not.
+        let managed = [
+            config.acme.as_ref().map(|a| a.config.storage.clone()),
+            config.admin.as_ref().map(|a| a.storage.clone()),
+        ];
+        for dir in managed.into_iter().flatten() {
+            if !config.sources.contains(&dir) {
+                config.sources.push(dir);
             }
         }
         Ok(config)
@@ -662,6 +699,7 @@ impl Config {
             ("keyless", self.keyless != running.keyless),
             ("tickets", self.tickets != running.tickets),
             ("acme", self.acme != running.acme),
+            ("admin", self.admin != running.admin),
         ]
         .into_iter()
         .filter_map(|(name, changed)| changed.then_some(name))

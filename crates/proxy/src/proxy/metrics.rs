@@ -218,8 +218,8 @@ pub(crate) fn registry(shared: &Arc<super::Shared>) -> Registry {
     if let Some(k) = &shared.keyless {
         k.metrics().register(&mut r);
     }
-    if let Some((_, a)) = &shared.acme {
-        a.register(&mut r);
+    if let Some(a) = &shared.acme {
+        a.metrics.register(&mut r);
     }
     r
 }

@@ -1,6 +1,8 @@
 //! `edgetls proxy --config FILE`: the crates composed into a TLS terminator.
 
 mod acme;
+mod admin;
+mod admin_check;
 pub(crate) mod config;
 pub(crate) mod handover;
 mod listeners;
@@ -65,7 +67,7 @@ pub(crate) struct Shared {
     /// Fetches OCSP responses when any chain asks (set once the proxy serves).
     pub(crate) ocsp: std::sync::OnceLock<edgetls_certstore::OcspUpdater>,
     /// `[acme]`: the challenges the listeners answer, and what the orders count.
-    pub(crate) acme: Option<(Arc<edgetls_acme::Challenges>, edgetls_acme::AcmeMetrics)>,
+    pub(crate) acme: Option<Arc<acme::AcmeState>>,
 }
 
 pub(crate) fn run(args: &ProxyArgs) -> ExitCode {
@@ -105,13 +107,14 @@ fn setup(config: Config) -> Result<(Shared, edgetls_certstore::Report), CliError
         opts.remote_key_sources = k.sources.clone();
         remote_keys = true;
     }
+    if let Some(a) = &config.admin {
+        edgetls_acme::prepare_storage(&a.storage)
+            .map_err(|e| CliError::Setup(format!("[admin] storage: {e}")))?;
+    }
     let acme = match &config.acme {
         Some(a) => {
             acme::prepare(a).map_err(|e| CliError::Setup(format!("[acme] storage: {e}")))?;
-            Some((
-                edgetls_acme::Challenges::new(),
-                edgetls_acme::AcmeMetrics::default(),
-            ))
+            Some(Arc::new(acme::AcmeState::default()))
         }
         None => None,
     };
@@ -151,8 +154,9 @@ fn setup(config: Config) -> Result<(Shared, edgetls_certstore::Report), CliError
     )
     .map_err(|e| CliError::Setup(e.to_string()))?;
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
-    let answers = acme.as_ref().map(|(c, _)| {
-        Arc::new(acme::Answers(Arc::clone(c))) as Arc<dyn edgetls_policy::TlsAlpnAnswers>
+    let answers = acme.as_ref().map(|a| {
+        Arc::new(acme::Answers(Arc::clone(&a.challenges)))
+            as Arc<dyn edgetls_policy::TlsAlpnAnswers>
     });
     edgetls_policy::install_with_acme(
         &mut b,
@@ -318,14 +322,18 @@ pub(crate) fn start(
     let drain = Arc::new(tokio::sync::Notify::new());
     let _control = control_socket(&control, offered, Arc::clone(&drain), args.takeover);
     sd_notify::notify(&format!("MAINPID={}\nREADY=1", std::process::id()));
+    if let Some(admin) = &shared.routes.load().0.admin {
+        admin::serve(admin, Arc::clone(&shared)).map_err(|source| CliError::Listen {
+            addr: admin.socket.display().to_string(),
+            source,
+        })?;
+    }
     // Orders start once the listeners answer TLS-ALPN-01 validations.
     let acme_section = shared.routes.load().0.acme.clone();
-    if let (Some(section), Some((challenges, metrics))) = (acme_section, &shared.acme) {
-        acme::spawn(section, Arc::clone(challenges), metrics.clone()).map_err(|source| {
-            CliError::Listen {
-                addr: "[acme] http_listen".into(),
-                source,
-            }
+    if let (Some(section), Some(state)) = (acme_section, &shared.acme) {
+        acme::spawn(section, Arc::clone(state)).map_err(|source| CliError::Listen {
+            addr: "[acme] http_listen".into(),
+            source,
         })?;
     }
     ready(&addrs, metrics_bound);
@@ -396,7 +404,7 @@ fn log_problems(report: &edgetls_certstore::Report) -> usize {
 /// Counts and logs a reload: `failed` when it was refused (the previous configuration keeps
 /// serving) or when a file it read is broken (that entry keeps its previous version or is not
 /// served; the problem lines above say which).
-fn report_reload(shared: &Shared, r: Result<Reloaded, CliError>, why: &str) {
+pub(crate) fn report_reload(shared: &Shared, r: Result<Reloaded, CliError>, why: &str) {
     shared
         .metrics
         .reload(matches!(&r, Ok(Reloaded { errors: 0, .. })));
@@ -486,9 +494,16 @@ async fn signals(
 /// name them are read again (a full reload of the certificates when that cannot be done, see
 /// `CertStore::reload_changed`); the configuration and ticket keys are left as they are. The
 /// policy is rebuilt: rules from crt-list options follow the names of the certificates.
-fn reload_certificates(shared: &Shared, changed: &[PathBuf]) -> Result<Reloaded, CliError> {
+pub(crate) fn reload_certificates(
+    shared: &Shared,
+    changed: &[PathBuf],
+) -> Result<Reloaded, CliError> {
     let started = Instant::now();
-    let report = shared.certs.reload_changed(changed)?;
+    // Nothing named: every source is read again (what a removed file needs).
+    let report = match changed {
+        [] => shared.certs.reload()?,
+        _ => shared.certs.reload_changed(changed)?,
+    };
     let errors = log_problems(&report);
     shared
         .policy

@@ -1,0 +1,296 @@
+//! The runtime certificate API (`[admin] socket`) through its CLI, `edgetls certs
+//! add|replace|remove|show --socket`: certificates added, replaced and removed on a running
+//! proxy are served at once, survive a restart, and bad input changes nothing.
+
+mod common;
+
+use common::{served_cert, text};
+use openssl::asn1::Asn1Time;
+use openssl::bn::BigNum;
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private};
+use openssl::x509::extension::SubjectAlternativeName;
+use openssl::x509::{X509, X509NameBuilder};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A leaf for `names` signed by the test CA, valid from `from` to `until` days from now, with a
+/// new P-256 key; written as `stem.pem` (leaf + CA) and `stem.key`.
+fn issue(
+    pki: &edgetls_testkit::Pki,
+    dir: &Path,
+    stem: &str,
+    names: &[&str],
+    from: i64,
+    until: i64,
+) -> (PathBuf, PathBuf, Vec<u8>) {
+    let ca = X509::from_pem(&std::fs::read(pki.path("ca.pem")).unwrap()).unwrap();
+    let ca_key = PKey::private_key_from_pem(&std::fs::read(pki.path("ca.key")).unwrap()).unwrap();
+    let key: PKey<Private> = edgetls_testkit::certs::self_signed("x").1;
+    let mut n = X509NameBuilder::new().unwrap();
+    n.append_entry_by_nid(openssl::nid::Nid::COMMONNAME, names[0])
+        .unwrap();
+    let n = n.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    let mut serial = BigNum::new().unwrap();
+    serial
+        .rand(63, openssl::bn::MsbOption::MAYBE_ZERO, false)
+        .unwrap();
+    b.set_serial_number(&serial.to_asn1_integer().unwrap())
+        .unwrap();
+    b.set_subject_name(&n).unwrap();
+    b.set_issuer_name(ca.subject_name()).unwrap();
+    b.set_pubkey(&key).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    b.set_not_before(&Asn1Time::from_unix(now + from * 86_400).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::from_unix(now + until * 86_400).unwrap())
+        .unwrap();
+    let mut san = SubjectAlternativeName::new();
+    for name in names {
+        san.dns(name);
+    }
+    let san = san.build(&b.x509v3_context(Some(&ca), None)).unwrap();
+    b.append_extension(san).unwrap();
+    b.sign(&ca_key, MessageDigest::sha256()).unwrap();
+    let leaf = b.build();
+    let (cert, keyf) = (
+        dir.join(format!("{stem}.pem")),
+        dir.join(format!("{stem}.key")),
+    );
+    let mut pem = leaf.to_pem().unwrap();
+    pem.extend(ca.to_pem().unwrap());
+    std::fs::write(&cert, pem).unwrap();
+    std::fs::write(&keyf, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    (cert, keyf, leaf.to_der().unwrap())
+}
+
+fn certs(args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_edgetls"))
+        .arg("certs")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        text(&o.stdout),
+        text(&o.stderr),
+    )
+}
+
+fn setup(dir: &Path) -> PathBuf {
+    let multicert = common::pki(&dir.join("demo"));
+    let (origin, _) = common::origin("ok\n");
+    let cfg = dir.join("proxy.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n\
+             [certificates]\nsources = [\"{}\"]\n\n\
+             [admin]\nsocket = \"admin.sock\"\nstorage = \"managed\"\n\n\
+             [[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n",
+            multicert.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn added_replaced_and_removed_certificates_are_served_at_once_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (pki, _) = edgetls_testkit::setup();
+    let cfg = setup(d);
+    let proxy = common::start(&cfg);
+    let sock = d.join("admin.sock");
+    let sock_s = sock.to_str().unwrap();
+    assert!(common::eventually(
+        std::time::Duration::from_secs(5),
+        || sock.exists()
+    ));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let default_leaf = served_cert(proxy.addr, "new.test");
+
+    let (c1, k1, leaf1) = issue(&pki, d, "one", &["new.test"], -1, 30);
+    let (code, out, err) = certs(&[
+        "add",
+        "--socket",
+        sock_s,
+        "new.test",
+        "--cert",
+        c1.to_str().unwrap(),
+        "--key",
+        k1.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("in effect in"), "{out}");
+    assert_eq!(served_cert(proxy.addr, "new.test"), leaf1, "served at once");
+    let (code, out, _) = certs(&["show", "--socket", sock_s, "new.test"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("managed/new.test.pem") && out.contains("managed"),
+        "{out}"
+    );
+
+    let (c2, k2, leaf2) = issue(&pki, d, "two", &["new.test", "www.new.test"], -1, 30);
+    let (code, out, err) = certs(&[
+        "replace",
+        "--socket",
+        sock_s,
+        "new.test",
+        "--cert",
+        c2.to_str().unwrap(),
+        "--key",
+        k2.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(served_cert(proxy.addr, "new.test"), leaf2);
+    assert_eq!(served_cert(proxy.addr, "www.new.test"), leaf2);
+
+    // Written through: a new process serves it from the file.
+    drop(proxy);
+    let proxy = common::start(&cfg);
+    assert_eq!(served_cert(proxy.addr, "new.test"), leaf2);
+    assert!(common::eventually(
+        std::time::Duration::from_secs(5),
+        || { certs(&["show", "--socket", sock_s, "new.test"]).0 == 0 }
+    ));
+
+    let (code, out, err) = certs(&["remove", "--socket", sock_s, "new.test"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(served_cert(proxy.addr, "new.test"), default_leaf);
+    assert!(!d.join("managed/new.test.pem").exists());
+}
+
+#[test]
+fn bad_input_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (pki, _) = edgetls_testkit::setup();
+    let cfg = setup(d);
+    let proxy = common::start(&cfg);
+    let sock = d.join("admin.sock");
+    let sock_s = sock.to_str().unwrap();
+    assert!(common::eventually(
+        std::time::Duration::from_secs(5),
+        || sock.exists()
+    ));
+    let (c, k, leaf) = issue(&pki, d, "good", &["keep.test"], -1, 30);
+    let (code, _, err) = certs(&[
+        "add",
+        "--socket",
+        sock_s,
+        "keep.test",
+        "--cert",
+        c.to_str().unwrap(),
+        "--key",
+        k.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let stored = std::fs::read(d.join("managed/keep.test.pem")).unwrap();
+
+    let (_, wrong_key, _) = issue(&pki, d, "other", &["keep.test"], -1, 30);
+    let (expired, expired_key, _) = issue(&pki, d, "expired", &["keep.test"], -60, -1);
+    let (future, future_key, _) = issue(&pki, d, "future", &["keep.test"], 2, 30);
+    let (elsewhere, elsewhere_key, _) = issue(&pki, d, "elsewhere", &["other.test"], -1, 30);
+    let garbage = d.join("garbage.pem");
+    std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nnot base64 at all\n").unwrap();
+    // A chain whose second certificate did not issue the first.
+    let (_, rogue_ca) = edgetls_testkit::certs::self_signed("rogue CA");
+    let _ = rogue_ca;
+    let broken = d.join("broken.pem");
+    let mut body = std::fs::read(&c).unwrap();
+    let cut = String::from_utf8_lossy(&body)
+        .find("-----END CERTIFICATE-----")
+        .unwrap()
+        + 26;
+    body.truncate(cut);
+    body.extend(
+        edgetls_testkit::certs::self_signed("rogue CA")
+            .0
+            .to_pem()
+            .unwrap(),
+    );
+    std::fs::write(&broken, body).unwrap();
+    let s = |p: &PathBuf| p.to_str().unwrap().to_owned();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec![s(&c), s(&wrong_key)], "does not match"),
+        (vec![s(&expired), s(&expired_key)], "expired"),
+        (vec![s(&future), s(&future_key)], "not valid yet"),
+        (
+            vec![s(&elsewhere), s(&elsewhere_key)],
+            "does not name keep.test",
+        ),
+        (vec![s(&garbage), s(&k)], "not PEM"),
+        (vec![s(&broken), s(&k)], "chain is broken"),
+        (vec![s(&c), s(&garbage)], "not a PEM private key"),
+    ];
+    for (files, says) in &cases {
+        let (code, out, err) = certs(&[
+            "replace",
+            "--socket",
+            sock_s,
+            "keep.test",
+            "--cert",
+            &files[0],
+            "--key",
+            &files[1],
+        ]);
+        assert_eq!(code, 1, "{says}: {out}{err}");
+        assert!(err.contains(says), "{says}: {err}");
+        assert_eq!(
+            std::fs::read(d.join("managed/keep.test.pem")).unwrap(),
+            stored,
+            "{says}: the file is untouched"
+        );
+        assert_eq!(
+            served_cert(proxy.addr, "keep.test"),
+            leaf,
+            "{says}: the certificate in force serves"
+        );
+    }
+    // Add over a managed name, replace or remove a name not managed, bad names, no ACME.
+    let (code, _, err) = certs(&[
+        "add",
+        "--socket",
+        sock_s,
+        "keep.test",
+        "--cert",
+        &s(&c),
+        "--key",
+        &s(&k),
+    ]);
+    assert!(code == 1 && err.contains("replace it"), "{err}");
+    let (code, _, err) = certs(&[
+        "replace",
+        "--socket",
+        sock_s,
+        "absent.test",
+        "--cert",
+        &s(&c),
+        "--key",
+        &s(&k),
+    ]);
+    assert!(code == 1 && err.contains("add it"), "{err}");
+    let (code, _, err) = certs(&["remove", "--socket", sock_s, "../../etc/passwd"]);
+    assert!(code == 1 && err.contains("not a host name"), "{err}");
+    let (code, _, err) = certs(&["renew", "--socket", sock_s, "keep.test"]);
+    assert!(code == 1 && err.contains("no [acme]"), "{err}");
+    // Garbage on the socket is answered with an error, and the proxy serves on.
+    let mut raw = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    use std::io::{Read, Write};
+    raw.write_all(b"\x00\xffnot json\n").unwrap();
+    let mut answer = String::new();
+    raw.read_to_string(&mut answer).unwrap();
+    assert!(answer.contains("\"ok\":false"), "{answer}");
+    assert_eq!(served_cert(proxy.addr, "keep.test"), leaf);
+}
