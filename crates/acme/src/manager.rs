@@ -64,6 +64,9 @@ pub struct Acme {
     challenges: Arc<Challenges>,
     metrics: AcmeMetrics,
     sets: Mutex<HashMap<String, SetState>>,
+    /// Sets taken on after start (certificates obtained on demand), renewed like the
+    /// configured ones.
+    adopted: Mutex<Vec<Vec<String>>>,
     orders: Arc<Semaphore>,
     /// The earliest moment the next order may start (the per-CA rate).
     next_start: tokio::sync::Mutex<Instant>,
@@ -95,6 +98,7 @@ impl Acme {
             challenges,
             metrics,
             sets: Mutex::new(HashMap::new()),
+            adopted: Mutex::new(Vec::new()),
             orders,
             next_start: tokio::sync::Mutex::new(Instant::now()),
             config,
@@ -222,10 +226,32 @@ impl Acme {
         (at, validity)
     }
 
-    /// Each configured set's certificate, renewal moment and order state.
-    pub fn status(&self) -> Vec<SetStatus> {
+    /// Keeps `names` certified from now on, as if configured (a certificate obtained on
+    /// demand). A set already known is not added twice.
+    pub fn adopt(&self, names: Vec<String>) {
+        if self.config.names.contains(&names) {
+            return;
+        }
+        let mut adopted = self.adopted.lock().unwrap_or_else(|p| p.into_inner());
+        if !adopted.contains(&names) {
+            adopted.push(names);
+        }
+    }
+
+    /// The configured sets, then the adopted ones.
+    pub fn sets(&self) -> Vec<Vec<String>> {
+        let adopted = self.adopted.lock().unwrap_or_else(|p| p.into_inner());
         self.config
             .names
+            .iter()
+            .chain(adopted.iter())
+            .cloned()
+            .collect()
+    }
+
+    /// Each set's certificate, renewal moment and order state.
+    pub fn status(&self) -> Vec<SetStatus> {
+        self.sets()
             .iter()
             .map(|names| {
                 let (renew_at, validity) = self.due(names);
@@ -251,7 +277,7 @@ impl Acme {
         loop {
             let now = SystemTime::now();
             let mut next = now + Duration::from_secs(60);
-            for names in &self.config.names {
+            for names in &self.sets() {
                 let label = Self::label(names);
                 if self.with_set(&label, |s| s.in_flight) {
                     continue;

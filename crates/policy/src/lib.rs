@@ -52,6 +52,7 @@ pub mod alpn;
 pub mod config;
 pub mod crtlist;
 mod error;
+mod on_demand;
 mod policy;
 mod profile;
 mod rule;
@@ -61,6 +62,7 @@ mod ssl;
 
 pub use acme_alpn::{ACME_TLS_ALPN, TlsAlpnAnswers};
 pub use error::PolicyError;
+pub use on_demand::{AcmeHooks, OnDemand};
 pub use policy::Policy;
 pub use profile::Env;
 pub use rule::{ClientCert, LocalMatch, Rule, Settings, SniMatch, TicketKeyFile};

@@ -1,8 +1,9 @@
 //! OpenSSL glue: one ClientHello callback that picks the rule and the certificate and applies
 //! both to the connection; reload that never replaces a valid policy with an invalid one.
 
-use crate::acme_alpn::{Answering, TlsAlpnAnswers};
+use crate::acme_alpn::Answering;
 use crate::error::PolicyError;
+use crate::on_demand::AcmeHooks;
 use crate::policy::Policy;
 use crate::profile::Env;
 use crate::rule::Rule;
@@ -150,20 +151,24 @@ pub fn install(
     policy: Arc<PolicyStore>,
     certs: Option<Arc<CertStore>>,
 ) -> Result<(), PolicyError> {
-    install_with_acme(base, policy, certs, None)
+    install_with_acme(base, policy, certs, AcmeHooks::default())
 }
 
 /// [`install`], and TLS-ALPN-01 validations answered ahead of the rules: a ClientHello that
 /// offers `acme-tls/1` for a name `answers` has a validation pending for gets that
 /// validation's certificate and `acme-tls/1` (RFC 8737); the server closes such a connection
 /// after the handshake.
+///
+/// With `hooks.on_demand`, a connection for a name no certificate names waits (once) for the
+/// certificate it obtains, then is decided as usual.
 pub fn install_with_acme(
     base: &mut SslContextBuilder,
     policy: Arc<PolicyStore>,
     certs: Option<Arc<CertStore>>,
-    answers: Option<Arc<dyn TlsAlpnAnswers>>,
+    hooks: AcmeHooks,
 ) -> Result<(), PolicyError> {
-    let answering = answers.map(Answering::new).transpose()?;
+    let answering = hooks.answers.map(Answering::new).transpose()?;
+    let on_demand = hooks.on_demand;
     // Ticket callbacks run on the context a connection started on: give it the keys too.
     if let Some((keys, config)) = &policy.env.tickets {
         let mut config = config.clone();
@@ -193,6 +198,11 @@ pub fn install_with_acme(
             };
         }
         let local = local_addr(ssl);
+        if let (Some(od), Some(c)) = (&on_demand, &certs) {
+            if crate::on_demand::maybe_wait(od.as_ref(), c, ssl, sni.as_deref(), local).is_some() {
+                return Ok(Next::Retry);
+            }
+        }
         let policy = policy.current();
         match decide(&policy, certs.as_ref(), ssl, sni.as_deref(), local)? {
             Decision::Decided(i) => {

@@ -442,3 +442,151 @@ fn renew_and_orders_through_the_admin_socket() {
     assert_ne!(common::served_cert(proxy.addr, "a.test"), first);
     assert!(verified(port, &root, "a.test").0);
 }
+
+/// A proxy with the demo's certificates (a default among them) and `[acme] on_demand`.
+fn on_demand_config(dir: &Path, p: &Pebble, port: u16, allow: &str) -> std::path::PathBuf {
+    let multicert = common::pki(&dir.join("demo"));
+    let (origin, _) = origin("hello\n");
+    let path = dir.join("proxy.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:{port}\"]\nworkers = 1\nmetrics = \"127.0.0.1:0\"\n\n\
+             [certificates]\nsources = [\"{}\"]\n\n\
+             [acme]\ndirectory = \"{}\"\nca_bundle = \"{}\"\nstorage = \"acme\"\n\
+             orders_per_hour = 36000\non_demand = true\n{allow}\n\n\
+             [[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n",
+            multicert.display(),
+            p.directory,
+            p.api_ca.display(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn on_demand_issues_during_the_first_handshake_for_an_allowed_name_only() {
+    if !pebble::available() {
+        eprintln!("pebble is not installed: skipped (apt-get install pebble)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let p = Pebble::start(Options::new(port, free_port()));
+    let cfg = on_demand_config(
+        dir.path(),
+        &p,
+        port,
+        "on_demand_suffixes = [\"ondemand.test\"]",
+    );
+    let proxy = common::start(&cfg);
+    let root = dir.path().join("pebble-root.pem");
+    std::fs::write(&root, p.issuing_root()).unwrap();
+    // The account opens in the background: until then a name gets the default at once.
+    assert!(eventually(Duration::from_secs(10), || {
+        text(
+            &Command::new("curl")
+                .args(["-s"])
+                .arg(format!("http://{}/metrics", proxy.metrics.unwrap()))
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .contains("edgetls_acme_orders_in_flight")
+    }));
+    std::thread::sleep(Duration::from_millis(500));
+    // The very first handshake for a new allowed name gets a certificate from the CA.
+    let started = std::time::Instant::now();
+    let (ok, out) = verified(port, &root, "shop.ondemand.test");
+    let took = started.elapsed();
+    assert!(ok, "{out}\n{}\n{}", proxy.stderr.lock().unwrap(), p.log());
+    eprintln!("first handshake for a new name, certificate issued meanwhile: {took:?}");
+    assert!(dir.path().join("acme/shop.ondemand.test.pem").exists());
+    // A name outside the allow-list gets the default certificate at once and never reaches
+    // the CA; nor does a malformed one.
+    let default_leaf = common::served_cert(proxy.addr, "nope.example");
+    let demo_default = common::served_cert(proxy.addr, "default.demo.test");
+    assert_eq!(default_leaf, demo_default);
+    let m = metrics(&proxy);
+    assert_eq!(
+        metric(&m, "edgetls_acme_orders_total{result=\"issued\"}"),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "edgetls_acme_orders_total{result=\"failed\"}").unwrap_or(0.0),
+        0.0,
+        "{m}"
+    );
+    // Served from then on without waiting.
+    assert!(verified(port, &root, "shop.ondemand.test").0);
+}
+
+#[test]
+fn on_demand_asks_the_allow_list_url_once_per_refused_name() {
+    if !pebble::available() {
+        eprintln!("pebble is not installed: skipped (apt-get install pebble)");
+        return;
+    }
+    // The operator's allow-list service: 200 for yes.test, 404 for anything else; counts asks.
+    let ask = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ask_addr = ask.local_addr().unwrap();
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = std::sync::Arc::clone(&asked);
+    std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        for conn in ask.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(&conn).read_line(&mut line);
+            let domain = line
+                .split("domain=")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .unwrap_or("")
+                .to_string();
+            seen.lock().unwrap().push(domain.clone());
+            let status = if domain == "yes.test" {
+                "200 OK"
+            } else {
+                "404 Not Found"
+            };
+            let _ = conn.write_all(
+                format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let p = Pebble::start(Options::new(port, free_port()));
+    let cfg = on_demand_config(
+        dir.path(),
+        &p,
+        port,
+        &format!("on_demand_ask = \"http://{ask_addr}/allowed\""),
+    );
+    let proxy = common::start(&cfg);
+    let root = dir.path().join("pebble-root.pem");
+    std::fs::write(&root, p.issuing_root()).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let (ok, out) = verified(port, &root, "yes.test");
+    assert!(ok, "{out}\n{}", proxy.stderr.lock().unwrap());
+    let demo_default = common::served_cert(proxy.addr, "default.demo.test");
+    for _ in 0..3 {
+        assert_eq!(common::served_cert(proxy.addr, "no.test"), demo_default);
+    }
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(
+        asked.iter().filter(|d| *d == "no.test").count(),
+        1,
+        "refusals are remembered: {asked:?}"
+    );
+    let m = metrics(&proxy);
+    assert_eq!(
+        metric(&m, "edgetls_acme_orders_total{result=\"issued\"}"),
+        Some(1.0),
+        "{m}"
+    );
+}

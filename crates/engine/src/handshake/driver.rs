@@ -48,8 +48,13 @@ pub struct Handshake {
     failed: Option<EngineError>,
     /// The client's address and the one it connected to (for the key server's items).
     peers: Peers,
+    /// Work a ClientHello hook left that waits (`Pending::later`): awaited here, on the
+    /// connection's task, while the thread serves others.
+    deferred: Option<Deferred>,
     _same_thread: PhantomData<Rc<()>>,
 }
+
+type Deferred = std::pin::Pin<Box<dyn Future<Output = edgetls_tls::retry::Output> + Send>>;
 
 /// A connection's client and server addresses.
 type Peers = (Option<std::net::SocketAddr>, Option<std::net::SocketAddr>);
@@ -115,6 +120,7 @@ pub fn accept(mut ssl: Ssl, tcp: TcpStream) -> Handshake {
         failed,
         job: None,
         peers: (None, None),
+        deferred: None,
         _same_thread: PhantomData,
     }
 }
@@ -128,6 +134,18 @@ impl Future for Handshake {
             return Poll::Ready(Err(e));
         }
         loop {
+            if let Some(work) = this.deferred.as_mut() {
+                // User code (a hook's work): a panic ends this handshake only.
+                let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    work.as_mut().poll(cx)
+                }))
+                .map_err(|_| internal("panic in the ClientHello's deferred work (caught)"))?;
+                let output = ready!(polled);
+                this.deferred = None;
+                if let Some(stream) = this.stream.as_ref() {
+                    edgetls_tls::retry::complete(stream.ssl(), output);
+                }
+            }
             if let Some(fd) = &this.job {
                 let mut guard = ready!(fd.poll_read_ready(cx))
                     .map_err(|e| EngineError::Async(format!("waiting for the job: {e}")))?;
@@ -143,7 +161,7 @@ impl Future for Handshake {
                     return Poll::Ready(stream.ok_or_else(|| internal("polled after the end")));
                 }
                 Err(e) if edgetls_tls::retry::is_retry(&e) => {
-                    run_deferred(stream)?;
+                    this.deferred = run_deferred(stream)?;
                 }
                 Err(e) if remote_key::is_paused(&e) => match register_job(stream) {
                     Ok(fd) => this.job = Some(fd),
@@ -258,18 +276,21 @@ impl Drop for Finish {
 }
 
 /// Runs the work a ClientHello hook left (on this stack, outside any ASYNC job) and hands its
-/// output back to the hook.
-fn run_deferred(stream: &mut TlsStream) -> Result<(), EngineError> {
+/// output back to the hook; work that waits is returned, for the handshake to await.
+fn run_deferred(stream: &mut TlsStream) -> Result<Option<Deferred>, EngineError> {
     let Some(work) = edgetls_tls::retry::take(stream.ssl()) else {
         return Err(internal(
             "the ClientHello paused and left no work to resume it",
         ));
     };
+    if work.waits() {
+        return Ok(Some(work.into_future()));
+    }
     // The work may be user code (a certificate source): a panic ends this handshake only.
     let output = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work.run()))
         .map_err(|_| internal("panic in the ClientHello's deferred work (caught)"))?;
     edgetls_tls::retry::complete(stream.ssl(), output);
-    Ok(())
+    Ok(None)
 }
 
 fn internal(detail: impl Into<String>) -> EngineError {

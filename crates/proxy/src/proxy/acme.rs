@@ -21,6 +21,10 @@
 //! eab_hmac_key = "base64url…"
 //! concurrency = 4                   # orders in flight at most
 //! orders_per_hour = 100             # new orders started per hour at most
+//! on_demand = false                 # true: obtain a certificate during a new name's first
+//! on_demand_suffixes = ["example.net"]  # handshake, for names under these and/or
+//! on_demand_ask = "http://127.0.0.1:9000/allowed"   # names this answers 200 for
+//! on_demand_wait = "10s"            # (and on_demand_negative_ttl, _per_minute, _concurrency)
 //! ```
 
 use edgetls_acme::{
@@ -55,6 +59,15 @@ pub(crate) struct RawAcme {
     eab_hmac_key: Option<String>,
     concurrency: Option<usize>,
     orders_per_hour: Option<f64>,
+    #[serde(default)]
+    on_demand: bool,
+    #[serde(default)]
+    on_demand_suffixes: Vec<String>,
+    on_demand_ask: Option<String>,
+    on_demand_wait: Option<String>,
+    on_demand_negative_ttl: Option<String>,
+    on_demand_per_minute: Option<f64>,
+    on_demand_concurrency: Option<usize>,
 }
 
 /// `[acme]` as the proxy runs it.
@@ -63,6 +76,8 @@ pub(crate) struct AcmeSection {
     pub(crate) config: AcmeConfig,
     /// The HTTP-01 listener.
     pub(crate) http_listen: Option<SocketAddr>,
+    /// Certificates on demand (`on_demand = true`).
+    pub(crate) on_demand: Option<crate::proxy::on_demand::OnDemandConfig>,
 }
 
 impl RawAcme {
@@ -119,11 +134,76 @@ impl RawAcme {
             c.orders_per_hour = n;
         }
         c.validate().map_err(|e| e.to_string())?;
+        let on_demand = match self.on_demand {
+            false => None,
+            true => Some(on_demand_config(
+                self.on_demand_suffixes,
+                self.on_demand_ask,
+                self.on_demand_wait,
+                self.on_demand_negative_ttl,
+                self.on_demand_per_minute,
+                self.on_demand_concurrency,
+            )?),
+        };
         Ok(AcmeSection {
             config: c,
             http_listen,
+            on_demand,
         })
     }
+}
+
+fn on_demand_config(
+    suffixes: Vec<String>,
+    ask: Option<String>,
+    wait: Option<String>,
+    negative_ttl: Option<String>,
+    per_minute: Option<f64>,
+    concurrency: Option<usize>,
+) -> Result<crate::proxy::on_demand::OnDemandConfig, String> {
+    if suffixes.is_empty() && ask.is_none() {
+        return Err(
+            "on_demand = true needs an allow-list: on_demand_suffixes and/or on_demand_ask \
+                    (without one, anyone pointing a name at this edge gets a certificate issued)"
+                .into(),
+        );
+    }
+    if let Some(a) = &ask {
+        if !a.starts_with("http://") {
+            return Err(format!(
+                "on_demand_ask = {a:?}: an http:// URL (a local service)"
+            ));
+        }
+    }
+    let dur = |v: Option<String>, field: &str, default: u64| -> Result<Duration, String> {
+        match v {
+            None => Ok(Duration::from_secs(default)),
+            Some(s) => humantime::parse_duration(&s).map_err(|e| format!("{field} = {s:?}: {e}")),
+        }
+    };
+    let per_minute = per_minute.unwrap_or(60.0);
+    if per_minute.is_nan() || per_minute <= 0.0 {
+        return Err("on_demand_per_minute must be above 0".into());
+    }
+    let concurrency = concurrency.unwrap_or(10);
+    if concurrency == 0 {
+        return Err("on_demand_concurrency must be at least 1".into());
+    }
+    Ok(crate::proxy::on_demand::OnDemandConfig {
+        suffixes: suffixes
+            .into_iter()
+            .map(|s| {
+                s.trim_start_matches("*.")
+                    .trim_start_matches('.')
+                    .to_ascii_lowercase()
+            })
+            .collect(),
+        ask,
+        wait: dur(wait, "on_demand_wait", 10)?,
+        negative_ttl: dur(negative_ttl, "on_demand_negative_ttl", 600)?,
+        per_minute,
+        concurrency,
+    })
 }
 
 /// The registry as the ClientHello hook sees it.
@@ -142,11 +222,26 @@ impl TlsAlpnAnswers for Answers {
 /// What the proxy shares with its ACME thread: the challenges the listeners answer, the
 /// metrics, and (once the account is open) the schedule and the runtime it runs on, for the
 /// admin API's `renew` and `orders`.
-#[derive(Debug, Default)]
+/// What makes a stored bundle live.
+pub(crate) type OnStored = Arc<dyn Fn(&Path) + Send + Sync>;
+
+#[derive(Default)]
 pub(crate) struct AcmeState {
     pub(crate) challenges: Arc<Challenges>,
     pub(crate) metrics: AcmeMetrics,
     running: OnceLock<(Arc<Acme>, tokio::runtime::Handle)>,
+    /// Makes a newly stored bundle live (the proxy's reload of that file).
+    pub(crate) on_stored: OnceLock<OnStored>,
+    /// Certificates on demand, when on.
+    pub(crate) on_demand: OnceLock<Arc<crate::proxy::on_demand::Demand>>,
+}
+
+impl std::fmt::Debug for AcmeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcmeState")
+            .field("running", &self.running.get().is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl AcmeState {
@@ -178,6 +273,27 @@ impl AcmeState {
         let limit = self.running()?.0.config().order_timeout + Duration::from_secs(5);
         rx.recv_timeout(limit)
             .map_err(|_| "the order did not end in time".to_string())?
+    }
+
+    /// Obtains a certificate for `names` on the ACME thread, keeps it renewed, and makes it
+    /// live before answering (for a handshake waiting on demand).
+    pub(crate) async fn obtain(&self, names: Vec<String>) -> Result<PathBuf, String> {
+        let (acme, rt) = self.running().map(|(a, h)| (Arc::clone(a), h.clone()))?;
+        let stored = self.on_stored.get().cloned();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        rt.spawn(async move {
+            let r = acme.issue(&names).await.map_err(|e| e.to_string());
+            if let Ok(path) = &r {
+                acme.adopt(names);
+                if let Some(f) = stored {
+                    let path = path.clone();
+                    let _ = tokio::task::spawn_blocking(move || f(&path)).await;
+                }
+            }
+            let _ = tx.send(r);
+        });
+        rx.await
+            .map_err(|_| "the ACME thread went away".to_string())?
     }
 
     /// Each set's certificate and order state (empty until the account is open).
@@ -231,6 +347,9 @@ pub(crate) fn spawn(section: AcmeSection, state: Arc<AcmeState>) -> std::io::Res
                     .await;
                     match started {
                         Ok(acme) => {
+                            if section.on_demand.is_some() {
+                                adopt_stored(&acme);
+                            }
                             let handle = tokio::runtime::Handle::current();
                             let _ = state.running.set((Arc::clone(&acme), handle));
                             return acme.run().await;
@@ -244,6 +363,26 @@ pub(crate) fn spawn(section: AcmeSection, state: Arc<AcmeState>) -> std::io::Res
             });
         })?;
     Ok(())
+}
+
+/// Certificates obtained on demand before a restart are in the storage directory but not in
+/// `names`: each bundle there whose names are not a configured set is renewed too.
+fn adopt_stored(acme: &Acme) {
+    let storage = &acme.config().storage;
+    let Ok(dir) = std::fs::read_dir(storage) else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "pem") {
+            continue;
+        }
+        if let Ok(Some(v)) = edgetls_acme::validity(&path) {
+            if !v.names.is_empty() && edgetls_acme::bundle_path(storage, &v.names) == path {
+                acme.adopt(v.names);
+            }
+        }
+    }
 }
 
 /// HTTP-01: `GET /.well-known/acme-challenge/TOKEN` answered with its key authorization, 404

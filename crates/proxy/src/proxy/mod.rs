@@ -8,6 +8,7 @@ pub(crate) mod handover;
 mod listeners;
 mod memory;
 mod metrics;
+mod on_demand;
 mod origin;
 mod peek;
 mod pipe;
@@ -154,17 +155,17 @@ fn setup(config: Config) -> Result<(Shared, edgetls_certstore::Report), CliError
     )
     .map_err(|e| CliError::Setup(e.to_string()))?;
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
-    let answers = acme.as_ref().map(|a| {
-        Arc::new(acme::Answers(Arc::clone(&a.challenges)))
-            as Arc<dyn edgetls_policy::TlsAlpnAnswers>
-    });
-    edgetls_policy::install_with_acme(
-        &mut b,
-        Arc::clone(&policy),
-        Some(Arc::clone(&certs)),
-        answers,
-    )
-    .map_err(|e| CliError::Setup(e.to_string()))?;
+    let mut hooks = edgetls_policy::AcmeHooks::default();
+    if let (Some(state), Some(section)) = (&acme, &config.acme) {
+        hooks.answers = Some(Arc::new(acme::Answers(Arc::clone(&state.challenges))));
+        if let Some(od) = &section.on_demand {
+            let demand = Arc::new(on_demand::Demand::new(od.clone(), Arc::clone(state)));
+            let _ = state.on_demand.set(Arc::clone(&demand));
+            hooks.on_demand = Some(demand);
+        }
+    }
+    edgetls_policy::install_with_acme(&mut b, Arc::clone(&policy), Some(Arc::clone(&certs)), hooks)
+        .map_err(|e| CliError::Setup(e.to_string()))?;
     if remote_keys {
         // Remote keys: a handshake waiting for the key server pauses; the worker goes on.
         enable_async(&mut b);
@@ -331,6 +332,11 @@ pub(crate) fn start(
     // Orders start once the listeners answer TLS-ALPN-01 validations.
     let acme_section = shared.routes.load().0.acme.clone();
     if let (Some(section), Some(state)) = (acme_section, &shared.acme) {
+        let for_reload = Arc::clone(&shared);
+        let _ = state.on_stored.set(Arc::new(move |path: &std::path::Path| {
+            let r = reload_certificates(&for_reload, &[path.to_path_buf()]);
+            report_reload(&for_reload, r, "ACME");
+        }));
         acme::spawn(section, Arc::clone(state)).map_err(|source| CliError::Listen {
             addr: "[acme] http_listen".into(),
             source,

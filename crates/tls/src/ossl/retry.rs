@@ -16,30 +16,89 @@ use crate::hello::Next;
 use openssl::ex_data::Index;
 use openssl::ssl::{Ssl, SslRef};
 use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Mutex, OnceLock};
 
 /// What the slow part produced, handed back to the hook on its next run ([`take_output`]).
 pub type Output = Box<dyn Any + Send>;
 
 /// The slow part of a ClientHello decision. It does not borrow the connection, so the driver
-/// may run it wherever it likes: on its own stack, or on a blocking pool for CPU-heavy work.
-pub struct Pending(Box<dyn FnOnce() -> Output + Send>);
+/// may run it wherever it likes: on its own stack, or on a blocking pool for CPU-heavy work —
+/// or, for work that waits on something else (a CA issuing a certificate, an allow-list asked
+/// over the network), await it as a future ([`Pending::later`], [`Pending::into_future`])
+/// while the thread serves other connections.
+pub struct Pending(Work);
+
+enum Work {
+    Now(Box<dyn FnOnce() -> Output + Send>),
+    Later(Pin<Box<dyn Future<Output = Output> + Send>>),
+}
 
 impl Pending {
     /// Wraps the slow part; its result reaches the hook's next run through [`take_output`].
     pub fn new<T: Any + Send>(work: impl FnOnce() -> T + Send + 'static) -> Self {
-        Pending(Box::new(move || Box::new(work()) as Output))
+        Pending(Work::Now(Box::new(move || Box::new(work()) as Output)))
     }
 
-    /// Runs the slow part; hand the result to [`complete`], then resume the handshake.
+    /// Wraps a slow part that waits: a driver awaits it ([`into_future`](Self::into_future))
+    /// on the connection's own task. It runs in the driver's async context (a tokio runtime
+    /// for this workspace's driver).
+    pub fn later<T: Any + Send>(work: impl Future<Output = T> + Send + 'static) -> Self {
+        Pending(Work::Later(Box::pin(async move {
+            Box::new(work.await) as Output
+        })))
+    }
+
+    /// Whether the work waits (made with [`later`](Self::later)).
+    pub fn waits(&self) -> bool {
+        matches!(self.0, Work::Later(_))
+    }
+
+    /// Runs the slow part on this thread; hand the result to [`complete`], then resume the
+    /// handshake. Work that waits is driven here until it ends (this thread does nothing else
+    /// meanwhile: drivers that can wait use [`into_future`](Self::into_future)).
     pub fn run(self) -> Output {
-        (self.0)()
+        match self.0 {
+            Work::Now(f) => f(),
+            Work::Later(fut) => block_on(fut),
+        }
+    }
+
+    /// The slow part as a future, whichever kind it is.
+    pub fn into_future(self) -> Pin<Box<dyn Future<Output = Output> + Send>> {
+        match self.0 {
+            Work::Now(f) => Box::pin(async move { f() }),
+            Work::Later(fut) => fut,
+        }
+    }
+}
+
+/// Drives `fut` to its end on this thread, parking between wake-ups.
+fn block_on(mut fut: Pin<Box<dyn Future<Output = Output> + Send>>) -> Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    loop {
+        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
     }
 }
 
 impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Pending")
+        f.write_str(if self.waits() {
+            "Pending(waits)"
+        } else {
+            "Pending"
+        })
     }
 }
 
@@ -154,5 +213,44 @@ mod tests {
         complete(&driven, take(&driven).unwrap().run());
         assert_eq!(take_output::<u32>(&driven), Some(7));
         assert_eq!(take_output::<u32>(&driven), None);
+    }
+
+    #[test]
+    fn work_that_waits_is_driven_by_run_or_awaited() {
+        // Woken from another thread, as a CA's answer would be.
+        let (tx, rx) = std::sync::mpsc::channel::<u32>();
+        let waiting = Pending::later(Recv(std::sync::Arc::new(Mutex::new((rx, None)))));
+        assert!(waiting.waits());
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            tx.send(9).unwrap();
+        });
+        let out = waiting.run();
+        sender.join().unwrap();
+        assert_eq!(*out.downcast::<u32>().unwrap(), 9);
+        assert!(!Pending::new(|| 1u8).waits());
+    }
+
+    /// A future ready once a value arrives on a channel (polled: registers its waker).
+    struct Recv(std::sync::Arc<Mutex<(std::sync::mpsc::Receiver<u32>, Option<std::task::Waker>)>>);
+
+    impl Future for Recv {
+        type Output = u32;
+        fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<u32> {
+            let mut g = self.0.lock().unwrap();
+            match g.0.try_recv() {
+                Ok(v) => std::task::Poll::Ready(v),
+                Err(_) => {
+                    // Wake again shortly: the channel has no waker of its own.
+                    let w = cx.waker().clone();
+                    std::thread::spawn(move || {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        w.wake();
+                    });
+                    g.1 = None;
+                    std::task::Poll::Pending
+                }
+            }
+        }
     }
 }
