@@ -92,6 +92,27 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Whether `other` claims exactly what this entry claims in a snapshot's index — names and
+    /// wildcards with their key types, exclusions, addresses, default, key types, tunnel — so
+    /// that one index serves a snapshot holding either (a replaced certificate for the same
+    /// names needs no new index).
+    pub(crate) fn same_claims(&self, other: &Entry) -> bool {
+        fn same(a: &[Name], b: &[Name]) -> bool {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| x.text == y.text && x.types == y.types)
+        }
+        same(&self.names, &other.names)
+            && same(&self.wildcards, &other.wildcards)
+            && self.exclusions == other.exclusions
+            && self.san_ips == other.san_ips
+            && self.spec.dest_ip == other.spec.dest_ip
+            && self.spec.default == other.spec.default
+            && self.key_types() == other.key_types()
+            && self.chains.is_empty() == other.chains.is_empty()
+    }
+
     /// How the entry was configured (files, line, options, dest_ip, ticket settings, …).
     /// Identity of this entry's content: kept by a reload when the entry did not change, new
     /// when it did (for caches keyed by entry).

@@ -241,6 +241,16 @@ impl PreparedCache {
         }
     }
 
+    /// Drops the entries with these ids (after a partial reload: the versions it replaced).
+    pub(crate) fn forget(&self, ids: &[u64]) {
+        for &id in ids {
+            let mut shard = self.shard(id);
+            if let Some(old) = shard.lru.pop(&id) {
+                shard.bytes -= old.bytes();
+            }
+        }
+    }
+
     /// Judges OCSP responses at Unix time `now` instead of the clock (tests, `certs check
     /// --at`).
     pub fn judging_at(mut self, now: Option<i64>) -> PreparedCache {

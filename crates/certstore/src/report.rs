@@ -35,6 +35,15 @@ pub struct Report {
     pub elapsed: Duration,
     /// Every problem found, errors and warnings, in source order.
     pub problems: Vec<Problem>,
+    /// A partial reload changed no entry's names, addresses or options: the index (and
+    /// whatever follows the names, such as crt-list rules) is the previous one.
+    pub same_claims: bool,
+    /// A partial reload: only the entries naming the changed files were read (the set of
+    /// files behind the store is the same).
+    pub partial: bool,
+    /// The ids of the entry versions a partial reload replaced.
+    #[serde(skip)]
+    pub(crate) replaced_ids: Vec<u64>,
     /// The ids of the kept entries, for the snapshot's count of troubled entries.
     #[serde(skip)]
     pub(crate) kept_ids: Vec<u64>,

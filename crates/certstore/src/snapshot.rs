@@ -4,14 +4,23 @@ use crate::cert::KeyTypes;
 use crate::entry::Entry;
 use crate::index::{Index, MatchKind, Picks};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// What one load produced. Readers hold an `Arc<Snapshot>`; reloads publish a new one.
 pub struct Snapshot {
     entries: Vec<Arc<Entry>>,
-    pub(crate) index: Index,
+    /// Shared with the next snapshot when a reload changes no entry's claims.
+    pub(crate) index: Arc<Index>,
     pub(crate) trouble: Trouble,
+    /// Heap bytes of the entries and the index (kept up to date by partial reloads).
+    pub(crate) heap: usize,
+    /// Entries by the absolute path of each of their files (built on first use; shared while
+    /// the entries' files stay where they are).
+    pub(crate) by_path: Arc<OnceLock<ByPath>>,
 }
+
+/// Entry positions by the bytes of a file's absolute path.
+pub(crate) type ByPath = std::collections::HashMap<Box<[u8]>, Vec<u32>>;
 
 /// The configured entries a snapshot does not serve as configured.
 #[derive(Debug, Default, Clone)]
@@ -67,18 +76,60 @@ impl<'a> Selected<'a> {
 
 impl Snapshot {
     pub(crate) fn new(entries: Vec<Arc<Entry>>, index: Index) -> Self {
+        let heap = entries.iter().map(|e| e.heap_bytes()).sum::<usize>() + index.heap_bytes();
         Snapshot {
             entries,
-            index,
+            index: Arc::new(index),
             trouble: Trouble::default(),
+            heap,
+            by_path: Arc::default(),
         }
+    }
+
+    /// The snapshot after `replaced` entries (positions) of `previous` were loaded again as
+    /// `entries[i]`, each claiming what its previous version claimed (`Entry::same_claims`)
+    /// from the same files: the index and the path map are shared, the heap size adjusted.
+    pub(crate) fn replacing(
+        previous: &Snapshot,
+        entries: Vec<Arc<Entry>>,
+        replaced: &[usize],
+    ) -> Self {
+        let old: usize = replaced
+            .iter()
+            .map(|&i| previous.entries[i].heap_bytes())
+            .sum();
+        let new: usize = replaced.iter().map(|&i| entries[i].heap_bytes()).sum();
+        Snapshot {
+            entries,
+            index: Arc::clone(&previous.index),
+            trouble: Trouble::default(),
+            heap: (previous.heap + new).saturating_sub(old),
+            by_path: Arc::clone(&previous.by_path),
+        }
+    }
+
+    /// Entry positions by file (absolute path bytes), built once per set of files.
+    pub(crate) fn by_path(&self) -> &ByPath {
+        self.by_path.get_or_init(|| {
+            let mut map = ByPath::new();
+            for (i, e) in self.entries.iter().enumerate() {
+                for f in crate::load::entry_paths(&e.spec) {
+                    let abs = crate::watch::absolute(f);
+                    let key: Box<[u8]> = abs.as_os_str().as_encoded_bytes().into();
+                    map.entry(key).or_default().push(i as u32);
+                }
+            }
+            map
+        })
     }
 
     /// An empty snapshot: every lookup misses.
     pub fn empty() -> Self {
         Snapshot {
             entries: Vec::new(),
-            index: Index::default(),
+            index: Arc::default(),
+            heap: 0,
+            by_path: Arc::default(),
             trouble: Trouble::default(),
         }
     }
@@ -112,6 +163,6 @@ impl Snapshot {
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.entries.iter().map(|e| e.heap_bytes()).sum::<usize>() + self.index.heap_bytes()
+        self.heap
     }
 }

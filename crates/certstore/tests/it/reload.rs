@@ -228,6 +228,31 @@ fn reload_changed_reads_only_the_entries_naming_the_changed_files() {
     pki.bundle("c.pem", &pki.ecdsa(&["c.example.com"]));
     store.reload_changed(&[path("c.pem")]).unwrap();
     assert_eq!(store.snapshot().troubled(), 0);
+
+    // Replaced for other names (the index cannot be kept): the new names are found, the old
+    // one is not; replaced again for the same names (the index is kept): the new leaf is.
+    let moved = pki.ecdsa(&["moved.example.com"]);
+    pki.bundle("a.pem", &moved);
+    store.reload_changed(&[path("a.pem")]).unwrap();
+    assert_eq!(leaf_of(&store, "moved.example.com"), Some(der(&moved)));
+    let how = store
+        .snapshot()
+        .lookup(Some("a.example.com"), None)
+        .map(|s| s.how);
+    assert_eq!(
+        how,
+        Some(edgetls_certstore::MatchKind::Default),
+        "a.example.com is no name any more"
+    );
+    let again = pki.ecdsa(&["moved.example.com"]);
+    pki.bundle("a.pem", &again);
+    store.reload_changed(&[path("a.pem")]).unwrap();
+    assert_eq!(leaf_of(&store, "moved.example.com"), Some(der(&again)));
+    // An RSA certificate for the same name changes its key type: found as RSA now.
+    let rsa = pki.rsa(&["moved.example.com"]);
+    pki.bundle("a.pem", &rsa);
+    store.reload_changed(&[path("a.pem")]).unwrap();
+    assert_eq!(leaf_of(&store, "moved.example.com"), Some(der(&rsa)));
 }
 
 /// A store loaded from a relative path (here, relative to the test's working directory)

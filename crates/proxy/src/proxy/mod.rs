@@ -396,6 +396,8 @@ fn serve_metrics(
 pub(crate) struct Reloaded {
     summary: String,
     errors: usize,
+    /// Only entries of known files were read again: the set of files to watch is the same.
+    pub(crate) partial: bool,
 }
 
 /// Logs the certificate store's problems from a reload as problem lines (file, line, what),
@@ -415,10 +417,14 @@ pub(crate) fn report_reload(shared: &Shared, r: Result<Reloaded, CliError>, why:
         .metrics
         .reload(matches!(&r, Ok(Reloaded { errors: 0, .. })));
     match r {
-        Ok(Reloaded { summary, errors: 0 }) => {
+        Ok(Reloaded {
+            summary, errors: 0, ..
+        }) => {
             tracing::info!("reloaded ({why}): {summary}");
         }
-        Ok(Reloaded { summary, errors }) => {
+        Ok(Reloaded {
+            summary, errors, ..
+        }) => {
             tracing::warn!(
                 "reloaded with {errors} problem(s) in the files read, see the lines above ({why}): {summary}"
             );
@@ -511,10 +517,14 @@ pub(crate) fn reload_certificates(
         _ => shared.certs.reload_changed(changed)?,
     };
     let errors = log_problems(&report);
-    shared
-        .policy
-        .reload()
-        .map_err(|e| CliError::Setup(e.to_string()))?;
+    // Rules from crt-list options follow the entries' names and options: unchanged when the
+    // reload changed no claim (a certificate replaced for the same names).
+    if !report.same_claims {
+        shared
+            .policy
+            .reload()
+            .map_err(|e| CliError::Setup(e.to_string()))?;
+    }
     Ok(Reloaded {
         summary: format!(
             "{} certificate entries ({} failed, {} kept their previous version, {} read again) in {} ms",
@@ -525,6 +535,7 @@ pub(crate) fn reload_certificates(
             started.elapsed().as_millis()
         ),
         errors,
+        partial: report.partial,
     })
 }
 
@@ -567,5 +578,6 @@ fn reload(path: &std::path::Path, shared: &Shared) -> Result<Reloaded, CliError>
             report.elapsed.as_millis()
         ),
         errors,
+        partial: false,
     })
 }

@@ -218,10 +218,15 @@ fn run(ready: Ready, shared: &Shared) {
             Change::Entries => reload_certificates(shared, &certs.into_iter().collect::<Vec<_>>()),
             Change::Full => reload(config, shared),
         };
+        // A partial reload read only known files: the set to watch is the same (and working
+        // it out again walks every entry).
+        let partial = matches!(&outcome, Ok(r) if r.partial);
         report_reload(shared, outcome, "file change");
-        let (dirs, now) = watched(config, shared);
-        relevant = now;
-        watch_new(&mut *watcher, &mut watching, dirs);
+        if !partial {
+            let (dirs, now) = watched(config, shared);
+            relevant = now;
+            watch_new(&mut *watcher, &mut watching, dirs);
+        }
     }
 }
 
