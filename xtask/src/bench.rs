@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
-    /// What to measure: certs, keyless, hsm, engine, tickets, policy, proxy, proxy-protocol, fleet, names, hostile, restarts, soak (--minutes N), fuzz (the recorded run), ab (against --baseline REV), or all.
+    /// What to measure: certs, keyless, hsm, engine, tickets, policy, proxy, proxy-protocol, fleet, names, hostile, restarts, soak (--minutes N), acme, fuzz (the recorded run), ab (against --baseline REV), or all.
     #[arg(long, default_value = "all")]
     suite: String,
     /// Keyless throughput runs: client connections to the key server.
@@ -127,6 +127,10 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         "hostile" => crate::bench_hostile::run(&root, &mut report)?,
         "restarts" => crate::bench_restarts::run(&root, &mut report)?,
         "soak" => crate::bench_soak::run(&root, args.minutes, &mut report)?,
+        "acme" => crate::bench_acme::run(&root, &root.join(&args.data), "all", &mut report)?,
+        part @ ("acme-issue" | "acme-demand" | "acme-admin") => {
+            crate::bench_acme::run(&root, &root.join(&args.data), &part[5..], &mut report)?
+        }
         "names" => crate::bench_names::run(&root, &mut report)?,
         "groups" => crate::bench_groups::run(&root, args.runs, &mut report)?,
         "libraries" => crate::bench_libraries::run(&root, args.runs, &mut report)?,
@@ -140,7 +144,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         "fuzz" => report.push_str(&fuzz_section(&root)),
         other => {
             bail!(
-                "unknown suite {other:?}: certs, keyless, hsm, engine, openssl, tickets, policy, proxy, proxy-protocol, fleet, names, hostile, restarts, soak, groups, libraries, ab, fuzz or all"
+                "unknown suite {other:?}: certs, keyless, hsm, engine, openssl, tickets, policy, proxy, proxy-protocol, fleet, names, hostile, restarts, soak, acme, groups, libraries, ab, fuzz or all"
             )
         }
     }

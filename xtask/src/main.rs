@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_ab;
+mod bench_acme;
 mod bench_engine;
 mod bench_groups;
 mod bench_hostile;
