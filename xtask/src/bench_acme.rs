@@ -390,6 +390,9 @@ fn admin_api(
     if a["ok"] != json!(true) {
         bail!("add: {a}");
     }
+    // The add was a new file: a full reload, and the watcher's own after it. Measured from
+    // steady state.
+    std::thread::sleep(Duration::from_secs(5));
     // One replacement at a time: the API's own figure, and request-to-served.
     let mut answered = Vec::new();
     let mut served = Vec::new();
