@@ -77,6 +77,8 @@ pub struct AcmeConfig {
     pub max_backoff: Duration,
     /// How long one order may take, challenges included.
     pub order_timeout: Duration,
+    /// Revoke a certificate (reason: superseded) once its successor is stored.
+    pub revoke_replaced: bool,
 }
 
 impl AcmeConfig {
@@ -96,6 +98,7 @@ impl AcmeConfig {
             renew_fraction: 2.0 / 3.0,
             max_backoff: Duration::from_secs(3600),
             order_timeout: Duration::from_secs(120),
+            revoke_replaced: false,
         }
     }
 

@@ -289,7 +289,37 @@ async fn issue_inner(
     write_pending(&pending_file, &pending)?;
     order.finalize_csr(&csr(&key, names)?).await.map_err(&ca)?;
     let chain = order.poll_certificate(&retries).await.map_err(&ca)?;
-    store(config, names, &chain, &pending.key_pem, &pending_file)
+    let replaced = stored_leaf(&bundle_path(&config.storage, names));
+    let path = store(config, names, &chain, &pending.key_pem, &pending_file)?;
+    if config.revoke_replaced {
+        if let Some(old) = replaced {
+            revoke(account, &old, names).await;
+        }
+    }
+    Ok(path)
+}
+
+/// The leaf (DER) of the bundle at `path`, if there is one.
+fn stored_leaf(path: &Path) -> Option<Vec<u8>> {
+    let body = std::fs::read(path).ok()?;
+    openssl::x509::X509::from_pem(&body).ok()?.to_der().ok()
+}
+
+/// Revokes `leaf` as superseded; a failure is logged, not the order's (its successor is stored).
+async fn revoke(account: &Account, leaf: &[u8], names: &[String]) {
+    let der = rustls_pki_types::CertificateDer::from(leaf.to_vec());
+    let request = instant_acme::RevocationRequest {
+        certificate: &der,
+        reason: Some(instant_acme::RevocationReason::Superseded),
+    };
+    match account.revoke(&request).await {
+        Ok(()) => {
+            tracing::info!(names = %names.join(","), "the replaced certificate is revoked (superseded)")
+        }
+        Err(e) => {
+            tracing::warn!(names = %names.join(","), "revoking the replaced certificate: {e}")
+        }
+    }
 }
 
 fn read_pending(path: &Path) -> Result<Option<Pending>, AcmeError> {

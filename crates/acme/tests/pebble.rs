@@ -267,3 +267,37 @@ fn a_ca_that_stops_answering_fails_the_order_in_bounded_time_and_serves_again_af
     rt.block_on(acme.issue(&c.names[0])).unwrap();
     assert!(storage.path().join("d.test.pem").exists());
 }
+
+#[test]
+fn a_replaced_certificate_is_revoked_when_configured() {
+    if !pebble_or_skip() {
+        return;
+    }
+    let http = TcpListener::bind("127.0.0.1:0").unwrap();
+    let p = Pebble::start(Options::new(free_port(), http.local_addr().unwrap().port()));
+    let challenges = Challenges::new();
+    http01(http, Arc::clone(&challenges), Arc::default());
+    let storage = tempfile::tempdir().unwrap();
+    let mut c = config(&p, storage.path(), Challenge::Http01, &[&["e.test"]]);
+    c.revoke_replaced = true;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let acme = rt
+        .block_on(Acme::start(c.clone(), challenges, AcmeMetrics::default()))
+        .unwrap();
+    let path = rt.block_on(acme.issue(&c.names[0])).unwrap();
+    let first = X509::from_pem(&std::fs::read(&path).unwrap()).unwrap();
+    let serial = first
+        .serial_number()
+        .to_bn()
+        .unwrap()
+        .to_hex_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert_eq!(p.cert_status(&serial), "Valid");
+    rt.block_on(acme.issue(&c.names[0])).unwrap();
+    assert_eq!(
+        p.cert_status(&serial),
+        "Revoked",
+        "the first certificate, once replaced"
+    );
+}

@@ -175,6 +175,25 @@ impl Pebble {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Pebble's status for the certificate with this serial (lowercase hex): `Valid`,
+    /// `Revoked`, or what its management API answered.
+    pub fn cert_status(&self, serial: &str) -> String {
+        let out = Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(&self.api_ca)
+            .arg(format!(
+                "https://127.0.0.1:{}/cert-status-by-serial/{serial}",
+                self.management
+            ))
+            .output()
+            .expect("curl runs");
+        let body = String::from_utf8_lossy(&out.stdout).into_owned();
+        body.split("\"Status\":")
+            .nth(1)
+            .and_then(|r| r.split('"').nth(1))
+            .map_or(body.clone(), str::to_owned)
+    }
+
     /// A command line that sets (`set-txt`) or clears (`clear-txt`) a TXT record on the DNS
     /// server: for a DNS-01 hook script (`$1` = set|clear, `$2` = name, `$3` = value).
     pub fn dns_hook_script(&self) -> String {

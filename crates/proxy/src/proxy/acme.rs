@@ -21,6 +21,7 @@
 //! eab_hmac_key = "base64url…"
 //! concurrency = 4                   # orders in flight at most
 //! orders_per_hour = 100             # new orders started per hour at most
+//! revoke_replaced = false           # true: revoke a certificate (superseded) once renewed
 //! on_demand = false                 # true: obtain a certificate during a new name's first
 //! on_demand_suffixes = ["example.net"]  # handshake, for names under these and/or
 //! on_demand_ask = "http://127.0.0.1:9000/allowed"   # names this answers 200 for
@@ -59,6 +60,8 @@ pub(crate) struct RawAcme {
     eab_hmac_key: Option<String>,
     concurrency: Option<usize>,
     orders_per_hour: Option<f64>,
+    #[serde(default)]
+    revoke_replaced: bool,
     #[serde(default)]
     on_demand: bool,
     #[serde(default)]
@@ -133,6 +136,7 @@ impl RawAcme {
         if let Some(n) = self.orders_per_hour {
             c.orders_per_hour = n;
         }
+        c.revoke_replaced = self.revoke_replaced;
         c.validate().map_err(|e| e.to_string())?;
         let on_demand = match self.on_demand {
             false => None,
