@@ -294,3 +294,98 @@ fn bad_input_changes_nothing() {
     assert!(answer.contains("\"ok\":false"), "{answer}");
     assert_eq!(served_cert(proxy.addr, "keep.test"), leaf);
 }
+
+#[test]
+fn the_http_endpoint_answers_bearers_of_the_token_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = setup(d);
+    let port = edgetls_testkit::net::free_port();
+    let token = "t0ken-t0ken-t0ken-t0ken-t0ken-t0ken";
+    std::fs::write(d.join("admin.token"), format!("{token}\n")).unwrap();
+    std::fs::set_permissions(
+        d.join("admin.token"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let body = std::fs::read_to_string(&cfg).unwrap().replace(
+        "storage = \"managed\"",
+        &format!(
+            "storage = \"managed\"\nhttp = \"127.0.0.1:{port}\"\ntoken_file = \"admin.token\""
+        ),
+    );
+    std::fs::write(&cfg, &body).unwrap();
+    // A token file others can read is refused at start.
+    let o = Command::new(env!("CARGO_BIN_EXE_edgetls"))
+        .args(["proxy", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("chmod 600"), "{}", text(&o.stderr));
+    std::fs::set_permissions(
+        d.join("admin.token"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    // Plain HTTP with a token is refused off loopback.
+    let open = d.join("open.toml");
+    std::fs::write(&open, body.replace("127.0.0.1:", "0.0.0.0:")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_edgetls"))
+        .args(["proxy", "--check", "--config"])
+        .arg(&open)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("loopback"), "{}", text(&o.stderr));
+    let _proxy = common::start(&cfg);
+    edgetls_testkit::wait::listening(port, "the admin HTTP endpoint");
+    let curl = |args: &[&str]| -> String {
+        let o = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "5",
+            ])
+            .args(args)
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .output()
+            .unwrap();
+        text(&o.stdout)
+    };
+    let bearer = format!("Authorization: Bearer {token}");
+    let show = r#"{"op":"show","name":"default.demo.test"}"#;
+    assert_eq!(curl(&["-H", &bearer, "-d", show]), "200");
+    assert_eq!(curl(&["-d", show]), "401", "no token");
+    assert_eq!(
+        curl(&["-H", "Authorization: Bearer wrong", "-d", show]),
+        "401"
+    );
+    assert_eq!(curl(&["-H", &bearer]), "405", "GET");
+    assert_eq!(curl(&["-H", &bearer, "-d", "garbage"]), "400");
+    assert_eq!(
+        curl(&[
+            "-H",
+            &bearer,
+            "-d",
+            r#"{"op":"remove","name":"absent.test"}"#
+        ]),
+        "422"
+    );
+    // The answer itself, through the token.
+    let o = Command::new("curl")
+        .args(["-s", "--max-time", "5", "-H", &bearer, "-d", show])
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .unwrap();
+    assert!(
+        text(&o.stdout).contains("default.demo.test"),
+        "{}",
+        text(&o.stdout)
+    );
+}

@@ -19,6 +19,7 @@ use crate::proxy::{Shared, reload_certificates, report_reload};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -67,6 +68,31 @@ pub(crate) struct AdminSection {
     pub(crate) socket: PathBuf,
     /// Where added certificates are written (a certificate source).
     pub(crate) storage: PathBuf,
+    /// The same API over HTTP, with the bearer token's file (`http`, `token_file`).
+    pub(crate) http: Option<(SocketAddr, PathBuf)>,
+}
+
+/// The HTTP API's bearer token: the file's first line, which must be at least 32 bytes, in a
+/// file no one but its owner can read.
+pub(crate) fn read_token(path: &Path) -> Result<Arc<[u8]>, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("[admin] token_file {shown}: {e}"))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(format!(
+            "[admin] token_file {shown}: readable by others (mode {:o}); chmod 600 it",
+            meta.permissions().mode() & 0o777
+        ));
+    }
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("[admin] token_file {shown}: {e}"))?;
+    let token = text.lines().next().unwrap_or("").trim();
+    if token.len() < 32 {
+        return Err(format!(
+            "[admin] token_file {shown}: a token of at least 32 characters"
+        ));
+    }
+    Ok(Arc::from(token.as_bytes()))
 }
 
 fn file_for(storage: &Path, name: &str) -> PathBuf {

@@ -55,6 +55,8 @@
 //! [admin]                         # optional: the runtime certificate API (docs/admin.md)
 //! socket = "/run/edgetls/admin.sock"   # mode 0600; its owner and root only
 //! storage = "/var/lib/edgetls/admin"   # where added certificates go (default: [acme] storage)
+//! http = "127.0.0.1:9101"         # optional: the same API over HTTP (loopback only), with
+//! token_file = "admin.token"      # a bearer token (mode 0600, at least 32 bytes)
 //!
 //! [[routes]]                      # first match wins: by server name, then negotiated ALPN
 //! fqdn = "*.example.com"
@@ -155,6 +157,8 @@ impl Tickets {
 struct RawAdmin {
     socket: String,
     storage: Option<String>,
+    http: Option<String>,
+    token_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -670,9 +674,38 @@ impl Config {
                     ));
                 }
             };
+            let http = match (a.http, a.token_file) {
+                (None, None) => None,
+                (Some(addr), Some(token)) => {
+                    let at = line_of("[admin]");
+                    let addr: std::net::SocketAddr = addr
+                        .parse()
+                        .map_err(|e| bad(path, at, "admin.http", format!("{addr:?}: {e}")))?;
+                    if !addr.ip().is_loopback() {
+                        return Err(bad(
+                            path,
+                            at,
+                            "admin.http",
+                            format!(
+                                "{addr}: plain HTTP with a bearer token belongs on loopback (127.0.0.1, ::1)"
+                            ),
+                        ));
+                    }
+                    Some((addr, rel(&token)))
+                }
+                _ => {
+                    return Err(bad(
+                        path,
+                        line_of("[admin]"),
+                        "admin.http",
+                        "http and token_file go together",
+                    ));
+                }
+            };
             config.admin = Some(crate::proxy::admin::AdminSection {
                 socket: rel(&a.socket),
                 storage,
+                http,
             });
         }
         // The ACME and admin storage directories are certificate sources, named or not.

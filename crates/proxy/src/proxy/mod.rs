@@ -3,6 +3,7 @@
 mod acme;
 mod admin;
 mod admin_check;
+mod admin_http;
 pub(crate) mod config;
 pub(crate) mod handover;
 mod listeners;
@@ -328,6 +329,15 @@ pub(crate) fn start(
             addr: admin.socket.display().to_string(),
             source,
         })?;
+        if let Some((addr, token_file)) = &admin.http {
+            let token = admin::read_token(token_file).map_err(CliError::Setup)?;
+            let bound = admin_http::serve(*addr, token, admin.clone(), Arc::clone(&shared))
+                .map_err(|source| CliError::Listen {
+                    addr: addr.to_string(),
+                    source,
+                })?;
+            tracing::info!("admin API on http://{bound}/ (bearer token)");
+        }
     }
     // Orders start once the listeners answer TLS-ALPN-01 validations.
     let acme_section = shared.routes.load().0.acme.clone();
