@@ -148,14 +148,27 @@ fn acme_config(
     Ok(config)
 }
 
-fn issuance(bin: &Path, root: &Path, origin: SocketAddr, report: &mut String) -> Result<()> {
+/// A proxy with the demo's names and `[acme]` (`names` in its names file, `extra` settings)
+/// beside a pebble validating on its port; `started` is taken just before the proxy starts.
+struct Setup {
+    proxy: Proxy,
+    started: Instant,
+    _pebble: Pebble,
+    dir: tempfile::TempDir,
+}
+
+fn setup(
+    bin: &Path,
+    root: &Path,
+    origin: SocketAddr,
+    names: &[String],
+    extra: &str,
+) -> Result<Setup> {
     let dir = tempfile::tempdir_in(root.join("target"))?;
     let d = dir.path();
     demo_files(bin, d, 50)?;
-    let names: String = (0..ISSUE)
-        .map(|i| format!("n{i:05}.bench.test\n"))
-        .collect();
-    std::fs::write(d.join("names.txt"), names)?;
+    let list: String = names.iter().map(|n| format!("{n}\n")).collect();
+    std::fs::write(d.join("names.txt"), list)?;
     let port = free_port()?;
     let p = Pebble::start(Options::new(port, free_port()?));
     let config = acme_config(
@@ -163,10 +176,23 @@ fn issuance(bin: &Path, root: &Path, origin: SocketAddr, report: &mut String) ->
         &p,
         port,
         origin,
-        "names_file = \"names.txt\"\nconcurrency = 8",
+        &format!("names_file = \"names.txt\"\n{extra}"),
     )?;
     let started = Instant::now();
     let proxy = spawn(bin, &config)?;
+    Ok(Setup {
+        proxy,
+        started,
+        _pebble: p,
+        dir,
+    })
+}
+
+fn issuance(bin: &Path, root: &Path, origin: SocketAddr, report: &mut String) -> Result<()> {
+    let names: Vec<String> = (0..ISSUE).map(|i| format!("n{i:05}.bench.test")).collect();
+    // (Held whole: pebble lives as long as it.)
+    let run = setup(bin, root, origin, &names, "concurrency = 8")?;
+    let (proxy, started, d) = (&run.proxy, run.started, run.dir.path());
     let pid = proxy.child.id();
     let storage = d.join("acme");
     let stored = || {
@@ -222,24 +248,18 @@ fn issuance(bin: &Path, root: &Path, origin: SocketAddr, report: &mut String) ->
 }
 
 fn on_demand(bin: &Path, root: &Path, origin: SocketAddr, report: &mut String) -> Result<()> {
-    let dir = tempfile::tempdir_in(root.join("target"))?;
-    let d = dir.path();
-    demo_files(bin, d, 50)?;
-    let names: String = (0..DEMAND)
-        .map(|i| format!("c{i:03}.configured.test\n"))
+    let names: Vec<String> = (0..DEMAND)
+        .map(|i| format!("c{i:03}.configured.test"))
         .collect();
-    std::fs::write(d.join("names.txt"), names)?;
-    let port = free_port()?;
-    let p = Pebble::start(Options::new(port, free_port()?));
-    let config = acme_config(
-        d,
-        &p,
-        port,
+    let run = setup(
+        bin,
+        root,
         origin,
-        "names_file = \"names.txt\"\non_demand = true\non_demand_suffixes = [\"demand.test\"]\n\
+        &names,
+        "on_demand = true\non_demand_suffixes = [\"demand.test\"]\n\
          on_demand_per_minute = 100000\non_demand_concurrency = 100",
     )?;
-    let proxy = spawn(bin, &config)?;
+    let (proxy, d) = (&run.proxy, run.dir.path());
     let pid = proxy.child.id();
     let socket = d.join("admin.sock");
     // The configured names are issued at start; then each is renewed through the API: the
@@ -322,30 +342,11 @@ fn leaf_of(addr: SocketAddr, name: &str) -> Result<Vec<u8>> {
 
 /// A self-signed P-256 certificate naming `name`, and its key (PEM).
 fn self_signed(name: &str) -> Result<(String, String)> {
-    use openssl::asn1::Asn1Time;
-    let (_, key) = edgetls_testkit::certs::self_signed(name);
-    let mut b = openssl::x509::X509::builder()?;
-    b.set_version(2)?;
-    let mut n = openssl::x509::X509NameBuilder::new()?;
-    n.append_entry_by_nid(openssl::nid::Nid::COMMONNAME, name)?;
-    let n = n.build();
-    b.set_subject_name(&n)?;
-    b.set_issuer_name(&n)?;
-    b.set_pubkey(&key)?;
-    let mut serial = openssl::bn::BigNum::new()?;
-    serial.rand(63, openssl::bn::MsbOption::MAYBE_ZERO, false)?;
-    let serial = serial.to_asn1_integer()?;
-    b.set_serial_number(&serial)?;
-    let (from, to) = (Asn1Time::days_from_now(0)?, Asn1Time::days_from_now(30)?);
-    b.set_not_before(&from)?;
-    b.set_not_after(&to)?;
-    let san = openssl::x509::extension::SubjectAlternativeName::new()
-        .dns(name)
-        .build(&b.x509v3_context(None, None))?;
-    b.append_extension(san)?;
-    b.sign(&key, openssl::hash::MessageDigest::sha256())?;
+    use edgetls_testkit::certs::{leaf_for, unix_now};
+    let now = unix_now();
+    let (cert, key) = leaf_for(&[name], now, now + 30 * 86_400, None);
     Ok((
-        String::from_utf8(b.build().to_pem()?)?,
+        String::from_utf8(cert.to_pem()?)?,
         String::from_utf8(key.private_key_to_pem_pkcs8()?)?,
     ))
 }

@@ -16,12 +16,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-fn pebble_or_skip() -> bool {
-    let ok = pebble::available();
-    if !ok {
-        eprintln!("pebble is not installed: skipped (apt-get install pebble)");
-    }
-    ok
+/// Pebble validating HTTP-01 on a responder that answers from the registry it returns
+/// (wrongly while `lie` is set).
+fn http01_pebble(lie: Arc<AtomicBool>) -> (Pebble, Arc<Challenges>) {
+    let http = TcpListener::bind("127.0.0.1:0").unwrap();
+    let p = Pebble::start(Options::new(free_port(), http.local_addr().unwrap().port()));
+    let challenges = Challenges::new();
+    http01(http, Arc::clone(&challenges), lie);
+    (p, challenges)
 }
 
 /// A plain HTTP-01 responder on `listener`, answering from `challenges`; `lie` makes it
@@ -108,13 +110,10 @@ fn check_bundle(p: &Pebble, path: &Path, names: &[&str]) {
 
 #[test]
 fn http01_issues_a_set_of_names_and_the_account_is_reused() {
-    if !pebble_or_skip() {
+    if pebble::skip() {
         return;
     }
-    let http = TcpListener::bind("127.0.0.1:0").unwrap();
-    let p = Pebble::start(Options::new(free_port(), http.local_addr().unwrap().port()));
-    let challenges = Challenges::new();
-    http01(http, Arc::clone(&challenges), Arc::default());
+    let (p, challenges) = http01_pebble(Arc::default());
     let storage = tempfile::tempdir().unwrap();
     let c = config(
         &p,
@@ -167,14 +166,11 @@ fn http01_issues_a_set_of_names_and_the_account_is_reused() {
 
 #[test]
 fn a_rejected_challenge_fails_with_the_cas_problem_and_writes_nothing() {
-    if !pebble_or_skip() {
+    if pebble::skip() {
         return;
     }
-    let http = TcpListener::bind("127.0.0.1:0").unwrap();
-    let p = Pebble::start(Options::new(free_port(), http.local_addr().unwrap().port()));
-    let challenges = Challenges::new();
     let lie = Arc::new(AtomicBool::new(true));
-    http01(http, Arc::clone(&challenges), Arc::clone(&lie));
+    let (p, challenges) = http01_pebble(Arc::clone(&lie));
     let storage = tempfile::tempdir().unwrap();
     let c = config(&p, storage.path(), Challenge::Http01, &[&["b.test"]]);
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -206,7 +202,7 @@ fn a_rejected_challenge_fails_with_the_cas_problem_and_writes_nothing() {
 
 #[test]
 fn dns01_goes_through_the_operators_hook() {
-    if !pebble_or_skip() {
+    if pebble::skip() {
         return;
     }
     let p = Pebble::start(Options::new(free_port(), free_port()));
@@ -237,13 +233,10 @@ fn dns01_goes_through_the_operators_hook() {
 
 #[test]
 fn a_ca_that_stops_answering_fails_the_order_in_bounded_time_and_serves_again_after() {
-    if !pebble_or_skip() {
+    if pebble::skip() {
         return;
     }
-    let http = TcpListener::bind("127.0.0.1:0").unwrap();
-    let p = Pebble::start(Options::new(free_port(), http.local_addr().unwrap().port()));
-    let challenges = Challenges::new();
-    http01(http, Arc::clone(&challenges), Arc::default());
+    let (p, challenges) = http01_pebble(Arc::default());
     let storage = tempfile::tempdir().unwrap();
     let mut c = config(&p, storage.path(), Challenge::Http01, &[&["d.test"]]);
     c.order_timeout = Duration::from_secs(3);
@@ -270,13 +263,10 @@ fn a_ca_that_stops_answering_fails_the_order_in_bounded_time_and_serves_again_af
 
 #[test]
 fn a_replaced_certificate_is_revoked_when_configured() {
-    if !pebble_or_skip() {
+    if pebble::skip() {
         return;
     }
-    let http = TcpListener::bind("127.0.0.1:0").unwrap();
-    let p = Pebble::start(Options::new(free_port(), http.local_addr().unwrap().port()));
-    let challenges = Challenges::new();
-    http01(http, Arc::clone(&challenges), Arc::default());
+    let (p, challenges) = http01_pebble(Arc::default());
     let storage = tempfile::tempdir().unwrap();
     let mut c = config(&p, storage.path(), Challenge::Http01, &[&["e.test"]]);
     c.revoke_replaced = true;

@@ -12,6 +12,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+/// A scratch directory, the proxy's TLS port (where pebble validates TLS-ALPN-01) and pebble.
+fn with_pebble() -> (tempfile::TempDir, u16, Pebble) {
+    let port = free_port();
+    let p = Pebble::start(Options::new(port, free_port()));
+    (tempfile::tempdir().unwrap(), port, p)
+}
+
 fn config(
     dir: &Path,
     p: &Pebble,
@@ -84,8 +91,7 @@ fn verified(port: u16, root: &Path, name: &str) -> (bool, String) {
 }
 
 fn issues_and_serves(challenge: &str) {
-    if !pebble::available() {
-        eprintln!("pebble is not installed: skipped (apt-get install pebble)");
+    if pebble::skip() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -179,51 +185,28 @@ fn a_bad_acme_section_is_refused_with_its_line() {
     }
 }
 
-/// A certificate for `name` signed by itself, valid from `from_days_ago` days ago until
-/// `until_days` days from now, as a bundle (chain, key).
+/// A self-signed certificate for `names`, valid from `from_days_ago` days ago until
+/// `until_days` days from now, as a bundle (certificate, key).
 fn seeded_bundle(names: &[&str], from_days_ago: i64, until_days: i64) -> Vec<u8> {
-    let name = names[0];
-    use openssl::asn1::Asn1Time;
-    let (_, key) = edgetls_testkit::certs::self_signed(name);
-    let mut n = openssl::x509::X509NameBuilder::new().unwrap();
-    n.append_entry_by_nid(openssl::nid::Nid::COMMONNAME, name)
-        .unwrap();
-    let n = n.build();
-    let mut b = openssl::x509::X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    b.set_subject_name(&n).unwrap();
-    b.set_issuer_name(&n).unwrap();
-    b.set_pubkey(&key).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    b.set_not_before(&Asn1Time::from_unix(now - from_days_ago * 86_400).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::from_unix(now + until_days * 86_400).unwrap())
-        .unwrap();
-    let mut san = openssl::x509::extension::SubjectAlternativeName::new();
-    for n in names {
-        san.dns(n);
-    }
-    let san = san.build(&b.x509v3_context(None, None)).unwrap();
-    b.append_extension(san).unwrap();
-    b.sign(&key, openssl::hash::MessageDigest::sha256())
-        .unwrap();
-    let mut pem = b.build().to_pem().unwrap();
+    use edgetls_testkit::certs::{leaf_for, unix_now};
+    let now = unix_now();
+    let (cert, key) = leaf_for(
+        names,
+        now - from_days_ago * 86_400,
+        now + until_days * 86_400,
+        None,
+    );
+    let mut pem = cert.to_pem().unwrap();
     pem.extend(key.private_key_to_pem_pkcs8().unwrap());
     pem
 }
 
 #[test]
 fn a_certificate_past_its_renewal_point_serves_until_its_successor_is_stored() {
-    if !pebble::available() {
-        eprintln!("pebble is not installed: skipped (apt-get install pebble)");
+    if pebble::skip() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let p = Pebble::start(Options::new(port, free_port()));
+    let (dir, port, p) = with_pebble();
     let names = r#""a.test", "b.test,www.b.test", "c.test""#;
     let cfg = config_for(dir.path(), &p, port, "tls-alpn-01", None, names);
     // a.test: 60 days into a 61-day life (renewal due); b.test: fresh, but www.b.test was
@@ -315,8 +298,7 @@ fn pending_keys(storage: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn kill_9_during_100_concurrent_orders_loses_nothing_and_leaves_no_half_file() {
-    if !pebble::available() {
-        eprintln!("pebble is not installed: skipped (apt-get install pebble)");
+    if pebble::skip() {
         return;
     }
     let names: Vec<String> = (0..100).map(|i| format!("\"site{i:03}.test\"")).collect();
@@ -386,13 +368,10 @@ fn kill_9_during_100_concurrent_orders_loses_nothing_and_leaves_no_half_file() {
 
 #[test]
 fn renew_and_orders_through_the_admin_socket() {
-    if !pebble::available() {
-        eprintln!("pebble is not installed: skipped (apt-get install pebble)");
+    if pebble::skip() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let p = Pebble::start(Options::new(port, free_port()));
+    let (dir, port, p) = with_pebble();
     let cfg = config(dir.path(), &p, port, "tls-alpn-01", None);
     let body = std::fs::read_to_string(&cfg).unwrap();
     std::fs::write(
@@ -467,13 +446,10 @@ fn on_demand_config(dir: &Path, p: &Pebble, port: u16, allow: &str) -> std::path
 
 #[test]
 fn on_demand_issues_during_the_first_handshake_for_an_allowed_name_only() {
-    if !pebble::available() {
-        eprintln!("pebble is not installed: skipped (apt-get install pebble)");
+    if pebble::skip() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let p = Pebble::start(Options::new(port, free_port()));
+    let (dir, port, p) = with_pebble();
     let cfg = on_demand_config(
         dir.path(),
         &p,
@@ -525,8 +501,7 @@ fn on_demand_issues_during_the_first_handshake_for_an_allowed_name_only() {
 
 #[test]
 fn on_demand_asks_the_allow_list_url_once_per_refused_name() {
-    if !pebble::available() {
-        eprintln!("pebble is not installed: skipped (apt-get install pebble)");
+    if pebble::skip() {
         return;
     }
     // The operator's allow-list service: 200 for yes.test, 404 for anything else; counts asks.
@@ -558,9 +533,7 @@ fn on_demand_asks_the_allow_list_url_once_per_refused_name() {
             );
         }
     });
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let p = Pebble::start(Options::new(port, free_port()));
+    let (dir, port, p) = with_pebble();
     let cfg = on_demand_config(
         dir.path(),
         &p,

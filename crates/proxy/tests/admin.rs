@@ -5,12 +5,8 @@
 mod common;
 
 use common::{served_cert, text};
-use openssl::asn1::Asn1Time;
-use openssl::bn::BigNum;
-use openssl::hash::MessageDigest;
-use openssl::pkey::{PKey, Private};
-use openssl::x509::extension::SubjectAlternativeName;
-use openssl::x509::{X509, X509NameBuilder};
+use openssl::pkey::PKey;
+use openssl::x509::X509;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -24,40 +20,16 @@ fn issue(
     from: i64,
     until: i64,
 ) -> (PathBuf, PathBuf, Vec<u8>) {
+    use edgetls_testkit::certs::{leaf_for, unix_now};
     let ca = X509::from_pem(&std::fs::read(pki.path("ca.pem")).unwrap()).unwrap();
     let ca_key = PKey::private_key_from_pem(&std::fs::read(pki.path("ca.key")).unwrap()).unwrap();
-    let key: PKey<Private> = edgetls_testkit::certs::self_signed("x").1;
-    let mut n = X509NameBuilder::new().unwrap();
-    n.append_entry_by_nid(openssl::nid::Nid::COMMONNAME, names[0])
-        .unwrap();
-    let n = n.build();
-    let mut b = X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    let mut serial = BigNum::new().unwrap();
-    serial
-        .rand(63, openssl::bn::MsbOption::MAYBE_ZERO, false)
-        .unwrap();
-    b.set_serial_number(&serial.to_asn1_integer().unwrap())
-        .unwrap();
-    b.set_subject_name(&n).unwrap();
-    b.set_issuer_name(ca.subject_name()).unwrap();
-    b.set_pubkey(&key).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    b.set_not_before(&Asn1Time::from_unix(now + from * 86_400).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::from_unix(now + until * 86_400).unwrap())
-        .unwrap();
-    let mut san = SubjectAlternativeName::new();
-    for name in names {
-        san.dns(name);
-    }
-    let san = san.build(&b.x509v3_context(Some(&ca), None)).unwrap();
-    b.append_extension(san).unwrap();
-    b.sign(&ca_key, MessageDigest::sha256()).unwrap();
-    let leaf = b.build();
+    let now = unix_now();
+    let (leaf, key) = leaf_for(
+        names,
+        now + from * 86_400,
+        now + until * 86_400,
+        Some((&ca, &ca_key)),
+    );
     let (cert, keyf) = (
         dir.join(format!("{stem}.pem")),
         dir.join(format!("{stem}.key")),
@@ -100,19 +72,25 @@ fn setup(dir: &Path) -> PathBuf {
     cfg
 }
 
+/// The proxy of `cfg`, once its admin socket (beside `cfg`) answers.
+fn running(cfg: &Path) -> (common::Proxy, PathBuf) {
+    let proxy = common::start(cfg);
+    let sock = cfg.with_file_name("admin.sock");
+    assert!(common::eventually(
+        std::time::Duration::from_secs(5),
+        || sock.exists()
+    ));
+    (proxy, sock)
+}
+
 #[test]
 fn added_replaced_and_removed_certificates_are_served_at_once_and_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (pki, _) = edgetls_testkit::setup();
     let cfg = setup(d);
-    let proxy = common::start(&cfg);
-    let sock = d.join("admin.sock");
+    let (proxy, sock) = running(&cfg);
     let sock_s = sock.to_str().unwrap();
-    assert!(common::eventually(
-        std::time::Duration::from_secs(5),
-        || sock.exists()
-    ));
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
@@ -177,13 +155,8 @@ fn bad_input_changes_nothing() {
     let d = dir.path();
     let (pki, _) = edgetls_testkit::setup();
     let cfg = setup(d);
-    let proxy = common::start(&cfg);
-    let sock = d.join("admin.sock");
+    let (proxy, sock) = running(&cfg);
     let sock_s = sock.to_str().unwrap();
-    assert!(common::eventually(
-        std::time::Duration::from_secs(5),
-        || sock.exists()
-    ));
     let (c, k, leaf) = issue(&pki, d, "good", &["keep.test"], -1, 30);
     let (code, _, err) = certs(&[
         "add",

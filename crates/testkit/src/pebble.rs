@@ -18,6 +18,16 @@ pub fn available() -> bool {
         .is_ok()
 }
 
+/// For a test that needs pebble: true (and a message) where it is not installed, so the test
+/// returns at once.
+pub fn skip() -> bool {
+    let missing = !available();
+    if missing {
+        eprintln!("pebble is not installed: skipped (apt-get install pebble)");
+    }
+    missing
+}
+
 /// How pebble behaves.
 #[derive(Debug, Clone)]
 pub struct Options {
