@@ -22,7 +22,7 @@ pub(crate) enum AdminCommand {
         json: bool,
     },
     /// Add a certificate for NAME (checked first: key matches, chain links, valid now, names
-    /// NAME); written into [admin] storage and in effect at once.
+    /// NAME); written into the admin storage directory and in effect at once.
     Add {
         #[arg(long)]
         socket: PathBuf,
@@ -50,7 +50,7 @@ pub(crate) enum AdminCommand {
         socket: PathBuf,
         name: String,
     },
-    /// Order a new certificate for NAME's set of [acme] names now, and wait for it.
+    /// Order a new certificate for the set of ACME names that includes NAME now, and wait for it.
     Renew {
         #[arg(long)]
         socket: PathBuf,
