@@ -12,7 +12,7 @@ pub(crate) fn checked_bundle(name: &str, cert_pem: &str, key_pem: &str) -> Resul
     let certs = X509::stack_from_pem(cert_pem.as_bytes())
         .map_err(|e| format!("the certificate is not PEM: {e}"))?;
     let Some(leaf) = certs.first() else {
-        return Err("no certificate in the PEM given".into());
+        return Err("the certificate is not PEM: no certificate in it".into());
     };
     let key = PKey::private_key_from_pem(key_pem.as_bytes()).map_err(
         |_| "the key is not a PEM private key (an encrypted key must be decrypted first)",
