@@ -91,6 +91,7 @@ impl Acme {
     ) -> Result<Arc<Acme>, AcmeError> {
         config.validate()?;
         storage::prepare(&config.storage)?;
+        order::sweep_pending(&config);
         let account = account::open(&config).await?;
         let orders = Arc::new(Semaphore::new(config.concurrency));
         Ok(Arc::new(Acme {

@@ -241,8 +241,11 @@ async fn issue_inner(
         .backoff(1.5)
         .timeout(config.order_timeout);
 
-    // An order finalized before a crash: download its certificate for the stored key.
-    if let Some(pending) = read_pending(&pending_file)? {
+    // An order finalized before a crash: download its certificate for the stored key (unless
+    // it was stored already, and only the order file was left).
+    if let Some(pending) = read_pending(&pending_file)?
+        .filter(|p| !stored_with_key(&bundle_path(&config.storage, names), &p.key_pem))
+    {
         match resume(account, &pending, &retries).await {
             Ok(Some(chain)) => {
                 return store(config, names, &chain, &pending.key_pem, &pending_file);
@@ -322,6 +325,44 @@ async fn revoke(account: &Account, leaf: &[u8], names: &[String]) {
     }
 }
 
+/// Removes pending orders whose bundle is already stored with their key (a crash between the
+/// bundle's rename and the order file's removal), and temporary files a crash left in
+/// `orders/`. Resuming such an order would store its certificate again instead of renewing.
+pub(crate) fn sweep_pending(config: &AcmeConfig) {
+    let dir = config.storage.join("orders");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.contains(".tmp-") {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        let Ok(Some(pending)) = read_pending(&path) else {
+            continue;
+        };
+        if stored_with_key(
+            &bundle_path(&config.storage, &pending.names),
+            &pending.key_pem,
+        ) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// Whether the bundle at `bundle` holds the private key `key_pem`.
+fn stored_with_key(bundle: &Path, key_pem: &str) -> bool {
+    let (Ok(body), Ok(key)) = (
+        std::fs::read(bundle),
+        PKey::private_key_from_pem(key_pem.as_bytes()),
+    ) else {
+        return false;
+    };
+    PKey::private_key_from_pem(&body).is_ok_and(|k| k.public_eq(&key))
+}
+
 fn read_pending(path: &Path) -> Result<Option<Pending>, AcmeError> {
     match std::fs::read(path) {
         Ok(body) => Ok(serde_json::from_slice(&body).ok()),
@@ -379,4 +420,38 @@ fn store(
     write_atomically(&path, body.as_bytes())?;
     let _ = std::fs::remove_file(pending_file);
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_order_file_left_beside_its_stored_bundle_is_swept_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = AcmeConfig::new("https://ca.test/dir", dir.path());
+        config.names = vec![vec!["a.test".into()], vec!["b.test".into()]];
+        let key = new_key(KeyType::EcdsaP256).unwrap();
+        let key_pem = String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        // a.test: stored with the order's key (crash after the rename); b.test: not stored.
+        let a = vec!["a.test".to_string()];
+        let b = vec!["b.test".to_string()];
+        std::fs::write(bundle_path(dir.path(), &a), &key_pem).unwrap();
+        for names in [&a, &b] {
+            let pending = Pending {
+                url: "https://ca.test/order/1".into(),
+                names: names.clone(),
+                key_pem: key_pem.clone(),
+            };
+            write_pending(&pending_path(&config, names), &pending).unwrap();
+        }
+        std::fs::write(dir.path().join("orders/.x.json.tmp-1"), b"half").unwrap();
+        sweep_pending(&config);
+        assert!(!pending_path(&config, &a).exists(), "stored: swept");
+        assert!(
+            pending_path(&config, &b).exists(),
+            "not stored: kept for resuming"
+        );
+        assert!(!dir.path().join("orders/.x.json.tmp-1").exists());
+    }
 }
