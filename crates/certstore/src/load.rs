@@ -235,15 +235,22 @@ pub(crate) fn load_changed(
     // The entries naming each file come from the snapshot's path map (built once, not a walk
     // over 100,000 entries per reload).
     let by_path = previous.by_path();
+    let entries = previous.entries();
     let mut affected = Vec::new();
+    let mut added = Vec::new();
     for p in changed {
         let abs = absolute(p);
-        let hits = by_path.get(abs.as_os_str().as_encoded_bytes())?;
-        affected.extend(hits.iter().map(|&i| i as usize));
+        match by_path.get(abs.as_os_str().as_encoded_bytes()) {
+            Some(hits) => affected.extend(hits.iter().map(|&i| i as usize)),
+            // (A file that failed before is not new: everything is read again for it.)
+            None if previous.trouble.failed == 0 => {
+                added.push(new_in_dir(sources, opts, entries, &abs)?)
+            }
+            None => return None,
+        }
     }
     affected.sort_unstable();
     affected.dedup();
-    let entries = previous.entries();
     let ctx = Ctx {
         opts,
         now: now(opts),
@@ -259,10 +266,10 @@ pub(crate) fn load_changed(
             .collect(),
         passphrases: Mutex::new(HashMap::new()),
         done: AtomicUsize::new(0),
-        total: affected.len(),
+        total: affected.len() + added.len(),
     };
     let mut report = Report {
-        entries: entries.len(),
+        entries: entries.len() + added.len(),
         reused: entries.len() - affected.len(),
         ..Report::default()
     };
@@ -280,12 +287,35 @@ pub(crate) fn load_changed(
             .load_entry(entries[i].spec.clone())
             .into_entry(&mut report, &mut shared)?;
     }
-    report.partial = true;
     report.replaced_ids = affected
         .iter()
         .filter(|&&i| !Arc::ptr_eq(&entries[i], &next[i]))
         .map(|&i| entries[i].id())
         .collect();
+    if !added.is_empty() {
+        // New files: each loaded alone (a broken one: everything is read again, which reports
+        // it), placed where reading the directory would put it, the index built anew.
+        added.sort_by(|a, b| (a.0, a.1.certs[0].as_os_str()).cmp(&(b.0, b.1.certs[0].as_os_str())));
+        let mut new = Vec::with_capacity(added.len());
+        for (at, spec) in added {
+            new.push((
+                at,
+                ctx.load_entry(spec).into_entry(&mut report, &mut shared)?,
+            ));
+        }
+        let mut merged = Vec::with_capacity(next.len() + new.len());
+        let mut new = new.into_iter().peekable();
+        for (i, e) in next.into_iter().enumerate() {
+            while let Some((_, n)) = new.next_if(|(at, _)| *at == i) {
+                merged.push(n);
+            }
+            merged.push(e);
+        }
+        merged.extend(new.map(|(_, n)| n));
+        // Not partial: the new files are to be watched (the caller works out the set again).
+        return Some(finish(merged, ctx.defaults(), report, started, carried));
+    }
+    report.partial = true;
     // A certificate replaced for the same names (the common case: a renewal) changes no
     // claim: the index is shared, not rebuilt — at 100,000 entries the rebuild is most of the
     // reload.
@@ -295,6 +325,39 @@ pub(crate) fn load_changed(
         return Some(finish_with(snapshot, report, started, carried));
     }
     Some(finish(next, ctx.defaults(), report, started, carried))
+}
+
+/// Where the file `abs`, new in a directory source, goes among `entries`, with its spec — the
+/// position and spec a full read of that directory would give it; `None` unless it is a lone
+/// certificate file in exactly one directory source that has entries already.
+fn new_in_dir(
+    sources: &[Source],
+    opts: &LoadOptions,
+    entries: &[Arc<Entry>],
+    abs: &Path,
+) -> Option<(usize, EntrySpec)> {
+    let parent = abs.parent()?;
+    let remote = remote_key_sources(sources, opts).ok()?;
+    let mut dirs = sources
+        .iter()
+        .zip(remote)
+        .filter(|(s, _)| matches!(s, Source::Dir(d) if absolute(d) == parent));
+    let (source, remote) = dirs.next()?;
+    if dirs.next().is_some() {
+        return None;
+    }
+    let mut spec = source.lone_file_spec(abs)?;
+    spec.remote_key = remote;
+    // That directory's entries: contiguous, in file-name order, without a line.
+    let of_dir =
+        |e: &Arc<Entry>| e.spec.line.is_none() && absolute(&e.spec.origin).parent() == Some(parent);
+    let first = entries.iter().position(of_dir)?;
+    let len = entries[first..].iter().take_while(|e| of_dir(e)).count();
+    let before = entries[first..first + len]
+        .iter()
+        .take_while(|e| e.spec.certs[0].as_os_str() < spec.certs[0].as_os_str())
+        .count();
+    Some((first + before, spec))
 }
 
 /// For each source, whether it is declared keyless; an error for a declared path that is not

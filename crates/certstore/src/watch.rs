@@ -24,8 +24,11 @@ pub enum Change {
     None,
     /// A file of a loaded entry, written or replaced: [`CertStore::reload_changed`] with it.
     Entries,
-    /// A source file, or a file created in or removed from a source directory:
-    /// [`CertStore::reload`].
+    /// A file created in a source directory (an ACME client's or `certs add`'s new bundle):
+    /// [`CertStore::reload_changed`] with it too, which adds a lone certificate file without
+    /// reading the rest again (and reloads everything for anything else).
+    Added,
+    /// A source file, or a file removed from a source directory: [`CertStore::reload`].
     Full,
 }
 
@@ -65,6 +68,7 @@ impl WatchSet {
                 .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."));
         match (named, in_source_dir) {
             (true, _) if !gone => Change::Entries,
+            (false, true) if !gone => Change::Added,
             (true, _) | (false, true) => Change::Full,
             (false, false)
                 if path
@@ -190,7 +194,7 @@ impl CertStore {
                     let (change, written) = classify(&set, &events);
                     let outcome = match change {
                         Change::None => continue,
-                        Change::Entries => store.reload_changed(&written),
+                        Change::Entries | Change::Added => store.reload_changed(&written),
                         Change::Full => store.reload(),
                     };
                     on_reload(outcome);
@@ -237,7 +241,7 @@ fn classify(set: &WatchSet, events: &[Event]) -> (Change, Vec<PathBuf>) {
         }
         for p in &e.paths {
             let c = set.change(p, is_gone(&e.kind));
-            if c == Change::Entries {
+            if matches!(c, Change::Entries | Change::Added) {
                 written.insert(p.clone());
             }
             change = change.max(c);

@@ -111,3 +111,28 @@ pub(super) fn specs(dir: &Path) -> Result<(Vec<EntrySpec>, Vec<Problem>), CertSt
     specs.sort_by(|a, b| a.certs[0].as_os_str().cmp(b.certs[0].as_os_str()));
     Ok((specs, problems))
 }
+
+/// [`Source::lone_file_spec`](super::Source::lone_file_spec) for `dir` (as configured): the spec
+/// [`specs`] would make for `file` (absolute, in `dir`), if its group is that file alone.
+pub(super) fn lone_file(dir: &Path, file: &Path) -> Option<EntrySpec> {
+    let name = file.file_name()?.to_str()?;
+    let (stem, ext) = name.rsplit_once('.')?;
+    if name.starts_with('.') || !CERT_EXTS.contains(&ext) || !file.is_file() {
+        return None;
+    }
+    let parent = file.parent()?;
+    let alone = ["key", "crt", "cer", "pem"]
+        .iter()
+        .filter(|e| **e != ext)
+        .all(|e| !parent.join(format!("{stem}.{e}")).exists());
+    if !alone {
+        return None;
+    }
+    let path = dir.join(name);
+    Some(EntrySpec {
+        origin: path.clone(),
+        certs: vec![path],
+        keys: vec![None],
+        ..EntrySpec::default()
+    })
+}

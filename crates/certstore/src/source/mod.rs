@@ -89,6 +89,21 @@ impl Source {
     }
 }
 
+impl Source {
+    /// The spec of `file`, new in this directory source, when it makes an entry on its own: a
+    /// certificate file (`.pem`, `.crt`, `.cer`, its key inside) with no key file or other
+    /// certificate file of the same stem beside it. `None` for anything else (the caller
+    /// reads the whole source again).
+    pub(crate) fn lone_file_spec(&self, file: &Path) -> Option<EntrySpec> {
+        let Source::Dir(dir) = self else {
+            return None;
+        };
+        let mut spec = dir::lone_file(dir, file)?;
+        spec.find_optional();
+        Some(spec)
+    }
+}
+
 impl SourceOptions {
     /// Where the relative certificate and key paths of the configuration file `path` point.
     pub(crate) fn dirs<'a>(&'a self, path: &'a Path) -> (&'a Path, &'a Path) {

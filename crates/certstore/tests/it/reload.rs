@@ -296,3 +296,55 @@ fn a_store_from_a_relative_path_takes_absolute_changed_paths() {
     );
     assert_eq!(leaf_of(&store, "a.example.com"), Some(der(&a2)));
 }
+
+/// A lone certificate file created in a directory source (what an ACME client or `edgetls
+/// certs add` writes) is added on its own, in the place a full read would give it: the rest
+/// of the directory is not read again. Anything else new (a key file) reads everything.
+#[test]
+fn a_new_file_in_a_directory_is_added_without_reading_the_rest() {
+    let pki = Pki::new();
+    pki.bundle("a.pem", &pki.ecdsa(&["a.example.com"]));
+    pki.bundle("c.pem", &pki.ecdsa(&["c.example.com"]));
+    let (store, _) = CertStore::load(
+        vec![Source::Dir(pki.dir.path().to_path_buf())],
+        LoadOptions::default(),
+    )
+    .unwrap();
+    // A broken file the fast path must not read (a full read reports it).
+    pki.write("z-broken.pem", "not a certificate\n");
+    let b = pki.ecdsa(&["b.example.com"]);
+    let new = pki.bundle("b.pem", &b);
+    assert_eq!(
+        store.watch_set().change(&new, false),
+        edgetls_certstore::Change::Added
+    );
+    let report = store.reload_changed(&[new]).unwrap();
+    assert_eq!(
+        (report.loaded, report.failed),
+        (3, 0),
+        "{:#?}",
+        report.problems
+    );
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    assert_eq!(leaf_of(&store, "b.example.com"), Some(der(&b)));
+    let order: Vec<_> = store
+        .snapshot()
+        .entries()
+        .iter()
+        .map(|e| e.path().file_name().unwrap().to_owned())
+        .collect();
+    assert_eq!(order, ["a.pem", "b.pem", "c.pem"], "file-name order");
+
+    // A new key file is not an entry of its own: everything is read again (and the broken
+    // file is found).
+    let key = pki.write("d.key", &pki.ecdsa(&["d.example.com"]).key);
+    let report = store.reload_changed(&[key]).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.origin.ends_with("z-broken.pem")),
+        "{:#?}",
+        report.problems
+    );
+}
