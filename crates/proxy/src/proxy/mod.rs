@@ -549,6 +549,35 @@ pub(crate) fn reload_certificates(
     })
 }
 
+/// Reloads the certificate store (every source read again, unchanged files reused) and the
+/// policy built on its entries — what a source or a certificate directory's listing changing
+/// needs; the configuration is not read again.
+pub(crate) fn reload_store(shared: &Shared) -> Result<Reloaded, CliError> {
+    let started = Instant::now();
+    let report = shared.certs.reload()?;
+    let errors = log_problems(&report);
+    // Even with the same claims: a crt-list line's options may have changed.
+    shared
+        .policy
+        .reload()
+        .map_err(|e| CliError::Setup(e.to_string()))?;
+    Ok(Reloaded {
+        summary: format!(
+            "{} certificate entries ({} failed, {} kept their previous version, {} read again), \
+             {} rules, in {} ms (certificates {} ms)",
+            report.loaded,
+            report.failed,
+            report.kept_previous,
+            report.entries.saturating_sub(report.reused),
+            shared.policy.current().rules().len(),
+            started.elapsed().as_millis(),
+            report.elapsed.as_millis()
+        ),
+        errors,
+        partial: false,
+    })
+}
+
 /// Reloads certificates, policy, ticket keys and routes. A broken configuration or policy is
 /// reported and the one in force stays; broken certificate entries keep their previous version.
 fn reload(path: &std::path::Path, shared: &Shared) -> Result<Reloaded, CliError> {

@@ -5,14 +5,16 @@
 //! log, are ignored) reloads, once the changes have settled for a moment; an idle proxy does
 //! nothing at all, whatever the number of certificate files.
 //!
-//! When only certificate and key files of loaded entries were written or replaced, only those
-//! entries are read again (`CertStore::reload_changed`); any other change (the configuration,
-//! the policy, the ticket keys, a file created in or removed from a certificate directory)
-//! reloads everything, and that reload reads again only the files whose metadata changed.
+//! When only certificate and key files of loaded entries were written or replaced, or lone
+//! certificate files created in a certificate directory (an ACME bundle stored), only those are
+//! read (`CertStore::reload_changed`); a certificate source changed, or a file removed from a
+//! certificate directory, reloads the certificate store and the policy built on it; a change to the configuration, the policy or
+//! the ticket keys reloads everything. Each reload reads again only the files whose metadata
+//! changed.
 
 use crate::proxy::config::Config;
-use crate::proxy::{PathBuf, Shared, reload, reload_certificates, report_reload};
-use edgetls_certstore::{Change, WatchSet, is_gone, is_swapped_link};
+use crate::proxy::{PathBuf, Shared, reload, reload_certificates, reload_store, report_reload};
+use edgetls_certstore::{WatchSet, is_gone, is_swapped_link};
 use notify::{Event, EventKind, RecursiveMode, Watcher};
 use std::collections::{BTreeSet, HashSet};
 use std::ffi::OsString;
@@ -23,6 +25,18 @@ use std::time::Duration;
 
 /// Changes closer together than this are one reload.
 const SETTLE: Duration = Duration::from_millis(100);
+
+/// What a change calls for, least to most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Change {
+    None,
+    /// Files of loaded entries, or files new in a certificate directory: those files.
+    Entries,
+    /// A certificate source, or a certificate directory's listing: the store and the policy.
+    Store,
+    /// The configuration, the policy or the ticket keys: everything.
+    Full,
+}
 
 /// The files whose changes matter: the certificate store's, and the proxy's own.
 struct Relevant {
@@ -42,7 +56,14 @@ impl Relevant {
         if path.parent().is_some_and(|d| self.config_dirs.contains(d)) && is_swapped_link(path) {
             return Change::Full;
         }
-        self.certs.change(path, is_gone(kind))
+        match self.certs.change(path, is_gone(kind)) {
+            edgetls_certstore::Change::None => Change::None,
+            // A new file in a certificate directory: added on its own where it can be.
+            edgetls_certstore::Change::Entries | edgetls_certstore::Change::Added => {
+                Change::Entries
+            }
+            edgetls_certstore::Change::Full => Change::Store,
+        }
     }
 }
 
@@ -216,6 +237,7 @@ fn run(ready: Ready, shared: &Shared) {
         let outcome = match change {
             Change::None => continue,
             Change::Entries => reload_certificates(shared, &certs.into_iter().collect::<Vec<_>>()),
+            Change::Store => reload_store(shared),
             Change::Full => reload(config, shared),
         };
         // A partial reload read only known files: the set to watch is the same (and working
