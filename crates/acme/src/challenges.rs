@@ -34,9 +34,18 @@ impl AlpnAnswer {
     /// authorization in a critical acmeIdentifier extension.
     pub fn new(name: &str, key_authorization_digest: &[u8]) -> Result<AlpnAnswer, AcmeError> {
         let c = AcmeError::crypto;
-        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(c("P-256"))?;
-        let key = PKey::from_ec_key(EcKey::generate(&group).map_err(c("P-256 key"))?)
-            .map_err(c("P-256 key"))?;
+        // One key for every answer: RFC 8737 asks only for the acmeIdentifier, and a key per
+        // challenge would cost a key generation per order.
+        static KEY: std::sync::OnceLock<PKey<Private>> = std::sync::OnceLock::new();
+        let key = match KEY.get() {
+            Some(k) => k.clone(),
+            None => {
+                let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(c("P-256"))?;
+                let k = PKey::from_ec_key(EcKey::generate(&group).map_err(c("P-256 key"))?)
+                    .map_err(c("P-256 key"))?;
+                KEY.get_or_init(|| k).clone()
+            }
+        };
         let mut b = X509::builder().map_err(c("certificate"))?;
         b.set_version(2).map_err(c("version"))?;
         let mut serial = BigNum::new().map_err(c("serial"))?;

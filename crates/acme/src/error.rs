@@ -22,6 +22,17 @@ pub enum AcmeError {
         /// What happened (a problem document's type and detail when the CA gave one).
         what: String,
     },
+    /// The CA refused the order for its rate limits (`urn:ietf:params:acme:error:rateLimited`).
+    #[error("order for {names}: rate-limited by the CA: {detail}")]
+    RateLimited {
+        /// The order's names, comma-separated.
+        names: String,
+        /// The CA's problem detail.
+        detail: String,
+        /// When the CA said to try again, when its detail says (Let's Encrypt's
+        /// "retry after YYYY-MM-DD HH:MM:SS UTC").
+        until: Option<std::time::SystemTime>,
+    },
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {

@@ -2,6 +2,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod account;
+mod ari;
 mod challenges;
 mod config;
 mod error;

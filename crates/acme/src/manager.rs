@@ -1,13 +1,17 @@
 //! The renewal schedule: each configured set of names is ordered when it has no certificate
-//! (or one that does not name all of the set),
-//! and renewed `renew_fraction` through its certificate's lifetime, moved earlier by a jitter
-//! drawn from the set's name (up to 10% of the lifetime) so that certificates issued together
-//! are not renewed together. Orders run at most `concurrency` at a time and start no faster
-//! than `orders_per_hour` allows; a failed set is retried after 1 min, doubling up to `max_backoff`
-//! (±10%), its failure logged at warn with the CA's problem document and counted. The
+//! (or one that does not name all of the set), and renewed within the window the CA suggests
+//! through ACME Renewal Information (RFC 9773) where it offers that, else `renew_fraction`
+//! through its certificate's lifetime, moved earlier by a jitter drawn from the set's name (up
+//! to 10% of the lifetime) so that certificates issued together are not renewed together.
+//! Orders run at most `concurrency` at a time and start no faster than `orders_per_hour`
+//! allows; a failed set is retried after 1 min, doubling up to `max_backoff` (±10%), its
+//! failure logged at warn with the CA's problem document and counted. A CA's rate-limit answer
+//! holds the set until the moment the CA named (up to a week), and holds every new order for
+//! up to a minute, so that a limit on the whole account is not met with a herd. The
 //! certificate in force serves on throughout: a new one replaces it only once stored whole.
 
 use crate::account;
+use crate::ari::{self, Windows};
 use crate::challenges::Challenges;
 use crate::config::AcmeConfig;
 use crate::error::AcmeError;
@@ -20,7 +24,12 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
+
+/// The longest a rate-limit answer holds a set.
+const MAX_RATE_LIMIT_HOLD: Duration = Duration::from_secs(7 * 86_400);
+/// The longest a rate-limit answer holds every new order.
+const RATE_LIMIT_PAUSE: Duration = Duration::from_secs(60);
 
 /// A number in [0, 1) drawn from `label` (stable across runs of one build).
 fn spread(label: &str, salt: u64) -> f64 {
@@ -51,6 +60,8 @@ pub struct SetStatus {
     pub renew_at: Option<SystemTime>,
     /// Failed orders since the last success.
     pub failures: u32,
+    /// Not ordered again before this moment (after a failure or a CA's rate limit).
+    pub retry_at: Option<SystemTime>,
     /// The last failure's message.
     pub last_error: Option<String>,
     /// An order is running.
@@ -70,6 +81,12 @@ pub struct Acme {
     orders: Arc<Semaphore>,
     /// The earliest moment the next order may start (the per-CA rate).
     next_start: tokio::sync::Mutex<Instant>,
+    /// Renewal windows from the CA (RFC 9773).
+    windows: Windows,
+    /// Bounds the window fetches in flight.
+    fetches: Arc<Semaphore>,
+    /// Wakes the schedule early (a window arrived).
+    wake: Notify,
 }
 
 impl std::fmt::Debug for Acme {
@@ -102,6 +119,9 @@ impl Acme {
             adopted: Mutex::new(Vec::new()),
             orders,
             next_start: tokio::sync::Mutex::new(Instant::now()),
+            windows: Windows::new(),
+            fetches: Arc::new(Semaphore::new(ari::FETCHES)),
+            wake: Notify::new(),
             config,
         }))
     }
@@ -141,10 +161,23 @@ impl Acme {
         self.with_set(&label, |s| s.in_flight = true);
         self.metrics.in_flight.inc();
         let started = Instant::now();
+        // A renewal names the certificate it replaces, where the CA keeps renewal information.
+        let replaces = self
+            .windows
+            .offered()
+            .then(|| storage::validity(&bundle_path(&self.config.storage, names)))
+            .and_then(|v| v.ok().flatten())
+            .and_then(|v| v.ari_id);
         // A CA that stops answering must not hold an order (and its permit) forever.
         let result = match tokio::time::timeout(
             self.config.order_timeout,
-            order::issue(&self.account, &self.config, &self.challenges, names),
+            order::issue(
+                &self.account,
+                &self.config,
+                &self.challenges,
+                names,
+                replaces.as_deref(),
+            ),
         )
         .await
         {
@@ -172,9 +205,24 @@ impl Acme {
                 });
             }
             Err(e) => {
+                // A rate limit: not before the moment the CA named.
+                let held = match e {
+                    AcmeError::RateLimited { until, .. } => Some(
+                        until
+                            .and_then(|u| u.duration_since(SystemTime::now()).ok())
+                            .unwrap_or_default()
+                            .min(MAX_RATE_LIMIT_HOLD),
+                    ),
+                    _ => None,
+                };
+                let result = if held.is_some() {
+                    "rate_limited"
+                } else {
+                    "failed"
+                };
                 self.metrics
                     .orders
-                    .get_or_create(&ResultLabel { result: "failed" })
+                    .get_or_create(&ResultLabel { result })
                     .inc();
                 let max = self.config.max_backoff.as_secs_f64();
                 let retry = self.with_set(&label, |s| {
@@ -182,10 +230,16 @@ impl Acme {
                     s.failures += 1;
                     s.last_error = Some(e.to_string());
                     let base = (60.0 * 2f64.powi(s.failures.min(20) as i32 - 1)).min(max);
-                    let wait = base * (0.9 + 0.2 * spread(&label, u64::from(s.failures)));
+                    let wait = (base * (0.9 + 0.2 * spread(&label, u64::from(s.failures))))
+                        .max(held.unwrap_or_default().as_secs_f64());
                     s.retry_at = Some(Instant::now() + Duration::from_secs_f64(wait));
                     wait
                 });
+                if let Some(held) = held {
+                    // The limit may be the account's: every new order waits a little.
+                    let mut next = self.next_start.lock().await;
+                    *next = (*next).max(Instant::now() + held.min(RATE_LIMIT_PAUSE));
+                }
                 tracing::warn!(names = %label, retry_in_s = retry.round(), "ACME order failed: {e}");
             }
         }
@@ -214,9 +268,11 @@ impl Acme {
             .flatten();
         // A certificate that does not name every name of the set (one was added) is due now.
         let mut at = match &validity {
-            Some(v) if v.covers(names) => {
-                v.renew_at(self.config.renew_fraction, 0.1 * spread(&label, 0))
-            }
+            Some(v) if v.covers(names) => v
+                .ari_id
+                .as_deref()
+                .and_then(|id| self.windows.renew_at(&label, id))
+                .unwrap_or_else(|| v.renew_at(self.config.renew_fraction, 0.1 * spread(&label, 0))),
             _ => SystemTime::now(),
         };
         let sets = self.sets.lock().unwrap_or_else(|p| p.into_inner());
@@ -264,6 +320,9 @@ impl Acme {
                     not_after: validity.as_ref().map(|v| v.not_after),
                     renew_at: validity.as_ref().map(|_| renew_at),
                     failures: s.failures,
+                    retry_at: s
+                        .retry_at
+                        .map(|r| SystemTime::now() + r.saturating_duration_since(Instant::now())),
                     last_error: s.last_error,
                     in_flight: s.in_flight,
                 }
@@ -283,7 +342,10 @@ impl Acme {
                 if self.with_set(&label, |s| s.in_flight) {
                     continue;
                 }
-                let (at, _) = self.due(names);
+                let (at, validity) = self.due(names);
+                if let Some(id) = validity.and_then(|v| v.covers(names).then_some(v.ari_id)) {
+                    self.fetch_window(&label, id);
+                }
                 if at <= SystemTime::now() {
                     self.with_set(&label, |s| s.in_flight = true);
                     let me = Arc::clone(&self);
@@ -300,8 +362,37 @@ impl Acme {
                 .duration_since(SystemTime::now())
                 .unwrap_or_default()
                 .max(Duration::from_millis(500));
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.notified() => {}
+            }
         }
+    }
+
+    /// Fetches set `label`'s renewal window for certificate `id` in the background when the CA
+    /// offers ARI and the window is unknown or stale; the schedule wakes when it arrives.
+    fn fetch_window(self: &Arc<Self>, label: &str, id: Option<String>) {
+        let Some(id) = id else { return };
+        if !self.windows.claim_fetch(label, &id) {
+            return;
+        }
+        let me = Arc::clone(self);
+        let label = label.to_owned();
+        tokio::spawn(async move {
+            let Ok(_permit) = me.fetches.acquire().await else {
+                return;
+            };
+            let fetched = ari::fetch(&me.account, &id).await;
+            let mut h = DefaultHasher::new();
+            id.hash(&mut h);
+            let at = me
+                .windows
+                .record(&label, &id, fetched, spread(&label, h.finish()));
+            // The schedule looks again within a minute anyway; sooner when this one is due.
+            if at.is_some_and(|at| at <= SystemTime::now() + Duration::from_secs(1)) {
+                me.wake.notify_one();
+            }
+        });
     }
 }
 

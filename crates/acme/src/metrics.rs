@@ -33,7 +33,7 @@ impl Default for AcmeMetrics {
 }
 
 impl AcmeMetrics {
-    /// Registers `edgetls_acme_orders_total{result="issued|failed"}`,
+    /// Registers `edgetls_acme_orders_total{result="issued|failed|rate_limited"}`,
     /// `edgetls_acme_order_seconds`, `edgetls_acme_orders_in_flight` and
     /// `edgetls_acme_names_failing` (sets of names whose last order failed).
     pub fn register(&self, registry: &mut Registry) {
@@ -59,7 +59,8 @@ impl AcmeMetrics {
         );
     }
 
-    /// Orders that ended with `result` (`issued` or `failed`).
+    /// Orders that ended with `result` (`issued`, `failed`, or `rate_limited`: refused for the
+    /// CA's rate limits).
     pub fn orders(&self, result: &'static str) -> u64 {
         self.orders.get_or_create(&ResultLabel { result }).get()
     }

@@ -206,15 +206,30 @@ async fn why_invalid(order: &mut Order) -> String {
 
 /// Obtains a certificate for `names` and stores it; returns the bundle's path. A CA's problem
 /// document is reported with the names it was about.
+///
+/// `replaces`: the ARI identifier of the certificate this one renews (RFC 9773 §5), sent when
+/// the CA offers ARI; a CA that answers `alreadyReplaced` gets the order again without it.
 pub(crate) async fn issue(
     account: &Account,
     config: &AcmeConfig,
     challenges: &Challenges,
     names: &[String],
+    replaces: Option<&str>,
 ) -> Result<PathBuf, AcmeError> {
-    issue_inner(account, config, challenges, names)
+    issue_inner(account, config, challenges, names, replaces)
         .await
         .map_err(|e| match e {
+            AcmeError::Ca {
+                source: instant_acme::Error::Api(ref problem),
+                ..
+            } if is_problem(problem, "rateLimited") => {
+                let detail = problem.detail.clone().unwrap_or_default();
+                AcmeError::RateLimited {
+                    names: names.join(","),
+                    until: retry_after_in(&detail),
+                    detail,
+                }
+            }
             AcmeError::Ca { .. } => AcmeError::Order {
                 names: names.join(","),
                 what: e.to_string(),
@@ -223,11 +238,37 @@ pub(crate) async fn issue(
         })
 }
 
+/// Whether `problem` is the ACME error `kind` (`urn:ietf:params:acme:error:KIND`).
+fn is_problem(problem: &instant_acme::Problem, kind: &str) -> bool {
+    problem
+        .r#type
+        .as_deref()
+        .and_then(|t| t.strip_prefix("urn:ietf:params:acme:error:"))
+        == Some(kind)
+}
+
+/// The moment in a rate-limit problem's detail, as Let's Encrypt writes it: "… retry after
+/// 2026-12-08 01:02:03 UTC: see …". (A `Retry-After` header on an error answer is not passed
+/// on by the ACME client library; the detail is what remains.)
+fn retry_after_in(detail: &str) -> Option<std::time::SystemTime> {
+    let at = detail.split("retry after ").nth(1)?;
+    let stamp = at.get(..23)?.strip_suffix(" UTC")?;
+    let digits: String = stamp.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() != 14 {
+        return None;
+    }
+    let t = openssl::asn1::Asn1Time::from_str(&format!("{digits}Z")).ok()?;
+    let d = openssl::asn1::Asn1Time::from_unix(0).ok()?.diff(&t).ok()?;
+    let secs = u64::try_from(i64::from(d.days) * 86_400 + i64::from(d.secs)).ok()?;
+    Some(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
 async fn issue_inner(
     account: &Account,
     config: &AcmeConfig,
     challenges: &Challenges,
     names: &[String],
+    replaces: Option<&str>,
 ) -> Result<PathBuf, AcmeError> {
     let ca = ca_error(config);
     let label = names.join(",");
@@ -259,10 +300,25 @@ async fn issue_inner(
     }
 
     let identifiers: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.clone())).collect();
-    let mut order = account
-        .new_order(&NewOrder::new(&identifiers))
-        .await
-        .map_err(&ca)?;
+    let replaced = replaces.and_then(crate::ari::certificate_id);
+    let mut order = match replaced {
+        Some(id) => match account
+            .new_order(&NewOrder::new(&identifiers).replaces(id))
+            .await
+        {
+            Err(instant_acme::Error::Api(p)) if is_problem(&p, "alreadyReplaced") => {
+                tracing::info!(names = %label, "the CA says the certificate was already replaced; ordering without `replaces`");
+                account.new_order(&NewOrder::new(&identifiers)).await
+            }
+            // The directory has no renewalInfo (known before anything is sent).
+            Err(instant_acme::Error::Unsupported(_)) => {
+                account.new_order(&NewOrder::new(&identifiers)).await
+            }
+            other => other,
+        },
+        None => account.new_order(&NewOrder::new(&identifiers)).await,
+    }
+    .map_err(&ca)?;
     let mut published = Published {
         challenges,
         alpn: Vec::new(),
@@ -425,6 +481,21 @@ fn store(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_retry_moment_is_read_from_a_lets_encrypt_rate_limit_detail() {
+        let detail = "too many certificates (5) already issued for this exact set of \
+                      identifiers in the last 168h0m0s, retry after 2026-12-08 01:02:03 UTC: \
+                      see https://letsencrypt.org/docs/rate-limits/";
+        let at = retry_after_in(detail).unwrap();
+        // 2026-12-08T01:02:03Z
+        assert_eq!(
+            at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+            1_796_691_723
+        );
+        assert_eq!(retry_after_in("too many new orders recently"), None);
+        assert_eq!(retry_after_in("retry after soon UTC"), None);
+    }
 
     #[test]
     fn an_order_file_left_beside_its_stored_bundle_is_swept_and_others_kept() {

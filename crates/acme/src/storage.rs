@@ -74,6 +74,9 @@ pub struct Validity {
     pub not_after: SystemTime,
     /// Its DNS names (subjectAltName), lowercase.
     pub names: Vec<String>,
+    /// Its ACME Renewal Information identifier (RFC 9773 §4.1), when it has an Authority
+    /// Key Identifier.
+    pub ari_id: Option<String>,
 }
 
 impl Validity {
@@ -131,6 +134,7 @@ pub fn validity(path: &Path) -> Result<Option<Validity>, AcmeError> {
         not_before,
         not_after,
         names,
+        ari_id: crate::ari::identifier(&cert),
     }))
 }
 
@@ -177,6 +181,7 @@ mod tests {
             not_before: SystemTime::UNIX_EPOCH,
             not_after: SystemTime::UNIX_EPOCH + Duration::from_secs(90 * 86_400),
             names: Vec::new(),
+            ari_id: None,
         };
         let at = v.renew_at(2.0 / 3.0, 0.0);
         assert_eq!(

@@ -3,6 +3,7 @@
 //! installs it.
 
 use edgetls_acme::{Acme, AcmeConfig, AcmeMetrics, Challenge, Challenges};
+use edgetls_testkit::acme_front::Front;
 use edgetls_testkit::net::free_port;
 use edgetls_testkit::pebble::{self, Options, Pebble};
 use openssl::stack::Stack;
@@ -289,5 +290,175 @@ fn a_replaced_certificate_is_revoked_when_configured() {
         p.cert_status(&serial),
         "Revoked",
         "the first certificate, once replaced"
+    );
+}
+
+/// `secs` (Unix time) in `date`'s `format`, UTC.
+fn utc(secs: u64, format: &str) -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "-d", &format!("@{secs}"), &format!("+{format}")])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn unix(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[test]
+fn a_rate_limit_answer_holds_the_set_until_the_cas_moment_and_pauses_new_orders() {
+    if pebble::skip() {
+        return;
+    }
+    let (p, challenges) = http01_pebble(Arc::default());
+    let front = Front::start(&p);
+    let storage = tempfile::tempdir().unwrap();
+    let mut c = config(
+        &p,
+        storage.path(),
+        Challenge::Http01,
+        &[&["rl.test"], &["other.test"]],
+    );
+    c.directory = front.directory.clone();
+    // Let's Encrypt's wording, with a moment ten minutes from now.
+    let until = unix(std::time::SystemTime::now()) + 600;
+    let detail = format!(
+        "too many certificates (5) already issued for this exact set of identifiers in the \
+         last 168h0m0s, retry after {}: see https://letsencrypt.org/docs/rate-limits/",
+        utc(until, "%Y-%m-%d %H:%M:%S UTC")
+    );
+    front.with(|s| s.rate_limit = Some(detail.clone()));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let metrics = AcmeMetrics::default();
+    let acme = rt
+        .block_on(Acme::start(
+            c.clone(),
+            Arc::clone(&challenges),
+            metrics.clone(),
+        ))
+        .unwrap();
+    let e = rt
+        .block_on(acme.issue(&c.names[0]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("rl.test") && e.contains("rate-limited"), "{e}");
+    assert!(e.contains(&detail), "the CA's detail is reported: {e}");
+    assert_eq!(metrics.orders("rate_limited"), 1);
+    assert_eq!(metrics.orders("failed"), 0);
+    assert!(
+        !storage.path().join("rl.test.pem").exists(),
+        "nothing written"
+    );
+    let status = acme.status();
+    let held = status[0].retry_at.expect("held");
+    assert!(
+        unix(held) + 2 >= until && unix(held) <= until + 2,
+        "held until the CA's moment ({until}), not the 1-minute back-off: {}",
+        unix(held)
+    );
+    assert_eq!(status[1].retry_at, None, "the other set is not held");
+
+    // Every new order waits a little: the limit may be the account's.
+    front.with(|s| s.rate_limit = None);
+    let paused = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(3), acme.issue(&c.names[1])).await
+    });
+    assert!(paused.is_err(), "no new order within 3 s of a rate limit");
+    assert_eq!(
+        front.with(|s| s.new_orders.len()),
+        1,
+        "only the refused one"
+    );
+    drop(acme);
+
+    // Once the limit is lifted (a restart here, not to wait the minute), orders go through.
+    let acme = rt
+        .block_on(Acme::start(c.clone(), challenges, metrics.clone()))
+        .unwrap();
+    let path = rt.block_on(acme.issue(&c.names[0])).unwrap();
+    check_bundle(&p, &path, &["rl.test"]);
+    assert_eq!(front.with(|s| s.refused), 1);
+}
+
+#[test]
+fn renewal_information_from_the_ca_schedules_the_renewal_and_names_the_replaced_certificate() {
+    if pebble::skip() {
+        return;
+    }
+    let (p, challenges) = http01_pebble(Arc::default());
+    let front = Front::start(&p);
+    let storage = tempfile::tempdir().unwrap();
+    let mut c = config(&p, storage.path(), Challenge::Http01, &[&["ari.test"]]);
+    c.directory = front.directory.clone();
+    // A window a day from now, long before 2/3 of pebble's five-year lifetimes.
+    let now = unix(std::time::SystemTime::now());
+    let (start, end) = (now + 86_400, now + 2 * 86_400);
+    let rfc3339 = |t| utc(t, "%Y-%m-%dT%H:%M:%SZ");
+    front.with(|s| s.window = Some((rfc3339(start), rfc3339(end))));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let acme = rt
+        .block_on(Acme::start(
+            c.clone(),
+            Arc::clone(&challenges),
+            AcmeMetrics::default(),
+        ))
+        .unwrap();
+    let first_path = rt.block_on(acme.issue(&c.names[0])).unwrap();
+    let first = std::fs::read(&first_path).unwrap();
+    let schedule = rt.spawn(Arc::clone(&acme).run());
+    let renew_at = edgetls_testkit::wait::until(Duration::from_secs(10), || {
+        acme.status()[0]
+            .renew_at
+            .filter(|r| unix(*r) < now + 365 * 86_400)
+    })
+    .expect("the CA's window is used");
+    assert!(
+        (start..=end).contains(&unix(renew_at)),
+        "{} in [{start}, {end}]",
+        unix(renew_at)
+    );
+    let asked = front.with(|s| s.ari_requests.clone());
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    schedule.abort();
+    drop(acme);
+
+    // The CA moves the window to now (as for a revocation): renewed at once, and the order
+    // names the certificate it replaces.
+    front.with(|s| s.window = Some((rfc3339(now - 3600), rfc3339(now))));
+    let acme = rt
+        .block_on(Acme::start(c.clone(), challenges, AcmeMetrics::default()))
+        .unwrap();
+    let schedule = rt.spawn(Arc::clone(&acme).run());
+    let renewed = edgetls_testkit::wait::until(Duration::from_secs(20), || {
+        std::fs::read(&first_path).ok().filter(|b| *b != first)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "renewed within the window: {:?}; front saw {:?}",
+            acme.status(),
+            front.with(|s| (s.ari_requests.clone(), s.new_orders.clone()))
+        )
+    });
+    schedule.abort();
+    check_bundle(&p, &first_path, &["ari.test"]);
+    assert_ne!(
+        X509::from_pem(&renewed)
+            .unwrap()
+            .serial_number()
+            .to_bn()
+            .unwrap(),
+        X509::from_pem(&first)
+            .unwrap()
+            .serial_number()
+            .to_bn()
+            .unwrap()
+    );
+    let orders = front.with(|s| s.new_orders.clone());
+    let last: serde_json::Value = serde_json::from_str(orders.last().unwrap()).unwrap();
+    assert_eq!(
+        last["replaces"].as_str(),
+        Some(asked[0].as_str()),
+        "the renewal's order names the certificate it replaces: {last}"
     );
 }

@@ -175,11 +175,12 @@ pub(crate) fn run(cmd: AdminCommand) -> ExitCode {
         "orders" => {
             for s in answer["sets"].as_array().into_iter().flatten() {
                 println!(
-                    "{}\tnot_after={}\trenew_at={}\tfailures={}\tin_flight={}{}",
+                    "{}\tnot_after={}\trenew_at={}\tfailures={}\tretry_at={}\tin_flight={}{}",
                     s["names"],
                     s["not_after"],
                     s["renew_at"],
                     s["failures"],
+                    s["retry_at"],
                     s["in_flight"],
                     s["last_error"]
                         .as_str()

@@ -8,6 +8,7 @@
 
 #![allow(missing_debug_implementations)] // test support: handles and fixtures, nothing to print
 
+pub mod acme_front;
 pub mod certs;
 pub mod examples;
 pub mod net;

@@ -164,6 +164,12 @@ impl Pebble {
         listening(self.port, "pebble");
     }
 
+    /// The certificate and key pebble's API serves (signed by [`api_ca`](Self::api_ca)).
+    pub fn api_cert_files(&self) -> (PathBuf, PathBuf) {
+        let d = self.dir.path();
+        (d.join("api.pem"), d.join("api.key"))
+    }
+
     /// Pebble's process id (to freeze it: a CA that stops answering).
     pub fn pid(&self) -> i32 {
         self.pebble.as_ref().map_or(0, |c| c.id() as i32)

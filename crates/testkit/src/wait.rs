@@ -15,6 +15,20 @@ pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
+/// Polls `f` every 10 ms until it gives a value or `limit` passes.
+pub fn until<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Waits until something accepts TCP connections on 127.0.0.1:`port` (at most 5 s); panics
 /// naming `what` otherwise.
 pub fn listening(port: u16, what: &str) {

@@ -314,6 +314,7 @@ fn orders(shared: &Shared) -> Value {
                 "not_after": secs(s.not_after),
                 "renew_at": secs(s.renew_at),
                 "failures": s.failures,
+                "retry_at": secs(s.retry_at),
                 "last_error": s.last_error,
                 "in_flight": s.in_flight,
             })
