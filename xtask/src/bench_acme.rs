@@ -123,22 +123,25 @@ fn admin(socket: &Path, request: &serde_json::Value) -> Result<serde_json::Value
     Ok(serde_json::from_str(&answer)?)
 }
 
+/// Writes `NAME.toml` in `d`: a proxy on `port` with the demo's names and `[acme]` against
+/// pebble, storing in `d/NAME`, with `extra` settings.
 fn acme_config(
     d: &Path,
+    name: &str,
     p: &Pebble,
     port: u16,
     origin: SocketAddr,
     extra: &str,
 ) -> Result<PathBuf> {
-    let config = d.join("acme.toml");
+    let config = d.join(format!("{name}.toml"));
     std::fs::write(
         &config,
         format!(
             "[server]\nlisten = [\"127.0.0.1:{port}\"]\nworkers = 2\n\n\
              [certificates]\nsources = [\"{}\"]\n\n\
-             [acme]\ndirectory = \"{}\"\nca_bundle = \"{}\"\nstorage = \"acme\"\n\
+             [acme]\ndirectory = \"{}\"\nca_bundle = \"{}\"\nstorage = \"{name}\"\n\
              orders_per_hour = 1000000\n{extra}\n\n\
-             [admin]\nsocket = \"admin.sock\"\n\n\
+             [admin]\nsocket = \"{name}-admin.sock\"\n\n\
              [[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n",
             d.join("ssl_multicert.config").display(),
             p.directory,
@@ -153,7 +156,9 @@ fn acme_config(
 struct Setup {
     proxy: Proxy,
     started: Instant,
-    _pebble: Pebble,
+    /// The port pebble validates HTTP-01 on.
+    http_port: u16,
+    pebble: Pebble,
     dir: tempfile::TempDir,
 }
 
@@ -169,10 +174,11 @@ fn setup(
     demo_files(bin, d, 50)?;
     let list: String = names.iter().map(|n| format!("{n}\n")).collect();
     std::fs::write(d.join("names.txt"), list)?;
-    let port = free_port()?;
-    let p = Pebble::start(Options::new(port, free_port()?));
+    let (port, http_port) = (free_port()?, free_port()?);
+    let p = Pebble::start(Options::new(port, http_port));
     let config = acme_config(
         d,
+        "acme",
         &p,
         port,
         origin,
@@ -183,65 +189,121 @@ fn setup(
     Ok(Setup {
         proxy,
         started,
-        _pebble: p,
+        http_port,
+        pebble: p,
         dir,
     })
 }
 
+/// Certificates stored in `dir` whose file name ends with `suffix`.
+fn stored(dir: &Path, suffix: &str) -> usize {
+    std::fs::read_dir(dir).map_or(0, |r| {
+        r.flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(suffix))
+            .count()
+    })
+}
+
+/// Rounds of handshakes on `proxy` while `busy()` holds (only rounds that ran entirely while
+/// it held, and not the first: orders must be under way).
+fn rounds_while(proxy: &Proxy, busy: impl Fn() -> bool, limit: Instant) -> Result<Vec<f64>> {
+    let mut rates = Vec::new();
+    let mut first = true;
+    while busy() {
+        if Instant::now() > limit {
+            bail!("the orders did not finish in 15 minutes");
+        }
+        let l = loadgen::run(&target(proxy.addr, proxy.child.id(), 3.0, None))?;
+        if !first && busy() {
+            rates.push(l.per_cpu_second);
+        }
+        first = false;
+    }
+    Ok(rates)
+}
+
+/// Three phases, each the same 3-s rounds of handshakes on the measured proxy: while it
+/// issues its own names ("during"); while a second proxy issues as many other names from the
+/// same pebble by HTTP-01 ("control": the machine as busy — pebble shares these 2 cores — but
+/// the measured proxy does no ACME work); and idle ("after").
 fn issuance(bin: &Path, root: &Path, origin: SocketAddr, report: &mut String) -> Result<()> {
     let names: Vec<String> = (0..ISSUE).map(|i| format!("n{i:05}.bench.test")).collect();
     // (Held whole: pebble lives as long as it.)
     let run = setup(bin, root, origin, &names, "concurrency = 8")?;
     let (proxy, started, d) = (&run.proxy, run.started, run.dir.path());
-    let pid = proxy.child.id();
+    let limit = started + Duration::from_secs(900);
     let storage = d.join("acme");
-    let stored = || {
-        std::fs::read_dir(&storage).map_or(0, |r| {
-            r.flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".bench.test.pem"))
-                .count()
-        })
-    };
-    let mut during = Vec::new();
-    while stored() < ISSUE {
-        if started.elapsed() > Duration::from_secs(900) {
-            bail!("{} of {ISSUE} issued in 15 minutes", stored());
-        }
-        let before = stored();
-        let l = loadgen::run(&target(proxy.addr, pid, 3.0, None))?;
-        // Only rounds that ran entirely while orders were being made.
-        if before > 0 && stored() < ISSUE {
-            during.push(l.per_cpu_second);
-        }
-    }
+    let during = rounds_while(proxy, || stored(&storage, ".bench.test.pem") < ISSUE, limit)?;
     let total = started.elapsed();
+
+    let others: String = (0..ISSUE)
+        .map(|i| format!("c{i:05}.control.test\n"))
+        .collect();
+    std::fs::write(d.join("control.txt"), others)?;
+    let control_config = acme_config(
+        d,
+        "control",
+        &run.pebble,
+        free_port()?,
+        origin,
+        &format!(
+            "names_file = \"control.txt\"\nconcurrency = 8\nchallenge = \"http-01\"\n\
+             http_listen = \"127.0.0.1:{}\"",
+            run.http_port
+        ),
+    )?;
+    let control_started = Instant::now();
+    let second = spawn(bin, &control_config)?;
+    let control_storage = d.join("control");
+    let control = rounds_while(
+        proxy,
+        || stored(&control_storage, ".control.test.pem") < ISSUE,
+        control_started + Duration::from_secs(900),
+    )?;
+    let control_total = control_started.elapsed();
+    drop(second);
+
     let mut after = Vec::new();
     for _ in 0..5 {
-        after.push(loadgen::run(&target(proxy.addr, pid, 3.0, None))?.per_cpu_second);
+        after.push(loadgen::run(&target(proxy.addr, proxy.child.id(), 3.0, None))?.per_cpu_second);
     }
     let mut orders = order_seconds(&proxy.log);
-    let (rd, ra) = (median(&mut during.clone()), median(&mut after.clone()));
+    let (rd, rc, ra) = (
+        median(&mut during.clone()),
+        median(&mut control.clone()),
+        median(&mut after.clone()),
+    );
     writeln!(
         report,
         "### Issuance: {ISSUE} names against pebble\n\n\
          `edgetls proxy` (2 workers), `[acme] names_file` of {ISSUE} names, TLS-ALPN-01 on its own \
-         listener, 8 orders in flight; pebble (`PEBBLE_VA_NOSLEEP=1`) on the same 2 cores.\n\n\
+         listener, 8 orders in flight; pebble (`PEBBLE_VA_NOSLEEP=1`) on the same 2 cores. Full \
+         handshakes per proxy CPU-second on {NAME} in 3-s rounds: while it issues (during); \
+         while a second proxy issues {ISSUE} other names from the same pebble by HTTP-01 \
+         (control: pebble as busy, the measured proxy doing no ACME work); idle (after).\n\n\
          | | |\n|---|---:|\n\
          | total, start to {ISSUE} stored | {:.1} s |\n\
          | orders logged | {} |\n\
          | per order p50 / p99 | {:.0} / {:.0} ms |\n\
-         | full handshakes per proxy CPU-second on {NAME}, during issuance (median of {} 3-s rounds) | {rd:.0} |\n\
-         | the same after (median of 5) | {ra:.0} |\n\
-         | during / after | **{:.3}** |\n",
+         | the second proxy's {ISSUE} (HTTP-01) | {:.1} s |\n\
+         | during issuance (median of {} rounds) | {rd:.0} |\n\
+         | control (median of {} rounds) | {rc:.0} |\n\
+         | after (median of 5) | {ra:.0} |\n\
+         | during / control: what issuing costs the proxy | **{:.3}** |\n\
+         | during / after: with pebble's own load on these cores | {:.3} |\n",
         total.as_secs_f64(),
         orders.len(),
         pct(&mut orders, 0.5) * 1e3,
         pct(&mut orders, 0.99) * 1e3,
+        control_total.as_secs_f64(),
         during.len(),
+        control.len(),
+        rd / rc,
         rd / ra,
     )?;
     eprintln!(
-        "acme issuance: {ISSUE} in {total:?}, during/after {:.3}",
+        "acme issuance: {ISSUE} in {total:?}, during/control {:.3}, during/after {:.3}",
+        rd / rc,
         rd / ra
     );
     Ok(())
@@ -261,7 +323,7 @@ fn on_demand(bin: &Path, root: &Path, origin: SocketAddr, report: &mut String) -
     )?;
     let (proxy, d) = (&run.proxy, run.dir.path());
     let pid = proxy.child.id();
-    let socket = d.join("admin.sock");
+    let socket = d.join("acme-admin.sock");
     // The configured names are issued at start; then each is renewed through the API: the
     // CA's issuance time as the proxy sees it.
     let until = Instant::now() + Duration::from_secs(120);
