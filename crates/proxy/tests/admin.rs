@@ -362,3 +362,32 @@ fn the_http_endpoint_answers_bearers_of_the_token_only() {
         text(&o.stdout)
     );
 }
+
+/// An admin socket at the control socket's path (`admin.toml` beside `admin.sock`) would take
+/// over the socket upgrades use: refused at load, naming both.
+#[test]
+fn an_admin_socket_on_the_control_sockets_path_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = setup(d.path());
+    let clash = d.path().join("admin.toml");
+    std::fs::rename(&cfg, &clash).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_edgetls"))
+        .args(["proxy", "--check", "--config"])
+        .arg(&clash)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("admin.socket") && err.contains("control socket"),
+        "{err}"
+    );
+    // The same file under another name loads.
+    std::fs::rename(&clash, &cfg).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_edgetls"))
+        .args(["proxy", "--check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

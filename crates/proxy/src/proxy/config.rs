@@ -702,8 +702,20 @@ impl Config {
                     ));
                 }
             };
+            let socket = rel(&a.socket);
+            if std::path::absolute(&socket).ok() == std::path::absolute(&config.control).ok() {
+                return Err(bad(
+                    path,
+                    line_of("[admin]"),
+                    "admin.socket",
+                    format!(
+                        "{}: the control socket's path (upgrades and handovers use it; [server] control, by default the configuration's name with .sock)",
+                        socket.display()
+                    ),
+                ));
+            }
             config.admin = Some(crate::proxy::admin::AdminSection {
-                socket: rel(&a.socket),
+                socket,
                 storage,
                 http,
             });
