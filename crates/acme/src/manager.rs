@@ -207,10 +207,11 @@ impl Acme {
             Err(e) => {
                 // A rate limit: not before the moment the CA named.
                 let held = match e {
+                    // (Without a moment from the CA: the back-off, and the whole pause.)
                     AcmeError::RateLimited { until, .. } => Some(
                         until
                             .and_then(|u| u.duration_since(SystemTime::now()).ok())
-                            .unwrap_or_default()
+                            .unwrap_or(RATE_LIMIT_PAUSE)
                             .min(MAX_RATE_LIMIT_HOLD),
                     ),
                     _ => None,
