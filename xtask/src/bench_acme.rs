@@ -4,8 +4,9 @@
 //! 1. Issuance: `edgetls proxy` with [`ISSUE`] names in `[acme] names_file` (TLS-ALPN-01 on
 //!    its own listener, 8 orders in flight): total time, per-order p50/p99 (from the proxy's
 //!    log), and its full handshakes per proxy CPU-second on a demo name while the orders run,
-//!    against the same after they are done (alternating 3-second rounds are impossible while
-//!    the orders run once; the rounds during and after are each medians).
+//!    while a second proxy issues as many names from the same pebble (control), and after,
+//!    with the Rust load generator and CPython's `ssl` in turn (alternating rounds with and
+//!    without are impossible while the orders run once; each phase's rounds give a median).
 //! 2. On demand: the first handshake for a new allowed name against the same order made
 //!    through `edgetls certs renew` (the CA's issuance time as the proxy sees it), medians of
 //!    [`DEMAND`] names each; then refused names (outside the suffixes) at 1,000 handshakes a
@@ -204,22 +205,45 @@ fn stored(dir: &Path, suffix: &str) -> usize {
     })
 }
 
-/// Rounds of handshakes on `proxy` while `busy()` holds (only rounds that ran entirely while
-/// it held, and not the first: orders must be under way).
-fn rounds_while(proxy: &Proxy, busy: impl Fn() -> bool, limit: Instant) -> Result<Vec<f64>> {
+/// Per-CPU-second rates of one round with each client: the Rust load generator, then
+/// CPython's `ssl` (when python3 is there; `NAN` otherwise).
+fn round(root: &Path, proxy: &Proxy, names_file: &Path) -> Result<[f64; 2]> {
+    let t = target(proxy.addr, proxy.child.id(), 3.0, None);
+    let rust = loadgen::run(&t)?.per_cpu_second;
+    let python = match crate::pyclient::available() {
+        Some(_) => crate::pyclient::run(root, &t, names_file)?.per_cpu_second,
+        None => f64::NAN,
+    };
+    Ok([rust, python])
+}
+
+/// Rounds on `proxy` while `busy()` holds (only rounds that ran entirely while it held, and
+/// not the first: orders must be under way).
+fn rounds_while(
+    root: &Path,
+    proxy: &Proxy,
+    names_file: &Path,
+    busy: impl Fn() -> bool,
+    limit: Instant,
+) -> Result<Vec<[f64; 2]>> {
     let mut rates = Vec::new();
     let mut first = true;
     while busy() {
         if Instant::now() > limit {
             bail!("the orders did not finish in 15 minutes");
         }
-        let l = loadgen::run(&target(proxy.addr, proxy.child.id(), 3.0, None))?;
+        let r = round(root, proxy, names_file)?;
         if !first && busy() {
-            rates.push(l.per_cpu_second);
+            rates.push(r);
         }
         first = false;
     }
     Ok(rates)
+}
+
+/// The median of client `k`'s rates.
+fn median_of(rates: &[[f64; 2]], k: usize) -> f64 {
+    median(&mut rates.iter().map(|r| r[k]).collect::<Vec<_>>())
 }
 
 /// Three phases, each the same 3-s rounds of handshakes on the measured proxy: while it
@@ -233,7 +257,15 @@ fn issuance(bin: &Path, root: &Path, origin: SocketAddr, report: &mut String) ->
     let (proxy, started, d) = (&run.proxy, run.started, run.dir.path());
     let limit = started + Duration::from_secs(900);
     let storage = d.join("acme");
-    let during = rounds_while(proxy, || stored(&storage, ".bench.test.pem") < ISSUE, limit)?;
+    let names_file = d.join("measured-name.txt");
+    std::fs::write(&names_file, format!("{NAME}\n"))?;
+    let during = rounds_while(
+        root,
+        proxy,
+        &names_file,
+        || stored(&storage, ".bench.test.pem") < ISSUE,
+        limit,
+    )?;
     let total = started.elapsed();
 
     let others: String = (0..ISSUE)
@@ -256,7 +288,9 @@ fn issuance(bin: &Path, root: &Path, origin: SocketAddr, report: &mut String) ->
     let second = spawn(bin, &control_config)?;
     let control_storage = d.join("control");
     let control = rounds_while(
+        root,
         proxy,
+        &names_file,
         || stored(&control_storage, ".control.test.pem") < ISSUE,
         control_started + Duration::from_secs(900),
     )?;
@@ -265,13 +299,18 @@ fn issuance(bin: &Path, root: &Path, origin: SocketAddr, report: &mut String) ->
 
     let mut after = Vec::new();
     for _ in 0..5 {
-        after.push(loadgen::run(&target(proxy.addr, proxy.child.id(), 3.0, None))?.per_cpu_second);
+        after.push(round(root, proxy, &names_file)?);
     }
     let mut orders = order_seconds(&proxy.log);
     let (rd, rc, ra) = (
-        median(&mut during.clone()),
-        median(&mut control.clone()),
-        median(&mut after.clone()),
+        median_of(&during, 0),
+        median_of(&control, 0),
+        median_of(&after, 0),
+    );
+    let (pd, pc, pa) = (
+        median_of(&during, 1),
+        median_of(&control, 1),
+        median_of(&after, 1),
     );
     writeln!(
         report,
@@ -286,11 +325,12 @@ fn issuance(bin: &Path, root: &Path, origin: SocketAddr, report: &mut String) ->
          | orders logged | {} |\n\
          | per order p50 / p99 | {:.0} / {:.0} ms |\n\
          | the second proxy's {ISSUE} (HTTP-01) | {:.1} s |\n\
-         | during issuance (median of {} rounds) | {rd:.0} |\n\
-         | control (median of {} rounds) | {rc:.0} |\n\
-         | after (median of 5) | {ra:.0} |\n\
-         | during / control: what issuing costs the proxy | **{:.3}** |\n\
-         | during / after: with pebble's own load on these cores | {:.3} |\n",
+         \n| full handshakes per proxy CPU-second | Rust load generator | CPython `ssl` |\n|---|---:|---:|\n\
+         | during issuance (median of {} rounds) | {rd:.0} | {pd:.0} |\n\
+         | control (median of {} rounds) | {rc:.0} | {pc:.0} |\n\
+         | after (median of 5) | {ra:.0} | {pa:.0} |\n\
+         | during / control: what issuing costs the proxy | **{:.3}** | **{:.3}** |\n\
+         | during / after: with pebble's own load on these cores | {:.3} | {:.3} |\n",
         total.as_secs_f64(),
         orders.len(),
         pct(&mut orders, 0.5) * 1e3,
@@ -299,7 +339,9 @@ fn issuance(bin: &Path, root: &Path, origin: SocketAddr, report: &mut String) ->
         during.len(),
         control.len(),
         rd / rc,
+        pd / pc,
         rd / ra,
+        pd / pa,
     )?;
     eprintln!(
         "acme issuance: {ISSUE} in {total:?}, during/control {:.3}, during/after {:.3}",
@@ -432,14 +474,14 @@ fn admin_api(
         format!(
             "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 2\n\n\
              [certificates]\nsources = [\"{}\"]\n\n\
-             [admin]\nsocket = \"admin.sock\"\nstorage = \"managed\"\n\n\
+             [admin]\nsocket = \"admin-api.sock\"\nstorage = \"managed\"\n\n\
              [[routes]]\nfqdn = \"*\"\norigin = \"{origin}\"\n",
             set.join("certs").display()
         ),
     )?;
     let proxy = spawn(bin, &config)?;
     let pid = proxy.child.id();
-    let socket = d.join("admin.sock");
+    let socket = d.join("admin-api.sock");
     let until = Instant::now() + Duration::from_secs(10);
     while !socket.exists() && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(20));
