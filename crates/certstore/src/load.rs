@@ -202,6 +202,12 @@ fn finish_with(
     carried.failed += report.failed;
     carried.kept.extend(report.kept_ids.iter().copied());
     snapshot.trouble = carried;
+    describe(&snapshot, &mut report, started);
+    (snapshot, report)
+}
+
+/// Fills `report`'s figures about `snapshot` (what it holds, when it expires first).
+fn describe(snapshot: &Snapshot, report: &mut Report, started: Instant) {
     report.loaded = snapshot.entries().len();
     report.names = snapshot.index.exact.len();
     report.wildcards = snapshot.index.wildcard.len();
@@ -210,18 +216,14 @@ fn finish_with(
         .index
         .first_default()
         .map(|d| snapshot.entries()[d as usize].path().to_path_buf());
-    report.nearest_expiry = snapshot
-        .entries()
-        .iter()
-        .filter_map(|e| e.not_after())
-        .min();
+    report.nearest_expiry = snapshot.nearest_expiry;
     report.heap_bytes = snapshot.heap_bytes();
     report.elapsed = started.elapsed();
-    (snapshot, report)
 }
 
 /// A reload after `changed` files were written, reading only the entries that name them: the
-/// directories are not listed again and the other entries' files not looked at. `None` when
+/// directories are not listed again and the other entries' files not looked at; no new
+/// snapshot when nothing changed (`Some((None, _))`). `None` when
 /// that cannot be done (a changed file that no loaded entry names — new, or of an entry that
 /// failed — is for a full reload, which lists the sources).
 pub(crate) fn load_changed(
@@ -229,7 +231,7 @@ pub(crate) fn load_changed(
     opts: &LoadOptions,
     previous: &Snapshot,
     changed: &[PathBuf],
-) -> Option<(Snapshot, Report)> {
+) -> Option<(Option<Snapshot>, Report)> {
     let started = Instant::now();
     // Watchers report absolute paths; a store loaded from relative ones compares in those terms.
     // The entries naming each file come from the snapshot's path map (built once, not a walk
@@ -279,19 +281,33 @@ pub(crate) fn load_changed(
     for &i in &affected {
         carried.kept.remove(&entries[i].id());
     }
-    let mut next: Vec<Arc<Entry>> = entries.to_vec();
     let mut shared = HashMap::new();
+    let mut loaded = Vec::with_capacity(affected.len());
     for &i in &affected {
         // Every affected entry has a previous version: a broken file keeps it (Kept).
-        next[i] = ctx
-            .load_entry(entries[i].spec.clone())
-            .into_entry(&mut report, &mut shared)?;
+        loaded.push(
+            ctx.load_entry(entries[i].spec.clone())
+                .into_entry(&mut report, &mut shared)?,
+        );
     }
     report.replaced_ids = affected
         .iter()
-        .filter(|&&i| !Arc::ptr_eq(&entries[i], &next[i]))
-        .map(|&i| entries[i].id())
+        .zip(&loaded)
+        .filter(|(i, e)| !Arc::ptr_eq(&entries[**i], e))
+        .map(|(&i, _)| entries[i].id())
         .collect();
+    if added.is_empty() && report.replaced_ids.is_empty() {
+        // Nothing new (the reload that follows one's own write, seen by a watcher): the
+        // snapshot stays — no copy of every entry's reference made and dropped for nothing.
+        report.partial = true;
+        report.same_claims = true;
+        describe(previous, &mut report, started);
+        return Some((None, report));
+    }
+    let mut next: Vec<Arc<Entry>> = entries.to_vec();
+    for (&i, e) in affected.iter().zip(loaded) {
+        next[i] = e;
+    }
     if !added.is_empty() {
         // New files: each loaded alone (a broken one: everything is read again, which reports
         // it), placed where reading the directory would put it, the index built anew.
@@ -313,7 +329,8 @@ pub(crate) fn load_changed(
         }
         merged.extend(new.map(|(_, n)| n));
         // Not partial: the new files are to be watched (the caller works out the set again).
-        return Some(finish(merged, ctx.defaults(), report, started, carried));
+        let (snapshot, report) = finish(merged, ctx.defaults(), report, started, carried);
+        return Some((Some(snapshot), report));
     }
     report.partial = true;
     // A certificate replaced for the same names (the common case: a renewal) changes no
@@ -322,9 +339,11 @@ pub(crate) fn load_changed(
     if affected.iter().all(|&i| entries[i].same_claims(&next[i])) {
         let snapshot = Snapshot::replacing(previous, next, &affected);
         report.same_claims = true;
-        return Some(finish_with(snapshot, report, started, carried));
+        let (snapshot, report) = finish_with(snapshot, report, started, carried);
+        return Some((Some(snapshot), report));
     }
-    Some(finish(next, ctx.defaults(), report, started, carried))
+    let (snapshot, report) = finish(next, ctx.defaults(), report, started, carried);
+    Some((Some(snapshot), report))
 }
 
 /// Where the file `abs`, new in a directory source, goes among `entries`, with its spec — the

@@ -17,6 +17,9 @@ pub struct Snapshot {
     /// Entries by the absolute path of each of their files (built on first use; shared while
     /// the entries' files stay where they are).
     pub(crate) by_path: Arc<OnceLock<ByPath>>,
+    /// The soonest notAfter of any chain (kept up to date by partial reloads, which walk the
+    /// entries only when the soonest one was replaced).
+    pub(crate) nearest_expiry: Option<i64>,
 }
 
 /// Entry positions by the bytes of a file's absolute path.
@@ -77,12 +80,14 @@ impl<'a> Selected<'a> {
 impl Snapshot {
     pub(crate) fn new(entries: Vec<Arc<Entry>>, index: Index) -> Self {
         let heap = entries.iter().map(|e| e.heap_bytes()).sum::<usize>() + index.heap_bytes();
+        let nearest_expiry = entries.iter().filter_map(|e| e.not_after()).min();
         Snapshot {
             entries,
             index: Arc::new(index),
             trouble: Trouble::default(),
             heap,
             by_path: Arc::default(),
+            nearest_expiry,
         }
     }
 
@@ -99,7 +104,18 @@ impl Snapshot {
             .map(|&i| previous.entries[i].heap_bytes())
             .sum();
         let new: usize = replaced.iter().map(|&i| entries[i].heap_bytes()).sum();
+        let gone = replaced
+            .iter()
+            .filter_map(|&i| previous.entries[i].not_after())
+            .min();
+        let came = replaced.iter().filter_map(|&i| entries[i].not_after()).min();
+        let nearest_expiry = match (previous.nearest_expiry, gone) {
+            // The soonest may have been replaced: look again.
+            (Some(p), Some(g)) if g <= p => entries.iter().filter_map(|e| e.not_after()).min(),
+            (p, _) => p.into_iter().chain(came).min(),
+        };
         Snapshot {
+            nearest_expiry,
             entries,
             index: Arc::clone(&previous.index),
             trouble: Trouble::default(),
@@ -131,6 +147,7 @@ impl Snapshot {
             heap: 0,
             by_path: Arc::default(),
             trouble: Trouble::default(),
+            nearest_expiry: None,
         }
     }
 

@@ -34,6 +34,9 @@ pub struct CertStore {
     prepared: PreparedCache,
     /// Serializes reloads (a watch and a SIGHUP may race); readers never take it.
     reloading: Mutex<()>,
+    /// Snapshots replaced while readers held them: freed by a later reload, so that a
+    /// handshake letting go of the last reference never pays for freeing 100,000 entries.
+    retired: Arc<Mutex<Vec<Arc<Snapshot>>>>,
 }
 
 impl std::fmt::Debug for CertStore {
@@ -64,6 +67,7 @@ impl CertStore {
             },
             prepared,
             reloading: Mutex::new(()),
+            retired: Arc::default(),
         };
         Ok((store, report))
     }
@@ -81,6 +85,7 @@ impl CertStore {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.current.load_full();
         let (snapshot, report) = load(&self.sources, &self.options, Some(&old))?;
+        drop(old);
         self.publish(snapshot);
         Ok(report)
     }
@@ -94,17 +99,51 @@ impl CertStore {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.current.load_full();
         let (snapshot, report) = match load_changed(&self.sources, &self.options, &old, changed) {
-            Some(done) => done,
+            Some((Some(snapshot), report)) => (snapshot, report),
+            // Nothing changed: the snapshot in force stays.
+            Some((None, report)) => return Ok(report),
             None => load(&self.sources, &self.options, Some(&old))?,
         };
+        drop(old);
         if report.partial {
             // Only the replaced versions went away: no walk over every entry.
-            self.current.store(Arc::new(snapshot));
+            self.retire(self.current.swap(Arc::new(snapshot)));
             self.prepared.forget(&report.replaced_ids);
         } else {
             self.publish(snapshot);
         }
         Ok(report)
+    }
+
+    /// Keeps `old` (a snapshot just replaced) until no reader holds it, then frees it here, on
+    /// the reloading thread; frees those retired before that nobody holds any more.
+    /// A thread sweeps the retired ones every 100 ms while there are any.
+    fn retire(&self, old: Arc<Snapshot>) {
+        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        // (The swap paid arc-swap's debts: readers' guards are counted references now.)
+        retired.retain(|s| Arc::strong_count(s) > 1);
+        if Arc::strong_count(&old) == 1 {
+            return; // freed here
+        }
+        let sweeping = !retired.is_empty();
+        retired.push(old);
+        drop(retired);
+        if sweeping {
+            return;
+        }
+        let list = Arc::clone(&self.retired);
+        let sweep = move || loop {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let mut retired = list.lock().unwrap_or_else(|p| p.into_inner());
+            retired.retain(|s| Arc::strong_count(s) > 1);
+            if retired.is_empty() {
+                return;
+            }
+        };
+        // Without a thread, the next reload frees them.
+        let _ = std::thread::Builder::new()
+            .name("certstore-retire".into())
+            .spawn(sweep);
     }
 
     /// Makes `snapshot` the current one and frees the cached objects of entries it no longer has.
@@ -113,7 +152,7 @@ impl CertStore {
             snapshot.entries().iter().map(|e| e.id()).collect();
         let snapshot = Arc::new(snapshot);
         warm(&snapshot);
-        self.current.store(snapshot);
+        self.retire(self.current.swap(snapshot));
         // Entries that changed or went away are not served any more: free their objects.
         self.prepared.retain(|id| live.contains(&id));
     }

@@ -348,3 +348,25 @@ fn a_new_file_in_a_directory_is_added_without_reading_the_rest() {
         report.problems
     );
 }
+
+/// A change reported for a file whose entry is as loaded (a watcher seeing the write the
+/// reload before it already read) leaves the snapshot in force: nothing is rebuilt.
+#[test]
+fn a_reload_of_unchanged_files_keeps_the_snapshot() {
+    let pki = Pki::new();
+    let a = pki.bundle("a.pem", &pki.ecdsa(&["a.example.com"]));
+    pki.bundle("b.pem", &pki.ecdsa(&["b.example.com"]));
+    let (store, _) = CertStore::load(
+        vec![Source::Dir(pki.dir.path().to_path_buf())],
+        LoadOptions::default(),
+    )
+    .unwrap();
+    let before = store.snapshot();
+    let report = store.reload_changed(std::slice::from_ref(&a)).unwrap();
+    assert_eq!(report.loaded, 2);
+    assert!(Arc::ptr_eq(&before, &store.snapshot()), "the same snapshot");
+    // Written anew: a new snapshot.
+    pki.bundle("a.pem", &pki.ecdsa(&["a.example.com"]));
+    store.reload_changed(&[a]).unwrap();
+    assert!(!Arc::ptr_eq(&before, &store.snapshot()));
+}
