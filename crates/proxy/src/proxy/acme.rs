@@ -323,6 +323,7 @@ pub(crate) fn spawn(section: AcmeSection, state: Arc<AcmeState>) -> std::io::Res
     std::thread::Builder::new()
         .name("acme".into())
         .spawn(move || {
+            crate::proxy::background();
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

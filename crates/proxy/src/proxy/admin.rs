@@ -126,6 +126,7 @@ pub(crate) fn serve(section: &AdminSection, shared: Arc<Shared>) -> std::io::Res
     std::thread::Builder::new()
         .name("edgetls-admin".into())
         .spawn(move || {
+            crate::proxy::background();
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
                 if let Err(e) = answer(conn, &section, &shared) {

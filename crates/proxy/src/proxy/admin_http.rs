@@ -26,6 +26,7 @@ pub(crate) fn serve(
     std::thread::Builder::new()
         .name("edgetls-admin-http".into())
         .spawn(move || {
+            crate::proxy::background();
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
                 if let Err(e) = answer(conn, &token, &section, &shared) {

@@ -549,6 +549,18 @@ pub(crate) fn reload_certificates(
     })
 }
 
+/// Lowers the calling thread's scheduling priority (nice 10): the maintenance threads — file
+/// watching and reloads, the admin API, ACME — give way to the workers whenever a core is
+/// contended, so that a reload or an order never lengthens a handshake. Best effort.
+pub(crate) fn background() {
+    // SAFETY: gettid(2) has no preconditions; setpriority(2) on this thread's own id only
+    // changes its nice value, and its failure (e.g. a seccomp filter) is ignored.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
+}
+
 /// Reloads the certificate store (every source read again, unchanged files reused) and the
 /// policy built on its entries — what a source or a certificate directory's listing changing
 /// needs; the configuration is not read again.

@@ -196,7 +196,10 @@ pub(crate) fn complete(mut armed: Armed, shared: &Shared) -> Ready {
 pub(crate) fn start(ready: Ready, shared: Arc<Shared>) {
     let spawned = std::thread::Builder::new()
         .name("edgetls-watch".into())
-        .spawn(move || run(ready, &shared));
+        .spawn(move || {
+            crate::proxy::background();
+            run(ready, &shared)
+        });
     if let Err(e) = spawned {
         tracing::error!("file watching: {e}; reload with SIGHUP");
     }
