@@ -555,7 +555,7 @@ fn admin_api(
     let mut ratios = Vec::new();
     let (mut failed_with, mut failed_without, mut replaced) = (0, 0, 0);
     let mut rows = String::new();
-    for r in 0..3 {
+    for r in 0..5 {
         let (without, _) = round(false)?;
         let (with, n) = round(true)?;
         failed_with += with.failed;
