@@ -108,7 +108,10 @@ impl Snapshot {
             .iter()
             .filter_map(|&i| previous.entries[i].not_after())
             .min();
-        let came = replaced.iter().filter_map(|&i| entries[i].not_after()).min();
+        let came = replaced
+            .iter()
+            .filter_map(|&i| entries[i].not_after())
+            .min();
         let nearest_expiry = match (previous.nearest_expiry, gone) {
             // The soonest may have been replaced: look again.
             (Some(p), Some(g)) if g <= p => entries.iter().filter_map(|e| e.not_after()).min(),
