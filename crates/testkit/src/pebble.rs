@@ -110,7 +110,18 @@ impl Pebble {
             api_ca: d.join("api-ca.pem"),
             dir,
         };
-        p.resume();
+        // Ports picked free can be taken by a parallel test before pebble binds them: pebble
+        // then exits (or another process answers). Fresh ports until it is up.
+        for attempt in 0.. {
+            if p.launch() {
+                break;
+            }
+            assert!(attempt < 5, "pebble did not start: {}", p.log());
+            p.stop();
+            p.port = free_port();
+            p.management = free_port();
+            p.directory = format!("https://127.0.0.1:{}/dir", p.port);
+        }
         p
     }
 
@@ -125,6 +136,12 @@ impl Pebble {
 
     /// Starts the CA (again).
     pub fn resume(&mut self) {
+        assert!(self.launch(), "pebble did not start: {}", self.log());
+    }
+
+    /// Starts pebble on its ports; whether it is up: both its listeners answer and it is
+    /// still running.
+    fn launch(&mut self) -> bool {
         let d = self.dir.path();
         let mut config = format!(
             "{{\"pebble\": {{\"listenAddress\": \"127.0.0.1:{}\", \"managementListenAddress\": \"127.0.0.1:{}\", \
@@ -161,7 +178,17 @@ impl Pebble {
             .spawn()
             .expect("pebble runs");
         self.pebble = Some(child);
-        listening(self.port, "pebble");
+        let answering = |port: u16| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+        let up = crate::wait::eventually(std::time::Duration::from_secs(5), || {
+            answering(self.port) && answering(self.management)
+        });
+        // (A listener of another process on the ports would leave pebble exited.)
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let running = self
+            .pebble
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+        up && running
     }
 
     /// The certificate and key pebble's API serves (signed by [`api_ca`](Self::api_ca)).
