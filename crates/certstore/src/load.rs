@@ -296,7 +296,17 @@ pub(crate) fn load_changed(
         .filter(|(i, e)| !Arc::ptr_eq(&entries[**i], e))
         .map(|(&i, _)| entries[i].id())
         .collect();
-    if added.is_empty() && report.replaced_ids.is_empty() {
+    // (An entry that was serving its previous version, and is whole again with that same
+    // version, is a change: its trouble ends.)
+    let was_kept = affected
+        .iter()
+        .any(|&i| previous.trouble.kept.contains(&entries[i].id()));
+    if added.is_empty()
+        && report.replaced_ids.is_empty()
+        && report.kept_ids.is_empty()
+        && report.failed == 0
+        && !was_kept
+    {
         // Nothing new (the reload that follows one's own write, seen by a watcher): the
         // snapshot stays — no copy of every entry's reference made and dropped for nothing.
         report.partial = true;
